@@ -1,0 +1,41 @@
+// Stable, typed errors: callers branch on `code`, people read `message`.
+
+export type Overlay2ErrorCode =
+  | 'ERR_NOT_SUPPORTED'       // overlay (or a needed kernel feature) is not available
+  | 'ERR_INCOMPATIBLE_FS'     // the backing filesystem cannot hold overlay layers
+  | 'ERR_MAX_DEPTH'           // the chain is deeper than the mount can take
+  | 'ERR_LAYER_NOT_FOUND'     // no layer with that id (or parent)
+  | 'ERR_LAYER_EXISTS'        // create() of an id that is already there
+  | 'ERR_INVALID_ID'          // an id that cannot name a directory safely
+  | 'ERR_UNSAFE_ARCHIVE'      // a tar entry that would reach outside the layer
+  | 'ERR_BAD_ARCHIVE'         // a malformed, truncated or unsupported tar
+  | 'ERR_BAD_OPTION'          // an unknown or malformed option
+  | 'ERR_QUOTA_NOT_SUPPORTED' // a size limit where project quotas are not available
+  | 'ERR_MOUNT_FAILED';       // the kernel refused the overlay mount
+
+export interface Overlay2ErrorDetails {
+  id?: string;
+  path?: string;
+  option?: string;
+  cause?: unknown;
+}
+
+export class Overlay2Error extends Error {
+  readonly code: Overlay2ErrorCode;
+  readonly id?: string;
+  readonly path?: string;
+  readonly option?: string;
+
+  constructor(code: Overlay2ErrorCode, message: string, details: Overlay2ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'Overlay2Error';
+    this.code = code;
+    if (details.id !== undefined) this.id = details.id;
+    if (details.path !== undefined) this.path = details.path;
+    if (details.option !== undefined) this.option = details.option;
+  }
+}
+
+export function isErrno(e: unknown, code: string): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
+}
