@@ -119,6 +119,8 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 #define SCAN_METACOPY 32
 #define SCAN_NO_RECURSE 64
 
+#define DENTS_CHUNK (32 * 1024) // getdents64 buffer step
+
 // ---------------------------------------------------------------------------------------------
 // Errors shaped like Node's fs errors.
 struct errno_entry { int err; const char *code; const char *desc; };
@@ -653,6 +655,43 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+struct dirent64_raw { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[]; };
+
+static bool dot_or_dotdot(const char *n) { return n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0)); }
+
+static long getdents(int fd, void *buf, size_t size) { return syscall(SYS_getdents64, fd, buf, size); }
+
+// direntTypes(path) -> d_type of each entry ("." and ".." excluded), so callers can tell whether the
+// filesystem fills d_type (0 = DT_UNKNOWN).
+static napi_value js_dirent_types(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  char *path = NULL;
+  uint8_t *buf = NULL;
+  napi_value ret = NULL, arr;
+  if (!arg_string(env, argv[0], "path", false, &path)) goto out;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) { throw_errno(env, errno, "open", path, NULL); goto out; }
+  if (!(buf = malloc(DENTS_CHUNK))) { close(fd); throw_errno(env, ENOMEM, "getdents64", path, NULL); goto out; }
+  napi_create_array(env, &arr);
+  uint32_t idx = 0;
+  for (;;) {
+    long n = getdents(fd, buf, DENTS_CHUNK);
+    if (n < 0) { int err = errno; close(fd); throw_errno(env, err, "getdents64", path, NULL); goto out; }
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      struct dirent64_raw *d = (struct dirent64_raw *)(buf + off);
+      if (!dot_or_dotdot(d->d_name)) napi_set_element(env, arr, idx++, number(env, d->d_type));
+      off += d->d_reclen;
+    }
+  }
+  close(fd);
+  ret = arr;
+out:
+  free(path);
+  free(buf);
+  return ret;
+}
+
 // ---------------------------------------------------------------------------------------------
 // *at operations
 
@@ -949,7 +988,6 @@ static int entry_xattrs(uint32_t sflags, int dirfd, const char *name, int fd, st
 // lives in the handle, so a walk can stop at any batch boundary and resume exactly there.
 
 #define SCAN_MAGIC 0x6f766c32u
-#define DENTS_CHUNK (32 * 1024)
 
 struct level {
   int fd;
@@ -1041,12 +1079,6 @@ static int fail(struct scan *s, struct failure *f, int err, const char *syscall_
   f->path = scan_path(s, name);
   return -1;
 }
-
-static long getdents(int fd, void *buf, size_t size) { return syscall(SYS_getdents64, fd, buf, size); }
-
-struct dirent64_raw { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[]; };
-
-static bool dot_or_dotdot(const char *n) { return n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0)); }
 
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -1457,7 +1489,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fsconfig", js_fsconfig}, {"fsmount", js_fsmount}, {"moveMount", js_move_mount},
     {"lgetxattr", js_lgetxattr}, {"lsetxattr", js_lsetxattr}, {"llistxattr", js_llistxattr},
     {"lremovexattr", js_lremovexattr}, {"fgetxattr", js_fgetxattr}, {"fsetxattr", js_fsetxattr},
-    {"statfs", js_statfs}, {"syncfs", js_syncfs},
+    {"statfs", js_statfs}, {"direntTypes", js_dirent_types}, {"syncfs", js_syncfs},
     {"openat2", js_openat2}, {"mkdirat", js_mkdirat}, {"mknodat", js_mknodat}, {"symlinkat", js_symlinkat},
     {"linkat", js_linkat}, {"unlinkat", js_unlinkat}, {"renameat2", js_renameat2}, {"fchownat", js_fchownat},
     {"fchmodat", js_fchmodat}, {"utimensat", js_utimensat},
@@ -1471,7 +1503,6 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   set_num_prop(env, exports, "UTIME_NOW", (double)UTIME_NOW);
   set_num_prop(env, exports, "UTIME_OMIT", (double)UTIME_OMIT);
-  set_num_prop(env, exports, "RECORD_SIZE", RECORD_SIZE);
   return exports;
 }
 
