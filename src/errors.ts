@@ -10,7 +10,6 @@ export type Overlay2ErrorCode =
   | 'ERR_UNSAFE_ARCHIVE'      // a tar entry that would reach outside the layer
   | 'ERR_BAD_ARCHIVE'         // a malformed, truncated or unsupported tar
   | 'ERR_BAD_OPTION'          // an unknown or malformed option
-  | 'ERR_QUOTA_NOT_SUPPORTED' // a size limit where project quotas are not available
   | 'ERR_MOUNT_FAILED';       // the kernel refused the overlay mount
 
 export interface Overlay2ErrorDetails {

@@ -50,6 +50,8 @@ export interface Shim {
 
   // filesystem facts
   statfs(path: string): StatFs;
+  /** d_type of every entry getdents64 returns for `path` ("." and ".." excluded); 0 = DT_UNKNOWN. */
+  direntTypes(path: string): number[];
   syncfs(fd: number): void;
 
   // *at operations, for work that must stay beneath a directory fd
@@ -75,8 +77,14 @@ export interface Shim {
   /** Closes every fd the scan holds; idempotent. */
   scanClose(handle: ScanHandle): void;
   /** fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW) for `count` NUL-terminated names packed in `names`,
-   *  one record each, in order (nameOff points into `names`); extras go to heap. Returns heap bytes used. */
+   *  one record each, in order (nameOff points into `names`); extras go to heap, packed one after another
+   *  in record order (a record's extra starts at the sum of the earlier records' extraLen). A name that
+   *  cannot be stat'ed gives mode 0, FLAG_FAILED, nlink = its errno. Returns heap bytes used. */
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): number;
+
+  /** Special nanosecond values for utimensat: set that time to now / leave it unchanged. */
+  readonly UTIME_NOW: number;
+  readonly UTIME_OMIT: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

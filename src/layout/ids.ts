@@ -1,0 +1,50 @@
+// Layer ids name directories in the driver home; link ids name the short symlinks in l/.
+import { randomBytes } from 'node:crypto';
+import { Overlay2Error } from '../errors.js';
+
+/** Length of the random link names in l/: short enough that 128 of them fit a mount page (moby's idLength). */
+export const LINK_ID_LENGTH = 26;
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** A fresh link id: 26 characters of RFC 4648 base32, as moby's overlayutils.GenerateID makes them. */
+export function generateLinkId(): string {
+  const bytes = randomBytes(Math.ceil((LINK_ID_LENGTH * 5) / 8));
+  let bits = 0, value = 0, out = '';
+  for (const b of bytes) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5 && out.length < LINK_ID_LENGTH) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out;
+}
+
+/** True for strings that look like a link id this driver or Docker wrote. */
+export function isLinkId(s: string): boolean {
+  return /^[A-Z2-7]{26}$/.test(s);
+}
+
+/**
+ * Throws ERR_INVALID_ID unless `id` can safely name a layer directory in the home: not empty, not
+ * "." / "..", no "/" or NUL, at most 255 bytes, not "l" (the link directory) and not starting with
+ * "." (names the driver keeps for its own bookkeeping, which Docker's ids never use).
+ */
+export function validateId(id: unknown, what = 'layer id'): asserts id is string {
+  const bad = (why: string): never => {
+    throw new Overlay2Error('ERR_INVALID_ID', `overlay2: invalid ${what} ${JSON.stringify(id)}: ${why}`, {
+      id: typeof id === 'string' ? id : String(id),
+    });
+  };
+  if (typeof id !== 'string') bad('not a string');
+  const s = id as string;
+  if (s.length === 0) bad('empty');
+  if (s === '.' || s === '..') bad('a dot name');
+  if (s.includes('/')) bad('contains "/"');
+  if (s.includes('\0')) bad('contains NUL');
+  if (Buffer.byteLength(s) > 255) bad('longer than 255 bytes');
+  if (s === 'l') bad('"l" is the link directory');
+  if (s.startsWith('.')) bad('names starting with "." are reserved');
+}

@@ -1,0 +1,45 @@
+// Overlay mount options, built as moby builds them (index=off, userxattr, lowerdir/upperdir/workdir,
+// SELinux context=), plus redirect_dir=off and metacopy=off: with those the kernel never writes
+// redirects or metacopy files into our upper dirs, so the native diff can trust the upper dir alone.
+import type { Features } from '../features.js';
+
+/** The leading options every overlay mount of this driver carries, in moby's order. */
+export function baseOptions(f: Pick<Features, 'indexOff' | 'userxattr' | 'redirectDirOff' | 'metacopyOff'>): string[] {
+  const opts: string[] = [];
+  if (f.indexOff) opts.push('index=off');
+  if (f.userxattr) opts.push('userxattr');
+  if (f.redirectDirOff) opts.push('redirect_dir=off');
+  if (f.metacopyOff) opts.push('metacopy=off');
+  return opts;
+}
+
+/** Go's %q for the characters an SELinux label can hold. */
+function goQuote(s: string): string {
+  return '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
+}
+
+/** go-selinux's label.FormatMountLabel: appends context="LABEL" only when SELinux is enabled. */
+export function formatMountLabel(src: string, mountLabel: string | undefined, selinuxEnabled: boolean): string {
+  if (!selinuxEnabled || !mountLabel) return src;
+  return src === '' ? `context=${goQuote(mountLabel)}` : `${src},context=${goQuote(mountLabel)}`;
+}
+
+export interface OverlayLayers {
+  /** lower dirs, topmost first */
+  lowers: string[];
+  /** upper and work dirs; absent for a read-only mount */
+  upper?: string;
+  work?: string;
+}
+
+/** The mount(2) data string: "index=off,...,lowerdir=A:B,upperdir=U,workdir=W[,context=...]". */
+export function mountData(base: string[], layers: OverlayLayers, mountLabel: string | undefined, selinuxEnabled: boolean): string {
+  let opts = base.map((o) => o + ',').join('') + 'lowerdir=' + layers.lowers.join(':');
+  if (layers.upper !== undefined) opts += ',upperdir=' + layers.upper + ',workdir=' + layers.work;
+  return formatMountLabel(opts, mountLabel, selinuxEnabled);
+}
+
+/** Characters the legacy option string cannot carry unescaped in a path. */
+export function pathFitsMountData(p: string): boolean {
+  return !/[,:\\\n]/.test(p);
+}
