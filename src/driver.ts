@@ -89,8 +89,7 @@ export class Overlay2Driver {
   /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
   private async recover(): Promise<void> {
     await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
-    const { removeStaleStaging } = await import('./diff/apply.js');
-    for (const id of await this.store.listLayers()) await removeStaleStaging(this.store.dir(id));
+    for (const id of await this.store.listLayers()) await this.store.removeStaleStaging(id);
     for (const name of await fsp.readdir(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
       try {

@@ -20,6 +20,8 @@ export const DIFF_DIR = 'diff';
 export const WORK_DIR = 'work';
 export const MERGED_DIR = 'merged';
 export const PARTIAL_DIR = '.partial';
+/** applyDiff extracts into HOME/<id>/.staging-diff-* and swaps it with diff/ when complete. */
+export const STAGING_PREFIX = '.staging-diff-';
 
 export class LayerStore {
   constructor(readonly home: string) {}
@@ -95,6 +97,17 @@ export class LayerStore {
   async idOfLowerEntry(entry: string): Promise<string> {
     const target = await fsp.readlink(join(this.home, entry));
     return dirname(target).split('/').pop() ?? '';
+  }
+
+  /** Removes staging dirs an interrupted applyDiff left in a layer; returns how many. */
+  async removeStaleStaging(id: string): Promise<number> {
+    let removed = 0;
+    for (const name of await fsp.readdir(this.dir(id))) {
+      if (!name.startsWith(STAGING_PREFIX)) continue;
+      await fsp.rm(join(this.dir(id), name), { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
   }
 
   /** Every layer id in the home (directories with a link file), sorted. */
