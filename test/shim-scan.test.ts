@@ -1,0 +1,502 @@
+// The shim's batched scanner and lookupBatch against real trees: every record field is checked
+// against fs.lstatSync, the order against a sorted pre-order walk, and resumption across batches.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { loadShim, type ScanHandle, type ScanBatch, type ShimError } from '../src/native/shim.js';
+import * as C from '../src/native/constants.js';
+
+const shim = loadShim();
+const isRoot = process.getuid?.() === 0;
+const rootTest = isRoot ? test : test.skip;
+if (!isRoot) console.log('!! shim-scan.test: not root — trusted.* xattr, caps and device-node tests are SKIPPED');
+
+// Scan flags and record flags (assembly/records.ts), restated here on purpose: this test checks the
+// C side against the contract text, not against another mirror.
+const SCAN_SORTED = 1, SCAN_OPAQUE = 2, SCAN_USER_XATTR = 4, SCAN_CAPS = 8, SCAN_REDIRECT = 16,
+  SCAN_METACOPY = 32, SCAN_NO_RECURSE = 64;
+const FLAG_OPAQUE = 1, FLAG_REDIRECT = 2, FLAG_METACOPY = 4, FLAG_CAPS = 8, FLAG_FAILED = 0x8000;
+const RECORD_SIZE = 64;
+const ALL_XATTRS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
+
+interface Rec {
+  ino: bigint; size: bigint; mtimeSec: bigint; mtimeNsec: number; mode: number; uid: number; gid: number;
+  nlink: number; dev: number; rdev: number; nameOff: number; nameLen: number; extraLen: number;
+  depth: number; flags: number; name: string; extra: Buffer;
+}
+
+/** Reads `count` records; names (and extras right after them) from `heap`, or names from `names`
+ *  and extras packed in record order in `heap` (lookup batches). */
+function readRecords(records: Uint8Array, heap: Uint8Array, count: number, names?: Uint8Array): Rec[] {
+  const dv = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  const out: Rec[] = [];
+  let extraAt = 0;
+  for (let i = 0; i < count; i++) {
+    const o = i * RECORD_SIZE;
+    const nameOff = dv.getUint32(o + 52, true), nameLen = dv.getUint16(o + 56, true), extraLen = dv.getUint16(o + 58, true);
+    const nameSrc = names ?? heap;
+    const extraOff = names ? extraAt : nameOff + nameLen;
+    extraAt += extraLen;
+    out.push({
+      ino: dv.getBigUint64(o, true), size: dv.getBigInt64(o + 8, true), mtimeSec: dv.getBigInt64(o + 16, true),
+      mtimeNsec: dv.getUint32(o + 24, true), mode: dv.getUint32(o + 28, true), uid: dv.getUint32(o + 32, true),
+      gid: dv.getUint32(o + 36, true), nlink: dv.getUint32(o + 40, true), dev: dv.getUint32(o + 44, true),
+      rdev: dv.getUint32(o + 48, true), nameOff, nameLen, extraLen, depth: dv.getUint16(o + 60, true),
+      flags: dv.getUint16(o + 62, true),
+      name: Buffer.from(nameSrc.subarray(nameOff, nameOff + nameLen)).toString('utf8'),
+      extra: Buffer.from(heap.subarray(extraOff, extraOff + extraLen)),
+    });
+  }
+  return out;
+}
+
+/** A record with its relative path rebuilt from the depth stack. */
+interface Entry extends Rec { path: string }
+
+function withPaths(recs: Rec[], stack: string[] = []): Entry[] {
+  return recs.map((r) => {
+    stack.length = r.depth - 1;
+    stack.push(r.name);
+    return { ...r, path: stack.join('/') };
+  });
+}
+
+function scanAll(root: string, flags: number, recordSlots = 1024, heapBytes = 1 << 20): Entry[] {
+  const h = shim.scanOpen(C.AT_FDCWD, root, flags);
+  try {
+    const records = new Uint8Array(recordSlots * RECORD_SIZE), heap = new Uint8Array(heapBytes);
+    const all: Entry[] = [];
+    const stack: string[] = [];
+    for (;;) {
+      const b = shim.scanNextSync(h, records, heap);
+      assert.ok(b.count <= recordSlots && b.heapUsed <= heapBytes);
+      all.push(...withPaths(readRecords(records, heap, b.count), stack));
+      if (b.done) return all;
+      assert.ok(b.count > 0, 'a batch that is not the last one carries records');
+    }
+  } finally { shim.scanClose(h); }
+}
+
+function scanNextAsync(h: ScanHandle, records: Uint8Array, heap: Uint8Array): Promise<ScanBatch> {
+  return new Promise((resolve, reject) => shim.scanNext(h, records, heap, (err, b) => (err ? reject(err) : resolve(b))));
+}
+
+/** The kernel's 32-bit device encoding from the glibc dev_t Node reports. */
+function dev32(d: bigint): number {
+  const major = Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+  const minor = Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+  return ((major << 20) | minor) >>> 0;
+}
+
+/** Go's filepath.Walk order: pre-order, each directory's names in byte order, symlinks not followed. */
+function expectedWalk(root: string, rel = '', out: string[] = [], recurse = true): string[] {
+  const names = fs.readdirSync(join(root, rel), { encoding: 'buffer' }).sort(Buffer.compare).map((b) => b.toString('utf8'));
+  for (const n of names) {
+    const p = rel ? `${rel}/${n}` : n;
+    out.push(p);
+    if (recurse && fs.lstatSync(join(root, p)).isDirectory()) expectedWalk(root, p, out);
+  }
+  return out;
+}
+
+function expectError(fn: () => unknown, code: string, syscall?: string): ShimError {
+  let caught: unknown;
+  try { fn(); } catch (e) { caught = e; }
+  assert.ok(caught instanceof Error, `expected ${code}, got no error`);
+  const e = caught as ShimError;
+  assert.is(e.code, code, e.message);
+  assert.is(e.errno, -(os.constants.errno as Record<string, number>)[code]);
+  if (syscall) assert.is(e.syscall, syscall);
+  return e;
+}
+
+let base = '';
+let tree = '';
+// A v2 file capability: magic|flags (VFS_CAP_REVISION_2) then permitted/inheritable for two 32-bit words.
+const CAPS = Buffer.alloc(20);
+CAPS.writeUInt32LE(0x02000000, 0);
+CAPS.writeUInt32LE(1 << 13 /* CAP_NET_RAW */, 4);
+const REDIRECT = '/elsewhere/dir';
+
+test.before(() => {
+  base = fs.mkdtempSync(join(os.tmpdir(), 'overlay2-scan-'));
+  fs.chmodSync(base, 0o755);
+  tree = join(base, 'tree');
+  const p = (...s: string[]) => join(tree, ...s);
+  fs.mkdirSync(tree);
+  fs.writeFileSync(p('a.txt'), 'hello');
+  fs.writeFileSync(p('Zupper'), 'byte order puts me first');
+  fs.mkdirSync(p('b'));
+  fs.writeFileSync(p('b', 'c'), 'cc');
+  fs.mkdirSync(p('b', 'd'));
+  fs.writeFileSync(p('b', 'd', 'e'), 'e');
+  fs.writeFileSync(p('b-'), '');
+  fs.writeFileSync(p('b.txt'), 'b.txt');
+  fs.symlinkSync('a.txt', p('link'));
+  fs.symlinkSync('b', p('linkdir'));        // must not be followed
+  fs.symlinkSync('/nonexistent/target', p('dangling'));
+  fs.writeFileSync(p('hard1'), 'linked');
+  fs.linkSync(p('hard1'), p('hard2'));
+  fs.mkdirSync(p('empty'));
+  fs.mkdirSync(p('deep', '1', '2', '3'), { recursive: true });
+  fs.writeFileSync(p('deep', '1', '2', '3', 'leaf'), 'x'.repeat(4097));
+  fs.writeFileSync(p('été'), 'multi-byte name');
+  spawnSync('mkfifo', [p('fifo')]);
+  fs.mkdirSync(p('udir'));
+  fs.utimesSync(p('a.txt'), 1_600_000_000.25, 1_700_000_000.123456);
+  if (isRoot) {
+    const dfd = fs.openSync(tree, 'r');
+    try {
+      shim.mknodat(dfd, 'whiteout', fs.constants.S_IFCHR | 0o600, 0, 0);
+      shim.mknodat(dfd, 'nulldev', fs.constants.S_IFCHR | 0o666, 1, 3);
+      shim.mknodat(dfd, 'blockdev', fs.constants.S_IFBLK | 0o600, 259, 1048575); // minor needs all 20 bits
+    } finally { fs.closeSync(dfd); }
+    fs.mkdirSync(p('opaque'));
+    fs.writeFileSync(p('opaque', 'inside'), '');
+    shim.lsetxattr(p('opaque'), 'trusted.overlay.opaque', 'y', 0);
+    fs.mkdirSync(p('notopaque'));
+    shim.lsetxattr(p('notopaque'), 'trusted.overlay.opaque', 'x', 0); // "x" is not "y"
+    fs.mkdirSync(p('redirected'));
+    shim.lsetxattr(p('redirected'), 'trusted.overlay.redirect', REDIRECT, 0);
+    fs.writeFileSync(p('capfile'), 'binary');
+    shim.lsetxattr(p('capfile'), 'security.capability', CAPS, 0);
+    fs.writeFileSync(p('meta'), '');
+    shim.lsetxattr(p('meta'), 'trusted.overlay.metacopy', Buffer.alloc(0), 0);
+    fs.chownSync(p('b', 'c'), 4242, 4343);
+  }
+  shim.lsetxattr(p('udir'), 'user.overlay.opaque', 'y', 0);
+});
+
+test.after(() => { fs.rmSync(base, { recursive: true, force: true }); });
+
+function checkAgainstLstat(root: string, e: Entry) {
+  const st = fs.lstatSync(join(root, e.path), { bigint: true });
+  const where = `${e.path}: `;
+  assert.is(e.ino, st.ino, where + 'ino');
+  assert.is(e.mode, Number(st.mode), where + 'mode');
+  assert.is(e.uid, Number(st.uid), where + 'uid');
+  assert.is(e.gid, Number(st.gid), where + 'gid');
+  assert.is(e.nlink, Number(st.nlink), where + 'nlink');
+  assert.is(e.size, st.size, where + 'size');
+  assert.is(e.mtimeSec * 1_000_000_000n + BigInt(e.mtimeNsec), st.mtimeNs, where + 'mtime');
+  assert.is(e.dev, dev32(st.dev), where + 'dev');
+  const isDev = st.isCharacterDevice() || st.isBlockDevice();
+  assert.is(e.rdev, isDev ? dev32(st.rdev) : 0, where + 'rdev');
+  assert.is(e.depth, e.path.split('/').length, where + 'depth');
+}
+
+test('sorted scan: pre-order byte order, every field equals lstat', () => {
+  const got = scanAll(tree, SCAN_SORTED);
+  assert.equal(got.map((e) => e.path), expectedWalk(tree));
+  for (const e of got) checkAgainstLstat(tree, e);
+  for (const e of got) { assert.is(e.flags, 0, e.path); assert.is(e.extraLen, 0, e.path); }
+  const paths = got.map((e) => e.path);
+  assert.is(paths[0], 'Zupper');
+  assert.ok(paths.indexOf('b/d/e') < paths.indexOf('b-'), 'a directory is walked before its next sibling');
+  assert.not.ok(paths.some((p) => p.startsWith('linkdir/')), 'symlinked directory not followed');
+  const a = got.find((e) => e.path === 'a.txt')!;
+  assert.is(a.mtimeSec, 1_700_000_000n);
+  assert.ok(Math.abs(a.mtimeNsec - 123_456_000) < 1000, String(a.mtimeNsec));
+  assert.is(a.size, 5n);
+  const h1 = got.find((e) => e.path === 'hard1')!, h2 = got.find((e) => e.path === 'hard2')!;
+  assert.is(h1.ino, h2.ino);
+  assert.is(h1.nlink, 2);
+  assert.is(got.find((e) => e.path === 'fifo')!.mode & 0o170000, 0o010000);
+  assert.ok(got.some((e) => e.path === 'été'), 'a multi-byte name comes back as its bytes');
+});
+
+rootTest('device numbers use the kernel encoding major<<20|minor; a whiteout is char 0/0', () => {
+  const got = scanAll(tree, SCAN_SORTED);
+  const by = (p: string) => got.find((e) => e.path === p)!;
+  assert.is(by('whiteout').mode & 0o170000, 0o020000);
+  assert.is(by('whiteout').rdev, 0);
+  assert.is(by('nulldev').rdev, (1 << 20) | 3);
+  assert.is(by('blockdev').rdev, ((259 << 20) | 1048575) >>> 0);
+  assert.is(by('b/c').uid, 4242);
+  assert.is(by('b/c').gid, 4343);
+});
+
+rootTest('xattr flags: opaque, redirect (extra), metacopy, caps (extra); only when asked', () => {
+  const got = scanAll(tree, SCAN_SORTED | ALL_XATTRS);
+  assert.equal(got.map((e) => e.path), expectedWalk(tree));
+  const by = (p: string) => got.find((e) => e.path === p)!;
+  assert.is(by('opaque').flags, FLAG_OPAQUE);
+  assert.is(by('notopaque').flags, 0);
+  assert.is(by('redirected').flags, FLAG_REDIRECT);
+  assert.is(by('redirected').extra.toString(), REDIRECT);
+  assert.is(by('meta').flags, FLAG_METACOPY);
+  assert.is(by('capfile').flags, FLAG_CAPS);
+  assert.equal(by('capfile').extra, CAPS);
+  assert.is(by('udir').flags, 0, 'user.overlay.opaque is not read without SCAN_USER_XATTR');
+  const flagged = new Set(['opaque', 'redirected', 'meta', 'capfile']);
+  for (const e of got) if (!flagged.has(e.path)) { assert.is(e.flags, 0, e.path); assert.is(e.extraLen, 0, e.path); }
+  for (const e of got) checkAgainstLstat(tree, e);
+  // Each flag alone.
+  const only = (flag: number) => scanAll(tree, SCAN_SORTED | flag).filter((e) => e.flags !== 0).map((e) => e.path);
+  assert.equal(only(SCAN_OPAQUE), ['opaque']);
+  assert.equal(only(SCAN_REDIRECT), ['redirected']);
+  assert.equal(only(SCAN_METACOPY), ['meta']);
+  assert.equal(only(SCAN_CAPS), ['capfile']);
+  assert.equal(only(0), []);
+});
+
+test('SCAN_USER_XATTR reads user.overlay.opaque', () => {
+  const got = scanAll(tree, SCAN_SORTED | SCAN_OPAQUE | SCAN_USER_XATTR);
+  assert.equal(got.filter((e) => e.flags & FLAG_OPAQUE).map((e) => e.path), ['udir']);
+});
+
+test('SCAN_NO_RECURSE: only the root entries, with xattrs read without opening them', () => {
+  const got = scanAll(tree, SCAN_SORTED | SCAN_NO_RECURSE | SCAN_OPAQUE | SCAN_USER_XATTR);
+  assert.equal(got.map((e) => e.path), expectedWalk(tree, '', [], false));
+  assert.ok(got.every((e) => e.depth === 1));
+  assert.equal(got.filter((e) => e.flags & FLAG_OPAQUE).map((e) => e.path), ['udir']);
+});
+
+test('unsorted scan: the same entries, still pre-order (children right after their directory)', () => {
+  const got = scanAll(tree, 0);
+  assert.equal(got.map((e) => e.path).sort(), expectedWalk(tree).sort());
+  for (let i = 0; i < got.length; i++) {
+    const e = got[i];
+    if (e.depth > 1) {
+      const parent = e.path.slice(0, e.path.lastIndexOf('/'));
+      // Everything between the parent and this entry lies inside the parent.
+      const pi = got.findIndex((x) => x.path === parent);
+      assert.ok(pi >= 0 && pi < i, e.path);
+      for (let k = pi + 1; k < i; k++) assert.ok(got[k].path.startsWith(parent + '/'), `${got[k].path} inside ${parent}`);
+    }
+    checkAgainstLstat(tree, e);
+  }
+});
+
+test('resumption with tiny buffers (3 records, ~300 bytes heap) gives the identical sequence', () => {
+  const flags = SCAN_SORTED | (isRoot ? ALL_XATTRS : 0);
+  const big = scanAll(tree, flags);
+  const small = scanAll(tree, flags, 3, 300);
+  const strip = (e: Entry) => ({ ...e, nameOff: 0 });
+  assert.equal(small.map(strip), big.map(strip));
+  // Heap-bound batches too: a heap that holds only a couple of names.
+  const tiny = scanAll(tree, flags, 1000, 40);
+  assert.equal(tiny.map(strip), big.map(strip));
+});
+
+test('an entry that cannot fit an empty batch throws ENOBUFS; bigger buffers then resume there', () => {
+  const d = join(base, 'longname');
+  fs.mkdirSync(d);
+  fs.writeFileSync(join(d, 'a'), '');
+  fs.writeFileSync(join(d, 'n'.repeat(200)), '');
+  fs.writeFileSync(join(d, 'z'), '');
+  const h = shim.scanOpen(C.AT_FDCWD, d, SCAN_SORTED);
+  try {
+    const rec = new Uint8Array(RECORD_SIZE * 8);
+    let b = shim.scanNextSync(h, rec, new Uint8Array(50));
+    assert.equal([b.count, b.done], [1, false]);
+    const e = expectError(() => shim.scanNextSync(h, rec, new Uint8Array(50)), 'ENOBUFS');
+    assert.ok(e.path?.endsWith('/' + 'n'.repeat(200)), e.path);
+    expectError(() => shim.scanNextSync(h, new Uint8Array(RECORD_SIZE - 1), new Uint8Array(4096)), 'ENOBUFS');
+    const heap = new Uint8Array(4096);
+    b = shim.scanNextSync(h, rec, heap);
+    assert.equal(readRecords(rec, heap, b.count).map((r) => r.name), ['n'.repeat(200), 'z']);
+    assert.is(b.done, true);
+    b = shim.scanNextSync(h, rec, heap);
+    assert.equal([b.count, b.heapUsed, b.done], [0, 0, true]);
+  } finally { shim.scanClose(h); }
+});
+
+test('scanOpen relative to a dirfd; failures name the path', () => {
+  const dfd = fs.openSync(base, 'r');
+  try {
+    const h = shim.scanOpen(dfd, 'tree', SCAN_SORTED | SCAN_NO_RECURSE);
+    const rec = new Uint8Array(RECORD_SIZE * 100), heap = new Uint8Array(8192);
+    const b = shim.scanNextSync(h, rec, heap);
+    shim.scanClose(h);
+    assert.equal(readRecords(rec, heap, b.count).map((r) => r.name), expectedWalk(tree, '', [], false));
+  } finally { fs.closeSync(dfd); }
+  let e = expectError(() => shim.scanOpen(C.AT_FDCWD, join(base, 'missing'), 0), 'ENOENT', 'openat');
+  assert.is(e.path, join(base, 'missing'));
+  e = expectError(() => shim.scanOpen(C.AT_FDCWD, join(tree, 'a.txt'), 0), 'ENOTDIR', 'openat');
+  assert.is(e.path, join(tree, 'a.txt'));
+});
+
+test('a failure deep in the walk names the full path (unreadable dir for a non-root user)', () => {
+  if (!isRoot) { console.log('!! shim-scan.test: needs root to run a scan as another user — SKIPPED body'); return; }
+  const d = join(base, 'perm');
+  fs.mkdirSync(join(d, 'ok', 'locked', 'x'), { recursive: true });
+  fs.chmodSync(d, 0o755);
+  fs.chmodSync(join(d, 'ok'), 0o755);
+  fs.chmodSync(join(d, 'ok', 'locked'), 0o700);
+  const addon = createRequire(import.meta.url).resolve(join(process.cwd(), 'shim', 'build', 'Release', 'overlay2_shim.node'));
+  const script = `
+    const s = require(${JSON.stringify(addon)});
+    const h = s.scanOpen(-100, ${JSON.stringify(d)}, 1);
+    const rec = new Uint8Array(64 * 16), heap = new Uint8Array(4096);
+    const batches = [];
+    for (let i = 0; i < 3; i++) {
+      try { batches.push(s.scanNextSync(h, rec, heap)); }
+      catch (e) { batches.push({ code: e.code, errno: e.errno, syscall: e.syscall, path: e.path }); }
+    }
+    console.log(JSON.stringify(batches));`;
+  const r = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const [first, second, third] = JSON.parse(r.stdout);
+  // The records before the failure come out first ("ok"); the failure follows, and stays.
+  assert.equal(first, { count: 1, heapUsed: 2, done: false });
+  assert.equal(second, { code: 'EACCES', errno: -13, syscall: 'openat', path: join(d, 'ok', 'locked') });
+  assert.equal(third, second);
+});
+
+test('async scanNext yields the same batches as scanNextSync', async () => {
+  const flags = SCAN_SORTED | (isRoot ? ALL_XATTRS : 0);
+  const want = scanAll(tree, flags, 5, 512);
+  const h = shim.scanOpen(C.AT_FDCWD, tree, flags);
+  const got: Entry[] = [];
+  const stack: string[] = [];
+  try {
+    const rec = new Uint8Array(5 * RECORD_SIZE), heap = new Uint8Array(512);
+    for (;;) {
+      const b = await scanNextAsync(h, rec, heap);
+      got.push(...withPaths(readRecords(rec, heap, b.count), stack));
+      if (b.done) break;
+    }
+  } finally { shim.scanClose(h); }
+  assert.equal(got, want);
+});
+
+test('a second scanNext while one is in flight throws EBUSY; scanClose while busy defers', async () => {
+  const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);
+  const rec = new Uint8Array(64 * RECORD_SIZE), heap = new Uint8Array(4096);
+  const first = scanNextAsync(h, rec, heap);
+  expectError(() => shim.scanNext(h, rec, heap, () => { throw new Error('must not run'); }), 'EBUSY', 'scan');
+  expectError(() => shim.scanNextSync(h, rec, heap), 'EBUSY', 'scan');
+  const b = await first;
+  assert.ok(b.count > 0);
+  // Close while a batch is in flight: the batch still completes, then the handle is closed.
+  const second = scanNextAsync(h, rec, heap);
+  shim.scanClose(h);
+  await second;
+  expectError(() => shim.scanNextSync(h, rec, heap), 'EBADF', 'scan');
+});
+
+test('a closed handle throws EBADF (sync and async); scanClose is idempotent', () => {
+  const h = shim.scanOpen(C.AT_FDCWD, tree, 0);
+  shim.scanClose(h);
+  shim.scanClose(h);
+  const rec = new Uint8Array(RECORD_SIZE), heap = new Uint8Array(256);
+  const e = expectError(() => shim.scanNextSync(h, rec, heap), 'EBADF', 'scan');
+  assert.is(e.path, tree);
+  expectError(() => shim.scanNext(h, rec, heap, () => {}), 'EBADF', 'scan');
+});
+
+test('the scan holds one fd per open depth level and closes each when done', () => {
+  const fdCount = () => fs.readdirSync('/proc/self/fd').length;
+  const before = fdCount();
+  const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);
+  const rec = new Uint8Array(RECORD_SIZE), heap = new Uint8Array(256);
+  let maxOpen = 0;
+  for (;;) {
+    const b = shim.scanNextSync(h, rec, heap); // one record at a time
+    maxOpen = Math.max(maxOpen, fdCount() - before);
+    if (b.done) break;
+  }
+  assert.is(fdCount() - before, 0, 'every level closed at the end of the walk');
+  assert.ok(maxOpen >= 4 && maxOpen <= 6, `deep/1/2/3/leaf: root + 4 levels (+ one prepared dir): ${maxOpen}`);
+  shim.scanClose(h);
+  // Closing midway releases everything too.
+  const h2 = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);
+  shim.scanNextSync(h2, new Uint8Array(RECORD_SIZE * 12), new Uint8Array(4096));
+  assert.ok(fdCount() > before);
+  shim.scanClose(h2);
+  assert.is(fdCount(), before);
+});
+
+test('a 2000-entry directory comes out complete and sorted', () => {
+  const d = join(base, 'many');
+  fs.mkdirSync(d);
+  const names: string[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const n = `f${((i * 7919) % 2000).toString(36)}-${'x'.repeat(i % 40)}`;
+    names.push(n);
+    fs.writeFileSync(join(d, n), '');
+  }
+  const got = scanAll(d, SCAN_SORTED, 300, 4096);
+  assert.is(got.length, 2000);
+  assert.equal(got.map((e) => e.name), names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  assert.ok(got.every((e) => e.depth === 1 && (e.mode & 0o170000) === 0o100000));
+  const unsorted = scanAll(d, 0, 300, 4096);
+  assert.equal(unsorted.map((e) => e.name).sort(), [...names].sort());
+});
+
+test('scanning into views of a shared WebAssembly.Memory; records survive memory.grow', () => {
+  // lib ES2022 has no WebAssembly types; the global exists in Node.
+  const WA = (globalThis as any).WebAssembly as { Memory: new (d: object) => { buffer: SharedArrayBuffer; grow(pages: number): number } };
+  const memory = new WA.Memory({ initial: 64, maximum: 1024, shared: true });
+  const sab = memory.buffer;
+  assert.ok(sab instanceof SharedArrayBuffer);
+  const recOff = 65536, recLen = 16 * RECORD_SIZE, heapOff = 2 * 65536, heapLen = 600;
+  const rec = new Uint8Array(sab, recOff, recLen), heap = new Uint8Array(sab, heapOff, heapLen);
+  const flags = SCAN_SORTED | (isRoot ? ALL_XATTRS : 0);
+  const want = scanAll(tree, flags);
+  const h = shim.scanOpen(C.AT_FDCWD, tree, flags);
+  const got: Entry[] = [];
+  const stack: string[] = [];
+  try {
+    for (;;) {
+      const b = shim.scanNextSync(h, rec, heap);
+      memory.grow(1); // the old views stay attached to the (same, larger) shared memory
+      const after = memory.buffer;
+      assert.ok(after.byteLength > sab.byteLength);
+      got.push(...withPaths(readRecords(new Uint8Array(after, recOff, recLen), new Uint8Array(after, heapOff, heapLen), b.count), stack));
+      assert.equal(readRecords(rec, heap, b.count), readRecords(new Uint8Array(after, recOff, recLen), new Uint8Array(after, heapOff, heapLen), b.count));
+      if (b.done) break;
+    }
+  } finally { shim.scanClose(h); }
+  const strip = (e: Entry) => ({ ...e, nameOff: 0 });
+  assert.equal(got.map(strip), want.map(strip));
+  // Nothing was written outside the two regions.
+  const all = new Uint8Array(memory.buffer);
+  assert.ok(all.subarray(0, recOff).every((x) => x === 0));
+  assert.ok(all.subarray(recOff + recLen, heapOff).every((x) => x === 0));
+  assert.ok(all.subarray(heapOff + heapLen).every((x) => x === 0));
+});
+
+test('lookupBatch: one record per name in order, failures inline, extras packed in heap', () => {
+  const list = ['a.txt', 'missing', 'b', 'link', ...(isRoot ? ['capfile', 'redirected', 'opaque', 'whiteout'] : [])];
+  const names = Buffer.from(list.map((n) => n + '\0').join(''));
+  const rec = new Uint8Array(list.length * RECORD_SIZE), heap = new Uint8Array(256);
+  const dfd = fs.openSync(tree, 'r');
+  try {
+    const used = shim.lookupBatch(dfd, names, list.length, rec, heap, isRoot ? ALL_XATTRS : 0);
+    const got = readRecords(rec, heap, list.length, names);
+    assert.equal(got.map((r) => r.name), list);
+    assert.ok(got.every((r) => r.depth === 0));
+    const missing = got[1];
+    assert.equal([missing.mode, missing.flags, missing.nlink], [0, FLAG_FAILED, os.constants.errno.ENOENT]);
+    for (const r of got) if (r !== missing) checkAgainstLstat(tree, { ...r, path: r.name, depth: 1 });
+    if (isRoot) {
+      assert.is(used, CAPS.length + REDIRECT.length);
+      const by = (n: string) => got[list.indexOf(n)];
+      assert.is(by('capfile').flags, FLAG_CAPS);
+      assert.equal(by('capfile').extra, CAPS);
+      assert.is(by('redirected').flags, FLAG_REDIRECT);
+      assert.is(by('redirected').extra.toString(), REDIRECT);
+      assert.is(by('opaque').flags, FLAG_OPAQUE);
+      assert.is(by('whiteout').rdev, 0);
+    } else {
+      assert.is(used, 0);
+    }
+    // Input validation: a '/' in a name, a missing NUL, too few record slots, too little heap.
+    const slash = Buffer.from('b/c\0');
+    expectError(() => shim.lookupBatch(dfd, slash, 1, rec, heap, 0), 'EINVAL');
+    expectError(() => shim.lookupBatch(dfd, Buffer.from('a.txt'), 1, rec, heap, 0), 'EINVAL');
+    expectError(() => shim.lookupBatch(dfd, names, list.length + 1, rec, heap, 0), 'ENOBUFS');
+    if (isRoot) {
+      const one = Buffer.from('capfile\0');
+      expectError(() => shim.lookupBatch(dfd, one, 1, rec, new Uint8Array(4), SCAN_CAPS), 'ENOBUFS');
+    }
+  } finally { fs.closeSync(dfd); }
+});
+
+test.run();

@@ -1,0 +1,447 @@
+// The shim's plain syscalls against the real kernel: every export succeeds once and fails once with
+// a Node-style error (code, negative errno, syscall, path/dest).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { join } from 'node:path';
+import { loadShim, type ShimError } from '../src/native/shim.js';
+import * as C from '../src/native/constants.js';
+
+const shim = loadShim();
+const isRoot = process.getuid?.() === 0;
+const hasOverlay = fs.readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.endsWith('\toverlay'));
+const rootTest = isRoot ? test : test.skip;
+const overlayTest = isRoot && hasOverlay ? test : test.skip;
+if (!isRoot) console.log('!! shim.test: not root — mount, trusted.* xattr, mknod and chown tests are SKIPPED');
+else if (!hasOverlay) console.log('!! shim.test: no overlay filesystem in /proc/filesystems — overlay mount tests are SKIPPED');
+
+let base = '';
+test.before(() => { base = fs.mkdtempSync(join(os.tmpdir(), 'overlay2-shim-')); });
+test.after(() => {
+  // Nothing may stay mounted below base, whatever failed.
+  for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').reverse()) {
+    const target = line.split(' ')[1];
+    if (target && target.startsWith(base + '/')) try { shim.umount2(target, C.MNT_DETACH); } catch { /* already gone */ }
+  }
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+let counter = 0;
+function fresh(): string {
+  const d = join(base, `t${counter++}`);
+  fs.mkdirSync(d);
+  return d;
+}
+
+function expectError(fn: () => unknown, want: { code: string; syscall: string; path?: string; dest?: string }): ShimError {
+  let caught: unknown;
+  try { fn(); } catch (e) { caught = e; }
+  assert.ok(caught instanceof Error, `expected ${want.code} from ${want.syscall}, got no error`);
+  const e = caught as ShimError;
+  assert.is(e.code, want.code, e.message);
+  assert.is(e.errno, -(os.constants.errno as Record<string, number>)[want.code]);
+  assert.is(e.syscall, want.syscall);
+  if ('path' in want) assert.is(e.path, want.path);
+  if ('dest' in want) assert.is(e.dest, want.dest);
+  assert.ok(e.message.startsWith(`${want.code}: `), e.message);
+  assert.ok(e.message.includes(`, ${want.syscall}`), e.message);
+  if (want.path !== undefined) assert.ok(e.message.includes(`'${want.path}'`), e.message);
+  return e;
+}
+
+function isMounted(target: string): boolean {
+  return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === target);
+}
+
+function withDirFd<T>(dir: string, fn: (fd: number) => T): T {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try { return fn(fd); } finally { fs.closeSync(fd); }
+}
+
+/** lower1 (a, shared=lower1), lower2 (b, shared=lower2), upper, work, merged under dir. */
+function overlayDirs(dir: string) {
+  for (const d of ['l1', 'l2', 'u', 'w', 'm']) fs.mkdirSync(join(dir, d));
+  fs.writeFileSync(join(dir, 'l1', 'a'), 'from l1');
+  fs.writeFileSync(join(dir, 'l1', 'shared'), 'l1 wins');
+  fs.writeFileSync(join(dir, 'l2', 'b'), 'from l2');
+  fs.writeFileSync(join(dir, 'l2', 'shared'), 'l2 hidden');
+}
+
+function checkMerged(dir: string) {
+  const m = join(dir, 'm');
+  assert.is(fs.readFileSync(join(m, 'a'), 'utf8'), 'from l1');
+  assert.is(fs.readFileSync(join(m, 'b'), 'utf8'), 'from l2');
+  assert.is(fs.readFileSync(join(m, 'shared'), 'utf8'), 'l1 wins');
+  fs.writeFileSync(join(m, 'new'), 'written');
+  assert.is(fs.readFileSync(join(dir, 'u', 'new'), 'utf8'), 'written');
+  assert.is(shim.statfs(m).type, C.FS_MAGIC.overlay);
+}
+
+// ---- argument checking --------------------------------------------------------------------------
+
+test('bad argument types throw TypeError, strings with NUL are refused', () => {
+  assert.throws(() => (shim.mount as any)(1, '/x', 'tmpfs', 0, null), (e: any) => e.code === 'ERR_INVALID_ARG_TYPE' && e instanceof TypeError);
+  assert.throws(() => (shim.mkdirat as any)('x', 'y', 0o755), (e: any) => e instanceof TypeError);
+  assert.throws(() => (shim.lsetxattr as any)('/x', 'user.a', 42, 0), (e: any) => e instanceof TypeError);
+  assert.throws(() => shim.statfs('/tmp\0/etc'), (e: any) => e.code === 'ERR_INVALID_ARG_VALUE' && e instanceof TypeError);
+  assert.throws(() => (shim.scanNextSync as any)({}, new Uint8Array(64), new Uint8Array(64)), (e: any) => e instanceof TypeError);
+});
+
+test('UTIME_NOW and UTIME_OMIT are exported', () => {
+  assert.is(shim.UTIME_NOW, 2 ** 30 - 1);
+  assert.is(shim.UTIME_OMIT, 2 ** 30 - 2);
+});
+
+// ---- mounting -----------------------------------------------------------------------------------
+
+rootTest('mount a tmpfs, statfs sees it, umount2 removes it; failures name the target', () => {
+  const target = fresh();
+  shim.mount('tmpfs', target, 'tmpfs', C.MS_NOSUID | C.MS_NODEV, 'size=1m,mode=0750');
+  try {
+    assert.ok(isMounted(target));
+    const st = shim.statfs(target);
+    assert.is(st.type, C.FS_MAGIC.tmpfs);
+    assert.is(st.bsize * st.blocks, 1024 * 1024);
+    assert.is(fs.statSync(target).mode & 0o7777, 0o750);
+  } finally {
+    shim.umount2(target, 0);
+  }
+  assert.not.ok(isMounted(target));
+  expectError(() => shim.mount('tmpfs', join(base, 'nope'), 'tmpfs', 0, null), { code: 'ENOENT', syscall: 'mount', path: join(base, 'nope') });
+  expectError(() => shim.mount('x', target, 'no-such-fs', 0, null), { code: 'ENODEV', syscall: 'mount', path: target });
+  expectError(() => shim.umount2(target, 0), { code: 'EINVAL', syscall: 'umount2', path: target });
+});
+
+overlayTest('mount an overlay with mount()', () => {
+  const d = fresh();
+  overlayDirs(d);
+  shim.mount('overlay', join(d, 'm'), 'overlay', 0,
+    `lowerdir=${join(d, 'l1')}:${join(d, 'l2')},upperdir=${join(d, 'u')},workdir=${join(d, 'w')}`);
+  try { checkMerged(d); } finally { shim.umount2(join(d, 'm'), 0); }
+  expectError(() => shim.mount('overlay', join(d, 'm'), 'overlay', 0, `lowerdir=${join(d, 'missing')}`),
+    { code: 'ENOENT', syscall: 'mount', path: join(d, 'm') });
+});
+
+rootTest('umount2 refuses a busy mount (EBUSY) and MNT_DETACH takes it away anyway', () => {
+  const target = fresh();
+  shim.mount('tmpfs', target, 'tmpfs', 0, null);
+  const fd = fs.openSync(join(target, 'held'), 'w');
+  try {
+    expectError(() => shim.umount2(target, 0), { code: 'EBUSY', syscall: 'umount2', path: target });
+    shim.umount2(target, C.MNT_DETACH);
+    assert.not.ok(isMounted(target));
+    fs.writeSync(fd, 'still writable through the detached mount');
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
+overlayTest('new mount API: fsopen("overlay") + fsconfig lowerdir+ + fsmount + moveMount', () => {
+  const d = fresh();
+  overlayDirs(d);
+  const fsfd = shim.fsopen('overlay', C.FSOPEN_CLOEXEC);
+  let mfd = -1;
+  try {
+    shim.fsconfig(fsfd, C.FSCONFIG_SET_STRING, 'lowerdir+', join(d, 'l1'), 0);
+    shim.fsconfig(fsfd, C.FSCONFIG_SET_STRING, 'lowerdir+', join(d, 'l2'), 0);
+    shim.fsconfig(fsfd, C.FSCONFIG_SET_STRING, 'upperdir', join(d, 'u'), 0);
+    shim.fsconfig(fsfd, C.FSCONFIG_SET_STRING, 'workdir', join(d, 'w'), 0);
+    shim.fsconfig(fsfd, C.FSCONFIG_SET_STRING, 'index', 'off', 0);
+    expectError(() => shim.fsconfig(fsfd, C.FSCONFIG_SET_STRING, 'lowerdir+', join(d, 'missing'), 0),
+      { code: 'ENOENT', syscall: 'fsconfig', path: join(d, 'missing') });
+    shim.fsconfig(fsfd, C.FSCONFIG_CMD_CREATE, null, null, 0);
+    mfd = shim.fsmount(fsfd, C.FSMOUNT_CLOEXEC, 0);
+    shim.moveMount(mfd, '', C.AT_FDCWD, join(d, 'm'), C.MOVE_MOUNT_F_EMPTY_PATH);
+  } finally {
+    fs.closeSync(fsfd);
+    if (mfd >= 0) fs.closeSync(mfd);
+  }
+  try { checkMerged(d); } finally { shim.umount2(join(d, 'm'), 0); }
+});
+
+rootTest('new mount API failures: fsopen ENODEV, fsconfig binary/flag, fsmount and moveMount EBADF', () => {
+  expectError(() => shim.fsopen('no-such-fs', 0), { code: 'ENODEV', syscall: 'fsopen' });
+  const target = fresh();
+  const fsfd = shim.fsopen('tmpfs', C.FSOPEN_CLOEXEC);
+  try {
+    // tmpfs takes no binary parameters: the Buffer reaches the kernel and is refused there.
+    const e = expectError(() => shim.fsconfig(fsfd, C.FSCONFIG_SET_BINARY, 'size', Buffer.from([1, 0, 2]), 0),
+      { code: 'EINVAL', syscall: 'fsconfig' });
+    assert.ok(!(e instanceof TypeError));
+    shim.fsconfig(fsfd, C.FSCONFIG_SET_STRING, 'size', '2m', 0);
+    shim.fsconfig(fsfd, C.FSCONFIG_SET_FLAG, 'ro', null, 0);
+    shim.fsconfig(fsfd, C.FSCONFIG_CMD_CREATE, null, null, 0);
+    const mfd = shim.fsmount(fsfd, C.FSMOUNT_CLOEXEC, C.MOUNT_ATTR_RDONLY);
+    try {
+      expectError(() => shim.moveMount(mfd, '', C.AT_FDCWD, join(base, 'nope'), C.MOVE_MOUNT_F_EMPTY_PATH),
+        { code: 'ENOENT', syscall: 'move_mount', path: '', dest: join(base, 'nope') });
+      shim.moveMount(mfd, '', C.AT_FDCWD, target, C.MOVE_MOUNT_F_EMPTY_PATH);
+    } finally { fs.closeSync(mfd); }
+    try {
+      assert.is(shim.statfs(target).type, C.FS_MAGIC.tmpfs);
+      assert.throws(() => fs.writeFileSync(join(target, 'x'), ''), (err: any) => err.code === 'EROFS');
+    } finally { shim.umount2(target, 0); }
+  } finally { fs.closeSync(fsfd); }
+  expectError(() => shim.fsmount(987654, 0, 0), { code: 'EBADF', syscall: 'fsmount' });
+  expectError(() => shim.fsconfig(987654, C.FSCONFIG_CMD_CREATE, null, null, 0), { code: 'EBADF', syscall: 'fsconfig' });
+});
+
+overlayTest('mountAt resolves relative paths against dir and leaves the process cwd alone', () => {
+  const d = fresh();
+  overlayDirs(d);
+  const cwd = process.cwd();
+  shim.mountAt(d, 'overlay', 'm', 'overlay', 0, 'lowerdir=l1:l2,upperdir=u,workdir=w');
+  try {
+    assert.is(process.cwd(), cwd);
+    assert.ok(isMounted(join(d, 'm')));
+    checkMerged(d);
+  } finally { shim.umount2(join(d, 'm'), 0); }
+  assert.is(process.cwd(), cwd);
+  expectError(() => shim.mountAt(join(d, 'missing'), 'overlay', 'm', 'overlay', 0, 'lowerdir=l1'),
+    { code: 'ENOENT', syscall: 'chdir', path: join(d, 'missing') });
+  expectError(() => shim.mountAt(d, 'overlay', 'm', 'overlay', 0, 'lowerdir=nope:l1,upperdir=u,workdir=w'),
+    { code: 'ENOENT', syscall: 'mount', path: 'm' });
+  assert.is(process.cwd(), cwd);
+});
+
+// ---- extended attributes ------------------------------------------------------------------------
+
+test('lsetxattr/lgetxattr round-trip binary values with NUL bytes; absent is null', () => {
+  const f = join(fresh(), 'f');
+  fs.writeFileSync(f, '');
+  const value = Buffer.from([0, 1, 2, 0, 255, 0, 0x79]);
+  shim.lsetxattr(f, 'user.bin', value, 0);
+  assert.equal(shim.lgetxattr(f, 'user.bin'), value);
+  shim.lsetxattr(f, 'user.str', 'héllo', 0);
+  assert.equal(shim.lgetxattr(f, 'user.str'), Buffer.from('héllo'));
+  shim.lsetxattr(f, 'user.empty', Buffer.alloc(0), 0);
+  assert.equal(shim.lgetxattr(f, 'user.empty'), Buffer.alloc(0));
+  const big = Buffer.alloc(3000, 7);
+  shim.lsetxattr(f, 'user.big', big, 0);
+  assert.equal(shim.lgetxattr(f, 'user.big'), big);
+  assert.is(shim.lgetxattr(f, 'user.absent'), null);
+  expectError(() => shim.lsetxattr(f, 'user.bin', 'x', C.XATTR_CREATE), { code: 'EEXIST', syscall: 'lsetxattr', path: f });
+  expectError(() => shim.lgetxattr(f + '.missing', 'user.x'), { code: 'ENOENT', syscall: 'lgetxattr', path: f + '.missing' });
+});
+
+rootTest('trusted.* xattrs (overlay opaque marker) and llistxattr / lremovexattr', () => {
+  const d = join(fresh(), 'd');
+  fs.mkdirSync(d);
+  shim.lsetxattr(d, 'trusted.overlay.opaque', 'y', 0);
+  shim.lsetxattr(d, 'user.other', Buffer.from([0]), 0);
+  assert.equal(shim.lgetxattr(d, 'trusted.overlay.opaque'), Buffer.from('y'));
+  const names = shim.llistxattr(d);
+  assert.ok(names.includes('trusted.overlay.opaque'), names.join());
+  assert.ok(names.includes('user.other'), names.join());
+  shim.lremovexattr(d, 'trusted.overlay.opaque');
+  assert.is(shim.lgetxattr(d, 'trusted.overlay.opaque'), null);
+  assert.not.ok(shim.llistxattr(d).includes('trusted.overlay.opaque'));
+  expectError(() => shim.lremovexattr(d, 'trusted.overlay.opaque'), { code: 'ENODATA', syscall: 'lremovexattr', path: d });
+  expectError(() => shim.llistxattr(d + '-missing'), { code: 'ENOENT', syscall: 'llistxattr', path: d + '-missing' });
+});
+
+test('l* xattr calls do not follow a symlink', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'target'), '');
+  shim.lsetxattr(join(d, 'target'), 'user.t', 'on target', 0);
+  fs.symlinkSync('target', join(d, 'link'));
+  assert.is(shim.lgetxattr(join(d, 'link'), 'user.t'), null);
+  assert.not.ok(shim.llistxattr(join(d, 'link')).includes('user.t'));
+  // The kernel allows no user.* attributes on symlinks: proof the call landed on the link itself.
+  expectError(() => shim.lsetxattr(join(d, 'link'), 'user.t', 'x', 0), { code: 'EPERM', syscall: 'lsetxattr', path: join(d, 'link') });
+});
+
+test('fsetxattr/fgetxattr on an fd', () => {
+  const f = join(fresh(), 'f');
+  const fd = fs.openSync(f, 'w');
+  try {
+    shim.fsetxattr(fd, 'user.fd', Buffer.from([9, 0, 9]), 0);
+    assert.equal(shim.fgetxattr(fd, 'user.fd'), Buffer.from([9, 0, 9]));
+    assert.is(shim.fgetxattr(fd, 'user.none'), null);
+    expectError(() => shim.fsetxattr(fd, 'user.fd', 'x', C.XATTR_CREATE), { code: 'EEXIST', syscall: 'fsetxattr' });
+  } finally { fs.closeSync(fd); }
+  assert.equal(shim.lgetxattr(f, 'user.fd'), Buffer.from([9, 0, 9]));
+  expectError(() => shim.fgetxattr(987654, 'user.fd'), { code: 'EBADF', syscall: 'fgetxattr' });
+});
+
+// ---- filesystem facts ---------------------------------------------------------------------------
+
+test('statfs reports the backing filesystem; fails with ENOENT', () => {
+  const st = shim.statfs(base);
+  const node = fs.statfsSync(base);
+  assert.is(st.type, node.type);
+  assert.is(st.bsize, node.bsize);
+  assert.is(st.blocks, node.blocks);
+  assert.is(st.files, node.files);
+  assert.ok(st.namelen >= 255);
+  assert.ok(st.frsize > 0);
+  for (const k of ['bfree', 'bavail', 'ffree', 'flags'] as const) assert.type(st[k], 'number');
+  expectError(() => shim.statfs(join(base, 'missing')), { code: 'ENOENT', syscall: 'statfs', path: join(base, 'missing') });
+});
+
+test('direntTypes lists d_type per entry', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'f'), '');
+  fs.mkdirSync(join(d, 'sub'));
+  fs.symlinkSync('f', join(d, 'l'));
+  const types = shim.direntTypes(d).sort((a, b) => a - b);
+  assert.equal(types, [4, 8, 10]); // DT_DIR, DT_REG, DT_LNK
+  expectError(() => shim.direntTypes(join(d, 'f')), { code: 'ENOTDIR', syscall: 'open', path: join(d, 'f') });
+});
+
+test('syncfs on an fd; EBADF on a bad one', () => {
+  withDirFd(base, (fd) => shim.syncfs(fd));
+  expectError(() => shim.syncfs(987654), { code: 'EBADF', syscall: 'syncfs' });
+});
+
+// ---- *at operations -----------------------------------------------------------------------------
+
+test('openat2 opens beneath a dirfd; RESOLVE_BENEATH refuses ../ and absolute paths; NO_SYMLINKS refuses links', () => {
+  const d = fresh();
+  fs.mkdirSync(join(d, 'root'));
+  fs.writeFileSync(join(d, 'outside'), 'secret');
+  fs.writeFileSync(join(d, 'root', 'inside'), 'ok');
+  fs.symlinkSync('inside', join(d, 'root', 'link'));
+  withDirFd(join(d, 'root'), (dfd) => {
+    const fd = shim.openat2(dfd, 'inside', C.O_RDONLY | C.O_CLOEXEC, 0, C.RESOLVE_BENEATH);
+    try { assert.is(fs.readFileSync(fd, 'utf8'), 'ok'); } finally { fs.closeSync(fd); }
+    const cfd = shim.openat2(dfd, 'made', C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_CLOEXEC, 0o640, C.RESOLVE_BENEATH);
+    fs.closeSync(cfd);
+    assert.is(fs.statSync(join(d, 'root', 'made')).mode & 0o777, 0o640 & ~process.umask());
+    expectError(() => shim.openat2(dfd, '../outside', C.O_RDONLY, 0, C.RESOLVE_BENEATH), { code: 'EXDEV', syscall: 'openat2', path: '../outside' });
+    expectError(() => shim.openat2(dfd, join(d, 'outside'), C.O_RDONLY, 0, C.RESOLVE_BENEATH), { code: 'EXDEV', syscall: 'openat2', path: join(d, 'outside') });
+    expectError(() => shim.openat2(dfd, 'link', C.O_RDONLY, 0, C.RESOLVE_NO_SYMLINKS), { code: 'ELOOP', syscall: 'openat2', path: 'link' });
+    const lfd = shim.openat2(dfd, 'link', C.O_RDONLY, 0, C.RESOLVE_BENEATH);
+    try { assert.is(fs.readFileSync(lfd, 'utf8'), 'ok'); } finally { fs.closeSync(lfd); }
+  });
+});
+
+test('mkdirat creates; EEXIST when present', () => {
+  const d = fresh();
+  withDirFd(d, (dfd) => {
+    shim.mkdirat(dfd, 'sub', 0o700);
+    assert.ok(fs.statSync(join(d, 'sub')).isDirectory());
+    assert.is(fs.statSync(join(d, 'sub')).mode & 0o777, 0o700);
+    expectError(() => shim.mkdirat(dfd, 'sub', 0o700), { code: 'EEXIST', syscall: 'mkdirat', path: 'sub' });
+  });
+});
+
+rootTest('mknodat makes a whiteout (char 0/0) and a char device with major/minor', () => {
+  const d = fresh();
+  withDirFd(d, (dfd) => {
+    shim.mknodat(dfd, 'wh', fs.constants.S_IFCHR | 0o600, 0, 0);
+    shim.mknodat(dfd, 'null', fs.constants.S_IFCHR | 0o666, 1, 3);
+    shim.mknodat(dfd, 'fifo', fs.constants.S_IFIFO | 0o644, 0, 0);
+    expectError(() => shim.mknodat(dfd, 'wh', fs.constants.S_IFCHR, 0, 0), { code: 'EEXIST', syscall: 'mknodat', path: 'wh' });
+  });
+  const wh = fs.lstatSync(join(d, 'wh'));
+  assert.ok(wh.isCharacterDevice());
+  assert.is(wh.rdev, 0);
+  const nul = fs.lstatSync(join(d, 'null'));
+  assert.ok(nul.isCharacterDevice());
+  assert.is(nul.rdev, fs.statSync('/dev/null').rdev);
+  assert.ok(fs.lstatSync(join(d, 'fifo')).isFIFO());
+});
+
+test('symlinkat and linkat; errors carry path and dest', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'f'), 'x');
+  withDirFd(d, (dfd) => {
+    shim.symlinkat('../anything', dfd, 'sl');
+    assert.is(fs.readlinkSync(join(d, 'sl')), '../anything');
+    expectError(() => shim.symlinkat('t', dfd, 'sl'), { code: 'EEXIST', syscall: 'symlinkat', path: 't', dest: 'sl' });
+    shim.linkat(dfd, 'f', dfd, 'hard', 0);
+    assert.is(fs.statSync(join(d, 'f')).nlink, 2);
+    assert.is(fs.statSync(join(d, 'hard')).ino, fs.statSync(join(d, 'f')).ino);
+    // Without AT_SYMLINK_FOLLOW the link itself is hardlinked.
+    shim.linkat(dfd, 'sl', dfd, 'sl2', 0);
+    assert.ok(fs.lstatSync(join(d, 'sl2')).isSymbolicLink());
+    expectError(() => shim.linkat(dfd, 'missing', dfd, 'x', 0), { code: 'ENOENT', syscall: 'linkat', path: 'missing', dest: 'x' });
+  });
+});
+
+test('unlinkat removes files and (AT_REMOVEDIR) directories', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'f'), '');
+  fs.mkdirSync(join(d, 'sub'));
+  fs.writeFileSync(join(d, 'sub', 'g'), '');
+  withDirFd(d, (dfd) => {
+    shim.unlinkat(dfd, 'f', 0);
+    assert.not.ok(fs.existsSync(join(d, 'f')));
+    expectError(() => shim.unlinkat(dfd, 'sub', C.AT_REMOVEDIR), { code: 'ENOTEMPTY', syscall: 'unlinkat', path: 'sub' });
+    expectError(() => shim.unlinkat(dfd, 'sub', 0), { code: 'EISDIR', syscall: 'unlinkat', path: 'sub' });
+    shim.unlinkat(dfd, 'sub/g', 0);
+    shim.unlinkat(dfd, 'sub', C.AT_REMOVEDIR);
+    assert.not.ok(fs.existsSync(join(d, 'sub')));
+    expectError(() => shim.unlinkat(dfd, 'f', 0), { code: 'ENOENT', syscall: 'unlinkat', path: 'f' });
+  });
+});
+
+test('renameat2: plain, NOREPLACE refuses (EEXIST), EXCHANGE swaps', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'a'), 'A');
+  fs.writeFileSync(join(d, 'b'), 'B');
+  fs.mkdirSync(join(d, 'dir'));
+  withDirFd(d, (dfd) => {
+    expectError(() => shim.renameat2(dfd, 'a', dfd, 'b', C.RENAME_NOREPLACE), { code: 'EEXIST', syscall: 'renameat2', path: 'a', dest: 'b' });
+    shim.renameat2(dfd, 'a', dfd, 'dir', C.RENAME_EXCHANGE);
+    assert.is(fs.readFileSync(join(d, 'dir'), 'utf8'), 'A');
+    assert.ok(fs.statSync(join(d, 'a')).isDirectory());
+    shim.renameat2(dfd, 'b', dfd, 'c', C.RENAME_NOREPLACE);
+    assert.is(fs.readFileSync(join(d, 'c'), 'utf8'), 'B');
+    shim.renameat2(dfd, 'c', dfd, 'dir', 0);
+    assert.is(fs.readFileSync(join(d, 'dir'), 'utf8'), 'B');
+    expectError(() => shim.renameat2(dfd, 'gone', dfd, 'x', C.RENAME_EXCHANGE), { code: 'ENOENT', syscall: 'renameat2', path: 'gone', dest: 'x' });
+  });
+});
+
+rootTest('fchownat changes owners (and the link itself with AT_SYMLINK_NOFOLLOW)', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'f'), '');
+  fs.symlinkSync('f', join(d, 'l'));
+  withDirFd(d, (dfd) => {
+    shim.fchownat(dfd, 'f', 1234, 5678, 0);
+    shim.fchownat(dfd, 'l', 4000000000, 4000000001, C.AT_SYMLINK_NOFOLLOW);
+    expectError(() => shim.fchownat(dfd, 'missing', 0, 0, 0), { code: 'ENOENT', syscall: 'fchownat', path: 'missing' });
+  });
+  const f = fs.statSync(join(d, 'f'));
+  assert.equal([f.uid, f.gid], [1234, 5678]);
+  const l = fs.lstatSync(join(d, 'l'));
+  assert.equal([l.uid, l.gid], [4000000000, 4000000001]);
+});
+
+test('fchmodat sets mode bits; ENOENT on a missing name', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'f'), '');
+  withDirFd(d, (dfd) => {
+    shim.fchmodat(dfd, 'f', 0o4751);
+    expectError(() => shim.fchmodat(dfd, 'missing', 0o644), { code: 'ENOENT', syscall: 'fchmodat', path: 'missing' });
+  });
+  assert.is(fs.statSync(join(d, 'f')).mode & 0o7777, 0o4751);
+});
+
+test('utimensat sets exact times; UTIME_OMIT keeps one; NOFOLLOW touches the link', () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'f'), '');
+  fs.symlinkSync('f', join(d, 'l'));
+  withDirFd(d, (dfd) => {
+    shim.utimensat(dfd, 'f', 1000, 5, 2000, 123456789, 0);
+    let st = fs.statSync(join(d, 'f'), { bigint: true });
+    assert.is(st.atimeNs, 1000n * 1_000_000_000n + 5n);
+    assert.is(st.mtimeNs, 2000n * 1_000_000_000n + 123456789n);
+    shim.utimensat(dfd, 'f', 0, shim.UTIME_OMIT, 3000, 0, 0);
+    st = fs.statSync(join(d, 'f'), { bigint: true });
+    assert.is(st.atimeNs, 1000n * 1_000_000_000n + 5n);
+    assert.is(st.mtimeNs, 3000n * 1_000_000_000n);
+    shim.utimensat(dfd, 'l', 10, 0, 20, 0, C.AT_SYMLINK_NOFOLLOW);
+    assert.is(fs.lstatSync(join(d, 'l')).mtimeMs, 20_000);
+    assert.is(fs.statSync(join(d, 'f')).mtimeMs, 3_000_000);
+    shim.utimensat(dfd, 'f', 0, shim.UTIME_NOW, 0, shim.UTIME_OMIT, 0);
+    assert.ok(fs.statSync(join(d, 'f')).atimeMs > 1_000_000_000_000);
+    expectError(() => shim.utimensat(dfd, 'missing', 0, 0, 0, 0, 0), { code: 'ENOENT', syscall: 'utimensat', path: 'missing' });
+    expectError(() => shim.utimensat(dfd, 'f', 0, 2_000_000_000, 0, 0, 0), { code: 'EINVAL', syscall: 'utimensat', path: 'f' });
+  });
+});
+
+test.run();
