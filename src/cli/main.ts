@@ -77,9 +77,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...args] = g.rest;
   if (!command) usage('missing COMMAND');
   const open = () => Overlay2Driver.init(g.home, g.options);
-  const parse = (options: ParseArgsConfig['options']) => {
+  const parse = (options: ParseArgsConfig['options']): { values: Record<string, string | boolean | undefined>; positionals: string[] } => {
     try {
-      return parseArgs({ args, options, allowPositionals: true, strict: true });
+      const r = parseArgs({ args, options, allowPositionals: true, strict: true });
+      return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
     } catch (e) {
       return usage((e as Error).message);
     }
