@@ -913,31 +913,43 @@ static int xbuf_reserve(struct xbuf *b, size_t n) {
   return 0;
 }
 
-static int have_getxattrat = 1; // cleared once the kernel answers ENOSYS (Linux < 6.13)
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465
+#endif
 
-// One getxattr of entry `name` in `dirfd` without following a final symlink (or of `fd` if >= 0).
-static ssize_t entry_getxattr_raw(int dirfd, const char *name, int fd, const char *xname, void *buf, size_t size) {
-  if (fd >= 0) return fgetxattr(fd, xname, buf, size);
-  if (__atomic_load_n(&have_getxattrat, __ATOMIC_RELAXED)) {
-    struct shim_xattr_args a = {(uint64_t)(uintptr_t)buf, (uint32_t)size, 0};
-    long r = syscall(SYS_getxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, xname, &a, sizeof a);
+static int have_xattrat = 1; // cleared once the kernel answers ENOSYS (getxattrat/listxattrat: Linux 6.13+)
+
+// One getxattr (xname) or listxattr (xname NULL) of entry `name` in `dirfd` without following a
+// final symlink, or of `fd` when fd >= 0. The *xattrat syscalls are ~2.5x cheaper than the
+// /proc/self/fd/N/name path walk older kernels need.
+static ssize_t entry_xattr_raw(int dirfd, const char *name, int fd, const char *xname, void *buf, size_t size) {
+  if (fd >= 0) return xname ? fgetxattr(fd, xname, buf, size) : flistxattr(fd, buf, size);
+  if (__atomic_load_n(&have_xattrat, __ATOMIC_RELAXED)) {
+    long r;
+    if (xname) {
+      struct shim_xattr_args a = {(uint64_t)(uintptr_t)buf, (uint32_t)size, 0};
+      r = syscall(SYS_getxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, xname, &a, sizeof a);
+    } else {
+      r = syscall(SYS_listxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, buf, size);
+    }
     if (r >= 0 || errno != ENOSYS) return r;
-    __atomic_store_n(&have_getxattrat, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&have_xattrat, 0, __ATOMIC_RELAXED);
   }
   char p[64 + NAME_MAX + 1];
   snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dirfd, name);
-  return lgetxattr(p, xname, buf, size);
+  return xname ? lgetxattr(p, xname, buf, size) : llistxattr(p, buf, size);
 }
 
-// Reads attribute xname into b. Returns 1 present (b->len set), 0 absent, -1 error (errno set).
-static int entry_getxattr(int dirfd, const char *name, int fd, const char *xname, struct xbuf *b) {
+// Reads attribute xname (NULL: the name list) into b. Returns 1 present (b->len set), 0 absent
+// (or the filesystem has no xattrs), -1 error (errno set).
+static int entry_xattr(int dirfd, const char *name, int fd, const char *xname, struct xbuf *b) {
   if (xbuf_reserve(b, 256) != 0) return -1;
   for (int attempt = 0; attempt < 8; attempt++) {
-    ssize_t n = entry_getxattr_raw(dirfd, name, fd, xname, b->p, b->cap);
+    ssize_t n = entry_xattr_raw(dirfd, name, fd, xname, b->p, b->cap);
     if (n >= 0) { b->len = (size_t)n; return 1; }
     if (errno == ENODATA || errno == EOPNOTSUPP) return 0;
     if (errno != ERANGE) return -1;
-    n = entry_getxattr_raw(dirfd, name, fd, xname, NULL, 0);
+    n = entry_xattr_raw(dirfd, name, fd, xname, NULL, 0);
     if (n < 0) return (errno == ENODATA || errno == EOPNOTSUPP) ? 0 : -1;
     if (xbuf_reserve(b, (size_t)n + 1) != 0) return -1;
   }
@@ -945,38 +957,54 @@ static int entry_getxattr(int dirfd, const char *name, int fd, const char *xname
   return -1;
 }
 
+static bool list_has(const struct xbuf *list, const char *xname) {
+  size_t want = strlen(xname) + 1;
+  for (size_t i = 0; i < list->len;) {
+    const char *n = (const char *)list->p + i;
+    size_t l = strnlen(n, list->len - i) + 1;
+    if (l == want && memcmp(n, xname, want - 1) == 0) return true;
+    i += l;
+  }
+  return false;
+}
+
 // The xattr part of a record: sets r->flags, copies an extra (caps or redirect) into extra.
-// Returns 0, or -1 with errno set and *which naming the syscall.
+// When two attributes are asked for, one listxattr first spares the gets of absent ones (most
+// entries have neither). bufs: two scratch buffers. Returns 0, or -1 with errno set and *which
+// naming the syscall.
 static int entry_xattrs(uint32_t sflags, int dirfd, const char *name, int fd, struct scan_record *r,
-                        struct xbuf *tmp, struct xbuf *extra, const char **which) {
+                        struct xbuf bufs[2], struct xbuf *extra, const char **which) {
   const char *pfx = (sflags & SCAN_USER_XATTR) ? "user.overlay." : "trusted.overlay.";
-  char xname[64];
-  int got;
+  char flag_name[64] = "", extra_name[64] = "";
+  uint16_t flag_bit = 0, extra_bit = 0;
   extra->len = 0;
-  *which = fd >= 0 ? "fgetxattr" : "lgetxattr";
   if (S_ISDIR(r->mode)) {
-    if (sflags & SCAN_OPAQUE) {
-      snprintf(xname, sizeof xname, "%sopaque", pfx);
-      if ((got = entry_getxattr(dirfd, name, fd, xname, tmp)) < 0) return -1;
-      if (got && tmp->len == 1 && tmp->p[0] == 'y') r->flags |= FLAG_OPAQUE;
-    }
-    if (sflags & SCAN_REDIRECT) {
-      snprintf(xname, sizeof xname, "%sredirect", pfx);
-      if ((got = entry_getxattr(dirfd, name, fd, xname, extra)) < 0) return -1;
-      if (got) r->flags |= FLAG_REDIRECT;
-      else extra->len = 0;
-    }
+    if (sflags & SCAN_OPAQUE) { snprintf(flag_name, sizeof flag_name, "%sopaque", pfx); flag_bit = FLAG_OPAQUE; }
+    if (sflags & SCAN_REDIRECT) { snprintf(extra_name, sizeof extra_name, "%sredirect", pfx); extra_bit = FLAG_REDIRECT; }
   } else if (S_ISREG(r->mode)) {
-    if (sflags & SCAN_METACOPY) {
-      snprintf(xname, sizeof xname, "%smetacopy", pfx);
-      if ((got = entry_getxattr(dirfd, name, fd, xname, tmp)) < 0) return -1;
-      if (got) r->flags |= FLAG_METACOPY;
-    }
-    if (sflags & SCAN_CAPS) {
-      if ((got = entry_getxattr(dirfd, name, fd, "security.capability", extra)) < 0) return -1;
-      if (got) r->flags |= FLAG_CAPS;
-      else extra->len = 0;
-    }
+    if (sflags & SCAN_METACOPY) { snprintf(flag_name, sizeof flag_name, "%smetacopy", pfx); flag_bit = FLAG_METACOPY; }
+    if (sflags & SCAN_CAPS) { strcpy(extra_name, "security.capability"); extra_bit = FLAG_CAPS; }
+  }
+  if (!flag_bit && !extra_bit) return 0;
+  struct xbuf *tmp = &bufs[0], *list = &bufs[1];
+  int got;
+  if (flag_bit && extra_bit) {
+    *which = fd >= 0 ? "flistxattr" : "llistxattr";
+    if ((got = entry_xattr(dirfd, name, fd, NULL, list)) < 0) return -1;
+    if (!got) list->len = 0;
+    if (!list_has(list, flag_name)) flag_bit = 0;
+    if (!list_has(list, extra_name)) extra_bit = 0;
+  }
+  *which = fd >= 0 ? "fgetxattr" : "lgetxattr";
+  if (flag_bit) {
+    if ((got = entry_xattr(dirfd, name, fd, flag_name, tmp)) < 0) return -1;
+    // metacopy: present is enough; opaque: only "y" ("x" marks a dir holding xwhiteouts)
+    if (got && (flag_bit != FLAG_OPAQUE || (tmp->len == 1 && tmp->p[0] == 'y'))) r->flags |= flag_bit;
+  }
+  if (extra_bit) {
+    if ((got = entry_xattr(dirfd, name, fd, extra_name, extra)) < 0) return -1;
+    if (got) r->flags |= extra_bit;
+    else extra->len = 0;
   }
   if (extra->len > UINT16_MAX) { errno = EOVERFLOW; return -1; }
   r->extra_len = (uint16_t)extra->len;
@@ -1015,7 +1043,7 @@ struct scan {
   struct level *levels;
   size_t depth, cap;    // levels[0] is the root; entries of levels[d] have depth d + 1
   struct pending pend;
-  struct xbuf tmp;
+  struct xbuf tmp[2];
   struct failure broken; // a scan error: every later call reports it again
   bool is_broken, closed, busy, close_when_idle;
   // async batch
@@ -1052,7 +1080,8 @@ static void scan_destroy(struct scan *s) {
   free(s->levels);
   free(s->root_path);
   free(s->pend.extra.p);
-  free(s->tmp.p);
+  free(s->tmp[0].p);
+  free(s->tmp[1].p);
   failure_clear(&s->broken);
   failure_clear(&s->out_fail);
   s->magic = 0;
@@ -1190,7 +1219,7 @@ static int scan_prepare(struct scan *s, struct failure *f) {
     }
     const char *which;
     if ((s->flags & (SCAN_OPAQUE | SCAN_REDIRECT | SCAN_METACOPY | SCAN_CAPS)) &&
-        entry_xattrs(s->flags, l->fd, name, p->child_fd, &p->rec, &s->tmp, &p->extra, &which) != 0) {
+        entry_xattrs(s->flags, l->fd, name, p->child_fd, &p->rec, s->tmp, &p->extra, &which) != 0) {
       int err = errno;
       if (p->child_fd >= 0) close(p->child_fd);
       p->child_fd = -1;
@@ -1443,7 +1472,7 @@ static napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
     }
     off += len + 1;
   }
-  struct xbuf tmp = {0}, extra = {0};
+  struct xbuf tmp[2] = {{0}, {0}}, extra = {0};
   size_t used = 0;
   off = 0;
   napi_value ret = NULL;
@@ -1461,7 +1490,7 @@ static napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
       const char *which;
       extra.len = 0;
       if ((flags & (SCAN_OPAQUE | SCAN_REDIRECT | SCAN_METACOPY | SCAN_CAPS)) &&
-          entry_xattrs(flags, dirfd, name, -1, &r, &tmp, &extra, &which) != 0) {
+          entry_xattrs(flags, dirfd, name, -1, &r, tmp, &extra, &which) != 0) {
         throw_errno(env, errno, which, name, NULL);
         goto out;
       }
@@ -1476,7 +1505,8 @@ static napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
   }
   ret = number(env, (double)used);
 out:
-  free(tmp.p);
+  free(tmp[0].p);
+  free(tmp[1].p);
   free(extra.p);
   return ret;
 }
