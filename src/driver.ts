@@ -72,14 +72,17 @@ export class Overlay2Driver {
     const shim = loadShim();
     const root = idMappings.root();
 
-    await fsp.mkdir(home, { recursive: true, mode: 0o701 });
+    // Docker 20.10's modes: the home and layer dirs 0710 (owner: us, group: the remapped root's
+    // group, so a user-namespaced container can traverse them), l/ 0700.
+    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    await fsp.mkdir(home, { recursive: true, mode: 0o710 });
+    await setOwnerMode(home, 0o710, me.uid, root.gid);
     const features = await detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck });
     if (opts.quotaSize > 0 && !features.projectQuota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
         `overlay2: option overlay2.size needs XFS project quotas; ${home} is on ${features.backingFs}`, { option: 'overlay2.size' });
     }
-    await ensureDir(join(home, LINK_DIR), 0o701, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
-    void root;
+    await ensureDir(join(home, LINK_DIR), 0o700, me.uid, me.gid);
 
     const driver = new Overlay2Driver(home, shim, features, opts, idMappings);
     await driver.recover();
@@ -161,7 +164,7 @@ export class Overlay2Driver {
       const linkPath = join(this.store.linkDir(), linkId);
       let linked = false;
       try {
-        await setOwnerMode(tmp, 0o701, me.uid, me.gid);
+        await setOwnerMode(tmp, 0o710, me.uid, root.gid);
         await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
         await fsp.writeFile(join(tmp, LINK_FILE), linkId, { mode: 0o644 });
         if (parent !== '') {

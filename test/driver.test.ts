@@ -22,7 +22,8 @@ test.after(async () => {
 });
 
 test('init creates the home and l/ with moby modes and detects features', async () => {
-  assert.is(statSync(join(home, 'l')).mode & 0o7777, 0o701);
+  assert.is(statSync(home).mode & 0o7777, 0o710);
+  assert.is(statSync(join(home, 'l')).mode & 0o7777, 0o700);
   const status = Object.fromEntries(driver.status());
   assert.is(status['Backing Filesystem'].length > 0, true);
   assert.is(status['Supports d_type'], 'true');
@@ -34,7 +35,7 @@ test('init creates the home and l/ with moby modes and detects features', async 
 test('create of a base layer: Docker layout, empty 0755 diff, no lower/work', async () => {
   await driver.create('base1');
   const dir = join(home, 'base1');
-  assert.is(statSync(dir).mode & 0o7777, 0o701);
+  assert.is(statSync(dir).mode & 0o7777, 0o710);
   assert.is(statSync(join(dir, 'diff')).mode & 0o7777, 0o755);
   assert.equal(await fsp.readdir(join(dir, 'diff')), []);
   const link = readFileSync(join(dir, 'link'), 'utf8');
