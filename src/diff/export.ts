@@ -1,0 +1,590 @@
+// A layer as a tar stream, byte for byte what Docker 20.10's overlay2 Diff writes
+// (pkg/archive TarWithOptions + overlayWhiteoutConverter over Go 1.19's archive/tar):
+//   exportLayer   — native: walks the layer's upper dir, overlay whiteouts become AUFS ones.
+//   exportChanges — naive: a mounted tree plus a change list (deleted paths become whiteouts).
+//
+// Docker's rules, reproduced here (see test/fixtures/export/README.md for how they were checked):
+// - Go filepath.Walk order: each directory's entries in byte order, a directory before its
+//   children, the root itself never; names relative, directories with a trailing "/".
+// - Headers from lstat: mode = permission, setuid/setgid/sticky and c_IS* type bits; mtime in
+//   whole seconds, no atime/ctime; uname/gname looked up for the HOST ids; sockets skipped.
+// - Hard links: a non-directory with nlink > 1 is written in full at its first path, later paths
+//   are typeflag '1' naming the first one.
+// - Only security.capability among xattrs (a revision-3 value cut to revision 2), as PAX.
+// - uid/gid go through the id maps (host → container) except for whiteouts.
+// - An overlay whiteout (char device 0/0) becomes an empty 0600 file ".wh.NAME". The kernel links
+//   all whiteouts to one inode, and Docker's hard-link map runs before the conversion: later
+//   whiteouts keep the first one's original path as a (meaningless) link name. We keep it too.
+// - An opaque directory gets an empty "DIR/.wh..wh..opq" entry (mode = dir mode & 0777, mtime 0,
+//   the directory's owners) right after its own entry. trusted.overlay.* is never exported.
+//
+// Deliberate differences from Docker: Docker logs and skips entries it cannot read or encode
+// (leaving a silently incomplete layer); we fail the stream with the error instead.
+import { Readable } from 'node:stream';
+import { closeSync, constants as fsConstants, lstatSync, openSync, readSync, readlinkSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import type { Change } from './types.js';
+import type { IdMappings } from '../idmap.js';
+import { Overlay2Error } from '../errors.js';
+import { loadShim, type Shim, type ScanHandle } from '../native/shim.js';
+import { AT_FDCWD } from '../native/constants.js';
+import {
+  BLOCK_SIZE, END_OF_ARCHIVE, TYPE_BLOCK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_LINK, TYPE_REG, TYPE_SYMLINK,
+  TarHeaderEncoder, blockPadding, cleanPath, type TarHeader,
+} from '../tar/header.js';
+import { IdNames } from '../tar/names.js';
+
+export interface ExportOptions {
+  /** The opaque marker is user.overlay.opaque instead of trusted.overlay.opaque (rootless). */
+  userxattr: boolean;
+  /** The tar carries container ids (toContainer) — except whiteouts, which keep the kernel's. */
+  idMappings: IdMappings;
+  /** 'docker' (default): only security.capability, like Docker. 'all': every xattr except the
+   *  overlay's own trusted.overlay.* / user.overlay.* bookkeeping. */
+  xattrs?: 'docker' | 'all';
+}
+
+/** Native export: the upper dir of a layer whose parent is its lower, in Docker's layer format. */
+export function exportLayer(upperDir: string, opts: ExportOptions): Readable {
+  return new TarStream(() => new UpperDirSource(upperDir, opts));
+}
+
+/**
+ * Naive export: `changes` (from comparing the layer with its parent) read from `root`, the
+ * layer's mounted tree. Entries come in the same walk order as exportLayer's, and a deleted path
+ * becomes a ".wh.NAME" file where NAME sorts (mode 0600, uid/gid 0, mtime 0), so the tar equals
+ * the native one for the same change set except for whiteout times, owners and stale link names,
+ * and an opaque directory, which appears as whiteouts of its old children instead of a
+ * ".wh..wh..opq" marker. (moby's ExportChanges sorts plain paths and stamps whiteouts with the
+ * current time, atime and ctime; we do not copy that.)
+ */
+export function exportChanges(root: string, changes: Change[], opts: ExportOptions): Readable {
+  return new TarStream(() => new ChangesSource(root, changes, opts));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stream: pulls entries one at a time and packs headers and file data into fresh chunks.
+
+/** One entry to write: its header and, for a regular file with data, where to read it. */
+interface ExportEntry {
+  header: TarHeader;
+  dataPath: Buffer | null;
+}
+
+interface EntrySource {
+  next(): ExportEntry | null;
+  close(): void;
+}
+
+const CHUNK_SIZE = 1 << 20;
+
+class TarStream extends Readable {
+  private source: EntrySource | null = null;
+  private readonly encoder = new TarHeaderEncoder();
+  private pending: Buffer | null = null; // header bytes that did not fit the last chunk
+  private fd = -1;                       // file whose data comes next
+  private dataLeft = 0;
+  private dataPath: Buffer | null = null;
+  private padLeft = 0;
+  private trailerLeft = -1;              // -1 until the entries run out
+
+  constructor(private readonly open: () => EntrySource) {
+    super({ highWaterMark: CHUNK_SIZE });
+  }
+
+  override _read(): void {
+    try {
+      this.source ??= this.open();
+      for (;;) {
+        const chunk = this.fill();
+        if (chunk === null) {
+          this.push(null);
+          return;
+        }
+        if (!this.push(chunk)) return;
+      }
+    } catch (e) {
+      this.destroy(e as Error);
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.closeFile();
+    try {
+      this.source?.close();
+    } catch (e) {
+      err ??= e as Error;
+    }
+    cb(err);
+  }
+
+  /** The next chunk of the archive, or null once the end-of-archive blocks went out. */
+  private fill(): Buffer | null {
+    if (this.trailerLeft === 0) return null;
+    const chunk = Buffer.allocUnsafe(CHUNK_SIZE);
+    let pos = 0;
+    while (pos < CHUNK_SIZE) {
+      if (this.pending !== null) {
+        const n = Math.min(this.pending.length, CHUNK_SIZE - pos);
+        this.pending.copy(chunk, pos, 0, n);
+        pos += n;
+        this.pending = n === this.pending.length ? null : this.pending.subarray(n);
+        continue;
+      }
+      if (this.dataLeft > 0) {
+        pos += this.readData(chunk, pos);
+        continue;
+      }
+      if (this.padLeft > 0) {
+        const n = Math.min(this.padLeft, CHUNK_SIZE - pos);
+        chunk.fill(0, pos, pos + n);
+        pos += n;
+        this.padLeft -= n;
+        continue;
+      }
+      if (this.trailerLeft > 0) {
+        const n = Math.min(this.trailerLeft, CHUNK_SIZE - pos);
+        chunk.fill(0, pos, pos + n);
+        pos += n;
+        this.trailerLeft -= n;
+        continue;
+      }
+      if (this.trailerLeft === 0) break;
+      const entry = this.source!.next();
+      if (entry === null) {
+        this.trailerLeft = END_OF_ARCHIVE.length;
+        continue;
+      }
+      pos += this.startEntry(entry, chunk, pos);
+    }
+    return chunk.subarray(0, pos);
+  }
+
+  /** Writes the entry's header (what fits; the rest waits in `pending`) and opens its data. */
+  private startEntry(entry: ExportEntry, chunk: Buffer, pos: number): number {
+    const h = entry.header;
+    if (entry.dataPath !== null && h.size > 0) {
+      // Opened before the header goes out, so a failure never leaves a header without its data.
+      this.fd = openSync(entry.dataPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      this.dataLeft = h.size;
+      this.dataPath = entry.dataPath;
+      this.padLeft = blockPadding(h.size);
+    }
+    const bytes = this.encoder.encode(h);
+    const n = Math.min(bytes.length, CHUNK_SIZE - pos);
+    bytes.copy(chunk, pos, 0, n);
+    if (n < bytes.length) this.pending = Buffer.from(bytes.subarray(n));
+    return n;
+  }
+
+  /** Reads file data straight into the chunk; exactly the size the header announced. */
+  private readData(chunk: Buffer, pos: number): number {
+    const want = Math.min(this.dataLeft, CHUNK_SIZE - pos);
+    const n = readSync(this.fd, chunk, pos, want, null);
+    if (n === 0) {
+      const path = this.dataPath!.toString('utf8');
+      throw new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: ${path} shrank while it was being exported`, { path });
+    }
+    this.dataLeft -= n;
+    if (this.dataLeft === 0) this.closeFile();
+    return n;
+  }
+
+  private closeFile(): void {
+    if (this.fd >= 0) {
+      const fd = this.fd;
+      this.fd = -1;
+      closeSync(fd);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Docker's header rules, shared by both sources.
+
+const S_IFMT = 0o170000, S_IFSOCK = 0o140000, S_IFLNK = 0o120000, S_IFREG = 0o100000;
+const S_IFBLK = 0o060000, S_IFDIR = 0o040000, S_IFCHR = 0o020000, S_IFIFO = 0o010000;
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+const CAPS_XATTR = 'security.capability';
+
+/** What the header rules need to know about one file, from a scan record or an lstat. */
+interface FileFacts {
+  mode: number;       // st_mode
+  uid: number;        // host ids
+  gid: number;
+  size: number;
+  mtimeSec: number;   // st_mtim.tv_sec: Go's Truncate(time.Second) of the mtime
+  nlink: number;
+  inodeKey: string;   // identifies the inode for hard-link detection
+  devmajor: number;   // of st_rdev, for the types Docker reads it for
+  devminor: number;
+}
+
+class HeaderRules {
+  private readonly names = new IdNames();
+  private readonly seen = new Map<string, string>(); // inode → first name written
+  readonly allXattrs: boolean;
+
+  constructor(readonly opts: ExportOptions) {
+    this.allXattrs = opts.xattrs === 'all';
+    if (opts.xattrs !== undefined && opts.xattrs !== 'docker' && opts.xattrs !== 'all') {
+      throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: xattrs must be 'docker' or 'all', not ${JSON.stringify(opts.xattrs)}`, { option: 'xattrs' });
+    }
+  }
+
+  /**
+   * Docker's addTarFile up to (not including) the whiteout conversion: FileInfoHeader, the
+   * capability xattr, the hard-link map, the id maps. Null for a socket (Go refuses those).
+   * `rel` is the byte-string path without a trailing slash.
+   */
+  header(rel: string, f: FileFacts, linkTarget: string, xattrs: Array<[string, Buffer]> | null): TarHeader | null {
+    const type = f.mode & S_IFMT;
+    let typeflag: number;
+    let name = rel;
+    let size = 0;
+    switch (type) {
+      case S_IFREG: typeflag = TYPE_REG; size = f.size; break;
+      case S_IFDIR: typeflag = TYPE_DIR; name = rel + '/'; break;
+      case S_IFLNK: typeflag = TYPE_SYMLINK; break;
+      case S_IFCHR: typeflag = TYPE_CHAR; break;
+      case S_IFBLK: typeflag = TYPE_BLOCK; break;
+      case S_IFIFO: typeflag = TYPE_FIFO; break;
+      default: return null; // S_IFSOCK and anything unknown: "archive/tar: sockets not supported"
+    }
+    const h: TarHeader = {
+      name,
+      linkname: typeflag === TYPE_SYMLINK ? linkTarget : '',
+      typeflag,
+      mode: f.mode & 0o177777,
+      uid: f.uid,
+      gid: f.gid,
+      size,
+      mtime: f.mtimeSec,
+      uname: this.names.userName(f.uid),
+      gname: this.names.groupName(f.gid),
+      // Docker's setHeaderForSpecialDevice tests st_mode & (S_IFBLK|S_IFCHR) bitwise, which also
+      // matches directories, symlinks and sockets; their st_rdev is 0 on every real filesystem.
+      devmajor: f.mode & 0o060000 ? f.devmajor : 0,
+      devminor: f.mode & 0o060000 ? f.devminor : 0,
+      xattrs,
+    };
+    if (type !== S_IFDIR && f.nlink > 1) {
+      const first = this.seen.get(f.inodeKey);
+      if (first !== undefined) {
+        h.typeflag = TYPE_LINK;
+        h.linkname = first;
+        h.size = 0;
+      } else {
+        this.seen.set(f.inodeKey, name);
+      }
+    }
+    const whiteout = type === S_IFCHR && h.devmajor === 0 && h.devminor === 0;
+    if (!whiteout && !baseName(name).startsWith(WHITEOUT_PREFIX) && !this.opts.idMappings.empty) {
+      const ids = this.opts.idMappings.toContainer(f.uid, f.gid);
+      h.uid = ids.uid;
+      h.gid = ids.gid;
+    }
+    return h;
+  }
+
+  /** A header for the D change of `rel` (naive export): an empty 0600 file owned by root. */
+  deletedHeader(rel: string): TarHeader {
+    const slash = rel.lastIndexOf('/');
+    return {
+      name: rel.slice(0, slash + 1) + WHITEOUT_PREFIX + rel.slice(slash + 1),
+      linkname: '',
+      typeflag: TYPE_REG,
+      mode: 0o600,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      mtime: 0,
+      uname: this.names.userName(0),
+      gname: this.names.groupName(0),
+      devmajor: 0,
+      devminor: 0,
+      xattrs: null,
+    };
+  }
+}
+
+/** overlayWhiteoutConverter.ConvertWrite for a char device 0/0: rename to .wh.NAME, 0600 file. */
+function toWhiteout(h: TarHeader): void {
+  const slash = h.name.lastIndexOf('/');
+  h.name = h.name.slice(0, slash + 1) + WHITEOUT_PREFIX + h.name.slice(slash + 1);
+  h.mode = 0o600;
+  h.typeflag = TYPE_REG;
+  h.size = 0;
+}
+
+/** The entry Docker writes after an opaque directory's own. */
+function opaqueMarker(dir: TarHeader): TarHeader {
+  return {
+    name: dir.name + OPAQUE_MARKER, // dir.name ends with "/"
+    linkname: '',
+    typeflag: TYPE_REG,
+    mode: dir.mode & 0o777,
+    uid: dir.uid,
+    gid: dir.gid,
+    size: 0,
+    mtime: 0,
+    uname: dir.uname,
+    gname: dir.gname,
+    devmajor: 0,
+    devminor: 0,
+    xattrs: null,
+  };
+}
+
+function baseName(name: string): string {
+  let end = name.length;
+  while (end > 1 && name.charCodeAt(end - 1) === 0x2f) end--;
+  return name.slice(name.lastIndexOf('/', end - 1) + 1, end);
+}
+
+/** Docker's ReadSecurityXattrToTarHeader: a VFS_CAP_REVISION_3 value becomes revision 2 (20 bytes),
+ *  since the namespaced root uid it carries means nothing outside the user namespace. */
+function dockerCapability(raw: Buffer): Buffer {
+  if (raw.length > 3 && raw[3] === 3) {
+    const v2 = Buffer.from(raw.subarray(0, Math.min(20, raw.length)));
+    v2[3] = 2;
+    return v2;
+  }
+  return raw;
+}
+
+function isOverlayXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
+}
+
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
+/** The path as a JS string the shim can take (it only takes UTF-8), or null when the bytes are
+ *  not UTF-8: such paths cannot be handed to lgetxattr/llistxattr through the shim. */
+function shimPath(rootUtf8: string, rel: string): string | null {
+  if (ASCII_ONLY.test(rel)) return rootUtf8 + '/' + rel;
+  const bytes = Buffer.from(rel, 'latin1');
+  return isUtf8(bytes) ? rootUtf8 + '/' + bytes.toString('utf8') : null;
+}
+
+/** Xattrs of one entry for its header: the capability (Docker's rule) and, with 'all', the rest. */
+function readXattrs(shim: Shim, path: string | null, all: boolean, knownCaps: Buffer | null | undefined): Array<[string, Buffer]> | null {
+  let caps = knownCaps;
+  if (caps === undefined) {
+    caps = null;
+    if (path !== null) {
+      try {
+        caps = shim.lgetxattr(path, CAPS_XATTR);
+      } catch {
+        caps = null; // Docker ignores every error reading it
+      }
+    }
+  }
+  let out: Array<[string, Buffer]> | null = caps !== null ? [[CAPS_XATTR, dockerCapability(caps)]] : null;
+  if (all && path !== null) {
+    for (const name of shim.llistxattr(path)) {
+      if (name === CAPS_XATTR || isOverlayXattr(name)) continue;
+      const value = shim.lgetxattr(path, name);
+      if (value === null) continue; // removed meanwhile
+      (out ??= []).push([Buffer.from(name, 'utf8').toString('latin1'), value]);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Native source: the shim's sorted depth-first scan of the upper dir.
+
+// Scan record layout (assembly/records.ts is the contract; these are the fields used here).
+const RECORD_SIZE = 64;
+const OFF_INO = 0, OFF_SIZE = 8, OFF_MTIME_SEC = 16, OFF_MODE = 28, OFF_UID = 32, OFF_GID = 36;
+const OFF_NLINK = 40, OFF_DEV = 44, OFF_RDEV = 48, OFF_NAME_OFF = 52, OFF_NAME_LEN = 56;
+const OFF_EXTRA_LEN = 58, OFF_DEPTH = 60, OFF_FLAGS = 62;
+const FLAG_OPAQUE = 1, FLAG_CAPS = 8;
+const SCAN_SORTED = 1, SCAN_OPAQUE = 2, SCAN_USER_XATTR = 4, SCAN_CAPS = 8;
+
+const RECORDS_PER_BATCH = 4096;
+const HEAP_SIZE = 1 << 20; // names + capability values of one batch; ≥ 255 + 65535 for any entry
+
+class UpperDirSource implements EntrySource {
+  private readonly shim: Shim;
+  private readonly rules: HeaderRules;
+  private readonly rootUtf8: string;
+  private readonly rootBytes: string;
+  private handle: ScanHandle | null;
+  private readonly records = Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH);
+  private readonly heap = Buffer.alloc(HEAP_SIZE);
+  private count = 0;
+  private index = 0;
+  private done = false;
+  private readonly dirs: string[] = [];    // rel path of the directory open at each depth
+  private queued: ExportEntry | null = null; // an opaque marker to write after its directory
+
+  constructor(upperDir: string, opts: ExportOptions) {
+    this.shim = loadShim();
+    this.rules = new HeaderRules(opts);
+    this.rootUtf8 = upperDir.replace(/\/+$/, '') || '/';
+    this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
+    const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0);
+    this.handle = this.shim.scanOpen(AT_FDCWD, upperDir, flags);
+  }
+
+  next(): ExportEntry | null {
+    if (this.queued !== null) {
+      const q = this.queued;
+      this.queued = null;
+      return q;
+    }
+    for (;;) {
+      if (this.index === this.count) {
+        if (this.done || this.handle === null) return null;
+        const batch = this.shim.scanNextSync(this.handle, this.records, this.heap);
+        this.count = batch.count;
+        this.index = 0;
+        this.done = batch.done;
+        if (this.count === 0) continue;
+      }
+      const entry = this.entry(this.index++ * RECORD_SIZE);
+      if (entry !== null) return entry;
+    }
+  }
+
+  close(): void {
+    if (this.handle !== null) {
+      const h = this.handle;
+      this.handle = null;
+      this.shim.scanClose(h);
+    }
+  }
+
+  private entry(off: number): ExportEntry | null {
+    const r = this.records;
+    const depth = r.readUInt16LE(off + OFF_DEPTH);
+    const nameOff = r.readUInt32LE(off + OFF_NAME_OFF);
+    const nameLen = r.readUInt16LE(off + OFF_NAME_LEN);
+    const name = this.heap.toString('latin1', nameOff, nameOff + nameLen);
+    const rel = depth === 1 ? name : this.dirs[depth - 2] + '/' + name;
+    const mode = r.readUInt32LE(off + OFF_MODE);
+    const type = mode & S_IFMT;
+    if (type === S_IFDIR) this.dirs[depth - 1] = rel;
+    if (type === S_IFSOCK) return null;
+    const flags = r.readUInt16LE(off + OFF_FLAGS);
+    const nlink = r.readUInt32LE(off + OFF_NLINK);
+    const rdev = r.readUInt32LE(off + OFF_RDEV);
+    const facts: FileFacts = {
+      mode,
+      uid: r.readUInt32LE(off + OFF_UID),
+      gid: r.readUInt32LE(off + OFF_GID),
+      size: r.readUInt32LE(off + OFF_SIZE) + r.readInt32LE(off + OFF_SIZE + 4) * 0x1_0000_0000,
+      mtimeSec: r.readUInt32LE(off + OFF_MTIME_SEC) + r.readInt32LE(off + OFF_MTIME_SEC + 4) * 0x1_0000_0000,
+      nlink,
+      inodeKey: nlink > 1
+        ? `${r.readUInt32LE(off + OFF_DEV)}:${r.readUInt32LE(off + OFF_INO + 4)}:${r.readUInt32LE(off + OFF_INO)}`
+        : '',
+      devmajor: rdev >>> 20,
+      devminor: rdev & 0xfffff,
+    };
+
+    // The scan read security.capability for regular files; other types ask here (Docker reads
+    // it for every entry, and directories and symlinks can carry one).
+    let caps: Buffer | null | undefined;
+    if (type === S_IFREG) {
+      if (flags & FLAG_CAPS) {
+        const extraLen = r.readUInt16LE(off + OFF_EXTRA_LEN);
+        caps = Buffer.from(this.heap.subarray(nameOff + nameLen, nameOff + nameLen + extraLen));
+      } else {
+        caps = null;
+      }
+    }
+    const needPath = caps === undefined || this.rules.allXattrs;
+    const xattrs = readXattrs(this.shim, needPath ? shimPath(this.rootUtf8, rel) : null, this.rules.allXattrs, caps);
+    const abs = type === S_IFREG || type === S_IFLNK ? Buffer.from(this.rootBytes + '/' + rel, 'latin1') : null;
+    const link = type === S_IFLNK ? readlinkSync(abs!, { encoding: 'latin1' }) : '';
+    const h = this.rules.header(rel, facts, link, xattrs);
+    if (h === null) return null;
+
+    if (type === S_IFCHR && h.devmajor === 0 && h.devminor === 0) {
+      toWhiteout(h);
+      if (this.rules.allXattrs) h.xattrs = caps === undefined ? keepCaps(h.xattrs) : h.xattrs;
+    } else if (type === S_IFDIR && flags & FLAG_OPAQUE) {
+      this.queued = { header: opaqueMarker(h), dataPath: null };
+    }
+    return { header: h, dataPath: h.typeflag === TYPE_REG && h.size > 0 ? abs : null };
+  }
+}
+
+/** A whiteout carries what Docker would give it (the capability, if any), never other xattrs. */
+function keepCaps(xattrs: Array<[string, Buffer]> | null): Array<[string, Buffer]> | null {
+  const caps = xattrs?.filter(([k]) => k === CAPS_XATTR) ?? [];
+  return caps.length > 0 ? caps : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Naive source: the changed paths, read through the layer's mounted tree.
+
+interface SortedChange {
+  rel: string;      // byte string, no leading "/"
+  key: string;      // rel with "/" as "\0": plain string order is then walk order
+  deleted: boolean;
+}
+
+class ChangesSource implements EntrySource {
+  private readonly shim: Shim;
+  private readonly rules: HeaderRules;
+  private readonly rootUtf8: string;
+  private readonly rootBytes: string;
+  private readonly list: SortedChange[];
+  private index = 0;
+
+  constructor(root: string, changes: Change[], opts: ExportOptions) {
+    this.shim = loadShim();
+    this.rules = new HeaderRules(opts);
+    this.rootUtf8 = root.replace(/\/+$/, '') || '/';
+    this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
+    const list: SortedChange[] = [];
+    for (const c of changes) {
+      const clean = cleanPath('/' + c.path);
+      if (clean === '/') continue;
+      const rel = Buffer.from(clean.slice(1), 'utf8').toString('latin1');
+      list.push({ rel, key: rel.replaceAll('/', '\0'), deleted: c.kind === 'D' });
+    }
+    list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.list = list.filter((c, i) => i === 0 || list[i - 1]!.key !== c.key);
+  }
+
+  next(): ExportEntry | null {
+    while (this.index < this.list.length) {
+      const c = this.list[this.index++]!;
+      if (c.deleted) return { header: this.rules.deletedHeader(c.rel), dataPath: null };
+      const abs = Buffer.from(this.rootBytes + '/' + c.rel, 'latin1');
+      const st = lstatSync(abs, { bigint: true });
+      const mode = Number(st.mode);
+      const type = mode & S_IFMT;
+      if (type === S_IFSOCK) continue;
+      const nsec = st.mtimeNs % 1_000_000_000n;
+      const rdev = st.rdev;
+      const facts: FileFacts = {
+        mode,
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        size: Number(st.size),
+        mtimeSec: Number((st.mtimeNs - (nsec < 0n ? nsec + 1_000_000_000n : nsec)) / 1_000_000_000n),
+        nlink: Number(st.nlink),
+        inodeKey: `${st.dev}:${st.ino}`,
+        devmajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+        devminor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+      };
+      const xattrs = readXattrs(this.shim, shimPath(this.rootUtf8, c.rel), this.rules.allXattrs, undefined);
+      const link = type === S_IFLNK ? readlinkSync(abs, { encoding: 'latin1' }) : '';
+      const h = this.rules.header(c.rel, facts, link, xattrs);
+      if (h === null) continue;
+      return { header: h, dataPath: h.typeflag === TYPE_REG && h.size > 0 ? abs : null };
+    }
+    return null;
+  }
+
+  close(): void {}
+}
+
