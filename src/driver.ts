@@ -1,5 +1,5 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
@@ -215,25 +215,27 @@ export class Overlay2Driver {
   /** Mounts the layer (reference-counted) and returns the path of its root filesystem. */
   async get(id: string, mountLabel?: string): Promise<string> {
     validateId(id);
+    // Sync metadata calls on purpose: each is microseconds, while a thread-pool round trip per
+    // call would double the latency of a short-chain mount.
     return this.locks.run(id, async () => {
-      await this.store.requireLayer(id);
-      if (!(await this.store.hasLowerFile(id))) return this.store.diffDir(id);
-      const lowerEntries = await this.store.readLower(id);
+      const lowerEntries = this.store.mountLowerSync(id);
+      if (lowerEntries === null) return this.store.diffDir(id);
       const merged = this.store.mergedDir(id);
       if (this.refs.increment(merged) > 1) return merged;
       try {
-        const readonly = await this.store.isCommitted(id);
+        const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
         const root = this.idMappings.root();
-        await ensureDir(merged, 0o700, root.uid, root.gid);
+        makeMountPoint(merged, root.uid, root.gid);
         const method = mountLayer(this.shim, this.features,
           { home: this.home, id, lowerEntries, readonly, mountLabel }, this.mountStrategy);
         this.lastMountMethod.set(id, method);
-        if (!readonly) await fsp.chown(join(this.store.workDir(id), 'work'), root.uid, root.gid).catch(() => undefined);
+        // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
+        if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
         return merged;
       } catch (e) {
         if (this.refs.decrement(merged) <= 0) {
           try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
-          await fsp.rmdir(merged).catch(() => undefined);
+          try { rmdirSync(merged); } catch { /* not there */ }
         }
         throw e;
       }
@@ -244,8 +246,7 @@ export class Overlay2Driver {
   async put(id: string): Promise<void> {
     validateId(id);
     await this.locks.run(id, async () => {
-      await this.store.requireLayer(id);
-      if (!(await this.store.hasLowerFile(id))) return;
+      if (this.store.mountLowerSync(id) === null) return;
       const merged = this.store.mergedDir(id);
       if (this.refs.decrement(merged) > 0) return;
       try {
@@ -254,7 +255,7 @@ export class Overlay2Driver {
         if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw e;
       }
       // Removing the mount point also drops copies of the mount in other mount namespaces.
-      await fsp.rmdir(merged).catch(() => undefined);
+      try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
     });
   }
 
@@ -418,6 +419,18 @@ export class Overlay2Driver {
     } catch {
       return false;
     }
+  }
+}
+
+/** moby's MkdirAndChown(merged, 0700, root), without a syscall where nothing would change. */
+function makeMountPoint(path: string, uid: number, gid: number): void {
+  try {
+    mkdirSync(path, { mode: 0o700 });
+    if (uid !== (process.getuid?.() ?? 0) || gid !== (process.getgid?.() ?? 0)) chownSync(path, uid, gid);
+  } catch (e) {
+    if (!isErrno(e, 'EEXIST')) throw e;
+    chownSync(path, uid, gid);
+    chmodSync(path, 0o700);
   }
 }
 

@@ -7,7 +7,7 @@
 //   HOME/<id>/merged/     the mount point, present while mounted
 //   HOME/<id>/committed   the layer has a child, so it mounts read-only
 // Ours alone: HOME/.partial/ holds layers being created or removed; init empties it.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
 import { validateId } from './ids.js';
@@ -62,6 +62,21 @@ export class LayerStore {
     } catch (e) {
       if (isErrno(e, 'ENOENT')) return [];
       throw e;
+    }
+  }
+
+  /**
+   * The lower entries for mounting, read synchronously (get/put are latency-bound): null for a
+   * base layer, ERR_LAYER_NOT_FOUND when the layer does not exist.
+   */
+  mountLowerSync(id: string): string[] | null {
+    try {
+      const text = readFileSync(join(this.dir(id), LOWER_FILE), 'utf8');
+      return text.length === 0 ? [] : text.split(':');
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e;
+      if (existsSync(this.dir(id))) return null;
+      throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: layer ${id} does not exist in ${this.home}`, { id });
     }
   }
 
