@@ -16,7 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/quota.h>
+#include <linux/dqblk_xfs.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -689,6 +693,92 @@ static napi_value js_dirent_types(napi_env env, napi_callback_info info) {
 out:
   free(path);
   free(buf);
+  return ret;
+}
+
+// ---------------------------------------------------------------------------------------------
+// project quotas (XFS): the project id of a directory, and a project's block limit
+
+// fsxattrGet(fd) -> {xflags, projid, extsize, nextents, cowextsize}   (ioctl FS_IOC_FSGETXATTR)
+static napi_value js_fsxattr_get(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int32_t fd;
+  if (!arg_i32(env, argv[0], "fd", &fd)) return NULL;
+  struct fsxattr fsx;
+  if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) != 0) { throw_errno(env, errno, "ioctl", NULL, NULL); return NULL; }
+  napi_value ret;
+  napi_create_object(env, &ret);
+  set_num_prop(env, ret, "xflags", fsx.fsx_xflags);
+  set_num_prop(env, ret, "projid", fsx.fsx_projid);
+  set_num_prop(env, ret, "extsize", fsx.fsx_extsize);
+  set_num_prop(env, ret, "nextents", fsx.fsx_nextents);
+  set_num_prop(env, ret, "cowextsize", fsx.fsx_cowextsize);
+  return ret;
+}
+
+// fsxattrSet(fd, xflags, projid): FS_IOC_FSGETXATTR then FS_IOC_FSSETXATTR with those two fields
+// replaced, so the fields the caller did not name keep their values.
+static napi_value js_fsxattr_set(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t fd;
+  int64_t xflags, projid;
+  if (!arg_i32(env, argv[0], "fd", &fd) || !arg_i64(env, argv[1], "xflags", &xflags) ||
+      !arg_i64(env, argv[2], "projid", &projid))
+    return NULL;
+  struct fsxattr fsx;
+  if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) != 0) { throw_errno(env, errno, "ioctl", NULL, NULL); return NULL; }
+  fsx.fsx_xflags = (uint32_t)xflags;
+  fsx.fsx_projid = (uint32_t)projid;
+  if (ioctl(fd, FS_IOC_FSSETXATTR, &fsx) != 0) { throw_errno(env, errno, "ioctl", NULL, NULL); return NULL; }
+  return undefined(env);
+}
+
+// xfsQuotaSetLimit(device, projid, bytes): quotactl(Q_XSETQLIM, PRJQUOTA) with hard = soft = bytes
+// (0 removes the limit).
+static napi_value js_xfs_quota_set_limit(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  char *dev = NULL;
+  int64_t projid, bytes;
+  napi_value ret = NULL;
+  if (!arg_string(env, argv[0], "device", false, &dev) || !arg_i64(env, argv[1], "projid", &projid) ||
+      !arg_i64(env, argv[2], "bytes", &bytes))
+    goto out;
+  struct fs_disk_quota d;
+  memset(&d, 0, sizeof d);
+  d.d_version = FS_DQUOT_VERSION;
+  d.d_id = (uint32_t)projid;
+  d.d_flags = FS_PROJ_QUOTA;
+  d.d_fieldmask = FS_DQ_BHARD | FS_DQ_BSOFT;
+  d.d_blk_hardlimit = (uint64_t)bytes / 512;
+  d.d_blk_softlimit = d.d_blk_hardlimit;
+  if (quotactl(QCMD(Q_XSETQLIM, PRJQUOTA), dev, (int)projid, (caddr_t)&d) != 0) {
+    throw_errno(env, errno, "quotactl", dev, NULL);
+    goto out;
+  }
+  ret = undefined(env);
+out:
+  free(dev);
+  return ret;
+}
+
+// xfsQuotaGet(device, projid) -> {limitBytes, usedBytes}   (quotactl Q_XGETQUOTA, PRJQUOTA)
+static napi_value js_xfs_quota_get(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  char *dev = NULL;
+  int64_t projid;
+  napi_value ret = NULL;
+  if (!arg_string(env, argv[0], "device", false, &dev) || !arg_i64(env, argv[1], "projid", &projid)) goto out;
+  struct fs_disk_quota d;
+  memset(&d, 0, sizeof d);
+  if (quotactl(QCMD(Q_XGETQUOTA, PRJQUOTA), dev, (int)projid, (caddr_t)&d) != 0) {
+    throw_errno(env, errno, "quotactl", dev, NULL);
+    goto out;
+  }
+  napi_create_object(env, &ret);
+  set_num_prop(env, ret, "limitBytes", (double)d.d_blk_hardlimit * 512);
+  set_num_prop(env, ret, "usedBytes", (double)d.d_bcount * 512);
+out:
+  free(dev);
   return ret;
 }
 
@@ -1525,6 +1615,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fchmodat", js_fchmodat}, {"utimensat", js_utimensat},
     {"scanOpen", js_scan_open}, {"scanNext", js_scan_next}, {"scanNextSync", js_scan_next_sync},
     {"scanClose", js_scan_close}, {"lookupBatch", js_lookup_batch},
+    {"fsxattrGet", js_fsxattr_get}, {"fsxattrSet", js_fsxattr_set},
+    {"xfsQuotaSetLimit", js_xfs_quota_set_limit}, {"xfsQuotaGet", js_xfs_quota_get},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -14,6 +14,7 @@ import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounte
 import { RefCounter } from './mount/refcount.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
+import { ProjectQuota } from './quota.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -46,7 +47,8 @@ export class Overlay2Driver {
   private readonly refs: RefCounter;
   private readonly locks = new KeyedMutex();
 
-  private constructor(home: string, shim: Shim, features: Features, options: DriverOptions, idMappings: IdMappings) {
+  private constructor(home: string, shim: Shim, features: Features, options: DriverOptions, idMappings: IdMappings,
+    private readonly quota: ProjectQuota | null) {
     this.home = home;
     this.shim = shim;
     this.features = features;
@@ -78,13 +80,21 @@ export class Overlay2Driver {
     await fsp.mkdir(home, { recursive: true, mode: 0o710 });
     await setOwnerMode(home, 0o710, me.uid, root.gid);
     const features = await detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck });
-    if (opts.quotaSize > 0 && !features.projectQuota) {
+    let quota: ProjectQuota | null = null;
+    let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs`;
+    if (features.backingFs === 'xfs') {
+      const q = ProjectQuota.open(shim, home);
+      if (q instanceof ProjectQuota) quota = q;
+      else quotaWhyNot = `project quotas are not enabled on ${home} (mount xfs with prjquota): ${q.message}`;
+    }
+    features.projectQuota = quota !== null;
+    if (opts.quotaSize > 0 && !quota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
-        `overlay2: option overlay2.size needs XFS project quotas; ${home} is on ${features.backingFs}`, { option: 'overlay2.size' });
+        `overlay2: option overlay2.size needs XFS project quotas; ${quotaWhyNot}`, { option: 'overlay2.size' });
     }
     await ensureDir(join(home, LINK_DIR), 0o700, me.uid, me.gid);
 
-    const driver = new Overlay2Driver(home, shim, features, opts, idMappings);
+    const driver = new Overlay2Driver(home, shim, features, opts, idMappings, quota);
     await driver.recover();
     return driver;
   }
@@ -165,6 +175,8 @@ export class Overlay2Driver {
       let linked = false;
       try {
         await setOwnerMode(tmp, 0o710, me.uid, root.gid);
+        // The project id is set before anything is created inside, so diff/ and work/ inherit it.
+        if (size > 0 && this.quota) this.quota.setQuota(tmp, size);
         await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
         await fsp.writeFile(join(tmp, LINK_FILE), linkId, { mode: 0o644 });
         if (parent !== '') {
@@ -176,6 +188,7 @@ export class Overlay2Driver {
         if (parent !== '') await fsp.writeFile(join(this.store.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
         try {
           this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
+          this.quota?.moved(tmp, this.store.dir(id));
         } catch (e) {
           if (isErrno(e, 'EEXIST') || isErrno(e, 'ENOTEMPTY')) {
             throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
@@ -291,6 +304,15 @@ export class Overlay2Driver {
     const lowers = await this.store.lowerDiffDirs(id);
     if (lowers.length > 0) meta.LowerDir = lowers.join(':');
     return meta;
+  }
+
+  /** The size limit and usage of a layer with a quota (XFS project quotas), else null. */
+  async getQuota(id: string): Promise<{ limitBytes: number; usedBytes: number } | null> {
+    validateId(id);
+    await this.store.requireLayer(id);
+    if (!this.quota) return null;
+    const q = this.quota.getQuota(this.store.dir(id));
+    return q.limitBytes > 0 ? q : null;
   }
 
   /** Unmounts every mount under the home (deepest first) and forgets all reference counts. */

@@ -1,0 +1,104 @@
+// XFS project quotas for overlay2.size / --storage-opt size, as moby's quota.Control does them: each
+// limited layer directory gets its own project id (inherited by everything created below it) and a
+// block limit on that project, set through a block-device node of the home's filesystem.
+import { openSync, closeSync, statSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Shim } from './native/shim.js';
+import { O_RDONLY, O_DIRECTORY, O_CLOEXEC } from './native/constants.js';
+
+const FS_XFLAG_PROJINHERIT = 0x200;
+const S_IFBLK = 0o060000;
+/** The device node Docker keeps in its overlay2 home for quotactl. */
+export const BACKING_FS_DEVICE = 'backingFsBlockDev';
+
+function withDirFd<T>(path: string, fn: (fd: number) => T): T {
+  const fd = openSync(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class ProjectQuota {
+  private nextProjectId: number;
+  private readonly projectOf = new Map<string, number>();
+
+  private constructor(private readonly shim: Shim, readonly device: string, private readonly baseProjectId: number) {
+    this.nextProjectId = baseProjectId + 1;
+  }
+
+  /** Project quotas on the home's filesystem, or the reason they are not available. */
+  static open(shim: Shim, home: string): ProjectQuota | Error {
+    const device = join(home, BACKING_FS_DEVICE);
+    try {
+      // Made anew each time, in case the home was copied to another device.
+      const tmp = device + '.tmp';
+      rmSync(tmp, { force: true });
+      const dev = statSync(home).dev;
+      shim.mknodat(-100, tmp, S_IFBLK | 0o600, devMajor(dev), devMinor(dev));
+      renameSync(tmp, device);
+      const base = withDirFd(home, (fd) => shim.fsxattrGet(fd).projid);
+      const q = new ProjectQuota(shim, device, base);
+      shim.xfsQuotaSetLimit(device, base + 1, 0); // fails when project quotas are off
+      q.scanExisting(home);
+      return q;
+    } catch (e) {
+      rmSync(device, { force: true });
+      return e as Error;
+    }
+  }
+
+  /** Learns the project ids earlier runs gave to layer dirs, so new ids never collide. */
+  private scanExisting(home: string): void {
+    for (const e of readdirSync(home, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const p = join(home, e.name);
+      const projid = withDirFd(p, (fd) => this.shim.fsxattrGet(fd).projid);
+      if (projid > 0 && projid !== this.baseProjectId) {
+        this.projectOf.set(p, projid);
+        if (this.nextProjectId <= projid) this.nextProjectId = projid + 1;
+      }
+    }
+  }
+
+  /** Limits `dir` (and everything created below it later) to `bytes`. */
+  setQuota(dir: string, bytes: number): number {
+    let projid = this.projectOf.get(dir);
+    if (projid === undefined) {
+      projid = this.nextProjectId++;
+      withDirFd(dir, (fd) => {
+        const cur = this.shim.fsxattrGet(fd);
+        this.shim.fsxattrSet(fd, cur.xflags | FS_XFLAG_PROJINHERIT, projid as number);
+      });
+      this.projectOf.set(dir, projid);
+    }
+    this.shim.xfsQuotaSetLimit(this.device, projid, bytes);
+    return projid;
+  }
+
+  /** The limit and usage of the project `dir` belongs to. */
+  getQuota(dir: string): { limitBytes: number; usedBytes: number } {
+    const projid = withDirFd(dir, (fd) => this.shim.fsxattrGet(fd).projid);
+    return this.shim.xfsQuotaGet(this.device, projid);
+  }
+
+  /** The project id recorded for a dir that moved (create builds layers under .partial/ first). */
+  moved(from: string, to: string): void {
+    const projid = this.projectOf.get(from);
+    if (projid === undefined) return;
+    this.projectOf.delete(from);
+    this.projectOf.set(to, projid);
+  }
+}
+
+/** glibc's gnu_dev_major / gnu_dev_minor of a dev_t as Node reports it. */
+function devMajor(dev: number): number {
+  const d = BigInt(dev);
+  return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & 0xfffff000n));
+}
+
+function devMinor(dev: number): number {
+  const d = BigInt(dev);
+  return Number((d & 0xffn) | ((d >> 12n) & 0xffffff00n));
+}
