@@ -190,3 +190,110 @@ export function buildExportLayer(d: LayerDirs): void {
     process.umask(oldMask);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A small, strict tar reader for the tests (independent of src/tar): USTAR prefix, PAX records as
+// bytes, and a check that the archive ends with exactly two zero blocks.
+
+export interface TarEntry {
+  name: string;       // byte string (latin1)
+  linkname: string;   // byte string
+  typeflag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  pax: Map<string, Buffer>; // the PAX records that preceded the entry
+  data: Buffer;
+}
+
+function octal(b: Buffer, off: number, len: number): number {
+  const s = b.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
+function cstring(b: Buffer, off: number, len: number): string {
+  const end = b.indexOf(0, off);
+  return b.toString('latin1', off, end < 0 || end > off + len ? off + len : end);
+}
+
+export function parseTar(buf: Buffer): TarEntry[] {
+  const out: TarEntry[] = [];
+  let pos = 0;
+  let pax = new Map<string, Buffer>();
+  for (;;) {
+    if (pos + 512 > buf.length) throw new Error(`truncated archive at ${pos}`);
+    const h = buf.subarray(pos, pos + 512);
+    if (h.every((c) => c === 0)) {
+      if (!buf.subarray(pos, pos + 1024).every((c) => c === 0) || buf.length !== pos + 1024) {
+        throw new Error(`archive does not end with exactly two zero blocks (at ${pos} of ${buf.length})`);
+      }
+      return out;
+    }
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+    if (sum !== octal(h, 148, 8)) throw new Error(`bad checksum at ${pos}`);
+    if (h.toString('latin1', 257, 265) !== 'ustar\x0000') throw new Error(`not ustar at ${pos}`);
+    const typeflag = String.fromCharCode(h[156]!);
+    let size = octal(h, 124, 12);
+    const headerOnly = '123456'.includes(typeflag);
+    const dataLen = headerOnly ? 0 : (pax.has('size') ? Number(pax.get('size')!.toString('latin1')) : size);
+    const data = buf.subarray(pos + 512, pos + 512 + dataLen);
+    pos += 512 + Math.ceil(dataLen / 512) * 512;
+    if (typeflag === 'x') {
+      let p = 0;
+      while (p < data.length) {
+        const sp = data.indexOf(0x20, p);
+        const len = Number(data.toString('latin1', p, sp));
+        const rec = data.subarray(sp + 1, p + len - 1);
+        const eq = rec.indexOf(0x3d);
+        pax.set(rec.toString('latin1', 0, eq), Buffer.from(rec.subarray(eq + 1)));
+        p += len;
+      }
+      continue;
+    }
+    const prefix = cstring(h, 345, 155);
+    const str = (key: string, fallback: string) => (pax.has(key) ? pax.get(key)!.toString('latin1') : fallback);
+    const num = (key: string, fallback: number) => (pax.has(key) ? Number(pax.get(key)!.toString('latin1')) : fallback);
+    if (pax.has('size')) size = dataLen;
+    out.push({
+      name: str('path', prefix ? prefix + '/' + cstring(h, 0, 100) : cstring(h, 0, 100)),
+      linkname: str('linkpath', cstring(h, 157, 100)),
+      typeflag,
+      mode: octal(h, 100, 8),
+      uid: num('uid', octal(h, 108, 8)),
+      gid: num('gid', octal(h, 116, 8)),
+      size,
+      mtime: num('mtime', octal(h, 136, 12)),
+      uname: str('uname', cstring(h, 265, 32)),
+      gname: str('gname', cstring(h, 297, 32)),
+      devmajor: octal(h, 329, 8),
+      devminor: octal(h, 337, 8),
+      pax,
+      data: Buffer.from(data),
+    });
+    pax = new Map();
+  }
+}
+
+/** Collects a stream into one Buffer. */
+export async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Unmounts anything still mounted below `base` (deepest first), whatever a test left behind. */
+export function unmountBelow(base: string): void {
+  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
+  for (const target of mounts.reverse()) {
+    if (target.startsWith(base + '/')) {
+      try { sh('umount', ['-l', target]); } catch { /* already gone */ }
+    }
+  }
+}
