@@ -97,14 +97,15 @@ export interface Shim {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Candidate locations of the built addon: a prebuilt per-platform package first, then the local build. */
-function candidates(): string[] {
+/** Where the addon may be: this checkout's own build, the prebuilt platform package made with
+ *  @napi-rs/cli (installed as an optional dependency), or its staging dir npm/<platform>/. */
+export function shimCandidates(): string[] {
   const root = findPackageRoot(here);
-  const arch = process.arch === 'x64' ? 'x64' : process.arch;
+  const platform = `linux-${process.arch}-gnu`;
   return [
-    `overlay2-linux-${arch}-gnu`,
-    join(root, 'npm', `linux-${arch}-gnu`, `overlay2-shim.linux-${arch}-gnu.node`),
     join(root, 'shim', 'build', 'Release', 'overlay2_shim.node'),
+    `overlay2-${platform}`,
+    join(root, 'npm', platform, `overlay2-shim.${platform}.node`),
   ];
 }
 
@@ -125,7 +126,7 @@ let loadError: Error | undefined;
 export function tryLoadShim(): Shim | null {
   if (loaded !== undefined) return loaded;
   const require = createRequire(import.meta.url);
-  for (const c of candidates()) {
+  for (const c of shimCandidates()) {
     try {
       loaded = require(c) as Shim;
       return loaded;
