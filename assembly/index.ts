@@ -3,7 +3,7 @@
 // Addresses below memoryBase (4 MiB) belong to the host (scan regions, see src/core/regions.ts);
 // everything this module allocates lives above it.
 import { RECORD_VERSION } from './records';
-import { Tree, newTree, treeAppend as appendTo, treeFinish as finish, nodeNameAddr, nodeNameLen, ERR_BAD_DEPTH } from './tree';
+import { Tree, newTree, nodeAddr, treeAppend as appendTo, treeFinish as finish, nodeNameAddr, nodeNameLen, ERR_BAD_DEPTH } from './tree';
 import { sizeReset } from './size';
 import { inodeSetCount } from './inode-set';
 import { changesReset } from './changes';
@@ -56,6 +56,11 @@ export function treeCount(t: u32): u32 {
 
 export function treeFlagsSeen(t: u32): u32 {
   return tree(t).flagsSeen;
+}
+
+/** Address of node `node` of tree `t` (a record, then end u32, parent i32): for tests. */
+export function treeNodeAddr(t: u32, node: i32): usize {
+  return nodeAddr(tree(t), node);
 }
 
 export function treeNameAddr(t: u32, node: i32): usize {

@@ -34,6 +34,13 @@ export function bufGrow(b: Buf, extra: u32): u32 {
   return at;
 }
 
+/** Appends `extra` bytes of room and returns their ADDRESS (valid until the buffer grows again).
+ *  Never write `b.base + bufGrow(b, n)`: the base is read before the grow may move it. */
+export function bufAppend(b: Buf, extra: u32): usize {
+  const at = bufGrow(b, extra);
+  return b.base + <usize>at;
+}
+
 export function bufPushU32(b: Buf, v: u32): void {
   const at = bufGrow(b, 4);
   store<u32>(b.base + at, v);

@@ -14,8 +14,10 @@
 // absent); a directory hit adds its layer to the child's visible layers and the walk continues down
 // for more directory hits, stopping at a non-directory or whiteout (not included) or after an opaque
 // directory (included).
+// In the NEW tree an upper dir merges no lower at all when it is opaque or lies below an opaque upper
+// dir; there every old child without an upper entry is a D (found by listing the old dir).
 import { RECORD_SIZE, FLAG_FAILED, FLAG_OPAQUE, FLAG_REDIRECT, FLAG_METACOPY } from './records';
-import { Buf, newBuf, bufGrow, bufEnsure, bufPushU32, compareBytes } from './mem';
+import { Buf, newBuf, bufGrow, bufAppend, bufEnsure, bufPushU32, compareBytes } from './mem';
 import { Tree, ROOT, NONE, STATE_ADDED, nodeAddr, nodeMode, nodeState, setNodeState, nodeNameAddr,
   nodeNameLen, nodeExtraAddr, firstChild, nextSibling, nodeEnd } from './tree';
 import { recFlags, recMode, recNlink, recNameOff, recNameLen, recExtraLen, recCapsLen, isRealDir, isDirLike,
@@ -49,7 +51,9 @@ let caps: Buf = changetype<Buf>(0);
 let chunk: Buf = changetype<Buf>(0);    // child index of each name in the current lookup batch
 let lookupLayerPos: i32 = -1;
 let lookupCursor: u32 = 0;
-let frames: Buf = changetype<Buf>(0);   // node i32, changes at entry u32
+let frames: Buf = changetype<Buf>(0);   // FRAME bytes each: node i32, changes at entry u32, bits u32
+const FRAME: u32 = 12;
+const FRAME_HIDES_LOWERS: u32 = 1;      // the NEW tree sees no lower below this upper dir
 let recurse: Buf = changetype<Buf>(0);  // u32: node, layer count, layers...
 let lastErrno: u32 = 0;
 // listing of the old children of an opaque (or dir-like non-directory) upper entry
@@ -80,19 +84,34 @@ export function nativeReset(t: Tree): void {
 @inline function visAt(i: u32): usize { return vis.base + ((<usize>i * frameLayers) << 1); }
 
 function frameNode(): i32 {
-  return load<i32>(frames.base + frames.used - 8);
+  return load<i32>(frames.base + frames.used - FRAME);
+}
+
+function frameBits(): u32 {
+  return load<u32>(frames.base + frames.used - FRAME, 8);
+}
+
+/** Whether, in the NEW tree, upper dir `node` merges with no lower: it is opaque, or an ancestor is
+ *  (overlay looks a child up only in the lowers its parent merged, and an opaque dir merged none).
+ *  The kernel ignores opaque on the root. Call before pushing node's frame. */
+function hidesLowers(node: i32): bool {
+  if (node == ROOT) return false;
+  if (frames.used >= FRAME && (frameBits() & FRAME_HIDES_LOWERS) != 0) return true;
+  return isRealDir(nodeMode(upper, node)) && (recFlags(nodeAddr(upper, node)) & FLAG_OPAQUE) != 0;
 }
 
 export function nativeBeginDir(node: i32, layers: u32): void {
-  const f = frames.base + bufGrow(frames, 8);
+  const hides = hidesLowers(node);
+  const f = bufAppend(frames, FRAME);
   store<i32>(f, node, 0);
   store<u32>(f, changeCount(), 4);
+  store<u32>(f, hides ? FRAME_HIDES_LOWERS : 0, 8);
   children.used = 0;
   childCount = 0;
   caps.used = 0;
   frameLayers = layers;
   for (let c = firstChild(upper, node); c != NONE; c = nextSibling(upper, node, c)) {
-    const s = children.base + bufGrow(children, CS);
+    const s = bufAppend(children, CS);
     store<i32>(s, c, CS_NODE);
     store<u32>(s, layers > 0 ? PENDING : 0, CS_STATUS);
     store<u32>(s, 0, CS_CAPS_LEN);
@@ -194,14 +213,14 @@ export function nativeLastErrno(): u32 {
   return lastErrno;
 }
 
-/** Whether the old children of the frame's directory must be listed: the upper entry hides the
- *  whole old directory (opaque directory, or a dir-like non-directory replacing it). */
+/** Whether the old children of the frame's directory must be listed: in the new tree the upper
+ *  entry hides the whole old directory (an opaque dir or one below it, or a dir-like non-directory
+ *  replacing it), so every old child without an upper entry is deleted. */
 export function nativeNeedsListing(): bool {
   const n = frameNode();
-  if (n == ROOT || frameLayers == 0) return false; // the kernel ignores opaque on a layer root
-  const mode = nodeMode(upper, n);
-  if (!isRealDir(mode)) return true;
-  return (recFlags(nodeAddr(upper, n)) & FLAG_OPAQUE) != 0;
+  if (n == ROOT || frameLayers == 0) return false;
+  if (!isRealDir(nodeMode(upper, n))) return true;
+  return (frameBits() & FRAME_HIDES_LOWERS) != 0;
 }
 
 export function nativeListBegin(): void {
@@ -220,7 +239,7 @@ export function nativeListApply(records: usize, count: u32, heap: usize): void {
     const len = recNameLen(r);
     const at = bufGrow(listNames, len);
     memory.copy(listNames.base + at, heap + <usize>recNameOff(r), len);
-    const e = listLayer.base + bufGrow(listLayer, 8);
+    const e = bufAppend(listLayer, 8);
     store<u32>(e, at, 0);
     store<u16>(e, <u16>len, 4);
     store<u16>(e, isWhiteout(r) ? 1 : 0, 6);
@@ -331,15 +350,15 @@ export function nativeRecurseList(): usize {
 
 /** The parent-C rule for the frame's directory, then drops the frame. */
 export function nativeEndDir(): void {
-  const f = frames.base + frames.used - 8;
+  const f = frames.base + frames.used - FRAME;
   const n = load<i32>(f, 0);
   const atEntry = load<u32>(f, 4);
-  frames.used -= 8;
+  frames.used -= FRAME;
   if (n != ROOT && changeCount() > atEntry && (nodeState(upper, n) & STATE_ADDED) == 0 && isDirLike(nodeMode(upper, n))) {
     emitNode(KIND_C, upper, n);
   }
 }
 
 export function nativeFrameDepth(): u32 {
-  return frames.used >> 3;
+  return frames.used / FRAME;
 }

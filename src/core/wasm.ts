@@ -19,6 +19,7 @@ export interface CoreExports {
   treeFinish(tree: number): void;
   treeCount(tree: number): number;
   treeFlagsSeen(tree: number): number;
+  treeNodeAddr(tree: number, node: number): number;
   treeNameAddr(tree: number, node: number): number;
   treeNameLen(tree: number, node: number): number;
   naiveCompare(rootsOnSameDevice: number): void;
