@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Packs the locally built shim as this platform's prebuilt package with @napi-rs/cli, so users
-// without a compiler can install overlay2: npm/<platform>/ gets the .node file; `napi pre-publish`
-// then adds the platform packages to optionalDependencies when publishing.
+// without a compiler can install overlay2: npm/<platform>/ gets the .node file;
+// then adds the platform packages to optionalDependencies when publishing (`napi prepublish -t npm`).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -23,9 +23,9 @@ const artifacts = join(root, 'artifacts');
 rmSync(artifacts, { recursive: true, force: true });
 mkdirSync(artifacts);
 copyFileSync(built, join(artifacts, `overlay2-shim.${platform}.node`));
-run('create-npm-dirs');
-run('artifacts', '--output-dir', 'artifacts');
+run('create-npm-dir', '-t', '.');
+run('artifacts', '-d', 'artifacts', '--dist', 'npm');
 rmSync(artifacts, { recursive: true, force: true });
 // napi also drops a copy at the package root (its build output dir); only npm/<platform>/ is wanted
 rmSync(join(root, `overlay2-shim.${platform}.node`), { force: true });
-console.log(`npm/${platform}/overlay2-shim.${platform}.node is ready; publish with: npx napi pre-publish -t npm`);
+console.log(`npm/${platform}/overlay2-shim.${platform}.node is ready; publish with: npx napi prepublish -t npm`);
