@@ -1,0 +1,764 @@
+// applyDiff: imports a layer tar (moby's UnpackLayer / Unpack with the overlay whiteout converter).
+//
+// Safety: every entry is created relative to a directory fd opened with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), and only its last component is created, with the
+// *at calls that never follow a final symlink. Rules, decided here and tested in test/hostile:
+// - Names are cleaned like filepath.Clean after a leading "/" is dropped (so "/etc/x" is "etc/x",
+//   as moby joins it under the root); a ".." that would climb above the root is ERR_UNSAFE_ARCHIVE
+//   (moby maps "/../x" to "x"; we refuse it: no honest archive has one).
+// - A path that goes through a symlink, whether the archive made it or it was already on disk, is
+//   ERR_UNSAFE_ARCHIVE (moby follows such symlinks inside a chroot; we never follow them).
+// - A relative symlink target that climbs above the root is ERR_UNSAFE_ARCHIVE (moby's rule);
+//   absolute targets are stored as they are, as moby does.
+// - Hardlink targets are cleaned like names and resolved beneath the root without following
+//   symlinks; a target that escapes or is a directory is ERR_UNSAFE_ARCHIVE, a target that does not
+//   exist is ERR_BAD_ARCHIVE. A hardlink entry links and changes nothing on the shared inode (GNU
+//   tar's behaviour; moby re-applies the link header's owner/mode, which Docker's tars make equal).
+// - Whiteouts: ".wh..wh..opq" marks its directory opaque; other ".wh..wh.*" (AUFS metadata, e.g.
+//   ".wh..wh.plnk/...") are skipped with everything under them; ".wh.X" deletes X, where X must not
+//   be "", "." or ".."; a ".wh.*" component that is not the last one is ERR_UNSAFE_ARCHIVE.
+// - Kernel bookkeeping xattrs (trusted.overlay.* / user.overlay.* other than opaque) found in an
+//   archive are not applied: they describe another overlay's files. An archive's opaque xattr is
+//   written under the name this driver uses (trusted. or user.).
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Overlay2Error, isErrno } from '../errors.js';
+import type { IdMappings } from '../idmap.js';
+import { loadShim, type Shim } from '../native/shim.js';
+import {
+  AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
+  O_PATH, O_RDONLY, O_WRONLY, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+} from '../native/constants.js';
+import { decompressed } from '../tar/decompress.js';
+import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
+import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
+
+export interface ApplyOptions {
+  /** Opaque marker: user.overlay.opaque instead of trusted.overlay.opaque. */
+  userxattr: boolean;
+  /** Archive ids are container ids; files get idMappings.toHost of them. */
+  idMappings: IdMappings;
+  /** Told about what was skipped (a device node where mknod is not permitted, an xattr the
+   *  filesystem does not take). */
+  onWarning?: (msg: string) => void;
+  /** syncfs() the layer's filesystem before the staging dir is swapped in (applyLayer only). Off by
+   *  default, as in Docker: see bench/RESULTS.md for what it costs. */
+  sync?: boolean;
+}
+
+const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+const DIR_PATH_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
+const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000;
+const PARENT_CACHE_LIMIT = 128;
+
+/** Native apply into a layer dir (HOME/<id>): extracts into a staging dir beside diff/ and swaps it
+ *  in, so a crash never leaves a half-filled diff/. When diff/ already has content the archive is
+ *  applied in place (moby's semantics; only the empty-layer case, Docker's only use, is atomic).
+ *  Returns moby's directory.Size of the resulting diff dir. */
+export async function applyLayer(layerDir: string, tar: Readable, opts: ApplyOptions): Promise<number> {
+  const shim = loadShim();
+  const diffDir = join(layerDir, 'diff');
+  if (!isEmptyDir(diffDir)) {
+    await extract(shim, diffDir, tar, opts, 'layer');
+    return treeSize(diffDir);
+  }
+  const staging = createStaging(layerDir, diffDir);
+  try {
+    const size = await extract(shim, staging, tar, opts, 'layer');
+    if (opts.sync) syncfsOf(shim, staging);
+    swapIntoPlace(shim, staging, diffDir);
+    return size;
+  } catch (e) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Naive apply through a mounted layer (moby's ApplyUncompressedLayer): whiteouts delete from
+ *  `mergedDir`, opaque markers remove the dir's children this archive did not create. Returns what
+ *  moby returns there: the sum of the archive's entry sizes. */
+export async function applyThroughMount(mergedDir: string, tar: Readable, opts: ApplyOptions): Promise<number> {
+  return extract(loadShim(), mergedDir, tar, opts, 'mount');
+}
+
+/** Removes leftovers of interrupted applies in a layer dir; returns how many. */
+export function removeStaleStaging(layerDir: string): Promise<number> {
+  return removeStaging(layerDir);
+}
+
+function syncfsOf(shim: Shim, dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    shim.syncfs(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+type Mode = 'layer' | 'mount';
+
+async function extract(shim: Shim, root: string, tar: Readable, opts: ApplyOptions, mode: Mode): Promise<number> {
+  const rootFd = shim.openat2(AT_FDCWD, root, DIR_PATH_FLAGS, 0, 0);
+  const ex = new Extractor(shim, rootFd, opts, mode);
+  const reader = new TarReader(ex);
+  try {
+    for await (const chunk of decompressed(tar)) reader.push(chunk);
+    reader.finish();
+    ex.finish();
+    return ex.size;
+  } catch (e) {
+    throw annotate(e, ex.currentName);
+  } finally {
+    ex.close();
+    fs.closeSync(rootFd);
+  }
+}
+
+/** System errors (ENOSPC, EIO...) keep their code and gain the entry's name. */
+function annotate(e: unknown, name: string): unknown {
+  if (e instanceof Overlay2Error || !(e instanceof Error) || !name) return e;
+  const err = e as Error & { entry?: string };
+  if (err.entry === undefined) {
+    err.entry = name;
+    err.message = `${err.message} (archive entry ${JSON.stringify(name)})`;
+  }
+  return err;
+}
+
+function unsafe(name: string, why: string): Overlay2Error {
+  return new Overlay2Error('ERR_UNSAFE_ARCHIVE', `overlay2: unsafe archive: ${why} (entry ${JSON.stringify(name)})`, { path: name });
+}
+
+function bad(name: string, why: string): Overlay2Error {
+  return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${why} (entry ${JSON.stringify(name)})`, { path: name });
+}
+
+/** A name relative to the root, cleaned: "" for the root itself; null when ".." climbs above it. */
+export function cleanName(name: string): string | null {
+  // Fast path: components that are all plain (no "", ".", ".."), an optional trailing "/".
+  const n = name.length;
+  let start = 0;
+  let plain = n > 0 && name.charCodeAt(0) !== 0x2f;
+  if (plain) {
+    for (let i = 0; i <= n; i++) {
+      if (i === n || name.charCodeAt(i) === 0x2f) {
+        const len = i - start;
+        if (len === 0) {
+          if (i === n && i > 0) break; // the trailing slash
+          plain = false;
+          break;
+        }
+        if (name.charCodeAt(start) === 0x2e && (len === 1 || (len === 2 && name.charCodeAt(start + 1) === 0x2e))) {
+          plain = false;
+          break;
+        }
+        start = i + 1;
+      }
+    }
+  }
+  if (plain) return name.charCodeAt(n - 1) === 0x2f ? name.slice(0, n - 1) : name;
+  const out: string[] = [];
+  for (const c of name.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (out.length === 0) return null;
+      out.pop();
+    } else {
+      out.push(c);
+    }
+  }
+  return out.join('/');
+}
+
+/** True when a relative symlink target, placed in `parentPath`, climbs above the root. */
+function symlinkEscapes(parentPath: string, target: string): boolean {
+  if (target.charCodeAt(0) === 0x2f) return false;
+  if (!target.includes('..')) return false;
+  let depth = parentPath === '' ? 0 : parentPath.split('/').length;
+  for (const c of target.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (--depth < 0) return true;
+    } else {
+      depth++;
+    }
+  }
+  return false;
+}
+
+interface DirTimes { as: number; an: number; ms: number; mn: number }
+
+/** Which overlay xattrs are kernel bookkeeping (not layer content). */
+function isOverlayBookkeeping(name: string): boolean {
+  return (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) && !name.endsWith('.overlay.opaque');
+}
+
+/** The TarSink that creates the tree. One instance per import; not reentrant. */
+class Extractor implements TarSink {
+  /** layer: Σ st_size of distinct non-dir inodes in the tree; mount: Σ entry sizes (moby). */
+  size = 0;
+  currentName = '';
+
+  private readonly opaqueName: string;
+  private readonly identityIds: boolean;
+  private readonly umask: number;
+  private readonly rootUid: number;
+  private readonly rootGid: number;
+  private readonly parents = new Map<string, number>();
+  private lastParent: string | null = null;
+  private lastParentFd = -1;
+  private readonly dirTimes = new Map<string, DirTimes>();
+  /** mount mode: paths this archive created, which an opaque marker keeps (moby's unpackedPaths). */
+  private readonly unpacked: Set<string> | null;
+  // the regular file being written
+  private fd = -1;
+  private skipping = false;
+  private fileParentFd = -1;
+  private fileBase = '';
+  private fileUid = 0;
+  private fileGid = 0;
+  private fileMode = 0;
+  private fileAs = 0;
+  private fileAn = 0;
+  private fileMs = 0;
+  private fileMn = 0;
+  private fileXattrs: Array<[string, Buffer]> | null = null;
+  // last id translation (most entries share one owner)
+  private lastUid = -1;
+  private lastGid = -1;
+  private hostUid = 0;
+  private hostGid = 0;
+  private warnedXattr = false;
+
+  constructor(
+    private readonly shim: Shim,
+    private readonly rootFd: number,
+    private readonly opts: ApplyOptions,
+    private readonly mode: Mode,
+  ) {
+    this.opaqueName = opts.userxattr ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
+    this.identityIds = opts.idMappings.empty;
+    this.umask = currentUmask();
+    const root = opts.idMappings.root();
+    this.rootUid = root.uid;
+    this.rootGid = root.gid;
+    this.unpacked = mode === 'mount' ? new Set() : null;
+  }
+
+  // ---- TarSink ---------------------------------------------------------------------------------
+
+  entry(e: TarEntry): void {
+    const name = e.name;
+    this.currentName = name;
+    this.skipping = false;
+    if (name.includes('\0')) throw bad(name, 'NUL in name');
+    const path = cleanName(name);
+    if (path === null) throw unsafe(name, 'name climbs out of the layer');
+    if (this.mode === 'mount') this.size += e.size;
+    if (this.parents.size > PARENT_CACHE_LIMIT) this.trimParents();
+
+    if (path === '') {
+      if (e.kind !== 'dir') throw unsafe(name, `the layer root cannot become a ${e.kind}`);
+      this.rootAttributes(e);
+      return;
+    }
+    if (path.includes('.wh.') && this.whiteoutEntry(e, path)) return;
+
+    const slash = path.lastIndexOf('/');
+    const parent = slash < 0 ? '' : path.slice(0, slash);
+    const base = slash < 0 ? path : path.slice(slash + 1);
+    const pfd = this.parentFd(parent, name, true);
+    this.unpacked?.add(path);
+    this.ids(e.uid, e.gid);
+    switch (e.kind) {
+      case 'file': this.file(e, pfd, parent, base, path); break;
+      case 'dir': this.dir(e, pfd, parent, base, path); break;
+      case 'symlink': this.symlink(e, pfd, parent, base, path); break;
+      case 'hardlink': this.hardlink(e, pfd, parent, base, path); break;
+      case 'char': case 'block': case 'fifo': this.node(e, pfd, parent, base, path); break;
+    }
+  }
+
+  data(buf: Buffer, start: number, end: number): void {
+    if (this.skipping) return;
+    const fd = this.fd;
+    while (start < end) start += fs.writeSync(fd, buf, start, end - start);
+  }
+
+  end(): void {
+    const fd = this.fd;
+    if (fd < 0) return;
+    this.fd = -1;
+    try {
+      fs.fchownSync(fd, this.fileUid, this.fileGid);
+      if (this.fileXattrs) this.setXattrsFd(fd, this.fileXattrs);
+      if (this.needsChmod(this.fileMode)) fs.fchmodSync(fd, this.fileMode);
+      if (this.fileAn === 0 && this.fileMn === 0) fs.futimesSync(fd, this.fileAs, this.fileMs);
+      else this.shim.utimensat(this.fileParentFd, this.fileBase, this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  // ---- end of archive ------------------------------------------------------------------------
+
+  /** Directory times last (creating children changed them), deepest first. */
+  finish(): void {
+    this.currentName = '';
+    const paths = [...this.dirTimes.keys()];
+    for (let i = paths.length - 1; i >= 0; i--) {
+      const path = paths[i];
+      const t = this.dirTimes.get(path)!;
+      if (path === '') {
+        this.shim.utimensat(AT_FDCWD, `/proc/self/fd/${this.rootFd}`, t.as, t.an, t.ms, t.mn, 0);
+        continue;
+      }
+      const slash = path.lastIndexOf('/');
+      const pfd = this.parentFd(slash < 0 ? '' : path.slice(0, slash), path, false);
+      this.shim.utimensat(pfd, slash < 0 ? path : path.slice(slash + 1), t.as, t.an, t.ms, t.mn, AT_SYMLINK_NOFOLLOW);
+    }
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+    for (const fd of this.parents.values()) fs.closeSync(fd);
+    this.parents.clear();
+    this.lastParent = null;
+  }
+
+  // ---- entry kinds -------------------------------------------------------------------------------
+
+  private file(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
+    let fd: number;
+    try {
+      fd = this.shim.openat2(pfd, base, CREATE_FILE_FLAGS, e.mode & 0o777, RESOLVE);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+      pfd = this.makeRoom(pfd, parent, base, path);
+      fd = this.shim.openat2(pfd, base, CREATE_FILE_FLAGS, e.mode & 0o777, RESOLVE);
+    }
+    this.fd = fd;
+    this.fileParentFd = pfd;
+    this.fileBase = base;
+    this.fileUid = this.hostUid;
+    this.fileGid = this.hostGid;
+    this.fileMode = e.mode;
+    this.setTimes(e);
+    this.fileXattrs = e.xattrs;
+    if (this.mode === 'layer') this.size += e.size;
+  }
+
+  private dir(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
+    let existed = false;
+    try {
+      this.shim.mkdirat(pfd, base, e.mode & 0o777);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+      if (this.lstat(pfd, base).isDirectory()) {
+        existed = true;
+      } else {
+        pfd = this.makeRoom(pfd, parent, base, path);
+        this.shim.mkdirat(pfd, base, e.mode & 0o777);
+      }
+    }
+    this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (e.xattrs) this.setXattrsDir(pfd, base, e.xattrs);
+    if (existed || this.needsChmod(e.mode)) this.shim.fchmodat(pfd, base, e.mode);
+    this.dirTimes.set(path, this.times(e));
+  }
+
+  private symlink(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
+    const target = e.linkname;
+    if (target.includes('\0')) throw bad(e.name, 'NUL in symlink target');
+    if (symlinkEscapes(parent, target)) throw unsafe(e.name, `symlink target ${JSON.stringify(target)} climbs out of the layer`);
+    try {
+      this.shim.symlinkat(target, pfd, base);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+      pfd = this.makeRoom(pfd, parent, base, path);
+      this.shim.symlinkat(target, pfd, base);
+    }
+    this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (e.xattrs) this.setXattrsPath(pfd, base, e.xattrs);
+    this.setTimes(e);
+    this.shim.utimensat(pfd, base, this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
+    if (this.mode === 'layer') this.size += Buffer.byteLength(target);
+  }
+
+  private hardlink(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
+    if (e.linkname.includes('\0')) throw bad(e.name, 'NUL in hardlink target');
+    const target = cleanName(e.linkname);
+    if (target === null) throw unsafe(e.name, `hardlink target ${JSON.stringify(e.linkname)} climbs out of the layer`);
+    if (target === '') throw unsafe(e.name, 'hardlink to the layer root');
+    if (target === path) return; // a link to itself: the file is already there
+    const tslash = target.lastIndexOf('/');
+    const tparent = tslash < 0 ? '' : target.slice(0, tslash);
+    const tbase = tslash < 0 ? target : target.slice(tslash + 1);
+    let tpfd = this.existingDirFd(tparent, e.name, target);
+    try {
+      this.shim.linkat(tpfd, tbase, pfd, base, 0);
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) {
+        pfd = this.makeRoom(pfd, parent, base, path);
+        tpfd = this.existingDirFd(tparent, e.name, target);
+        try {
+          this.shim.linkat(tpfd, tbase, pfd, base, 0);
+          return;
+        } catch (again) {
+          err = again;
+        }
+      }
+      if (isErrno(err, 'ENOENT')) throw bad(e.name, `hardlink target ${JSON.stringify(e.linkname)} does not exist`);
+      if (isErrno(err, 'EPERM') && this.lstatMaybe(tpfd, tbase)?.isDirectory()) {
+        throw unsafe(e.name, `hardlink to a directory ${JSON.stringify(e.linkname)}`);
+      }
+      throw err;
+    }
+  }
+
+  private node(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
+    const type = e.kind === 'char' ? S_IFCHR : e.kind === 'block' ? S_IFBLK : S_IFIFO;
+    try {
+      this.mknod(pfd, parent, base, path, type | (e.mode & 0o777), e.devmajor, e.devminor);
+    } catch (err) {
+      if (isErrno(err, 'EPERM') && type !== S_IFIFO) {
+        this.opts.onWarning?.(`overlay2: skipped device node ${JSON.stringify(e.name)}: mknod is not permitted here`);
+        this.unpacked?.delete(path);
+        return;
+      }
+      throw err;
+    }
+    this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (e.xattrs) this.setXattrsPath(pfd, base, e.xattrs);
+    if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, base, e.mode);
+    this.setTimes(e);
+    this.shim.utimensat(pfd, base, this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
+  }
+
+  private mknod(pfd: number, parent: string, base: string, path: string, mode: number, major: number, minor: number): number {
+    try {
+      this.shim.mknodat(pfd, base, mode, major, minor);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+      pfd = this.makeRoom(pfd, parent, base, path);
+      this.shim.mknodat(pfd, base, mode, major, minor);
+    }
+    return pfd;
+  }
+
+  private rootAttributes(e: TarEntry): void {
+    this.ids(e.uid, e.gid);
+    const self = `/proc/self/fd/${this.rootFd}`;
+    fs.chownSync(self, this.hostUid, this.hostGid);
+    if (e.xattrs) this.setXattrsDir(this.rootFd, '.', e.xattrs);
+    fs.chmodSync(self, e.mode);
+    this.dirTimes.set('', this.times(e));
+  }
+
+  // ---- whiteouts ---------------------------------------------------------------------------------
+
+  /** Handles AUFS whiteout and metadata names; false when `path` is an ordinary entry after all. */
+  private whiteoutEntry(e: TarEntry, path: string): boolean {
+    const parts = path.split('/');
+    if (parts[0].startsWith('.wh..wh.') && path !== '.wh..wh..opq') {
+      this.skipping = true; // AUFS metadata (.wh..wh.plnk, .wh..wh.aufs, ...) and what is under it
+      return true;
+    }
+    for (let i = 0; i < parts.length - 1; i++) {
+      if (parts[i].startsWith('.wh.')) throw unsafe(e.name, 'a whiteout cannot have children');
+    }
+    const base = parts[parts.length - 1];
+    if (!base.startsWith('.wh.')) return false;
+    this.skipping = true;
+    const parent = parts.slice(0, -1).join('/');
+    if (base === '.wh..wh..opq') {
+      this.opaque(e, parent);
+      return true;
+    }
+    if (base.startsWith('.wh..wh.')) return true; // AUFS metadata deeper down: nothing to apply
+    const victim = base.slice(4);
+    if (victim === '' || victim === '.' || victim === '..') throw unsafe(e.name, `invalid whiteout name ${JSON.stringify(base)}`);
+    const victimPath = parent === '' ? victim : `${parent}/${victim}`;
+    if (this.mode === 'mount') {
+      const pfd = this.lookupDir(parent, e.name);
+      if (pfd === null) return true;
+      const st = this.lstatMaybe(pfd, victim);
+      if (st) this.remove(pfd, victim, victimPath, st.isDirectory());
+      return true;
+    }
+    const pfd = this.parentFd(parent, e.name, true);
+    this.ids(e.uid, e.gid);
+    this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), 0, 0);
+    this.shim.fchownat(pfd, victim, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, victim, e.mode);
+    return true;
+  }
+
+  private opaque(e: TarEntry, dir: string): void {
+    if (this.mode === 'layer') {
+      const pfd = dir === '' ? this.rootFd : this.parentFd(dir, e.name, true);
+      const fd = this.shim.openat2(pfd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE);
+      try {
+        this.shim.fsetxattr(fd, this.opaqueName, 'y', 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return;
+    }
+    // Through a mount: the kernel records the deletions; remove what this archive did not bring.
+    const fd = dir === '' ? this.rootFd : this.lookupDir(dir, e.name);
+    if (fd === null) throw bad(e.name, 'opaque marker for a directory that does not exist');
+    this.removeUnpackedExcept(fd, dir);
+  }
+
+  private removeUnpackedExcept(dirFd: number, dirPath: string): void {
+    for (const ent of fs.readdirSync(`/proc/self/fd/${dirFd}`, { withFileTypes: true })) {
+      const childPath = dirPath === '' ? ent.name : `${dirPath}/${ent.name}`;
+      if (!this.unpacked!.has(childPath)) {
+        this.remove(dirFd, ent.name, childPath, ent.isDirectory());
+      } else if (ent.isDirectory()) {
+        const fd = this.shim.openat2(dirFd, ent.name, DIR_PATH_FLAGS | O_NOFOLLOW, 0, RESOLVE);
+        try {
+          this.removeUnpackedExcept(fd, childPath);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    }
+  }
+
+  // ---- replacing and removing ------------------------------------------------------------------
+
+  /** Removes what stands at parent/base so an entry of another kind can take its place. Returns the
+   *  parent's fd, which stays valid (only fds below `path` are dropped). */
+  private makeRoom(pfd: number, _parent: string, base: string, path: string): number {
+    const st = this.lstat(pfd, base);
+    this.remove(pfd, base, path, st.isDirectory(), st);
+    return pfd;
+  }
+
+  private remove(pfd: number, base: string, path: string, isDir: boolean, st?: fs.Stats): void {
+    if (!isDir) {
+      if (this.mode === 'layer') {
+        const s = st ?? this.lstat(pfd, base);
+        if (s.nlink === 1) this.size -= s.size;
+      }
+      this.shim.unlinkat(pfd, base, 0);
+      return;
+    }
+    this.forgetBelow(path);
+    const fd = this.shim.openat2(pfd, base, DIR_PATH_FLAGS | O_NOFOLLOW, 0, RESOLVE);
+    try {
+      for (const ent of fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true })) {
+        this.remove(fd, ent.name, `${path}/${ent.name}`, ent.isDirectory());
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.shim.unlinkat(pfd, base, AT_REMOVEDIR);
+  }
+
+  /** Drops cached fds of `path` and everything below it (about to be removed or replaced). */
+  private forgetBelow(path: string): void {
+    const prefix = `${path}/`;
+    for (const [p, fd] of this.parents) {
+      if (p === path || p.startsWith(prefix)) {
+        fs.closeSync(fd);
+        this.parents.delete(p);
+      }
+    }
+    for (const p of this.dirTimes.keys()) {
+      if (p === path || p.startsWith(prefix)) this.dirTimes.delete(p);
+    }
+    if (this.unpacked) for (const p of this.unpacked) if (p.startsWith(prefix)) this.unpacked.delete(p);
+    this.lastParent = null;
+  }
+
+  // ---- directory fds -------------------------------------------------------------------------------
+
+  /** An O_PATH fd of directory `parent` beneath the root, from the cache when possible. With
+   *  create, missing directories are made (0755, owned by the mapped root), as moby does. */
+  private parentFd(parent: string, name: string, create: boolean): number {
+    if (parent === '') return this.rootFd;
+    if (parent === this.lastParent) return this.lastParentFd;
+    let fd = this.parents.get(parent);
+    if (fd === undefined) {
+      try {
+        fd = this.shim.openat2(this.rootFd, parent, DIR_PATH_FLAGS, 0, RESOLVE);
+      } catch (err) {
+        if (create && isErrno(err, 'ENOENT')) fd = this.makeParents(parent, name);
+        else throw this.resolveError(err, name, parent);
+      }
+      this.parents.set(parent, fd);
+    }
+    this.lastParent = parent;
+    this.lastParentFd = fd;
+    return fd;
+  }
+
+  /** Like parentFd without creating: null when the directory does not exist. */
+  private lookupDir(dir: string, name: string): number | null {
+    try {
+      return this.parentFd(dir, name, false);
+    } catch (err) {
+      if (err instanceof Overlay2Error && err.code === 'ERR_BAD_ARCHIVE' && (err.cause as { code?: string })?.code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** The fd of a hardlink target's directory: it must exist. */
+  private existingDirFd(dir: string, name: string, target: string): number {
+    const fd = this.lookupDir(dir, name);
+    if (fd === null) throw bad(name, `hardlink target ${JSON.stringify(target)} does not exist`);
+    return fd;
+  }
+
+  private makeParents(parent: string, name: string): number {
+    let fd = this.rootFd;
+    let prefix = '';
+    for (const comp of parent.split('/')) {
+      prefix = prefix === '' ? comp : `${prefix}/${comp}`;
+      const cached = this.parents.get(prefix);
+      if (cached !== undefined) {
+        fd = cached;
+        continue;
+      }
+      let next: number;
+      try {
+        next = this.shim.openat2(fd, comp, DIR_PATH_FLAGS, 0, RESOLVE);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw this.resolveError(err, name, prefix);
+        this.shim.mkdirat(fd, comp, 0o755);
+        this.shim.fchownat(fd, comp, this.rootUid, this.rootGid, AT_SYMLINK_NOFOLLOW);
+        this.unpacked?.add(prefix);
+        next = this.shim.openat2(fd, comp, DIR_PATH_FLAGS, 0, RESOLVE);
+      }
+      if (prefix !== parent) this.parents.set(prefix, next);
+      fd = next;
+    }
+    return fd;
+  }
+
+  private resolveError(err: unknown, name: string, dir: string): unknown {
+    if (isErrno(err, 'ELOOP')) return unsafe(name, `path goes through a symlink (${JSON.stringify(dir)})`);
+    if (isErrno(err, 'EXDEV')) return unsafe(name, `path leaves the layer (${JSON.stringify(dir)})`);
+    if (isErrno(err, 'ENOTDIR')) return Object.assign(bad(name, `${JSON.stringify(dir)} is not a directory`), { cause: err });
+    if (isErrno(err, 'ENOENT')) return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${JSON.stringify(dir)} does not exist (entry ${JSON.stringify(name)})`, { path: name, cause: err });
+    return err;
+  }
+
+  private trimParents(): void {
+    for (const [p, fd] of this.parents) {
+      if (this.parents.size <= PARENT_CACHE_LIMIT / 2) break;
+      fs.closeSync(fd);
+      this.parents.delete(p);
+    }
+    this.lastParent = null;
+  }
+
+  // ---- attributes --------------------------------------------------------------------------------
+
+  private ids(uid: number, gid: number): void {
+    if (uid === this.lastUid && gid === this.lastGid) return;
+    if (this.identityIds) {
+      this.hostUid = uid;
+      this.hostGid = gid;
+    } else {
+      const h = this.opts.idMappings.toHost(uid, gid);
+      this.hostUid = h.uid;
+      this.hostGid = h.gid;
+    }
+    this.lastUid = uid;
+    this.lastGid = gid;
+  }
+
+  /** open(2)/mkdir(2)/mknod(2) honour the umask and never set setuid/setgid/sticky. */
+  private needsChmod(mode: number): boolean {
+    return (mode & 0o7000) !== 0 || (mode & this.umask) !== 0;
+  }
+
+  private setTimes(e: TarEntry): void {
+    this.fileMs = e.mtimeSec;
+    this.fileMn = e.mtimeNsec;
+    if (e.atimeNsec >= 0) {
+      this.fileAs = e.atimeSec;
+      this.fileAn = e.atimeNsec;
+    } else {
+      this.fileAs = e.mtimeSec;
+      this.fileAn = e.mtimeNsec;
+    }
+  }
+
+  private times(e: TarEntry): DirTimes {
+    this.setTimes(e);
+    return { as: this.fileAs, an: this.fileAn, ms: this.fileMs, mn: this.fileMn };
+  }
+
+  private xattrName(name: string): string | null {
+    if (!isOverlayBookkeeping(name)) return name.endsWith('.overlay.opaque') ? this.opaqueName : name;
+    return null;
+  }
+
+  private setXattrsFd(fd: number, xattrs: Array<[string, Buffer]>): void {
+    for (const [name, value] of xattrs) {
+      const n = this.xattrName(name);
+      if (n !== null) this.tolerateUnsupported(n, () => this.shim.fsetxattr(fd, n, value, 0));
+    }
+  }
+
+  private setXattrsDir(pfd: number, base: string, xattrs: Array<[string, Buffer]>): void {
+    const fd = this.shim.openat2(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
+    try {
+      this.setXattrsFd(fd, xattrs);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Symlinks and device nodes cannot be opened for fsetxattr: name them through the parent's fd
+   *  (the magic link is the parent itself; the last component is not followed by lsetxattr). */
+  private setXattrsPath(pfd: number, base: string, xattrs: Array<[string, Buffer]>): void {
+    const p = `/proc/self/fd/${pfd}/${base}`;
+    for (const [name, value] of xattrs) {
+      const n = this.xattrName(name);
+      if (n !== null) this.tolerateUnsupported(n, () => this.shim.lsetxattr(p, n, value, 0));
+    }
+  }
+
+  /** Like moby: a filesystem without xattr support (ENOTSUP) is warned about, not fatal. */
+  private tolerateUnsupported(name: string, set: () => void): void {
+    try {
+      set();
+    } catch (err) {
+      if (!isErrno(err, 'ENOTSUP') && !isErrno(err, 'EOPNOTSUPP')) throw err;
+      if (!this.warnedXattr) {
+        this.warnedXattr = true;
+        this.opts.onWarning?.(`overlay2: ignored xattr ${name} of ${JSON.stringify(this.currentName)} (and maybe others): the filesystem does not support it`);
+      }
+    }
+  }
+
+  private lstat(pfd: number, base: string): fs.Stats {
+    return fs.lstatSync(`/proc/self/fd/${pfd}/${base}`);
+  }
+
+  private lstatMaybe(pfd: number, base: string): fs.Stats | undefined {
+    return fs.lstatSync(`/proc/self/fd/${pfd}/${base}`, { throwIfNoEntry: false });
+  }
+}
+
+/** The process umask, read without changing it (process.umask() with no argument is deprecated). */
+function currentUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
+    if (m) return parseInt(m[1], 8);
+  } catch {
+    // no procfs: assume the common default
+  }
+  return 0o022;
+}

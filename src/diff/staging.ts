@@ -1,0 +1,81 @@
+// The staging dir an import extracts into before it becomes the layer's diff/. It lives inside the
+// layer dir (HOME/<id>/.staging-diff-<pid>-<random>): same filesystem as diff/ (so renameat2 can
+// swap them) and under the same project-quota dir; Docker ignores unknown names in a layer dir.
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Shim } from '../native/shim.js';
+import { AT_FDCWD, RENAME_EXCHANGE } from '../native/constants.js';
+
+export const STAGING_PREFIX = '.staging-diff-';
+
+/** Creates an empty staging dir beside `diff`, with diff's owner and mode; returns its path. */
+export function createStaging(layerDir: string, diffDir: string): string {
+  const st = fs.lstatSync(diffDir);
+  const path = join(layerDir, `${STAGING_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+  fs.mkdirSync(path, { mode: 0o700 });
+  fs.chownSync(path, st.uid, st.gid);
+  fs.chmodSync(path, st.mode & 0o7777);
+  return path;
+}
+
+/** Exchanges the staging dir with diff/ in one renameat2, then removes what was diff/ (now at the
+ *  staging name). A crash between the two steps leaves a complete diff/ and a stale staging dir. */
+export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string): void {
+  shim.renameat2(AT_FDCWD, stagingDir, AT_FDCWD, diffDir, RENAME_EXCHANGE);
+  fs.rmSync(stagingDir, { recursive: true, force: true });
+}
+
+/** Removes every staging dir in a layer dir (leftovers of interrupted imports); returns how many. */
+export async function removeStaleStaging(layerDir: string): Promise<number> {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(layerDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+  for (const name of names) {
+    if (!name.startsWith(STAGING_PREFIX)) continue;
+    // rm -r never follows symlinks, so a hostile tree left in staging cannot redirect the removal.
+    await fs.promises.rm(join(layerDir, name), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+/** True when the directory has no entries. */
+export function isEmptyDir(dir: string): boolean {
+  const d = fs.opendirSync(dir);
+  try {
+    return d.readSync() === null;
+  } finally {
+    d.closeSync();
+  }
+}
+
+/** moby's directory.Size: Σ st_size of every non-directory, each hardlinked inode once. Used only
+ *  when an import went into a non-empty diff/ (the extractor counts as it writes otherwise). */
+export function treeSize(dir: string): number {
+  let total = 0;
+  const seen = new Set<string>();
+  const walk = (d: string): void => {
+    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, ent.name);
+      if (ent.isDirectory()) {
+        walk(p);
+        continue;
+      }
+      const st = fs.lstatSync(p, { bigint: true });
+      if (st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
+      total += Number(st.size);
+    }
+  };
+  walk(dir);
+  return total;
+}
