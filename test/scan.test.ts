@@ -1,0 +1,171 @@
+// The streaming scanner host: double-buffered batches into WASM memory, and the fast-glob fallback
+// producing the same records (bar xattrs) as the shim on the same tree.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { withCore, type Core } from '../src/core/wasm.js';
+import { decodeRecord, RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, type RecordFields } from '../src/core/records.js';
+import { SCAN_RECORDS_PER_BATCH, type ScanSlot } from '../src/core/regions.js';
+import { scanStream, type ScanOptions } from '../src/scan/stream.js';
+import { tryLoadShim } from '../src/native/shim.js';
+import { changesNaive } from '../src/diff/changes-naive.js';
+import { tempDir, removeTree } from './support/env.js';
+
+const shim = tryLoadShim();
+const withShim = shim ? test : test.skip;
+if (!shim) console.log('!! scan.test: the shim is not built — shim-vs-fallback comparisons are SKIPPED (fallback-only tests still run)');
+
+interface Seen extends Omit<RecordFields, 'nameOff'> { path: string }
+
+/** Every record of a scan, decoded in the consumer (tests only: the real consumers never decode). */
+async function collect(root: string, flags: number, options: ScanOptions = {}): Promise<{ seen: Seen[]; slots: Set<number>; scanner: string }> {
+  return withCore(async (core: Core) => {
+    const seen: Seen[] = [];
+    const slots = new Set<number>();
+    const stack: string[] = [];
+    const res = await scanStream(core, root, flags, (slot: ScanSlot, count: number) => {
+      slots.add(slot.recordsAddr);
+      for (let i = 0; i < count; i++) {
+        const { nameOff, ...r } = decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE);
+        const name = Buffer.from(core.low.subarray(slot.heapAddr + nameOff, slot.heapAddr + nameOff + r.nameLen)).toString();
+        stack.length = r.depth - 1;
+        stack.push(name);
+        seen.push({ ...r, path: stack.join('/') });
+      }
+    }, options);
+    assert.is(res.entries, seen.length);
+    return { seen, slots, scanner: res.scanner };
+  });
+}
+
+function makeTree(root: string, files: number): number {
+  let n = 0;
+  for (let d = 0; d < 20; d++) {
+    const dir = join(root, `dir-${d}`, d % 3 === 0 ? 'deep/er' : 'x');
+    fs.mkdirSync(dir, { recursive: true });
+    n += d % 3 === 0 ? 3 : 2;
+    // a few real files, the rest hardlinks to them: inode creation is slow here, links are not
+    for (let i = 0; i < files / 20; i++) {
+      if (i < 13) fs.writeFileSync(join(dir, `f${i}.txt`), 'x'.repeat(i));
+      else fs.linkSync(join(dir, `f${i % 13}.txt`), join(dir, `f${i}.txt`));
+      n++;
+    }
+  }
+  for (const name of ['a', 'a-b', 'a.c', 'a0', '.hidden', 'ü-utf8']) {
+    fs.mkdirSync(join(root, name));
+    fs.writeFileSync(join(root, name, 'k'), name);
+    n += 2;
+  }
+  fs.symlinkSync('a/k', join(root, 'link'));
+  fs.linkSync(join(root, 'a', 'k'), join(root, 'hard'));
+  return n + 2;
+}
+
+withShim('the shim scan streams every entry through both slots, in sorted pre-order', async () => {
+  const dir = tempDir('ovl2-scan-');
+  try {
+    const n = makeTree(dir, 10_000);
+    const { seen, slots, scanner } = await collect(dir, SCAN_SORTED);
+    assert.is(scanner, 'shim');
+    assert.is(seen.length, n);
+    assert.ok(n > 2 * SCAN_RECORDS_PER_BATCH, 'more than two batches');
+    assert.is(slots.size, 2, 'both slots of the stream were used');
+    const idx = (p: string) => seen.findIndex((s) => s.path === p);
+    assert.ok(idx('a') < idx('a/k') && idx('a/k') < idx('a-b'), 'pre-order, a directory before its entries');
+    assert.ok(idx('.hidden') < idx('a') && idx('a-b') < idx('a.c') && idx('a.c') < idx('a0'), 'byte order within a directory');
+  } finally {
+    removeTree(dir);
+  }
+});
+
+withShim('the fast-glob fallback produces the same records as the shim (no xattr flags asked)', async () => {
+  const dir = tempDir('ovl2-scan-fb-');
+  try {
+    makeTree(dir, 3000);
+    for (const flags of [SCAN_SORTED, SCAN_SORTED | SCAN_NO_RECURSE]) {
+      const a = await collect(dir, flags);
+      const b = await collect(dir, flags, { fallback: true });
+      assert.is(b.scanner, 'fallback');
+      assert.equal(b.seen, a.seen, `flags ${flags}`);
+    }
+  } finally {
+    removeTree(dir);
+  }
+});
+
+withShim('fallback and shim agree on naive changes between two plain trees', async () => {
+  const dir = tempDir('ovl2-scan-naive-');
+  try {
+    const oldDir = join(dir, 'old'), newDir = join(dir, 'new');
+    fs.mkdirSync(oldDir);
+    fs.mkdirSync(newDir);
+    makeTree(oldDir, 200);
+    makeTree(newDir, 200);
+    fs.rmSync(join(newDir, 'dir-3'), { recursive: true });
+    fs.writeFileSync(join(newDir, 'a-b', 'k'), 'changed!');
+    fs.writeFileSync(join(newDir, 'dir-4', 'x', 'new'), 'n');
+    fs.chmodSync(join(newDir, 'a0'), 0o700);
+    const viaShim = await changesNaive(newDir, oldDir);
+    const viaFallback = await changesNaive(newDir, oldDir, { fallback: true });
+    assert.equal(viaFallback, viaShim);
+    assert.ok(viaShim.some((c) => c.path === '/dir-3' && c.kind === 'D'));
+    assert.ok(viaShim.some((c) => c.path === '/dir-4/x/new' && c.kind === 'A'));
+  } finally {
+    removeTree(dir);
+  }
+});
+
+test('a missing root rejects with ENOENT (shim and fallback)', async () => {
+  for (const fallback of shim ? [false, true] : [true]) {
+    let code = '';
+    try {
+      await collect('/nonexistent/ovl2-nothing-here', SCAN_SORTED, { fallback });
+    } catch (e) {
+      code = (e as { code?: string }).code ?? '';
+    }
+    assert.is(code, 'ENOENT', fallback ? 'fallback' : 'shim');
+  }
+});
+
+withShim('a consumer that throws stops the scan cleanly and the core can be used again', async () => {
+  const dir = tempDir('ovl2-scan-throw-');
+  try {
+    makeTree(dir, 10_000);
+    let batches = 0;
+    await withCore(async (core) => {
+      try {
+        await scanStream(core, dir, SCAN_SORTED | SCAN_CAPS, () => {
+          if (++batches === 1) throw new Error('stop here');
+        });
+        assert.unreachable();
+      } catch (e) {
+        assert.is((e as Error).message, 'stop here');
+      }
+    });
+    assert.is(batches, 1);
+    const again = await collect(dir, SCAN_SORTED);
+    assert.ok(again.seen.length > 10_000);
+  } finally {
+    removeTree(dir);
+  }
+});
+
+test('the fallback alone scans a tree (what runs when the shim is not built)', async () => {
+  const dir = tempDir('ovl2-scan-fbonly-');
+  try {
+    const n = makeTree(dir, 100);
+    const { seen, scanner } = await collect(dir, SCAN_SORTED, { fallback: true });
+    assert.is(scanner, 'fallback');
+    assert.is(seen.length, n);
+    const st = fs.lstatSync(join(dir, 'hard'), { bigint: true });
+    const rec = seen.find((s) => s.path === 'hard')!;
+    assert.is(rec.ino, st.ino);
+    assert.is(rec.nlink, 2);
+    assert.is(rec.mtimeSec * 1_000_000_000n + BigInt(rec.mtimeNsec), st.mtimeNs);
+  } finally {
+    removeTree(dir);
+  }
+});
+
+test.run();
