@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { exportLayer } from '../src/diff/export.js';
+import { CHUNK_SIZE, exportLayer } from '../src/diff/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { collect, parseTar, patternBytes } from './export-fixture.js';
 
@@ -42,13 +42,13 @@ test('read-ahead stays bounded while nobody reads (back-pressure)', async () => 
   fs.truncateSync(join(d, 'huge'), 96 * MiB); // sparse: cheap to make, 96 MiB to read
   const s = exportLayer(d, opts);
   await settle(s);
-  assert.ok(s.readableLength <= 2 * MiB, `read ahead ${s.readableLength} bytes without a reader`);
+  assert.ok(s.readableLength <= 2 * CHUNK_SIZE, `read ahead ${s.readableLength} bytes without a reader`);
   let total = 0;
   for (let i = 0; i < 5; i++) {
     const c = s.read() as Buffer | null;
     if (c) total += c.length;
     await settle(s);
-    assert.ok(s.readableLength <= 2 * MiB, `read ahead ${s.readableLength} bytes after ${i + 1} reads`);
+    assert.ok(s.readableLength <= 2 * CHUNK_SIZE, `read ahead ${s.readableLength} bytes after ${i + 1} reads`);
   }
   for await (const c of s) total += (c as Buffer).length;
   assert.is(total, 512 + 96 * MiB + 1024);
@@ -57,14 +57,16 @@ test('read-ahead stays bounded while nobody reads (back-pressure)', async () => 
 test('headers and data split across chunk boundaries come out whole', async () => {
   const d = fresh();
   // é-1's PAX header (2 blocks) + main block, then data filling up to 512 bytes before the first
-  // 1 MiB chunk ends: é-2's three header blocks straddle the boundary. Then files of odd sizes
-  // with PAX headers until well past a few more boundaries.
-  const first = MiB - 2048;
+  // chunk ends: é-2's three header blocks straddle the boundary. Then a file that crosses the
+  // next boundary in its data, and files of odd sizes with PAX headers past a few more.
+  const first = CHUNK_SIZE - 2048;
   const files: Array<[string, Buffer]> = [['é-1', patternBytes(first, 1)], ['é-2', patternBytes(1000, 2)]];
-  for (let i = 0; i < 400; i++) files.push([`é-3-${String(i).padStart(3, '0')}`, patternBytes((i * 7919) % 20_000, i + 3)]);
+  files.push(['é-3', patternBytes(CHUNK_SIZE + 12_345, 3)]);
+  for (let i = 0; i < 1000; i++) files.push([`é-4-${String(i).padStart(3, '0')}`, patternBytes((i * 7919) % 20_000, i + 4)]);
   for (const [name, data] of files) fs.writeFileSync(join(d, name), data);
   const tar = await collect(exportLayer(d, opts));
-  assert.is(tar.indexOf(Buffer.from('PaxHeaders.0/-2')), MiB - 512, 'the test no longer straddles the first boundary');
+  assert.is(tar.indexOf(Buffer.from('PaxHeaders.0/-2')), CHUNK_SIZE - 512, 'the test no longer straddles the first boundary');
+  assert.ok(tar.length > 3 * CHUNK_SIZE, 'the test no longer crosses several boundaries');
   const entries = parseTar(tar);
   assert.equal(entries.map((e) => Buffer.from(e.name, 'latin1').toString('utf8')), files.map(([n]) => n));
   for (let i = 0; i < files.length; i++) assert.ok(entries[i]!.data.equals(files[i]![1]), `data of ${files[i]![0]}`);
@@ -72,8 +74,8 @@ test('headers and data split across chunk boundaries come out whole', async () =
 
 test('a file that shrank after it was listed fails the stream, and nothing stays open', async () => {
   const d = fresh();
-  fs.writeFileSync(join(d, 'a'), patternBytes(2 * MiB, 1));
-  fs.writeFileSync(join(d, 'b'), patternBytes(2 * MiB, 2));
+  fs.writeFileSync(join(d, 'a'), patternBytes(2 * CHUNK_SIZE, 1));
+  fs.writeFileSync(join(d, 'b'), patternBytes(2 * CHUNK_SIZE, 2));
   const before = openFds();
   const s = exportLayer(d, opts);
   await settle(s); // the scan has listed both files; a's data is being read
@@ -88,7 +90,7 @@ test('a file that shrank after it was listed fails the stream, and nothing stays
 test('destroying the stream mid-file closes the file and the scan', async () => {
   const d = fresh();
   fs.mkdirSync(join(d, 'x/y/z'), { recursive: true });
-  fs.writeFileSync(join(d, 'x/y/z/big'), patternBytes(3 * MiB, 3));
+  fs.writeFileSync(join(d, 'x/y/z/big'), patternBytes(3 * CHUNK_SIZE, 3));
   const before = openFds();
   const s = exportLayer(d, opts);
   await settle(s);

@@ -27,7 +27,7 @@ import type { Change } from './types.js';
 import type { IdMappings } from '../idmap.js';
 import { Overlay2Error } from '../errors.js';
 import { loadShim, type Shim, type ScanHandle } from '../native/shim.js';
-import { AT_FDCWD } from '../native/constants.js';
+import { AT_FDCWD, O_CLOEXEC } from '../native/constants.js';
 import {
   BLOCK_SIZE, END_OF_ARCHIVE, TYPE_BLOCK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_LINK, TYPE_REG, TYPE_SYMLINK,
   TarHeaderEncoder, blockPadding, cleanPath, type TarHeader,
@@ -65,43 +65,75 @@ export function exportChanges(root: string, changes: Change[], opts: ExportOptio
 // ---------------------------------------------------------------------------------------------
 // The stream: pulls entries one at a time and packs headers and file data into fresh chunks.
 
-/** One entry to write: its header and, for a regular file with data, where to read it. */
+/** One entry to write: its header, and whether the source must open file data for it. */
 interface ExportEntry {
   header: TarHeader;
-  dataPath: Buffer | null;
+  hasData: boolean; // a regular file with size > 0: openData() gives its fd
 }
 
+/** Returned by next() when the source is waiting for a batch: call whenReady() and try again. */
+const NOT_READY = Symbol('not ready');
+
 interface EntrySource {
-  next(): ExportEntry | null;
+  next(): ExportEntry | null | typeof NOT_READY;
+  /** Registers the one callback to run when next() can make progress again (or failed). */
+  whenReady(cb: (err: Error | null) => void): void;
+  /** Opens the data of the entry next() returned last (O_RDONLY|O_NOFOLLOW). */
+  openData(): number;
+  /** The path of that entry, for messages. */
+  dataPath(): string;
   close(): void;
 }
 
-const CHUNK_SIZE = 1 << 20;
+// Chunks are pushed as they are and never reused (the reader may keep them). Measured here:
+// fresh 1–2 MiB buffers keep page-faulting (glibc maps and unmaps them), from 2.5 MiB on they are
+// recycled and copying file data into them runs at memory speed (see bench/RESULTS.md).
+export const CHUNK_SIZE = 4 << 20;
 
 class TarStream extends Readable {
   private source: EntrySource | null = null;
   private readonly encoder = new TarHeaderEncoder();
+  private chunk: Buffer | null = null;   // the chunk being filled
+  private pos = 0;
   private pending: Buffer | null = null; // header bytes that did not fit the last chunk
   private fd = -1;                       // file whose data comes next
   private dataLeft = 0;
-  private dataPath: Buffer | null = null;
   private padLeft = 0;
   private trailerLeft = -1;              // -1 until the entries run out
+  private waiting = false;               // for the source; resumes by itself
 
   constructor(private readonly open: () => EntrySource) {
     super({ highWaterMark: CHUNK_SIZE });
   }
 
   override _read(): void {
+    if (!this.waiting) this.pump();
+  }
+
+  /** Fills and pushes chunks until the reader has enough, the archive ends or the source waits. */
+  private pump(): void {
     try {
       this.source ??= this.open();
       for (;;) {
-        const chunk = this.fill();
-        if (chunk === null) {
+        const state = this.fill();
+        if (state === 'wait') {
+          this.waiting = true;
+          this.source.whenReady((err) => {
+            this.waiting = false;
+            if (err) this.destroy(err);
+            else if (!this.destroyed) this.pump();
+          });
+          return;
+        }
+        const chunk = this.chunk!.subarray(0, this.pos);
+        this.chunk = null;
+        this.pos = 0;
+        const more = chunk.length === 0 || this.push(chunk);
+        if (state === 'end') {
           this.push(null);
           return;
         }
-        if (!this.push(chunk)) return;
+        if (!more) return;
       }
     } catch (e) {
       this.destroy(e as Error);
@@ -118,71 +150,60 @@ class TarStream extends Readable {
     cb(err);
   }
 
-  /** The next chunk of the archive, or null once the end-of-archive blocks went out. */
-  private fill(): Buffer | null {
-    if (this.trailerLeft === 0) return null;
-    const chunk = Buffer.allocUnsafe(CHUNK_SIZE);
-    let pos = 0;
-    while (pos < CHUNK_SIZE) {
+  /** Fills this.chunk: 'full', 'end' (the last bytes of the archive are in), or 'wait'. */
+  private fill(): 'full' | 'end' | 'wait' {
+    const chunk = (this.chunk ??= Buffer.allocUnsafe(CHUNK_SIZE));
+    while (this.pos < CHUNK_SIZE) {
+      const room = CHUNK_SIZE - this.pos;
       if (this.pending !== null) {
-        const n = Math.min(this.pending.length, CHUNK_SIZE - pos);
-        this.pending.copy(chunk, pos, 0, n);
-        pos += n;
+        const n = Math.min(this.pending.length, room);
+        this.pending.copy(chunk, this.pos, 0, n);
+        this.pos += n;
         this.pending = n === this.pending.length ? null : this.pending.subarray(n);
-        continue;
-      }
-      if (this.dataLeft > 0) {
-        pos += this.readData(chunk, pos);
-        continue;
-      }
-      if (this.padLeft > 0) {
-        const n = Math.min(this.padLeft, CHUNK_SIZE - pos);
-        chunk.fill(0, pos, pos + n);
-        pos += n;
+      } else if (this.dataLeft > 0) {
+        this.pos += this.readData(chunk, this.pos, room);
+      } else if (this.padLeft > 0) {
+        const n = Math.min(this.padLeft, room);
+        chunk.fill(0, this.pos, this.pos + n);
+        this.pos += n;
         this.padLeft -= n;
-        continue;
-      }
-      if (this.trailerLeft > 0) {
-        const n = Math.min(this.trailerLeft, CHUNK_SIZE - pos);
-        chunk.fill(0, pos, pos + n);
-        pos += n;
+      } else if (this.trailerLeft >= 0) {
+        const n = Math.min(this.trailerLeft, room);
+        chunk.fill(0, this.pos, this.pos + n);
+        this.pos += n;
         this.trailerLeft -= n;
-        continue;
+        if (this.trailerLeft === 0) return 'end';
+      } else {
+        const entry = this.source!.next();
+        if (entry === NOT_READY) return 'wait';
+        if (entry === null) this.trailerLeft = END_OF_ARCHIVE.length;
+        else this.startEntry(entry, chunk, room);
       }
-      if (this.trailerLeft === 0) break;
-      const entry = this.source!.next();
-      if (entry === null) {
-        this.trailerLeft = END_OF_ARCHIVE.length;
-        continue;
-      }
-      pos += this.startEntry(entry, chunk, pos);
     }
-    return chunk.subarray(0, pos);
+    return 'full';
   }
 
   /** Writes the entry's header (what fits; the rest waits in `pending`) and opens its data. */
-  private startEntry(entry: ExportEntry, chunk: Buffer, pos: number): number {
+  private startEntry(entry: ExportEntry, chunk: Buffer, room: number): void {
     const h = entry.header;
-    if (entry.dataPath !== null && h.size > 0) {
+    if (entry.hasData) {
       // Opened before the header goes out, so a failure never leaves a header without its data.
-      this.fd = openSync(entry.dataPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      this.fd = this.source!.openData();
       this.dataLeft = h.size;
-      this.dataPath = entry.dataPath;
       this.padLeft = blockPadding(h.size);
     }
     const bytes = this.encoder.encode(h);
-    const n = Math.min(bytes.length, CHUNK_SIZE - pos);
-    bytes.copy(chunk, pos, 0, n);
+    const n = Math.min(bytes.length, room);
+    bytes.copy(chunk, this.pos, 0, n);
+    this.pos += n;
     if (n < bytes.length) this.pending = Buffer.from(bytes.subarray(n));
-    return n;
   }
 
   /** Reads file data straight into the chunk; exactly the size the header announced. */
-  private readData(chunk: Buffer, pos: number): number {
-    const want = Math.min(this.dataLeft, CHUNK_SIZE - pos);
-    const n = readSync(this.fd, chunk, pos, want, null);
+  private readData(chunk: Buffer, pos: number, room: number): number {
+    const n = readSync(this.fd, chunk, pos, Math.min(this.dataLeft, room), null);
     if (n === 0) {
-      const path = this.dataPath!.toString('utf8');
+      const path = this.source!.dataPath();
       throw new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: ${path} shrank while it was being exported`, { path });
     }
     this.dataLeft -= n;
@@ -408,30 +429,56 @@ const SCAN_SORTED = 1, SCAN_OPAQUE = 2, SCAN_USER_XATTR = 4, SCAN_CAPS = 8;
 const RECORDS_PER_BATCH = 4096;
 const HEAP_SIZE = 1 << 20; // names + capability values of one batch; ≥ 255 + 65535 for any entry
 
+const O_FILE = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | O_CLOEXEC;
+const O_DIR = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW | O_CLOEXEC;
+
+interface BatchBuffers {
+  records: Buffer;
+  heap: Buffer;
+}
+
+/**
+ * The upper dir as entries, from the shim's sorted depth-first scan. The scan runs one batch ahead
+ * on the libuv pool (a second core) while this thread opens, reads and encodes the current batch.
+ * File data is opened relative to a cached fd of its directory (openat2 of one name: no path walk,
+ * and a renamed-away parent cannot redirect it).
+ */
 class UpperDirSource implements EntrySource {
   private readonly shim: Shim;
   private readonly rules: HeaderRules;
   private readonly rootUtf8: string;
   private readonly rootBytes: string;
   private handle: ScanHandle | null;
-  private readonly records = Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH);
-  private readonly heap = Buffer.alloc(HEAP_SIZE);
+  private readonly buffers: [BatchBuffers, BatchBuffers];
+  private current = 0;                       // which buffers hold the batch being read
   private count = 0;
   private index = 0;
-  private done = false;
-  private readonly dirs: string[] = [];    // rel path of the directory open at each depth
-  private queued: ExportEntry | null = null; // an opaque marker to write after its directory
+  private scanDone = false;
+  private prefetching = false;
+  private prefetched: { count: number; done: boolean } | null = null;
+  private prefetchError: Error | null = null;
+  private onReady: ((err: Error | null) => void) | null = null;
+  private closed = false;
+  private readonly dirs: string[] = [];       // rel path of the directory at each depth (index depth-1)
+  private readonly dirFds: number[] = [];     // fd of that directory (index depth; 0 = root), -1 unknown
+  private queued: ExportEntry | null = null;  // an opaque marker to write after its directory
+  private lastRel = '';
+  private lastDepth = 0;
+  private lastNameStart = 0;
 
   constructor(upperDir: string, opts: ExportOptions) {
     this.shim = loadShim();
     this.rules = new HeaderRules(opts);
     this.rootUtf8 = upperDir.replace(/\/+$/, '') || '/';
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
+    const batch = () => ({ records: Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH), heap: Buffer.alloc(HEAP_SIZE) });
+    this.buffers = [batch(), batch()];
     const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0);
     this.handle = this.shim.scanOpen(AT_FDCWD, upperDir, flags);
+    this.dirFds[0] = openSync(this.rootUtf8, O_DIR);
   }
 
-  next(): ExportEntry | null {
+  next(): ExportEntry | null | typeof NOT_READY {
     if (this.queued !== null) {
       const q = this.queued;
       this.queued = null;
@@ -439,36 +486,106 @@ class UpperDirSource implements EntrySource {
     }
     for (;;) {
       if (this.index === this.count) {
-        if (this.done || this.handle === null) return null;
-        const batch = this.shim.scanNextSync(this.handle, this.records, this.heap);
+        if (this.scanDone || this.handle === null) return null;
+        if (this.prefetching) return NOT_READY;
+        if (this.prefetchError !== null) throw this.prefetchError;
+        let batch: { count: number; done: boolean };
+        if (this.prefetched !== null) {
+          batch = this.prefetched;
+          this.prefetched = null;
+          this.current ^= 1;
+        } else {
+          const b = this.buffers[this.current];
+          batch = this.shim.scanNextSync(this.handle, b.records, b.heap); // the first batch
+        }
         this.count = batch.count;
         this.index = 0;
-        this.done = batch.done;
-        if (this.count === 0) continue;
+        this.scanDone = batch.done;
+        if (!batch.done) this.prefetch();
+        continue;
       }
       const entry = this.entry(this.index++ * RECORD_SIZE);
       if (entry !== null) return entry;
     }
   }
 
+  private prefetch(): void {
+    const b = this.buffers[this.current ^ 1];
+    this.prefetching = true;
+    this.shim.scanNext(this.handle!, b.records, b.heap, (err, batch) => {
+      this.prefetching = false;
+      if (this.closed) return;
+      if (err) this.prefetchError = err;
+      else this.prefetched = batch;
+      const cb = this.onReady;
+      this.onReady = null;
+      cb?.(null); // next() reports a failure
+    });
+  }
+
+  whenReady(cb: (err: Error | null) => void): void {
+    if (this.prefetching) this.onReady = cb;
+    else setImmediate(cb, null);
+  }
+
+  openData(): number {
+    const fd = this.dirFd(this.lastDepth - 1);
+    const name = this.lastRel.slice(this.lastNameStart);
+    if (fd >= 0 && ASCII_ONLY.test(name)) return this.shim.openat2(fd, name, O_FILE, 0, 0);
+    const bytes = Buffer.from(name, 'latin1');
+    if (fd >= 0 && isUtf8(bytes)) return this.shim.openat2(fd, bytes.toString('utf8'), O_FILE, 0, 0);
+    return openSync(Buffer.from(this.rootBytes + '/' + this.lastRel, 'latin1'), O_FILE);
+  }
+
+  dataPath(): string {
+    return this.rootUtf8 + '/' + Buffer.from(this.lastRel, 'latin1').toString('utf8');
+  }
+
+  /** The fd of the directory at `depth` on the current path (opened on first use), or -1 when its
+   *  name cannot be handed to the shim (not UTF-8). */
+  private dirFd(depth: number): number {
+    const known = this.dirFds[depth];
+    if (known !== undefined && known !== -1) return known;
+    const parent = this.dirFd(depth - 1);
+    const rel = this.dirs[depth - 1]!;
+    const bytes = Buffer.from(rel.slice(rel.lastIndexOf('/') + 1), 'latin1');
+    const fd = parent >= 0 && isUtf8(bytes) ? this.shim.openat2(parent, bytes.toString('utf8'), O_DIR, 0, 0) : -2;
+    this.dirFds[depth] = fd;
+    return fd;
+  }
+
+  /** A new directory at `depth`: fds of the previous one there and below it are stale. */
+  private forgetDirFds(depth: number): void {
+    for (let d = depth; d < this.dirFds.length; d++) {
+      const fd = this.dirFds[d]!;
+      if (fd >= 0) closeSync(fd);
+      this.dirFds[d] = -1;
+    }
+  }
+
   close(): void {
+    this.closed = true;
+    this.forgetDirFds(0);
     if (this.handle !== null) {
       const h = this.handle;
       this.handle = null;
-      this.shim.scanClose(h);
+      this.shim.scanClose(h); // waits for an in-flight batch by itself
     }
   }
 
   private entry(off: number): ExportEntry | null {
-    const r = this.records;
+    const { records: r, heap } = this.buffers[this.current];
     const depth = r.readUInt16LE(off + OFF_DEPTH);
     const nameOff = r.readUInt32LE(off + OFF_NAME_OFF);
     const nameLen = r.readUInt16LE(off + OFF_NAME_LEN);
-    const name = this.heap.toString('latin1', nameOff, nameOff + nameLen);
+    const name = heap.toString('latin1', nameOff, nameOff + nameLen);
     const rel = depth === 1 ? name : this.dirs[depth - 2] + '/' + name;
     const mode = r.readUInt32LE(off + OFF_MODE);
     const type = mode & S_IFMT;
-    if (type === S_IFDIR) this.dirs[depth - 1] = rel;
+    if (type === S_IFDIR) {
+      this.dirs[depth - 1] = rel;
+      if (depth < this.dirFds.length) this.forgetDirFds(depth);
+    }
     if (type === S_IFSOCK) return null;
     const flags = r.readUInt16LE(off + OFF_FLAGS);
     const nlink = r.readUInt32LE(off + OFF_NLINK);
@@ -493,25 +610,30 @@ class UpperDirSource implements EntrySource {
     if (type === S_IFREG) {
       if (flags & FLAG_CAPS) {
         const extraLen = r.readUInt16LE(off + OFF_EXTRA_LEN);
-        caps = Buffer.from(this.heap.subarray(nameOff + nameLen, nameOff + nameLen + extraLen));
+        caps = Buffer.from(heap.subarray(nameOff + nameLen, nameOff + nameLen + extraLen));
       } else {
         caps = null;
       }
     }
     const needPath = caps === undefined || this.rules.allXattrs;
     const xattrs = readXattrs(this.shim, needPath ? shimPath(this.rootUtf8, rel) : null, this.rules.allXattrs, caps);
-    const abs = type === S_IFREG || type === S_IFLNK ? Buffer.from(this.rootBytes + '/' + rel, 'latin1') : null;
-    const link = type === S_IFLNK ? readlinkSync(abs!, { encoding: 'latin1' }) : '';
+    const link = type === S_IFLNK ? readlinkSync(Buffer.from(this.rootBytes + '/' + rel, 'latin1'), { encoding: 'latin1' }) : '';
     const h = this.rules.header(rel, facts, link, xattrs);
     if (h === null) return null;
 
     if (type === S_IFCHR && h.devmajor === 0 && h.devminor === 0) {
       toWhiteout(h);
-      if (this.rules.allXattrs) h.xattrs = caps === undefined ? keepCaps(h.xattrs) : h.xattrs;
+      if (this.rules.allXattrs) h.xattrs = keepCaps(h.xattrs);
     } else if (type === S_IFDIR && flags & FLAG_OPAQUE) {
-      this.queued = { header: opaqueMarker(h), dataPath: null };
+      this.queued = { header: opaqueMarker(h), hasData: false };
     }
-    return { header: h, dataPath: h.typeflag === TYPE_REG && h.size > 0 ? abs : null };
+    const hasData = h.typeflag === TYPE_REG && h.size > 0;
+    if (hasData) {
+      this.lastRel = rel;
+      this.lastDepth = depth;
+      this.lastNameStart = rel.length - name.length;
+    }
+    return { header: h, hasData };
   }
 }
 
@@ -537,6 +659,7 @@ class ChangesSource implements EntrySource {
   private readonly rootBytes: string;
   private readonly list: SortedChange[];
   private index = 0;
+  private lastPath = Buffer.alloc(0);
 
   constructor(root: string, changes: Change[], opts: ExportOptions) {
     this.shim = loadShim();
@@ -557,7 +680,7 @@ class ChangesSource implements EntrySource {
   next(): ExportEntry | null {
     while (this.index < this.list.length) {
       const c = this.list[this.index++]!;
-      if (c.deleted) return { header: this.rules.deletedHeader(c.rel), dataPath: null };
+      if (c.deleted) return { header: this.rules.deletedHeader(c.rel), hasData: false };
       const abs = Buffer.from(this.rootBytes + '/' + c.rel, 'latin1');
       const st = lstatSync(abs, { bigint: true });
       const mode = Number(st.mode);
@@ -580,9 +703,22 @@ class ChangesSource implements EntrySource {
       const link = type === S_IFLNK ? readlinkSync(abs, { encoding: 'latin1' }) : '';
       const h = this.rules.header(c.rel, facts, link, xattrs);
       if (h === null) continue;
-      return { header: h, dataPath: h.typeflag === TYPE_REG && h.size > 0 ? abs : null };
+      this.lastPath = abs;
+      return { header: h, hasData: h.typeflag === TYPE_REG && h.size > 0 };
     }
     return null;
+  }
+
+  whenReady(cb: (err: Error | null) => void): void {
+    setImmediate(cb, null);
+  }
+
+  openData(): number {
+    return openSync(this.lastPath, O_FILE);
+  }
+
+  dataPath(): string {
+    return this.lastPath.toString('utf8');
   }
 
   close(): void {}

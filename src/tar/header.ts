@@ -122,35 +122,48 @@ function trimRightSlashes(s: string): string {
 }
 
 /** Go's formatter.formatString on a zeroed field: copy (truncating), and when a truncated string
- *  ends the field with "/", a NUL replaces the first of the trailing slashes. */
-function putString(b: Buffer, off: number, size: number, s: string): void {
+ *  ends the field with "/", a NUL replaces the first of the trailing slashes. Returns the sum of
+ *  the bytes written, for the checksum. */
+function putString(b: Buffer, off: number, size: number, s: string): number {
   const n = s.length;
-  if (n === 0) return;
-  b.write(s, off, n < size ? n : size, 'latin1');
+  if (n === 0) return 0;
+  const m = n < size ? n : size;
+  b.write(s, off, m, 'latin1');
+  let sum = 0;
+  for (let i = 0; i < m; i++) sum += s.charCodeAt(i);
   if (n > size && s.charCodeAt(size - 1) === 0x2f) {
     b[off + trimRightSlashes(s.slice(0, size)).length] = 0;
+    sum -= 0x2f;
   }
+  return sum;
 }
 
-/** Go's formatter.formatOctal: n-1 zero-padded octal digits and a NUL; 0 when x does not fit. */
-function putOctal(b: Buffer, off: number, size: number, x: number): void {
+/** Go's formatter.formatOctal: n-1 zero-padded octal digits and a NUL; 0 when x does not fit.
+ *  Returns the sum of the bytes written. */
+function putOctal(b: Buffer, off: number, size: number, x: number): number {
   if (!fitsInOctal(size, x)) x = 0;
-  b[off + size - 1] = 0;
+  let sum = 0;
   for (let i = off + size - 2; i >= off; i--) {
-    b[i] = 0x30 + (x % 8);
+    const d = 0x30 + (x % 8);
+    b[i] = d;
+    sum += d;
     x = Math.floor(x / 8);
   }
+  return sum;
 }
 
-/** Magic "ustar\0", version "00", then the checksum: 6 octal digits, NUL, space. */
-function finishBlock(b: Buffer, off: number): void {
+const MAGIC_SUM = 0x75 + 0x73 + 0x74 + 0x61 + 0x72 + 0x30 + 0x30; // "ustar\0" "00"
+
+/** Magic "ustar\0", version "00", then the checksum (6 octal digits, NUL, space) from `sum`, the
+ *  sum of every other byte of the block; the checksum field itself counts as eight spaces. */
+function finishBlock(b: Buffer, off: number, sum: number): void {
   b.write('ustar\x0000', off + MAGIC, 8, 'latin1');
-  let sum = 8 * 0x20; // the checksum field counts as spaces
-  for (let i = off; i < off + CHKSUM; i++) sum += b[i]!;
-  for (let i = off + CHKSUM + 8; i < off + BLOCK_SIZE; i++) sum += b[i]!;
-  putOctal(b, off + CHKSUM, 7, sum);
+  putOctal(b, off + CHKSUM, 7, sum + MAGIC_SUM + 8 * 0x20);
+  b[off + CHKSUM + 6] = 0;
   b[off + CHKSUM + 7] = 0x20;
 }
+
+const identity = (s: string) => s;
 
 type PaxValue = string | Buffer; // string values are byte strings
 
@@ -238,10 +251,9 @@ export class TarHeaderEncoder {
       b.fill(0, 0, BLOCK_SIZE);
       const split = name.length > NAME_SIZE ? splitUSTARPath(name) : null;
       if (split !== null) {
-        putString(b, PREFIX, PREFIX_SIZE, split[0]);
-        this.fillBlock(b, 0, h, split[1], (s) => s);
+        this.fillBlock(b, 0, h, split[1], identity, putString(b, PREFIX, PREFIX_SIZE, split[0]));
       } else {
-        this.fillBlock(b, 0, h, name, (s) => s);
+        this.fillBlock(b, 0, h, name, identity);
       }
       return b.subarray(0, BLOCK_SIZE);
     }
@@ -263,14 +275,14 @@ export class TarHeaderEncoder {
     b.fill(0, 0, total);
 
     // The extended header entry (Go's writeRawFile): mode, uid, gid and mtime all 0.
-    putString(b, NAME, NAME_SIZE, paxHeaderName(h.name));
-    putOctal(b, MODE, NUM_SIZE, 0);
-    putOctal(b, UID, NUM_SIZE, 0);
-    putOctal(b, GID, NUM_SIZE, 0);
-    putOctal(b, SIZE, BIG_NUM_SIZE, dataLen);
-    putOctal(b, MTIME, BIG_NUM_SIZE, 0);
+    let sum = putString(b, NAME, NAME_SIZE, paxHeaderName(h.name));
+    sum += putOctal(b, MODE, NUM_SIZE, 0);
+    sum += putOctal(b, UID, NUM_SIZE, 0);
+    sum += putOctal(b, GID, NUM_SIZE, 0);
+    sum += putOctal(b, SIZE, BIG_NUM_SIZE, dataLen);
+    sum += putOctal(b, MTIME, BIG_NUM_SIZE, 0);
     b[TYPEFLAG] = TYPE_XHEADER;
-    finishBlock(b, 0);
+    finishBlock(b, 0, sum + TYPE_XHEADER);
 
     let pos = BLOCK_SIZE;
     for (const [k, v] of pax) {
@@ -285,21 +297,22 @@ export class TarHeaderEncoder {
     return b.subarray(0, total);
   }
 
-  /** Go's templateV7Plus + setFormat on a zeroed block at `off`. */
-  private fillBlock(b: Buffer, off: number, h: TarHeader, name: string, str: (s: string) => string): void {
-    putString(b, off + NAME, NAME_SIZE, str(name));
-    putOctal(b, off + MODE, NUM_SIZE, h.mode);
-    putOctal(b, off + UID, NUM_SIZE, h.uid);
-    putOctal(b, off + GID, NUM_SIZE, h.gid);
-    putOctal(b, off + SIZE, BIG_NUM_SIZE, h.size);
-    putOctal(b, off + MTIME, BIG_NUM_SIZE, h.mtime);
+  /** Go's templateV7Plus + setFormat on a zeroed block at `off`; `sum` counts bytes already there. */
+  private fillBlock(b: Buffer, off: number, h: TarHeader, name: string, str: (s: string) => string, sum = 0): void {
+    sum += putString(b, off + NAME, NAME_SIZE, str(name));
+    sum += putOctal(b, off + MODE, NUM_SIZE, h.mode);
+    sum += putOctal(b, off + UID, NUM_SIZE, h.uid);
+    sum += putOctal(b, off + GID, NUM_SIZE, h.gid);
+    sum += putOctal(b, off + SIZE, BIG_NUM_SIZE, h.size);
+    sum += putOctal(b, off + MTIME, BIG_NUM_SIZE, h.mtime);
     b[off + TYPEFLAG] = h.typeflag;
-    putString(b, off + LINKNAME, NAME_SIZE, str(h.linkname));
-    putString(b, off + UNAME, OWNER_SIZE, str(h.uname));
-    putString(b, off + GNAME, OWNER_SIZE, str(h.gname));
-    putOctal(b, off + DEVMAJOR, NUM_SIZE, h.devmajor);
-    putOctal(b, off + DEVMINOR, NUM_SIZE, h.devminor);
-    finishBlock(b, off);
+    sum += h.typeflag;
+    sum += putString(b, off + LINKNAME, NAME_SIZE, str(h.linkname));
+    sum += putString(b, off + UNAME, OWNER_SIZE, str(h.uname));
+    sum += putString(b, off + GNAME, OWNER_SIZE, str(h.gname));
+    sum += putOctal(b, off + DEVMAJOR, NUM_SIZE, h.devmajor);
+    sum += putOctal(b, off + DEVMINOR, NUM_SIZE, h.devminor);
+    finishBlock(b, off, sum);
   }
 
   private reserve(n: number): Buffer {

@@ -1,0 +1,144 @@
+// diff (export) throughput: exportLayer → counting sink, beside GNU tar and moby's own overlay2
+// Diff on the same upper dirs, interleaved in one run, median of several runs.
+//   npm run build:ts && node dist/bench/diff.js [runs=7]
+// Data (generated once into bench/.data/diff, a moby-ovl home): (a) 50k files of 1–4 KiB in 100
+// dirs, (b) 3 × 300 MiB files. Both are layers over an empty base, so moby takes its native path.
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { spawnSync } from 'node:child_process';
+import { exportLayer } from '../src/diff/export.js';
+import { IdMappings } from '../src/idmap.js';
+import { ensurePeer, runPeer } from './lib/peers.js';
+import { fmtMs, median, ratio, table } from './lib/stats.js';
+
+const runs = Number(process.argv[2] ?? 7);
+const home = join(process.cwd(), 'bench', '.data', 'diff');
+const MiB = 1 << 20;
+
+interface DataSet { id: string; title: string; entries: number; bytes: number }
+
+const SETS: DataSet[] = [
+  { id: 'small', title: '50k files of 1–4 KiB', entries: 0, bytes: 0 },
+  { id: 'large', title: '3 × 300 MiB files', entries: 0, bytes: 0 },
+];
+
+function fillSmall(dir: string): void {
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0);
+  const block = Buffer.alloc(4096);
+  for (let i = 0; i < block.length; i++) block[i] = rnd() & 0xff;
+  for (let d = 0; d < 100; d++) {
+    const sub = join(dir, `d${String(d).padStart(3, '0')}`);
+    fs.mkdirSync(sub);
+    for (let f = 0; f < 500; f++) {
+      const size = 1024 + (rnd() % 3073);
+      fs.writeFileSync(join(sub, `f${String(f).padStart(3, '0')}`), block.subarray(0, size));
+    }
+  }
+}
+
+function fillLarge(dir: string): void {
+  const chunk = Buffer.alloc(4 * MiB);
+  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
+  for (let n = 0; n < 3; n++) {
+    const fd = fs.openSync(join(dir, `big${n}`), 'w');
+    for (let written = 0; written < 300 * MiB; written += chunk.length) fs.writeSync(fd, chunk);
+    fs.closeSync(fd);
+  }
+}
+
+function prepare(moby: string): void {
+  const done = join(home, '.complete');
+  if (!fs.existsSync(done)) {
+    fs.rmSync(home, { recursive: true, force: true });
+    fs.mkdirSync(home, { recursive: true });
+    const ok = (args: string[]) => {
+      const r = runPeer(moby, home, args);
+      if (r.code !== 0) throw new Error(`moby-ovl ${args.join(' ')}: ${r.err}`);
+    };
+    ok(['create', 'base', '-']);
+    for (const s of SETS) ok(['create', s.id, 'base']);
+    console.error('generating bench/.data/diff (once) ...');
+    fillSmall(join(home, 'small', 'diff'));
+    fillLarge(join(home, 'large', 'diff'));
+    fs.writeFileSync(done, '');
+  }
+  for (const s of SETS) {
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        s.entries++;
+        if (e.isDirectory()) walk(join(d, e.name));
+        else s.bytes += fs.lstatSync(join(d, e.name)).size;
+      }
+    };
+    walk(join(home, s.id, 'diff'));
+  }
+}
+
+async function ours(dir: string): Promise<{ ms: number; bytes: number }> {
+  const t0 = performance.now();
+  let bytes = 0;
+  for await (const c of exportLayer(dir, { userxattr: false, idMappings: new IdMappings() })) bytes += (c as Buffer).length;
+  return { ms: performance.now() - t0, bytes };
+}
+
+function gnuTar(dir: string): number {
+  // tar notices a direct /dev/null and skips reading file data: pipe through cat instead.
+  const t0 = performance.now();
+  const r = spawnSync('sh', ['-c', `tar -cf - -C '${dir}' . | cat > /dev/null`]);
+  if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+  return performance.now() - t0;
+}
+
+function mobyDiff(moby: string, id: string): number {
+  const devNull = fs.openSync('/dev/null', 'w');
+  try {
+    const r = spawnSync(moby, ['--home', home, 'diff', id, 'base'], { stdio: ['ignore', devNull, 'pipe'] });
+    const op = /op=([0-9.]+)ms/.exec(r.stderr?.toString() ?? '');
+    if (r.status !== 0 || !op) throw new Error(`moby-ovl diff ${id}: ${r.stderr}`);
+    return Number(op[1]);
+  } finally {
+    fs.closeSync(devNull);
+  }
+}
+
+async function main(): Promise<void> {
+  const moby = ensurePeer('moby-ovl');
+  if (!moby) throw new Error('moby-ovl not found (build it with ../shared/peers/build.sh)');
+  prepare(moby);
+  const times = new Map<string, { ours: number[]; tar: number[]; moby: number[]; bytes: number }>();
+  for (const s of SETS) times.set(s.id, { ours: [], tar: [], moby: [], bytes: 0 });
+  // one warm-up round so every contender reads from the page cache
+  for (const s of SETS) {
+    const dir = join(home, s.id, 'diff');
+    await ours(dir);
+    gnuTar(dir);
+    mobyDiff(moby, s.id);
+  }
+  for (let r = 0; r < runs; r++) {
+    for (const s of SETS) {
+      const dir = join(home, s.id, 'diff');
+      const t = times.get(s.id)!;
+      const o = await ours(dir);
+      t.ours.push(o.ms);
+      t.bytes = o.bytes;
+      t.tar.push(gnuTar(dir));
+      t.moby.push(mobyDiff(moby, s.id));
+    }
+  }
+  const rows: (string | number)[][] = [];
+  for (const s of SETS) {
+    const t = times.get(s.id)!;
+    const [o, g, m] = [median(t.ours), median(t.tar), median(t.moby)];
+    const per = (ms: number) => `${Math.round(s.entries / (ms / 1000)).toLocaleString('en-US')} e/s, ${(t.bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
+    rows.push([s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(g, o), ratio(m, o)]);
+  }
+  console.log(`diff (export), median of ${runs} interleaved runs; ${SETS.map((s) => `${s.id}: ${s.entries} entries, ${(times.get(s.id)!.bytes / MiB).toFixed(0)} MiB tar`).join('; ')}`);
+  console.log(table(['layer', 'exportLayer → counting sink', 'GNU tar | cat', 'moby-ovl diff (op)', 'tar/ours', 'moby/ours'], rows));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
