@@ -61,6 +61,7 @@ export class TarReader {
   private pax: PaxRecords | undefined;
   private index = 0;
   private current = '';
+  private previous = '';
   private readonly e: TarEntry = {
     name: '', kind: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtimeSec: 0, mtimeNsec: 0,
     atimeSec: 0, atimeNsec: -1, linkname: '', devmajor: 0, devminor: 0, xattrs: null,
@@ -134,6 +135,11 @@ export class TarReader {
       this.state = State.Done;
       return;
     }
+    if (this.state === State.Header || this.state === State.AfterZero) {
+      const what = this.blockFill > 0 ? 'inside a header' : 'after a PAX or GNU long-name header';
+      const after = this.current ? ` after entry ${JSON.stringify(this.current)}` : '';
+      throw new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: archive is truncated ${what}${after}`, { path: this.current || undefined });
+    }
     throw this.bad('archive is truncated');
   }
 
@@ -160,6 +166,7 @@ export class TarReader {
       return;
     }
     this.index++;
+    if (this.current) this.previous = this.current;
     this.current = '';
     if (this.state === State.AfterZero) throw this.bad('data after an end-of-archive block');
     let fieldSum = 0, fieldSigned = 0;
@@ -170,11 +177,17 @@ export class TarReader {
     }
     unsigned += 8 * 32 - fieldSum;
     signed += 8 * 32 - fieldSigned;
-    const stored = this.octal(buf, off + 148, 8, 'checksum');
-    // Before trusting any field, give errors a name to quote when the block looks like a header.
+    let stored = -1;
+    try {
+      stored = this.octal(buf, off + 148, 8, 'checksum');
+    } catch {
+      // reported below
+    }
     if (stored !== unsigned && stored !== signed) {
-      this.current = lenientName(buf, off);
-      throw this.bad('header checksum mismatch (not a tar archive, or corrupt)');
+      // Before trusting any field, give the error a name to quote when the block looks like a header.
+      const name = lenientName(buf, off);
+      const where = name ? `entry ${JSON.stringify(name)}` : this.previous ? `the header after entry ${JSON.stringify(this.previous)}` : `header #${this.index}`;
+      throw new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: header checksum mismatch in ${where} (not a tar archive, or corrupt)`, { path: name || undefined });
     }
 
     const typeflag = buf[off + 156];
