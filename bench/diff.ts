@@ -76,19 +76,29 @@ function prepare(moby: string): void {
   }
 }
 
-async function ours(dir: string): Promise<{ ms: number; bytes: number }> {
+interface Timing { ms: number; cpuMs: number }
+
+async function ours(dir: string): Promise<Timing & { bytes: number }> {
   const t0 = performance.now();
+  const c0 = process.cpuUsage(); // every thread of the process: the scan runs on the libuv pool
   let bytes = 0;
   for await (const c of exportLayer(dir, { userxattr: false, idMappings: new IdMappings() })) bytes += (c as Buffer).length;
-  return { ms: performance.now() - t0, bytes };
+  const cpu = process.cpuUsage(c0);
+  return { ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000, bytes };
 }
 
-function gnuTar(dir: string): number {
+function gnuTar(dir: string): Timing {
   // tar notices a direct /dev/null and skips reading file data: pipe through cat instead.
+  // `times` reports the children's (tar's and cat's) user and system time.
   const t0 = performance.now();
-  const r = spawnSync('sh', ['-c', `tar -cf - -C '${dir}' . | cat > /dev/null`]);
+  const r = spawnSync('bash', ['-c', `tar -cf - -C '${dir}' . | cat > /dev/null; times`], { encoding: 'utf8' });
+  const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
-  return performance.now() - t0;
+  const children = r.stdout.trim().split('\n').pop()!.split(/\s+/).map((t) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(t);
+    return m ? Number(m[1]) * 60_000 + Number(m[2]) * 1000 : 0;
+  });
+  return { ms, cpuMs: children[0]! + children[1]! };
 }
 
 function mobyDiff(moby: string, id: string): number {
@@ -107,7 +117,7 @@ async function main(): Promise<void> {
   const moby = ensurePeer('moby-ovl');
   if (!moby) throw new Error('moby-ovl not found (build it with ../shared/peers/build.sh)');
   prepare(moby);
-  const times = new Map<string, { ours: number[]; tar: number[]; moby: number[]; bytes: number }>();
+  const times = new Map<string, { ours: Timing[]; tar: Timing[]; moby: number[]; bytes: number }>();
   for (const s of SETS) times.set(s.id, { ours: [], tar: [], moby: [], bytes: 0 });
   // one warm-up round so every contender reads from the page cache
   for (const s of SETS) {
@@ -121,7 +131,7 @@ async function main(): Promise<void> {
       const dir = join(home, s.id, 'diff');
       const t = times.get(s.id)!;
       const o = await ours(dir);
-      t.ours.push(o.ms);
+      t.ours.push(o);
       t.bytes = o.bytes;
       t.tar.push(gnuTar(dir));
       t.moby.push(mobyDiff(moby, s.id));
@@ -130,12 +140,13 @@ async function main(): Promise<void> {
   const rows: (string | number)[][] = [];
   for (const s of SETS) {
     const t = times.get(s.id)!;
-    const [o, g, m] = [median(t.ours), median(t.tar), median(t.moby)];
+    const [o, g, m] = [median(t.ours.map((x) => x.ms)), median(t.tar.map((x) => x.ms)), median(t.moby)];
+    const [oc, gc] = [median(t.ours.map((x) => x.cpuMs)), median(t.tar.map((x) => x.cpuMs))];
     const per = (ms: number) => `${Math.round(s.entries / (ms / 1000)).toLocaleString('en-US')} e/s, ${(t.bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
-    rows.push([s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(g, o), ratio(m, o)]);
+    rows.push([s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(g, o), ratio(m, o), `${fmtMs(oc)} / ${fmtMs(gc)} ms`]);
   }
   console.log(`diff (export), median of ${runs} interleaved runs; ${SETS.map((s) => `${s.id}: ${s.entries} entries, ${(times.get(s.id)!.bytes / MiB).toFixed(0)} MiB tar`).join('; ')}`);
-  console.log(table(['layer', 'exportLayer → counting sink', 'GNU tar | cat', 'moby-ovl diff (op)', 'tar/ours', 'moby/ours'], rows));
+  console.log(table(['layer', 'exportLayer → counting sink', 'GNU tar | cat', 'moby-ovl diff (op)', 'tar/ours', 'moby/ours', 'CPU ours / tar+cat'], rows));
 }
 
 main().catch((e) => {

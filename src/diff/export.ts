@@ -101,13 +101,22 @@ class TarStream extends Readable {
   private padLeft = 0;
   private trailerLeft = -1;              // -1 until the entries run out
   private waiting = false;               // for the source; resumes by itself
+  private scheduled = false;
 
   constructor(private readonly open: () => EntrySource) {
     super({ highWaterMark: CHUNK_SIZE });
   }
 
+  // Readable.read() calls _read() and then takes everything buffered: a chunk pushed right here
+  // would be concatenated with the one the reader is about to get (a copy of every byte).
+  // Producing on the next tick hands out each chunk as it was filled.
   override _read(): void {
-    if (!this.waiting) this.pump();
+    if (this.waiting || this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(() => {
+      this.scheduled = false;
+      if (!this.destroyed) this.pump();
+    });
   }
 
   /** Fills and pushes chunks until the reader has enough, the archive ends or the source waits. */
