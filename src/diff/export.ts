@@ -18,8 +18,11 @@
 // - An opaque directory gets an empty "DIR/.wh..wh..opq" entry (mode = dir mode & 0777, mtime 0,
 //   the directory's owners) right after its own entry. trusted.overlay.* is never exported.
 //
-// Deliberate differences from Docker: Docker logs and skips entries it cannot read or encode
-// (leaving a silently incomplete layer); we fail the stream with the error instead.
+// Deliberate differences from Docker: Docker logs and skips entries it cannot read, encode or
+// map to a container id (leaving a silently incomplete layer); we fail the stream instead. A file
+// that grew since it was listed is cut at the listed size (as Docker does); one that shrank fails.
+// Limit: the shim takes paths as UTF-8 strings, so for a path that is not UTF-8 the capability of
+// a non-regular entry (regular files get theirs from the scan) and xattrs:'all' cannot be read.
 import { Readable } from 'node:stream';
 import { closeSync, constants as fsConstants, lstatSync, openSync, readSync, readlinkSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
@@ -483,8 +486,13 @@ class UpperDirSource implements EntrySource {
     const batch = () => ({ records: Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH), heap: Buffer.alloc(HEAP_SIZE) });
     this.buffers = [batch(), batch()];
     const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0);
-    this.handle = this.shim.scanOpen(AT_FDCWD, upperDir, flags);
     this.dirFds[0] = openSync(this.rootUtf8, O_DIR);
+    try {
+      this.handle = this.shim.scanOpen(AT_FDCWD, upperDir, flags);
+    } catch (e) {
+      closeSync(this.dirFds[0]);
+      throw e;
+    }
   }
 
   next(): ExportEntry | null | typeof NOT_READY {
