@@ -8,6 +8,7 @@ import { withCore, type Core } from '../src/core/wasm.js';
 import { decodeRecord, RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, type RecordFields } from '../src/core/records.js';
 import { SCAN_RECORDS_PER_BATCH, type ScanSlot } from '../src/core/regions.js';
 import { scanStream, type ScanOptions } from '../src/scan/stream.js';
+import { scanUnordered } from '../src/scan/unordered.js';
 import { tryLoadShim } from '../src/native/shim.js';
 import { changesNaive } from '../src/diff/changes-naive.js';
 import { tempDir, removeTree } from './support/env.js';
@@ -146,6 +147,32 @@ withShim('a consumer that throws stops the scan cleanly and the core can be used
     assert.is(batches, 1);
     const again = await collect(dir, SCAN_SORTED);
     assert.ok(again.seen.length > 10_000);
+  } finally {
+    removeTree(dir);
+  }
+});
+
+withShim('the split scan (all streams at once) consumes every entry exactly once', async () => {
+  const dir = tempDir('ovl2-scan-split-');
+  try {
+    const n = makeTree(dir, 3000);
+    for (let i = 0; i < 3; i++) fs.mkdirSync(join(dir, 'dir-1', 'x', `deep${i}`, 'a', 'b'), { recursive: true });
+    const whole = await collect(dir, 0);
+    const keys = (xs: Array<{ ino: bigint; nameLen: number; mode: number }>) =>
+      xs.map((x) => `${x.ino}:${x.nameLen}:${x.mode}`).sort();
+    const split = await withCore(async (core) => {
+      const seen: Array<{ ino: bigint; nameLen: number; mode: number }> = [];
+      const streams = new Set<number>();
+      const count = await scanUnordered(core, dir, 0, (slot, c) => {
+        streams.add(slot.recordsAddr);
+        for (let i = 0; i < c; i++) seen.push(decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE));
+      });
+      assert.is(count, seen.length);
+      assert.ok(streams.size >= 2, 'more than one slot took part');
+      return seen;
+    });
+    assert.is(split.length, n + 9);
+    assert.equal(keys(split), keys(whole.seen));
   } finally {
     removeTree(dir);
   }

@@ -74,6 +74,20 @@ test('a mixed tree: symlinks count, empty files and directories do not, sizes ad
   }
 });
 
+test('a directory name that is not UTF-8 (the split scan falls back to one sequential scan)', async () => {
+  const dir = tempDir('ovl2-size-bytes-');
+  try {
+    const odd = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0x6e, 0xff, 0xfe])]);
+    fs.mkdirSync(odd);
+    fs.writeFileSync(Buffer.concat([odd, Buffer.from('/inside')]), 'q'.repeat(77));
+    fs.mkdirSync(join(dir, 'plain'));
+    fs.writeFileSync(join(dir, 'plain', 'f'), 'p'.repeat(5));
+    assert.is(await directorySize(dir), 82);
+  } finally {
+    removeTree(dir);
+  }
+});
+
 test('a missing directory is an error (ENOENT)', async () => {
   let code = '';
   try {

@@ -1,0 +1,92 @@
+// A whole-tree scan for consumers that do not care about order (the size sum): the tree is split
+// into subtrees that the core's scan streams walk at the same time, one libuv pool thread each, so
+// the stat-bound walk uses every core instead of one.
+//
+// Splitting: a work queue of directories, breadth first. A directory near the top (or taken while
+// the queue is short) is "expanded": its own entries are scanned without recursing and its
+// subdirectories are queued; any other directory is scanned whole. Every entry is consumed exactly
+// once (a scan never emits its root, and an expansion emits the subdirectories it queues).
+import { join } from 'node:path';
+import type { Core } from '../core/wasm.js';
+import { RECORD_SIZE, SCAN_NO_RECURSE, S_IFDIR, S_IFMT, OFF_MODE, OFF_NAME_OFF, OFF_NAME_LEN } from '../core/records.js';
+import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
+import { scanStream, type BatchConsumer } from './stream.js';
+
+const EXPAND_DEPTH = 2;  // always split the top levels
+const QUEUE_TARGET = 16; // below that many waiting directories, keep splitting
+
+/** Thrown (code ERR_SCAN_UNSPLITTABLE) when a directory name is not UTF-8 and cannot be reopened by
+ *  path: nothing is in flight any more, but part of the tree was consumed — reset the consumer and
+ *  scan sequentially. */
+function unsplittable(name: string): Error {
+  return Object.assign(new Error(`overlay2: directory name ${JSON.stringify(name)} cannot be reopened by path`), { code: 'ERR_SCAN_UNSPLITTABLE' });
+}
+
+/** Scans the whole tree under `root` with every scan stream of `core`; returns the entry count. */
+export async function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer): Promise<number> {
+  const queue: Array<{ rel: string; depth: number }> = [{ rel: '', depth: 0 }];
+  const low = core.low;
+  const view = new DataView(low.buffer, low.byteOffset, low.byteLength);
+  let busy = 0;
+  let entries = 0;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const signal = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+
+  const expand = async (rel: string, depth: number, stream: 0 | 1): Promise<number> => {
+    const found: Array<{ rel: string; depth: number }> = [];
+    const n = (await scanStream(core, join(root, rel), flags | SCAN_NO_RECURSE, (slot: ScanSlot, count: number, heapUsed: number) => {
+      for (let i = 0; i < count; i++) {
+        const r = slot.recordsAddr + i * RECORD_SIZE;
+        if ((view.getUint32(r + OFF_MODE, true) & S_IFMT) !== S_IFDIR) continue;
+        const off = slot.heapAddr + view.getUint32(r + OFF_NAME_OFF, true);
+        const bytes = low.subarray(off, off + view.getUint16(r + OFF_NAME_LEN, true));
+        const name = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+        if (Buffer.byteLength(name) !== bytes.length || !Buffer.from(name).equals(bytes)) throw unsplittable(name);
+        found.push({ rel: rel ? `${rel}/${name}` : name, depth: depth + 1 });
+      }
+      consume(slot, count, heapUsed);
+    }, { stream })).entries;
+    queue.push(...found);
+    return n;
+  };
+
+  const worker = async (stream: 0 | 1): Promise<void> => {
+    for (;;) {
+      if (failure) return;
+      const item = queue.shift();
+      if (!item) {
+        if (busy === 0) {
+          signal();
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          const prev = wake;
+          wake = () => { prev?.(); resolve(); };
+        });
+        continue;
+      }
+      busy++;
+      try {
+        // (`entries += await ...` would read `entries` before the await and lose the other worker's adds)
+        const n = item.depth < EXPAND_DEPTH || queue.length < QUEUE_TARGET
+          ? await expand(item.rel, item.depth, stream)
+          : (await scanStream(core, join(root, item.rel), flags, consume, { stream })).entries;
+        entries += n;
+      } catch (e) {
+        failure ??= e;
+      } finally {
+        busy--;
+        signal();
+      }
+    }
+  };
+
+  await Promise.all(SCAN_STREAMS.map((_, k) => worker(k as 0 | 1)));
+  if (failure) throw failure;
+  return entries;
+}
