@@ -28,7 +28,7 @@ import { closeSync, constants as fsConstants, lstatSync, openSync, readSync, rea
 import { isUtf8 } from 'node:buffer';
 import type { Change } from './types.js';
 import type { IdMappings } from '../idmap.js';
-import { Overlay2Error } from '../errors.js';
+import { Overlay2Error, isErrno } from '../errors.js';
 import { loadShim, type Shim, type ScanHandle } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC } from '../native/constants.js';
 import {
@@ -417,7 +417,14 @@ function readXattrs(shim: Shim, path: string | null, all: boolean, knownCaps: Bu
   }
   let out: Array<[string, Buffer]> | null = caps !== null ? [[CAPS_XATTR, dockerCapability(caps)]] : null;
   if (all && path !== null) {
-    for (const name of shim.llistxattr(path)) {
+    let names: string[];
+    try {
+      names = shim.llistxattr(path);
+    } catch (e) {
+      if (isErrno(e, 'EOPNOTSUPP') || isErrno(e, 'ENOTSUP')) return out; // no xattrs on this filesystem
+      throw e;
+    }
+    for (const name of names) {
       if (name === CAPS_XATTR || isOverlayXattr(name)) continue;
       const value = shim.lgetxattr(path, name);
       if (value === null) continue; // removed meanwhile
