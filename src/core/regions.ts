@@ -4,9 +4,9 @@
 //
 //   [0, 64)                   untouched (a stray null pointer lands here)
 //   CONTROL                   small host↔core scratch (layer lists and the like)
-//   SCAN_STREAMS[0], [1]      two scan streams of two batch slots each (records + heap): the shim
-//                             fills one slot while the core consumes the other; two streams let
-//                             the naive comparison scan both trees at once
+//   SCAN_STREAMS[0..2]        three scan streams of two batch slots each (records + heap): the
+//                             shim fills one slot while the core consumes the other; several
+//                             streams let scans run at once (both naive trees, split size scans)
 //   LOOKUP names/records/heap one lookupBatch round of the native walk
 //   [LOOKUP_HEAP_END, 4 MiB)  spare
 import { RECORD_SIZE } from './records.js';
@@ -17,7 +17,7 @@ export const CONTROL_ADDR = 64;
 export const CONTROL_SIZE = 4096 - 64;
 
 export const SCAN_RECORDS_PER_BATCH = 4096;
-export const SCAN_HEAP_SIZE = 192 * 1024;
+export const SCAN_HEAP_SIZE = 128 * 1024; // 32 bytes a record: names average well under that
 
 export interface ScanSlot {
   recordsAddr: number;
@@ -42,11 +42,13 @@ function slot(index: number): ScanSlot {
 /** A double-buffered scan stream: the shim fills one slot while the core consumes the other. */
 export type ScanStreamSlots = readonly [ScanSlot, ScanSlot];
 
-/** Two streams, so two trees can be scanned at the same time (the naive comparison). */
-export const SCAN_STREAMS: readonly [ScanStreamSlots, ScanStreamSlots] = [[slot(0), slot(1)], [slot(2), slot(3)]];
+/** Several streams, so several scans run at once: the two trees of the naive comparison, the
+ *  subtrees of a split size scan (one libuv pool thread each; the pool has 4, one stays free). */
+export const SCAN_STREAM_COUNT = 3;
+export const SCAN_STREAMS: readonly ScanStreamSlots[] = Array.from({ length: SCAN_STREAM_COUNT }, (_, k) => [slot(2 * k), slot(2 * k + 1)] as const);
 
 export const LOOKUP_MAX_NAMES = 4096;
-export const LOOKUP_NAMES_ADDR = SCAN_BASE + 4 * SLOT_SIZE;
+export const LOOKUP_NAMES_ADDR = SCAN_BASE + 2 * SCAN_STREAM_COUNT * SLOT_SIZE;
 export const LOOKUP_NAMES_SIZE = 128 * 1024;
 export const LOOKUP_RECORDS_ADDR = LOOKUP_NAMES_ADDR + LOOKUP_NAMES_SIZE;
 export const LOOKUP_RECORDS_SIZE = LOOKUP_MAX_NAMES * RECORD_SIZE;

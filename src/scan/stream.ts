@@ -14,8 +14,8 @@ export type BatchConsumer = (slot: ScanSlot, count: number, heapUsed: number) =>
 export interface ScanOptions {
   /** Directory fd `path` is relative to (default AT_FDCWD: `path` absolute or cwd-relative). */
   dirfd?: number;
-  /** Which of the core's two scan streams to use (two scans can run at once on one core). */
-  stream?: 0 | 1;
+  /** Which of the core's scan streams to use (scans on different streams can run at once). */
+  stream?: number;
   /** Use the fast-glob fallback even when the shim is built (tests compare the two). */
   fallback?: boolean;
 }
@@ -42,7 +42,7 @@ function nextBatch(shim: Shim, handle: ScanHandle, views: [Uint8Array, Uint8Arra
 /** Scans `path` (flags: SCAN_* of src/core/records.ts), feeding every batch to `consume`. */
 export async function scanStream(core: Core, path: string, flags: number, consume: BatchConsumer,
                                  options: ScanOptions = {}): Promise<ScanResult> {
-  const slots: ScanStreamSlots = SCAN_STREAMS[options.stream ?? 0];
+  const slots: ScanStreamSlots = SCAN_STREAMS[options.stream ?? 0]!;
   const dirfd = options.dirfd ?? AT_FDCWD;
   const shim = options.fallback ? null : tryLoadShim();
   if (!shim) {

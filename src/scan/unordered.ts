@@ -37,7 +37,7 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
     w?.();
   };
 
-  const expand = async (rel: string, depth: number, stream: 0 | 1): Promise<number> => {
+  const expand = async (rel: string, depth: number, stream: number): Promise<number> => {
     const found: Array<{ rel: string; depth: number }> = [];
     const n = (await scanStream(core, join(root, rel), flags | SCAN_NO_RECURSE, (slot: ScanSlot, count: number, heapUsed: number) => {
       for (let i = 0; i < count; i++) {
@@ -55,7 +55,7 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
     return n;
   };
 
-  const worker = async (stream: 0 | 1): Promise<void> => {
+  const worker = async (stream: number): Promise<void> => {
     for (;;) {
       if (failure) return;
       const item = queue.shift();
@@ -86,7 +86,7 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
     }
   };
 
-  await Promise.all(SCAN_STREAMS.map((_, k) => worker(k as 0 | 1)));
+  await Promise.all(SCAN_STREAMS.map((_, k) => worker(k)));
   if (failure) throw failure;
   return entries;
 }
