@@ -212,6 +212,32 @@ maybe('fifos, char and block devices, modes beyond the umask, sticky dirs, pre-P
   assert.is(st('dev').mode & 0o777, 0o755);
 });
 
+maybe('setgid dirs: what is created inside gets the header owner and mode, not the inherited group or S_ISGID', async () => {
+  const tar = tarOf(
+    dir('sg/', { mode: 0o2775, gid: 50 }),
+    file('sg/f', 'x', { gid: 0 }),
+    dir('sg/sub/', { mode: 0o755, gid: 0 }),
+    file('sg/implicit/f2', 'y'),
+    symlink('sg/l', 'f'),
+    member({ name: 'sg/fifo', type: '6' }),
+    file('sg/.wh.gone'),
+    dir('./', { mode: 0o2755, gid: 60 }),
+    file('top', 'z'),
+  );
+  for (const opts of [plain(), { userxattr: false, idMappings: remapped }]) {
+    const { diff } = await apply(tar, opts);
+    const base = opts.idMappings.empty ? 0 : 200000;
+    const st = (p: string) => fs.lstatSync(join(diff, p));
+    assert.is(st('sg').gid, base + 50);
+    assert.is(st('sg').mode & 0o7777, 0o2775);
+    for (const p of ['sg/f', 'sg/sub', 'sg/implicit', 'sg/implicit/f2', 'sg/l', 'sg/fifo', 'sg/gone', 'top']) {
+      assert.is(st(p).gid, base, `${p} gid`);
+    }
+    assert.is(st('sg/sub').mode & 0o7777, 0o755, 'no inherited S_ISGID');
+    assert.is(st('sg/implicit').mode & 0o777, 0o755, 'implicit parents: 0755 (S_ISGID inherited, as mkdir -p does)');
+  }
+});
+
 maybe('long names and link targets via PAX and via GNU L/K', async () => {
   const deep = Array.from({ length: 12 }, (_, i) => `directory-level-${i}`).join('/');
   const long1 = `${deep}/pax-file-${'p'.repeat(150)}`;
@@ -345,6 +371,31 @@ for (const [format, cmd, make] of [
     assert.is(size, duSize(diff));
   });
 }
+
+maybe('file streams (read directly): plain, gzip, with start/end, and one already being read', async () => {
+  const tar = tarOf(dir('d/'), ...Array.from({ length: 30 }, (_, i) => file(`d/f${i}`, Buffer.alloc(5000 + i, i))));
+  const { layer: scratch } = newLayer();
+  const plainPath = join(scratch, '..', 'plain.tar');
+  const gzPath = join(scratch, '..', 'layer.tar.gz');
+  const framedPath = join(scratch, '..', 'framed.bin');
+  fs.writeFileSync(plainPath, tar);
+  fs.writeFileSync(gzPath, zlib.gzipSync(tar));
+  fs.writeFileSync(framedPath, Buffer.concat([Buffer.alloc(777, 0x41), tar, Buffer.alloc(3000, 0x42)]));
+  const check = async (input: Readable, what: string) => {
+    const { layer, diff } = newLayer();
+    const size = await applyLayer(layer, input, plain());
+    assert.is(fs.readdirSync(join(diff, 'd')).length, 30, what);
+    assert.equal(fs.readFileSync(join(diff, 'd/f29')), Buffer.alloc(5029, 29), what);
+    assert.is(size, duSize(diff), what);
+    assert.ok(input.destroyed, `${what}: the input is released`);
+  };
+  await check(fs.createReadStream(plainPath), 'plain file');
+  await check(fs.createReadStream(gzPath), 'gzip file');
+  await check(fs.createReadStream(framedPath, { start: 777, end: 777 + tar.length - 1 }), 'start/end');
+  const opened = fs.createReadStream(plainPath, { highWaterMark: 512 });
+  await new Promise<void>((r) => opened.once('readable', () => r())); // buffered already: the stream path takes over
+  await check(opened, 'already reading');
+});
 
 maybe('corrupt gzip is ERR_BAD_ARCHIVE and leaves nothing behind', async () => {
   const gz = zlib.gzipSync(tarOf(file('a', Buffer.alloc(100_000, 3))));

@@ -30,7 +30,7 @@ import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
   O_PATH, O_RDONLY, O_WRONLY, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
 } from '../native/constants.js';
-import { decompressed } from '../tar/decompress.js';
+import { feed } from '../tar/input.js';
 import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
 import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
 
@@ -104,7 +104,7 @@ async function extract(shim: Shim, root: string, tar: Readable, opts: ApplyOptio
   const ex = new Extractor(shim, rootFd, opts, mode);
   const reader = new TarReader(ex);
   try {
-    for await (const chunk of decompressed(tar)) reader.push(chunk);
+    await feed(tar, (chunk) => reader.push(chunk));
     reader.finish();
     ex.finish();
     return ex.size;
@@ -209,6 +209,12 @@ class Extractor implements TarSink {
   private readonly parents = new Map<string, number>();
   private lastParent: string | null = null;
   private lastParentFd = -1;
+  /** Cached dir fds whose directory is setgid: what is created there takes the dir's group. */
+  private readonly sgidFds = new Set<number>();
+  /** Who a new inode belongs to without a chown (the fs ids of this process). */
+  private readonly creatorUid = process.geteuid?.() ?? 0;
+  private readonly creatorGid = process.getegid?.() ?? 0;
+  private fileChown = true;
   private readonly dirTimes = new Map<string, DirTimes>();
   /** mount mode: paths this archive created, which an opaque marker keeps (moby's unpackedPaths). */
   private readonly unpacked: Set<string> | null;
@@ -245,6 +251,7 @@ class Extractor implements TarSink {
     this.rootUid = root.uid;
     this.rootGid = root.gid;
     this.unpacked = mode === 'mount' ? new Set() : null;
+    this.noteSgid(rootFd);
   }
 
   // ---- TarSink ---------------------------------------------------------------------------------
@@ -292,7 +299,7 @@ class Extractor implements TarSink {
     if (fd < 0) return;
     this.fd = -1;
     try {
-      fs.fchownSync(fd, this.fileUid, this.fileGid);
+      if (this.fileChown) fs.fchownSync(fd, this.fileUid, this.fileGid);
       if (this.fileXattrs) this.setXattrsFd(fd, this.fileXattrs);
       if (this.needsChmod(this.fileMode)) fs.fchmodSync(fd, this.fileMode);
       if (this.fileAn === 0 && this.fileMn === 0) fs.futimesSync(fd, this.fileAs, this.fileMs);
@@ -326,7 +333,7 @@ class Extractor implements TarSink {
       fs.closeSync(this.fd);
       this.fd = -1;
     }
-    for (const fd of this.parents.values()) fs.closeSync(fd);
+    for (const fd of this.parents.values()) this.closeDirFd(fd);
     this.parents.clear();
     this.lastParent = null;
   }
@@ -343,6 +350,7 @@ class Extractor implements TarSink {
       fd = this.shim.openat2(pfd, base, CREATE_FILE_FLAGS, e.mode & 0o777, RESOLVE);
     }
     this.fd = fd;
+    this.fileChown = this.needsChown(pfd);
     this.fileParentFd = pfd;
     this.fileBase = base;
     this.fileUid = this.hostUid;
@@ -366,9 +374,13 @@ class Extractor implements TarSink {
         this.shim.mkdirat(pfd, base, e.mode & 0o777);
       }
     }
-    this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (existed || this.needsChown(pfd)) this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (e.xattrs) this.setXattrsDir(pfd, base, e.xattrs);
-    if (existed || this.needsChmod(e.mode)) this.shim.fchmodat(pfd, base, e.mode);
+    // mkdir in a setgid dir inherits S_ISGID: the header's mode must win
+    if (existed || this.needsChmod(e.mode) || this.sgidFds.has(pfd)) {
+      this.shim.fchmodat(pfd, base, e.mode);
+      if (existed) this.refreshSgid(path);
+    }
     this.dirTimes.set(path, this.times(e));
   }
 
@@ -383,7 +395,7 @@ class Extractor implements TarSink {
       pfd = this.makeRoom(pfd, parent, base, path);
       this.shim.symlinkat(target, pfd, base);
     }
-    this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (this.needsChown(pfd)) this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (e.xattrs) this.setXattrsPath(pfd, base, e.xattrs);
     this.setTimes(e);
     this.shim.utimensat(pfd, base, this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
@@ -433,7 +445,7 @@ class Extractor implements TarSink {
       }
       throw err;
     }
-    this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (this.needsChown(pfd)) this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (e.xattrs) this.setXattrsPath(pfd, base, e.xattrs);
     if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, base, e.mode);
     this.setTimes(e);
@@ -457,6 +469,7 @@ class Extractor implements TarSink {
     fs.chownSync(self, this.hostUid, this.hostGid);
     if (e.xattrs) this.setXattrsDir(this.rootFd, '.', e.xattrs);
     fs.chmodSync(self, e.mode);
+    this.noteSgid(this.rootFd);
     this.dirTimes.set('', this.times(e));
   }
 
@@ -494,7 +507,7 @@ class Extractor implements TarSink {
     const pfd = this.parentFd(parent, e.name, true);
     this.ids(e.uid, e.gid);
     this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), 0, 0);
-    this.shim.fchownat(pfd, victim, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (this.needsChown(pfd)) this.shim.fchownat(pfd, victim, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, victim, e.mode);
     return true;
   }
@@ -568,7 +581,7 @@ class Extractor implements TarSink {
     const prefix = `${path}/`;
     for (const [p, fd] of this.parents) {
       if (p === path || p.startsWith(prefix)) {
-        fs.closeSync(fd);
+        this.closeDirFd(fd);
         this.parents.delete(p);
       }
     }
@@ -595,6 +608,7 @@ class Extractor implements TarSink {
         else throw this.resolveError(err, name, parent);
       }
       this.parents.set(parent, fd);
+      this.noteSgid(fd);
     }
     this.lastParent = parent;
     this.lastParentFd = fd;
@@ -634,11 +648,14 @@ class Extractor implements TarSink {
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw this.resolveError(err, name, prefix);
         this.shim.mkdirat(fd, comp, 0o755);
-        this.shim.fchownat(fd, comp, this.rootUid, this.rootGid, AT_SYMLINK_NOFOLLOW);
+        if (this.mode === 'mount' || this.sgidFds.has(fd) || this.rootUid !== this.creatorUid || this.rootGid !== this.creatorGid) {
+          this.shim.fchownat(fd, comp, this.rootUid, this.rootGid, AT_SYMLINK_NOFOLLOW);
+        }
         this.unpacked?.add(prefix);
         next = this.shim.openat2(fd, comp, DIR_PATH_FLAGS, 0, RESOLVE);
       }
       if (prefix !== parent) this.parents.set(prefix, next);
+      this.noteSgid(next);
       fd = next;
     }
     return fd;
@@ -655,7 +672,7 @@ class Extractor implements TarSink {
   private trimParents(): void {
     for (const [p, fd] of this.parents) {
       if (this.parents.size <= PARENT_CACHE_LIMIT / 2) break;
-      fs.closeSync(fd);
+      this.closeDirFd(fd);
       this.parents.delete(p);
     }
     this.lastParent = null;
@@ -675,6 +692,28 @@ class Extractor implements TarSink {
     }
     this.lastUid = uid;
     this.lastGid = gid;
+  }
+
+  /** A new inode in `pfd` belongs to this process's fsuid/fsgid (or the dir's group when it is
+   *  setgid): skip the chown when that is already what the archive asks. Through a mount, overlay
+   *  decides the owner of copied-up parents, so always chown there. */
+  private needsChown(pfd: number): boolean {
+    return this.mode === 'mount' || this.hostUid !== this.creatorUid || this.hostGid !== this.creatorGid || this.sgidFds.has(pfd);
+  }
+
+  private noteSgid(fd: number): void {
+    if ((fs.fstatSync(fd).mode & 0o2000) !== 0) this.sgidFds.add(fd);
+    else this.sgidFds.delete(fd);
+  }
+
+  private refreshSgid(path: string): void {
+    const fd = this.parents.get(path);
+    if (fd !== undefined) this.noteSgid(fd);
+  }
+
+  private closeDirFd(fd: number): void {
+    this.sgidFds.delete(fd);
+    fs.closeSync(fd);
   }
 
   /** open(2)/mkdir(2)/mknod(2) honour the umask and never set setuid/setgid/sticky. */
