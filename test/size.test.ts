@@ -88,6 +88,25 @@ test('a directory name that is not UTF-8 (the split scan falls back to one seque
   }
 });
 
+test('concurrent sizes each get a core of their own', async () => {
+  const dir = tempDir('ovl2-size-conc-');
+  try {
+    const dirs = [0, 1, 2, 3].map((k) => {
+      const d = join(dir, `t${k}`);
+      fs.mkdirSync(join(d, 'a', 'b'), { recursive: true });
+      for (let i = 0; i < 20; i++) fs.writeFileSync(join(d, 'a', i % 2 ? 'b' : '', `f${i}`), 'w'.repeat(k * 100 + i));
+      return d;
+    });
+    const alone = [];
+    for (const d of dirs) alone.push(await directorySize(d));
+    const together = await Promise.all([...dirs, ...dirs].map((d) => directorySize(d)));
+    assert.equal(together, [...alone, ...alone]);
+    assert.equal(alone, dirs.map((d) => independentSize(d).size));
+  } finally {
+    removeTree(dir);
+  }
+});
+
 test('a missing directory is an error (ENOENT)', async () => {
   let code = '';
   try {
