@@ -47,16 +47,16 @@ export const OFF_FLAGS: u32 = 62;
 
 // flags
 export const FLAG_OPAQUE: u16 = 1;      // directory with overlay.opaque = "y" (trusted. or user. per scan flags)
-export const FLAG_REDIRECT: u16 = 2;    // directory with overlay.redirect; extra = the redirect value
+export const FLAG_REDIRECT: u16 = 2;    // directory with overlay.redirect; extra = its value unless SCAN_CAPS took the extra
 export const FLAG_METACOPY: u16 = 4;    // regular file with overlay.metacopy present
-export const FLAG_CAPS: u16 = 8;        // regular file with security.capability; extra = its raw bytes
+export const FLAG_CAPS: u16 = 8;        // any entry with security.capability; extra = its raw bytes
 export const FLAG_FAILED: u16 = 0x8000; // lookup found nothing: mode = 0, nlink = errno
 
 // scan / lookup option flags (the `flags` argument of scanOpen and lookupBatch)
 export const SCAN_SORTED: u32 = 1;        // entries of each directory in byte order
 export const SCAN_OPAQUE: u32 = 2;        // read overlay.opaque on directories
 export const SCAN_USER_XATTR: u32 = 4;    // overlay xattrs are "user.overlay.*" instead of "trusted.overlay.*"
-export const SCAN_CAPS: u32 = 8;          // read security.capability on regular files
+export const SCAN_CAPS: u32 = 8;          // read security.capability on every entry (as moby's naive diff does)
 export const SCAN_REDIRECT: u32 = 16;     // read overlay.redirect on directories
 export const SCAN_METACOPY: u32 = 32;     // read overlay.metacopy on regular files
 export const SCAN_NO_RECURSE: u32 = 64;   // only the root's own entries (depth 1)

@@ -1058,38 +1058,57 @@ static bool list_has(const struct xbuf *list, const char *xname) {
   return false;
 }
 
-// The xattr part of a record: sets r->flags, copies an extra (caps or redirect) into extra.
-// When two attributes are asked for, one listxattr first spares the gets of absent ones (most
-// entries have neither). bufs: two scratch buffers. Returns 0, or -1 with errno set and *which
-// naming the syscall.
+// The xattr part of a record: sets r->flags, copies one extra into extra. Which attributes an entry
+// gets asked for depends on its type and the scan flags:
+//   directories   overlay.opaque (flag, value "y"); overlay.redirect (flag; the extra unless caps are asked)
+//   regular files overlay.metacopy (flag)
+//   every type    security.capability (the extra; moby compares it on every entry, dirs and symlinks too)
+// When more than one attribute is asked for, one listxattr first spares the gets of absent ones (most
+// entries have none). bufs: two scratch buffers. Returns 0, or -1 with errno set and *which naming
+// the syscall.
+struct xattr_want { char name[64]; uint16_t bit; bool must_be_y; };
+
 static int entry_xattrs(uint32_t sflags, int dirfd, const char *name, int fd, struct scan_record *r,
                         struct xbuf bufs[2], struct xbuf *extra, const char **which) {
   const char *pfx = (sflags & SCAN_USER_XATTR) ? "user.overlay." : "trusted.overlay.";
-  char flag_name[64] = "", extra_name[64] = "";
-  uint16_t flag_bit = 0, extra_bit = 0;
+  struct xattr_want flags[2];
+  int nflags = 0;
+  char extra_name[64] = "";
+  uint16_t extra_bit = 0;
   extra->len = 0;
   if (S_ISDIR(r->mode)) {
-    if (sflags & SCAN_OPAQUE) { snprintf(flag_name, sizeof flag_name, "%sopaque", pfx); flag_bit = FLAG_OPAQUE; }
-    if (sflags & SCAN_REDIRECT) { snprintf(extra_name, sizeof extra_name, "%sredirect", pfx); extra_bit = FLAG_REDIRECT; }
-  } else if (S_ISREG(r->mode)) {
-    if (sflags & SCAN_METACOPY) { snprintf(flag_name, sizeof flag_name, "%smetacopy", pfx); flag_bit = FLAG_METACOPY; }
-    if (sflags & SCAN_CAPS) { strcpy(extra_name, "security.capability"); extra_bit = FLAG_CAPS; }
+    if (sflags & SCAN_OPAQUE) {
+      snprintf(flags[nflags].name, sizeof flags[0].name, "%sopaque", pfx);
+      flags[nflags].bit = FLAG_OPAQUE; flags[nflags++].must_be_y = true;
+    }
+    if ((sflags & SCAN_REDIRECT) && (sflags & SCAN_CAPS)) {
+      snprintf(flags[nflags].name, sizeof flags[0].name, "%sredirect", pfx);
+      flags[nflags].bit = FLAG_REDIRECT; flags[nflags++].must_be_y = false;
+    } else if (sflags & SCAN_REDIRECT) {
+      snprintf(extra_name, sizeof extra_name, "%sredirect", pfx);
+      extra_bit = FLAG_REDIRECT;
+    }
+  } else if (S_ISREG(r->mode) && (sflags & SCAN_METACOPY)) {
+    snprintf(flags[nflags].name, sizeof flags[0].name, "%smetacopy", pfx);
+    flags[nflags].bit = FLAG_METACOPY; flags[nflags++].must_be_y = false;
   }
-  if (!flag_bit && !extra_bit) return 0;
+  if (sflags & SCAN_CAPS) { strcpy(extra_name, "security.capability"); extra_bit = FLAG_CAPS; }
+  if (!nflags && !extra_bit) return 0;
   struct xbuf *tmp = &bufs[0], *list = &bufs[1];
   int got;
-  if (flag_bit && extra_bit) {
+  if (nflags + (extra_bit ? 1 : 0) > 1) {
     *which = fd >= 0 ? "flistxattr" : "llistxattr";
     if ((got = entry_xattr(dirfd, name, fd, NULL, list)) < 0) return -1;
     if (!got) list->len = 0;
-    if (!list_has(list, flag_name)) flag_bit = 0;
-    if (!list_has(list, extra_name)) extra_bit = 0;
+    for (int i = 0; i < nflags; i++) if (!list_has(list, flags[i].name)) flags[i].bit = 0;
+    if (extra_bit && !list_has(list, extra_name)) extra_bit = 0;
   }
   *which = fd >= 0 ? "fgetxattr" : "lgetxattr";
-  if (flag_bit) {
-    if ((got = entry_xattr(dirfd, name, fd, flag_name, tmp)) < 0) return -1;
-    // metacopy: present is enough; opaque: only "y" ("x" marks a dir holding xwhiteouts)
-    if (got && (flag_bit != FLAG_OPAQUE || (tmp->len == 1 && tmp->p[0] == 'y'))) r->flags |= flag_bit;
+  for (int i = 0; i < nflags; i++) {
+    if (!flags[i].bit) continue;
+    if ((got = entry_xattr(dirfd, name, fd, flags[i].name, tmp)) < 0) return -1;
+    // opaque: only "y" counts ("x" marks a dir holding xwhiteouts); the others: present is enough
+    if (got && (!flags[i].must_be_y || (tmp->len == 1 && tmp->p[0] == 'y'))) r->flags |= flags[i].bit;
   }
   if (extra_bit) {
     if ((got = entry_xattr(dirfd, name, fd, extra_name, extra)) < 0) return -1;

@@ -5,6 +5,7 @@ import { join, dirname } from 'node:path';
 import { release } from 'node:os';
 import { Overlay2Error, isErrno } from './errors.js';
 import type { Shim } from './native/shim.js';
+import { baseOptions } from './mount/data.js';
 import {
   FS_MAGIC, MNT_DETACH, FSOPEN_CLOEXEC, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSMOUNT_CLOEXEC,
   FSCONFIG_SET_FLAG,
@@ -161,8 +162,7 @@ export async function detectFeatures(shim: Shim, opts: DetectOptions): Promise<F
   const redirectDirOff = readParam('redirect_dir') !== null;
   const metacopyOff = readParam('metacopy') !== null;
   const userxattr = inUserNamespace();
-  const base = [indexOff && 'index=off', userxattr && 'userxattr', redirectDirOff && 'redirect_dir=off', metacopyOff && 'metacopy=off']
-    .filter(Boolean).join(',');
+  const base = baseOptions({ indexOff, userxattr, redirectDirOff, metacopyOff }).join(',');
   const xattrPrefix = userxattr ? 'user.overlay.' : 'trusted.overlay.';
 
   // 1. overlay itself, with two lower dirs (moby's SupportsOverlay(d, checkMultipleLowers=true))

@@ -57,7 +57,7 @@ test('sizes in binary units, like go-units RAMInBytes', () => {
 test('mount data in moby\'s order, labels only with SELinux', () => {
   const f = { indexOff: true, userxattr: false, redirectDirOff: true, metacopyOff: true };
   assert.equal(baseOptions(f), ['index=off', 'redirect_dir=off', 'metacopy=off']);
-  assert.equal(baseOptions({ ...f, userxattr: true, indexOff: false }), ['userxattr', 'redirect_dir=off', 'metacopy=off']);
+  assert.equal(baseOptions({ ...f, userxattr: true, indexOff: false }), ['userxattr', 'redirect_dir=nofollow', 'metacopy=off']);
   assert.is(mountData(['index=off'], { lowers: ['/h/l/A', '/h/l/B'], upper: '/h/x/diff', work: '/h/x/work' }, undefined, false),
     'index=off,lowerdir=/h/l/A:/h/l/B,upperdir=/h/x/diff,workdir=/h/x/work');
   assert.is(mountData([], { lowers: ['/h/x/diff', '/h/l/A'] }, 'lbl', false), 'lowerdir=/h/x/diff:/h/l/A');

@@ -8,7 +8,9 @@ export function baseOptions(f: Pick<Features, 'indexOff' | 'userxattr' | 'redire
   const opts: string[] = [];
   if (f.indexOff) opts.push('index=off');
   if (f.userxattr) opts.push('userxattr');
-  if (f.redirectDirOff) opts.push('redirect_dir=off');
+  // The kernel refuses userxattr with redirect_dir=off ("conflicting options"): nofollow is the
+  // same promise for our purposes — no redirects are written — and the only one it takes there.
+  if (f.redirectDirOff) opts.push(f.userxattr ? 'redirect_dir=nofollow' : 'redirect_dir=off');
   if (f.metacopyOff) opts.push('metacopy=off');
   return opts;
 }
