@@ -21,8 +21,9 @@
 // Deliberate differences from Docker: Docker logs and skips entries it cannot read, encode or
 // map to a container id (leaving a silently incomplete layer); we fail the stream instead. A file
 // that grew since it was listed is cut at the listed size (as Docker does); one that shrank fails.
-// Limit: the shim takes paths as UTF-8 strings, so for a path that is not UTF-8 the capability of
-// a non-regular entry (regular files get theirs from the scan) and xattrs:'all' cannot be read.
+// Limit: the shim takes paths as UTF-8 strings, so for a path that is not UTF-8 xattrs:'all' (and,
+// in the naive export, the capability) cannot be read; the native export gets capabilities from
+// the scan, which reads them relative to directory fds.
 import { Readable } from 'node:stream';
 import { closeSync, constants as fsConstants, lstatSync, openSync, readSync, readlinkSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
@@ -438,6 +439,7 @@ function readXattrs(shim: Shim, path: string | null, all: boolean, knownCaps: Bu
 // Native source: the shim's sorted depth-first scan of the upper dir.
 
 // Scan record layout (assembly/records.ts is the contract; these are the fields used here).
+// SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
 const RECORD_SIZE = 64;
 const OFF_INO = 0, OFF_SIZE = 8, OFF_MTIME_SEC = 16, OFF_MODE = 28, OFF_UID = 32, OFF_GID = 36;
 const OFF_NLINK = 40, OFF_DEV = 44, OFF_RDEV = 48, OFF_NAME_OFF = 52, OFF_NAME_LEN = 56;
@@ -628,19 +630,15 @@ class UpperDirSource implements EntrySource {
       devminor: rdev & 0xfffff,
     };
 
-    // The scan read security.capability for regular files; other types ask here (Docker reads
-    // it for every entry, and directories and symlinks can carry one).
-    let caps: Buffer | null | undefined;
-    if (type === S_IFREG) {
-      if (flags & FLAG_CAPS) {
-        const extraLen = r.readUInt16LE(off + OFF_EXTRA_LEN);
-        caps = Buffer.from(heap.subarray(nameOff + nameLen, nameOff + nameLen + extraLen));
-      } else {
-        caps = null;
-      }
+    // The scan read security.capability for every entry (Docker reads it for every entry too:
+    // directories and symlinks can carry one).
+    let caps: Buffer | null = null;
+    if (flags & FLAG_CAPS) {
+      const extraLen = r.readUInt16LE(off + OFF_EXTRA_LEN);
+      caps = Buffer.from(heap.subarray(nameOff + nameLen, nameOff + nameLen + extraLen));
     }
-    const needPath = caps === undefined || this.rules.allXattrs;
-    const xattrs = readXattrs(this.shim, needPath ? shimPath(this.rootUtf8, rel) : null, this.rules.allXattrs, caps);
+    const all = this.rules.allXattrs;
+    const xattrs = readXattrs(this.shim, all ? shimPath(this.rootUtf8, rel) : null, all, caps);
     const link = type === S_IFLNK ? readlinkSync(Buffer.from(this.rootBytes + '/' + rel, 'latin1'), { encoding: 'latin1' }) : '';
     const h = this.rules.header(rel, facts, link, xattrs);
     if (h === null) return null;
