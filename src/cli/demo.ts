@@ -1,8 +1,8 @@
 // `overlay2 demo`: a tour of the driver on a throw-away home — import an image layer from a tar,
 // change it through a mount, list the changes, export the diff, run a container layer on top.
-import { promises as fsp, mkdtempSync, readdirSync, lstatSync, readFileSync } from 'node:fs';
+import { promises as fsp, mkdtempSync, readdirSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -29,14 +29,15 @@ function baseImageTar(): Readable {
   return pack as unknown as Readable;
 }
 
+/** An indented listing of a tree: directories with "/", symlinks with their target, files with sizes. */
 function tree(root: string, prefix = ''): string[] {
   const out: string[] = [];
   for (const name of readdirSync(root).sort()) {
     const p = join(root, name);
     const st = lstatSync(p);
-    const kind = st.isDirectory() ? '/' : st.isSymbolicLink() ? ' -> ' + relative(root, p) : '';
-    out.push(`${prefix}${name}${st.isDirectory() ? '/' : ''}${st.isSymbolicLink() ? ' (symlink)' : ''}${kind === '' ? `  ${st.size} B` : ''}`);
-    if (st.isDirectory()) out.push(...tree(p, prefix + '  '));
+    if (st.isDirectory()) out.push(`${prefix}${name}/`, ...tree(p, prefix + '  '));
+    else if (st.isSymbolicLink()) out.push(`${prefix}${name} -> ${readlinkSync(p)}`);
+    else out.push(`${prefix}${name}  ${st.size} B`);
   }
   return out;
 }
