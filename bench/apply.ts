@@ -18,6 +18,7 @@ import tarStream from 'tar-stream';
 import { applyLayer } from '../src/diff/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { TarReader } from '../src/tar/reader.js';
+import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
 
@@ -102,7 +103,6 @@ async function onFreshFs<T>(fn: () => Promise<T> | T): Promise<T> {
   }
 }
 
-interface Timing { ms: number; cpuMs: number }
 
 /** ours: applyLayer on fs.createReadStream(tar) (read directly, see src/tar/input.ts); piped: the
  *  same through a PassThrough, i.e. the 64 KiB chunks of an ordinary stream (a pipe, a decoder). */
@@ -121,15 +121,7 @@ async function ours(set: DataSet, sync = false, piped = false): Promise<Timing> 
 function gnuTar(set: DataSet): Timing {
   const dir = join(work, `tar-${seq++}`);
   fs.mkdirSync(dir, { recursive: true });
-  const t0 = performance.now();
-  const r = spawnSync('bash', ['-c', `tar -xf '${set.tar}' -C '${dir}'; times`], { encoding: 'utf8' });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
-  const children = r.stdout.trim().split('\n').pop()!.split(/\s+/).map((t) => {
-    const m = /^(\d+)m([\d.]+)s$/.exec(t);
-    return m ? Number(m[1]) * 60_000 + Number(m[2]) * 1000 : 0;
-  });
-  return { ms, cpuMs: children[0]! + children[1]! };
+  return timedShell(`tar -xf '${set.tar}' -C '${dir}'`, 'tar');
 }
 
 function mobyApply(moby: string, set: DataSet): number {

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
 import { exportLayer } from '../src/diff/export.js';
 import { IdMappings } from '../src/idmap.js';
+import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer, runPeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
 
@@ -76,7 +77,6 @@ function prepare(moby: string): void {
   }
 }
 
-interface Timing { ms: number; cpuMs: number }
 
 async function ours(dir: string): Promise<Timing & { bytes: number }> {
   const t0 = performance.now();
@@ -89,16 +89,7 @@ async function ours(dir: string): Promise<Timing & { bytes: number }> {
 
 function gnuTar(dir: string): Timing {
   // tar notices a direct /dev/null and skips reading file data: pipe through cat instead.
-  // `times` reports the children's (tar's and cat's) user and system time.
-  const t0 = performance.now();
-  const r = spawnSync('bash', ['-c', `tar -cf - -C '${dir}' . | cat > /dev/null; times`], { encoding: 'utf8' });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
-  const children = r.stdout.trim().split('\n').pop()!.split(/\s+/).map((t) => {
-    const m = /^(\d+)m([\d.]+)s$/.exec(t);
-    return m ? Number(m[1]) * 60_000 + Number(m[2]) * 1000 : 0;
-  });
-  return { ms, cpuMs: children[0]! + children[1]! };
+  return timedShell(`tar -cf - -C '${dir}' . | cat > /dev/null`, 'tar');
 }
 
 function mobyDiff(moby: string, id: string): number {

@@ -15,6 +15,7 @@ import { RefCounter } from './mount/refcount.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
 import { ProjectQuota } from './quota.js';
+import { removeStaleStaging } from './diff/staging.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -102,7 +103,7 @@ export class Overlay2Driver {
   /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
   private async recover(): Promise<void> {
     await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
-    for (const id of await this.store.listLayers()) await this.store.removeStaleStaging(id);
+    for (const id of await this.store.listLayers()) await removeStaleStaging(this.store.dir(id));
     for (const name of await fsp.readdir(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
       try {

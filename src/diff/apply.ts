@@ -32,6 +32,7 @@ import {
 } from '../native/constants.js';
 import { feed } from '../tar/input.js';
 import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
+import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
 import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
 
 export interface ApplyOptions {
@@ -50,7 +51,6 @@ export interface ApplyOptions {
 const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 const DIR_PATH_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000;
 const PARENT_CACHE_LIMIT = 128;
 
 /** Native apply into a layer dir (HOME/<id>): extracts into a staging dir beside diff/ and swaps it

@@ -37,6 +37,12 @@ import {
   TarHeaderEncoder, blockPadding, cleanPath, type TarHeader,
 } from '../tar/header.js';
 import { IdNames } from '../tar/names.js';
+import {
+  RECORD_SIZE, OFF_INO, OFF_SIZE, OFF_MTIME_SEC, OFF_MODE, OFF_UID, OFF_GID, OFF_NLINK, OFF_DEV, OFF_RDEV,
+  OFF_NAME_OFF, OFF_NAME_LEN, OFF_EXTRA_LEN, OFF_DEPTH, OFF_FLAGS, FLAG_OPAQUE, FLAG_CAPS,
+  SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
+  S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
+} from '../core/records.js';
 
 export interface ExportOptions {
   /** The opaque marker is user.overlay.opaque instead of trusted.overlay.opaque (rootless). */
@@ -236,8 +242,6 @@ class TarStream extends Readable {
 // ---------------------------------------------------------------------------------------------
 // Docker's header rules, shared by both sources.
 
-const S_IFMT = 0o170000, S_IFSOCK = 0o140000, S_IFLNK = 0o120000, S_IFREG = 0o100000;
-const S_IFBLK = 0o060000, S_IFDIR = 0o040000, S_IFCHR = 0o020000, S_IFIFO = 0o010000;
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
@@ -438,14 +442,7 @@ function readXattrs(shim: Shim, path: string | null, all: boolean, knownCaps: Bu
 // ---------------------------------------------------------------------------------------------
 // Native source: the shim's sorted depth-first scan of the upper dir.
 
-// Scan record layout (assembly/records.ts is the contract; these are the fields used here).
 // SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
-const RECORD_SIZE = 64;
-const OFF_INO = 0, OFF_SIZE = 8, OFF_MTIME_SEC = 16, OFF_MODE = 28, OFF_UID = 32, OFF_GID = 36;
-const OFF_NLINK = 40, OFF_DEV = 44, OFF_RDEV = 48, OFF_NAME_OFF = 52, OFF_NAME_LEN = 56;
-const OFF_EXTRA_LEN = 58, OFF_DEPTH = 60, OFF_FLAGS = 62;
-const FLAG_OPAQUE = 1, FLAG_CAPS = 8;
-const SCAN_SORTED = 1, SCAN_OPAQUE = 2, SCAN_USER_XATTR = 4, SCAN_CAPS = 8;
 
 const RECORDS_PER_BATCH = 4096;
 const HEAP_SIZE = 1 << 20; // names + capability values of one batch; ≥ 255 + 65535 for any entry

@@ -6,7 +6,8 @@
 //   HOME/<id>/work/       overlay's work dir (layers with a parent)
 //   HOME/<id>/merged/     the mount point, present while mounted
 //   HOME/<id>/committed   the layer has a child, so it mounts read-only
-// Ours alone: HOME/.partial/ holds layers being created or removed; init empties it.
+// Ours alone: HOME/.partial/ holds layers being created or removed, HOME/<id>/.staging-diff-*
+// holds an applyDiff in progress (src/diff/staging.ts); init empties both.
 import { promises as fsp, readFileSync, existsSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
@@ -20,8 +21,6 @@ export const DIFF_DIR = 'diff';
 export const WORK_DIR = 'work';
 export const MERGED_DIR = 'merged';
 export const PARTIAL_DIR = '.partial';
-/** applyDiff extracts into HOME/<id>/.staging-diff-* and swaps it with diff/ when complete. */
-export const STAGING_PREFIX = '.staging-diff-';
 
 export class LayerStore {
   constructor(readonly home: string) {}
@@ -112,17 +111,6 @@ export class LayerStore {
   async idOfLowerEntry(entry: string): Promise<string> {
     const target = await fsp.readlink(join(this.home, entry));
     return dirname(target).split('/').pop() ?? '';
-  }
-
-  /** Removes staging dirs an interrupted applyDiff left in a layer; returns how many. */
-  async removeStaleStaging(id: string): Promise<number> {
-    let removed = 0;
-    for (const name of await fsp.readdir(this.dir(id))) {
-      if (!name.startsWith(STAGING_PREFIX)) continue;
-      await fsp.rm(join(this.dir(id), name), { recursive: true, force: true });
-      removed++;
-    }
-    return removed;
   }
 
   /** Every layer id in the home (directories with a link file), sorted. */
