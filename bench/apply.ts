@@ -18,6 +18,7 @@ import tarStream from 'tar-stream';
 import { applyLayer } from '../src/diff/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { TarReader } from '../src/tar/reader.js';
+import { fillSmallFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
@@ -31,17 +32,7 @@ const MiB = 1 << 20;
 
 interface DataSet { id: string; title: string; tar: string; entries: number; bytes: number }
 
-function fillSmall(dir: string): void {
-  let seed = 4242;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0);
-  const block = Buffer.alloc(4096);
-  for (let i = 0; i < block.length; i++) block[i] = rnd() & 0xff;
-  for (let d = 0; d < 100; d++) {
-    const sub = join(dir, `d${String(d).padStart(3, '0')}`);
-    fs.mkdirSync(sub);
-    for (let f = 0; f < 500; f++) fs.writeFileSync(join(sub, `f${String(f).padStart(3, '0')}`), block.subarray(0, 1024 + (rnd() % 3073)));
-  }
-}
+const fillSmall = (dir: string) => fillSmallFiles(dir, 4242);
 
 function fillLarge(dir: string): void {
   const chunk = Buffer.alloc(4 * MiB);

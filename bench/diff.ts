@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
 import { exportLayer } from '../src/diff/export.js';
 import { IdMappings } from '../src/idmap.js';
+import { fillSmallFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer, runPeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
@@ -24,20 +25,7 @@ const SETS: DataSet[] = [
   { id: 'large', title: '3 × 300 MiB files', entries: 0, bytes: 0 },
 ];
 
-function fillSmall(dir: string): void {
-  let seed = 12345;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0);
-  const block = Buffer.alloc(4096);
-  for (let i = 0; i < block.length; i++) block[i] = rnd() & 0xff;
-  for (let d = 0; d < 100; d++) {
-    const sub = join(dir, `d${String(d).padStart(3, '0')}`);
-    fs.mkdirSync(sub);
-    for (let f = 0; f < 500; f++) {
-      const size = 1024 + (rnd() % 3073);
-      fs.writeFileSync(join(sub, `f${String(f).padStart(3, '0')}`), block.subarray(0, size));
-    }
-  }
-}
+const fillSmall = (dir: string) => fillSmallFiles(dir, 12345);
 
 function fillLarge(dir: string): void {
   const chunk = Buffer.alloc(4 * MiB);

@@ -11,6 +11,7 @@ import { AT_FDCWD } from '../src/native/constants.js';
 import { changesNative } from '../src/diff/changes-native.js';
 import { Stack, lines } from './changes-fixtures.js';
 import { mountTest, tempDir, removeTree } from './support/env.js';
+import { rng } from './support/rng.js';
 
 const it = mountTest(test);
 const shim = loadShim();
@@ -297,16 +298,6 @@ it('a chain of 135 layers (mounted with fsconfig lowerdir+): deletions and re-cr
 });
 
 // Seeded random edits through the merged dir: whatever mix the kernel produces, native == naive.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function listAll(root: string, rel = ''): Array<{ rel: string; dir: boolean }> {
   const out: Array<{ rel: string; dir: boolean }> = [];

@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native, naive, mergeLayers, lines, f, d, wh, l, type Entry } from './core-fixtures.js';
+import { rng } from './support/rng.js';
 
 async function check(upper: Entry[], lowers: Entry[][], want: string[] | null): Promise<string[]> {
   const { changes, fake } = await native(upper, lowers);
@@ -117,16 +118,6 @@ test('a directory with more children than one lookup batch holds', async () => {
 
 // A small seeded generator: random layers over a tiny name space hit every combination of
 // whiteout / opaque / type change across layers.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomLayer(r: () => number, prefix = '', depth = 0, out: Entry[] = []): Entry[] {
   for (const name of ['a', 'b', 'c', 'd']) {

@@ -183,3 +183,17 @@ export function manyNewFilesUpper(base: DataSet, files = 50_000): string {
   fs.writeFileSync(marker, `${files}\n`);
   return dir;
 }
+
+/** 100 directories of 500 files of 1–4 KiB (pseudo-random bytes from `seed`): the small-file layer
+ *  of the tar benchmarks. */
+export function fillSmallFiles(dir: string, seed: number): void {
+  let state = seed >>> 0;
+  const rnd = () => (state = (state * 1103515245 + 12345) >>> 0);
+  const block = Buffer.alloc(4096);
+  for (let i = 0; i < block.length; i++) block[i] = rnd() & 0xff;
+  for (let d = 0; d < 100; d++) {
+    const sub = join(dir, `d${String(d).padStart(3, '0')}`);
+    fs.mkdirSync(sub);
+    for (let f = 0; f < 500; f++) fs.writeFileSync(join(sub, `f${String(f).padStart(3, '0')}`), block.subarray(0, 1024 + (rnd() % 3073)));
+  }
+}
