@@ -260,8 +260,9 @@ export class Overlay2Driver {
   async put(id: string): Promise<void> {
     validateId(id);
     await this.locks.run(id, async () => {
-      if (this.store.mountLowerSync(id) === null) return;
       const merged = this.store.mergedDir(id);
+      // A held reference proves the layer has a lower file; only an unknown mount needs the read.
+      if (this.refs.count(merged) === 0 && this.store.mountLowerSync(id) === null) return;
       if (this.refs.decrement(merged) > 0) return;
       try {
         this.shim.umount2(merged, MNT_DETACH);
