@@ -1,25 +1,5 @@
 // applyDiff: imports a layer tar (moby's UnpackLayer / Unpack with the overlay whiteout converter).
-//
-// Safety: every entry is created relative to a directory fd opened with openat2(RESOLVE_BENEATH |
-// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), and only its last component is created, with the
-// *at calls that never follow a final symlink. Rules, decided here and tested in test/hostile:
-// - Names are cleaned like filepath.Clean after a leading "/" is dropped (so "/etc/x" is "etc/x",
-//   as moby joins it under the root); a ".." that would climb above the root is ERR_UNSAFE_ARCHIVE
-//   (moby maps "/../x" to "x"; we refuse it: no honest archive has one).
-// - A path that goes through a symlink, whether the archive made it or it was already on disk, is
-//   ERR_UNSAFE_ARCHIVE (moby follows such symlinks inside a chroot; we never follow them).
-// - A relative symlink target that climbs above the root is ERR_UNSAFE_ARCHIVE (moby's rule);
-//   absolute targets are stored as they are, as moby does.
-// - Hardlink targets are cleaned like names and resolved beneath the root without following
-//   symlinks; a target that escapes or is a directory is ERR_UNSAFE_ARCHIVE, a target that does not
-//   exist is ERR_BAD_ARCHIVE. A hardlink entry links and changes nothing on the shared inode (GNU
-//   tar's behaviour; moby re-applies the link header's owner/mode, which Docker's tars make equal).
-// - Whiteouts: ".wh..wh..opq" marks its directory opaque; other ".wh..wh.*" (AUFS metadata, e.g.
-//   ".wh..wh.plnk/...") are skipped with everything under them; ".wh.X" deletes X, where X must not
-//   be "", "." or ".."; a ".wh.*" component that is not the last one is ERR_UNSAFE_ARCHIVE.
-// - Kernel bookkeeping xattrs (trusted.overlay.* / user.overlay.* other than opaque) found in an
-//   archive are not applied: they describe another overlay's files. An archive's opaque xattr is
-//   written under the name this driver uses (trusted. or user.).
+// What an archive may and may not do to the tree: archive-safety.ts.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -28,12 +8,16 @@ import type { IdMappings } from '../idmap.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
-  O_PATH, O_RDONLY, O_WRONLY, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+  O_RDONLY, O_WRONLY,
 } from '../native/constants.js';
 import { feed } from '../tar/input.js';
 import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
 import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
 import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
+import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from './archive-safety.js';
+import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
+
+export { cleanName };
 
 export interface ApplyOptions {
   /** Opaque marker: user.overlay.opaque instead of trusted.overlay.opaque. */
@@ -48,10 +32,7 @@ export interface ApplyOptions {
   sync?: boolean;
 }
 
-const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-const DIR_PATH_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-const PARENT_CACHE_LIMIT = 128;
 
 /** Native apply into a layer dir (HOME/<id>): extracts into a staging dir beside diff/ and swaps it
  *  in, so a crash never leaves a half-filled diff/. When diff/ already has content the archive is
@@ -127,73 +108,7 @@ function annotate(e: unknown, name: string): unknown {
   return err;
 }
 
-function unsafe(name: string, why: string): Overlay2Error {
-  return new Overlay2Error('ERR_UNSAFE_ARCHIVE', `overlay2: unsafe archive: ${why} (entry ${JSON.stringify(name)})`, { path: name });
-}
-
-function bad(name: string, why: string): Overlay2Error {
-  return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${why} (entry ${JSON.stringify(name)})`, { path: name });
-}
-
-/** A name relative to the root, cleaned: "" for the root itself; null when ".." climbs above it. */
-export function cleanName(name: string): string | null {
-  // Fast path: components that are all plain (no "", ".", ".."), an optional trailing "/".
-  const n = name.length;
-  let start = 0;
-  let plain = n > 0 && name.charCodeAt(0) !== 0x2f;
-  if (plain) {
-    for (let i = 0; i <= n; i++) {
-      if (i === n || name.charCodeAt(i) === 0x2f) {
-        const len = i - start;
-        if (len === 0) {
-          if (i === n && i > 0) break; // the trailing slash
-          plain = false;
-          break;
-        }
-        if (name.charCodeAt(start) === 0x2e && (len === 1 || (len === 2 && name.charCodeAt(start + 1) === 0x2e))) {
-          plain = false;
-          break;
-        }
-        start = i + 1;
-      }
-    }
-  }
-  if (plain) return name.charCodeAt(n - 1) === 0x2f ? name.slice(0, n - 1) : name;
-  const out: string[] = [];
-  for (const c of name.split('/')) {
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      if (out.length === 0) return null;
-      out.pop();
-    } else {
-      out.push(c);
-    }
-  }
-  return out.join('/');
-}
-
-/** True when a relative symlink target, placed in `parentPath`, climbs above the root. */
-function symlinkEscapes(parentPath: string, target: string): boolean {
-  if (target.charCodeAt(0) === 0x2f) return false;
-  if (!target.includes('..')) return false;
-  let depth = parentPath === '' ? 0 : parentPath.split('/').length;
-  for (const c of target.split('/')) {
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      if (--depth < 0) return true;
-    } else {
-      depth++;
-    }
-  }
-  return false;
-}
-
 interface DirTimes { as: number; an: number; ms: number; mn: number }
-
-/** Which overlay xattrs are kernel bookkeeping (not layer content). */
-function isOverlayBookkeeping(name: string): boolean {
-  return (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) && !name.endsWith('.overlay.opaque');
-}
 
 /** The TarSink that creates the tree. One instance per import; not reentrant. */
 class Extractor implements TarSink {
@@ -206,11 +121,7 @@ class Extractor implements TarSink {
   private readonly umask: number;
   private readonly rootUid: number;
   private readonly rootGid: number;
-  private readonly parents = new Map<string, number>();
-  private lastParent: string | null = null;
-  private lastParentFd = -1;
-  /** Cached dir fds whose directory is setgid: what is created there takes the dir's group. */
-  private readonly sgidFds = new Set<number>();
+  private readonly dirs: DirFdCache;
   /** Who a new inode belongs to without a chown (the fs ids of this process). */
   private readonly creatorUid = process.geteuid?.() ?? 0;
   private readonly creatorGid = process.getegid?.() ?? 0;
@@ -251,7 +162,8 @@ class Extractor implements TarSink {
     this.rootUid = root.uid;
     this.rootGid = root.gid;
     this.unpacked = mode === 'mount' ? new Set() : null;
-    this.noteSgid(rootFd);
+    this.dirs = new DirFdCache(shim, rootFd, (pfd, name, path) => this.madeParent(pfd, name, path));
+    this.dirs.noteSgid(rootFd);
   }
 
   // ---- TarSink ---------------------------------------------------------------------------------
@@ -264,7 +176,7 @@ class Extractor implements TarSink {
     const path = cleanName(name);
     if (path === null) throw unsafe(name, 'name climbs out of the layer');
     if (this.mode === 'mount') this.size += e.size;
-    if (this.parents.size > PARENT_CACHE_LIMIT) this.trimParents();
+    this.dirs.trimParents();
 
     if (path === '') {
       if (e.kind !== 'dir') throw unsafe(name, `the layer root cannot become a ${e.kind}`);
@@ -276,7 +188,7 @@ class Extractor implements TarSink {
     const slash = path.lastIndexOf('/');
     const parent = slash < 0 ? '' : path.slice(0, slash);
     const base = slash < 0 ? path : path.slice(slash + 1);
-    const pfd = this.parentFd(parent, name, true);
+    const pfd = this.dirs.parentFd(parent, name, true);
     this.unpacked?.add(path);
     this.ids(e.uid, e.gid);
     switch (e.kind) {
@@ -323,7 +235,7 @@ class Extractor implements TarSink {
         continue;
       }
       const slash = path.lastIndexOf('/');
-      const pfd = this.parentFd(slash < 0 ? '' : path.slice(0, slash), path, false);
+      const pfd = this.dirs.parentFd(slash < 0 ? '' : path.slice(0, slash), path, false);
       this.shim.utimensat(pfd, slash < 0 ? path : path.slice(slash + 1), t.as, t.an, t.ms, t.mn, AT_SYMLINK_NOFOLLOW);
     }
   }
@@ -333,9 +245,7 @@ class Extractor implements TarSink {
       fs.closeSync(this.fd);
       this.fd = -1;
     }
-    for (const fd of this.parents.values()) this.closeDirFd(fd);
-    this.parents.clear();
-    this.lastParent = null;
+    this.dirs.close();
   }
 
   // ---- entry kinds -------------------------------------------------------------------------------
@@ -377,9 +287,9 @@ class Extractor implements TarSink {
     if (existed || this.needsChown(pfd)) this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (e.xattrs) this.setXattrsDir(pfd, base, e.xattrs);
     // mkdir in a setgid dir inherits S_ISGID: the header's mode must win
-    if (existed || this.needsChmod(e.mode) || this.sgidFds.has(pfd)) {
+    if (existed || this.needsChmod(e.mode) || this.dirs.isSgid(pfd)) {
       this.shim.fchmodat(pfd, base, e.mode);
-      if (existed) this.refreshSgid(path);
+      if (existed) this.dirs.refreshSgid(path);
     }
     this.dirTimes.set(path, this.times(e));
   }
@@ -411,13 +321,13 @@ class Extractor implements TarSink {
     const tslash = target.lastIndexOf('/');
     const tparent = tslash < 0 ? '' : target.slice(0, tslash);
     const tbase = tslash < 0 ? target : target.slice(tslash + 1);
-    let tpfd = this.existingDirFd(tparent, e.name, target);
+    let tpfd = this.dirs.existingDirFd(tparent, e.name, target);
     try {
       this.shim.linkat(tpfd, tbase, pfd, base, 0);
     } catch (err) {
       if (isErrno(err, 'EEXIST')) {
         pfd = this.makeRoom(pfd, parent, base, path);
-        tpfd = this.existingDirFd(tparent, e.name, target);
+        tpfd = this.dirs.existingDirFd(tparent, e.name, target);
         try {
           this.shim.linkat(tpfd, tbase, pfd, base, 0);
           return;
@@ -469,7 +379,7 @@ class Extractor implements TarSink {
     fs.chownSync(self, this.hostUid, this.hostGid);
     if (e.xattrs) this.setXattrsDir(this.rootFd, '.', e.xattrs);
     fs.chmodSync(self, e.mode);
-    this.noteSgid(this.rootFd);
+    this.dirs.noteSgid(this.rootFd);
     this.dirTimes.set('', this.times(e));
   }
 
@@ -498,13 +408,13 @@ class Extractor implements TarSink {
     if (victim === '' || victim === '.' || victim === '..') throw unsafe(e.name, `invalid whiteout name ${JSON.stringify(base)}`);
     const victimPath = parent === '' ? victim : `${parent}/${victim}`;
     if (this.mode === 'mount') {
-      const pfd = this.lookupDir(parent, e.name);
+      const pfd = this.dirs.lookupDir(parent, e.name);
       if (pfd === null) return true;
       const st = this.lstatMaybe(pfd, victim);
       if (st) this.remove(pfd, victim, victimPath, st.isDirectory());
       return true;
     }
-    const pfd = this.parentFd(parent, e.name, true);
+    const pfd = this.dirs.parentFd(parent, e.name, true);
     this.ids(e.uid, e.gid);
     this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), 0, 0);
     if (this.needsChown(pfd)) this.shim.fchownat(pfd, victim, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
@@ -514,7 +424,7 @@ class Extractor implements TarSink {
 
   private opaque(e: TarEntry, dir: string): void {
     if (this.mode === 'layer') {
-      const pfd = dir === '' ? this.rootFd : this.parentFd(dir, e.name, true);
+      const pfd = dir === '' ? this.rootFd : this.dirs.parentFd(dir, e.name, true);
       const fd = this.shim.openat2(pfd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE);
       try {
         this.shim.fsetxattr(fd, this.opaqueName, 'y', 0);
@@ -524,7 +434,7 @@ class Extractor implements TarSink {
       return;
     }
     // Through a mount: the kernel records the deletions; remove what this archive did not bring.
-    const fd = dir === '' ? this.rootFd : this.lookupDir(dir, e.name);
+    const fd = dir === '' ? this.rootFd : this.dirs.lookupDir(dir, e.name);
     if (fd === null) throw bad(e.name, 'opaque marker for a directory that does not exist');
     this.removeUnpackedExcept(fd, dir);
   }
@@ -579,103 +489,21 @@ class Extractor implements TarSink {
   /** Drops cached fds of `path` and everything below it (about to be removed or replaced). */
   private forgetBelow(path: string): void {
     const prefix = `${path}/`;
-    for (const [p, fd] of this.parents) {
-      if (p === path || p.startsWith(prefix)) {
-        this.closeDirFd(fd);
-        this.parents.delete(p);
-      }
-    }
+    this.dirs.forgetBelow(path);
     for (const p of this.dirTimes.keys()) {
       if (p === path || p.startsWith(prefix)) this.dirTimes.delete(p);
     }
     if (this.unpacked) for (const p of this.unpacked) if (p.startsWith(prefix)) this.unpacked.delete(p);
-    this.lastParent = null;
   }
 
   // ---- directory fds -------------------------------------------------------------------------------
 
-  /** An O_PATH fd of directory `parent` beneath the root, from the cache when possible. With
-   *  create, missing directories are made (0755, owned by the mapped root), as moby does. */
-  private parentFd(parent: string, name: string, create: boolean): number {
-    if (parent === '') return this.rootFd;
-    if (parent === this.lastParent) return this.lastParentFd;
-    let fd = this.parents.get(parent);
-    if (fd === undefined) {
-      try {
-        fd = this.shim.openat2(this.rootFd, parent, DIR_PATH_FLAGS, 0, RESOLVE);
-      } catch (err) {
-        if (create && isErrno(err, 'ENOENT')) fd = this.makeParents(parent, name);
-        else throw this.resolveError(err, name, parent);
-      }
-      this.parents.set(parent, fd);
-      this.noteSgid(fd);
+  /** A missing parent the cache just made (0755): owned by the mapped root, as moby does. */
+  private madeParent(pfd: number, comp: string, prefix: string): void {
+    if (this.mode === 'mount' || this.dirs.isSgid(pfd) || this.rootUid !== this.creatorUid || this.rootGid !== this.creatorGid) {
+      this.shim.fchownat(pfd, comp, this.rootUid, this.rootGid, AT_SYMLINK_NOFOLLOW);
     }
-    this.lastParent = parent;
-    this.lastParentFd = fd;
-    return fd;
-  }
-
-  /** Like parentFd without creating: null when the directory does not exist. */
-  private lookupDir(dir: string, name: string): number | null {
-    try {
-      return this.parentFd(dir, name, false);
-    } catch (err) {
-      if (err instanceof Overlay2Error && err.code === 'ERR_BAD_ARCHIVE' && (err.cause as { code?: string })?.code === 'ENOENT') return null;
-      throw err;
-    }
-  }
-
-  /** The fd of a hardlink target's directory: it must exist. */
-  private existingDirFd(dir: string, name: string, target: string): number {
-    const fd = this.lookupDir(dir, name);
-    if (fd === null) throw bad(name, `hardlink target ${JSON.stringify(target)} does not exist`);
-    return fd;
-  }
-
-  private makeParents(parent: string, name: string): number {
-    let fd = this.rootFd;
-    let prefix = '';
-    for (const comp of parent.split('/')) {
-      prefix = prefix === '' ? comp : `${prefix}/${comp}`;
-      const cached = this.parents.get(prefix);
-      if (cached !== undefined) {
-        fd = cached;
-        continue;
-      }
-      let next: number;
-      try {
-        next = this.shim.openat2(fd, comp, DIR_PATH_FLAGS, 0, RESOLVE);
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) throw this.resolveError(err, name, prefix);
-        this.shim.mkdirat(fd, comp, 0o755);
-        if (this.mode === 'mount' || this.sgidFds.has(fd) || this.rootUid !== this.creatorUid || this.rootGid !== this.creatorGid) {
-          this.shim.fchownat(fd, comp, this.rootUid, this.rootGid, AT_SYMLINK_NOFOLLOW);
-        }
-        this.unpacked?.add(prefix);
-        next = this.shim.openat2(fd, comp, DIR_PATH_FLAGS, 0, RESOLVE);
-      }
-      if (prefix !== parent) this.parents.set(prefix, next);
-      this.noteSgid(next);
-      fd = next;
-    }
-    return fd;
-  }
-
-  private resolveError(err: unknown, name: string, dir: string): unknown {
-    if (isErrno(err, 'ELOOP')) return unsafe(name, `path goes through a symlink (${JSON.stringify(dir)})`);
-    if (isErrno(err, 'EXDEV')) return unsafe(name, `path leaves the layer (${JSON.stringify(dir)})`);
-    if (isErrno(err, 'ENOTDIR')) return Object.assign(bad(name, `${JSON.stringify(dir)} is not a directory`), { cause: err });
-    if (isErrno(err, 'ENOENT')) return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${JSON.stringify(dir)} does not exist (entry ${JSON.stringify(name)})`, { path: name, cause: err });
-    return err;
-  }
-
-  private trimParents(): void {
-    for (const [p, fd] of this.parents) {
-      if (this.parents.size <= PARENT_CACHE_LIMIT / 2) break;
-      this.closeDirFd(fd);
-      this.parents.delete(p);
-    }
-    this.lastParent = null;
+    this.unpacked?.add(prefix);
   }
 
   // ---- attributes --------------------------------------------------------------------------------
@@ -698,22 +526,7 @@ class Extractor implements TarSink {
    *  setgid): skip the chown when that is already what the archive asks. Through a mount, overlay
    *  decides the owner of copied-up parents, so always chown there. */
   private needsChown(pfd: number): boolean {
-    return this.mode === 'mount' || this.hostUid !== this.creatorUid || this.hostGid !== this.creatorGid || this.sgidFds.has(pfd);
-  }
-
-  private noteSgid(fd: number): void {
-    if ((fs.fstatSync(fd).mode & 0o2000) !== 0) this.sgidFds.add(fd);
-    else this.sgidFds.delete(fd);
-  }
-
-  private refreshSgid(path: string): void {
-    const fd = this.parents.get(path);
-    if (fd !== undefined) this.noteSgid(fd);
-  }
-
-  private closeDirFd(fd: number): void {
-    this.sgidFds.delete(fd);
-    fs.closeSync(fd);
+    return this.mode === 'mount' || this.hostUid !== this.creatorUid || this.hostGid !== this.creatorGid || this.dirs.isSgid(pfd);
   }
 
   /** open(2)/mkdir(2)/mknod(2) honour the umask and never set setuid/setgid/sticky. */
