@@ -1,6 +1,6 @@
 // get+put latency by chain depth, ours (each mount method) beside moby's driver in the same run.
 //   node dist/bench/mount.js [iterations]
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -86,6 +86,8 @@ async function main() {
     }
   } finally {
     await driver.cleanup();
+    if (peer) runPeer(peer, join(root, 'moby'), ['cleanup']);
+    rmSync(root, { recursive: true, force: true });
   }
   console.log(`get / put latency, median of ${iterations} in-process iterations, ms (kernel ${driver.features.kernel})`);
   console.log(table(['lowers', 'ours auto', 'ours relative (mountAt)', 'ours fsconfig lowerdir+', 'moby 20.10', 'moby ÷ ours'], rows));
