@@ -424,7 +424,14 @@ export class Overlay2Driver {
     const p = await this.checkPair(id, parent);
     const applyOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings };
     const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
-    if (await this.useNative(id, p)) return applyLayer(this.store.dir(id), tar, applyOpts);
+    if (await this.useNative(id, p)) {
+      // The native apply swaps a new diff/ in; a live mount would keep writing to the old one.
+      const merged = this.store.mergedDir(id);
+      if (this.refs.count(merged) > 0 || this.isOverlayMount(merged)) {
+        throw new Overlay2Error('ERR_LAYER_BUSY', `overlay2: layer ${id} is mounted; put() it before applyDiff`, { id });
+      }
+      return applyLayer(this.store.dir(id), tar, applyOpts);
+    }
     return this.withMounted(id, (root) => applyThroughMount(root, tar, applyOpts));
   }
 

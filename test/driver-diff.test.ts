@@ -129,6 +129,24 @@ test('CLI: diff to a file, apply from it, changes and diffsize', async () => {
   assert.is(Number(run('diffsize', 'cli-copy').stdout), await driver.diffSize('app', 'base'));
 });
 
+test('errors: applyDiff into a mounted layer is refused and changes nothing', async () => {
+  await driver.create('busy', 'base');
+  const root = await driver.get('busy');
+  try {
+    writeFileSync(join(root, 'live'), 'written through the mount');
+    const tar = await collect(await driver.diff('app', 'base'));
+    try {
+      await driver.applyDiff('busy', 'base', Readable.from([tar]));
+      assert.unreachable('should reject');
+    } catch (e) {
+      assert.is((e as { code?: string }).code, 'ERR_LAYER_BUSY');
+    }
+    assert.is(readFileSync(join(driver.home, 'busy', 'diff', 'live'), 'utf8'), 'written through the mount');
+  } finally {
+    await driver.put('busy');
+  }
+});
+
 test('errors: diff operations on missing layers', async () => {
   for (const op of [() => driver.changes('nope', 'base'), () => driver.diffSize('app', 'nope'), () => driver.diff('nope')]) {
     try {
