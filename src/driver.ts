@@ -425,12 +425,15 @@ export class Overlay2Driver {
     const applyOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings };
     const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
     if (await this.useNative(id, p)) {
-      // The native apply swaps a new diff/ in; a live mount would keep writing to the old one.
-      const merged = this.store.mergedDir(id);
-      if (this.refs.count(merged) > 0 || this.isOverlayMount(merged)) {
-        throw new Overlay2Error('ERR_LAYER_BUSY', `overlay2: layer ${id} is mounted; put() it before applyDiff`, { id });
-      }
-      return applyLayer(this.store.dir(id), tar, applyOpts);
+      // Under the layer's lock: no get() can mount it mid-apply, no second apply can swap at once.
+      return this.locks.run(id, async () => {
+        // The native apply swaps a new diff/ in; a live mount would keep writing to the old one.
+        const merged = this.store.mergedDir(id);
+        if (this.refs.count(merged) > 0 || this.isOverlayMount(merged)) {
+          throw new Overlay2Error('ERR_LAYER_BUSY', `overlay2: layer ${id} is mounted; put() it before applyDiff`, { id });
+        }
+        return applyLayer(this.store.dir(id), tar, applyOpts);
+      });
     }
     return this.withMounted(id, (root) => applyThroughMount(root, tar, applyOpts));
   }

@@ -147,6 +147,18 @@ test('errors: applyDiff into a mounted layer is refused and changes nothing', as
   }
 });
 
+test('two applyDiffs into one layer at once: serialized, the layer ends up whole', async () => {
+  const tar = await collect(await driver.diff('app', 'base'));
+  await driver.create('twice', 'base');
+  const results = await Promise.allSettled([
+    driver.applyDiff('twice', 'base', Readable.from([tar])),
+    driver.applyDiff('twice', 'base', Readable.from([tar])),
+  ]);
+  assert.ok(results.some((r) => r.status === 'fulfilled'));
+  assert.equal(await driver.changes('twice', 'base'), await driver.changes('app', 'base'));
+  assert.equal(readdirSync(join(driver.home, 'twice')).filter((n) => n.startsWith('.staging')), []);
+});
+
 test('errors: diff operations on missing layers', async () => {
   for (const op of [() => driver.changes('nope', 'base'), () => driver.diffSize('app', 'nope'), () => driver.diff('nope')]) {
     try {
