@@ -18,7 +18,7 @@ import tarStream from 'tar-stream';
 import { applyLayer } from '../src/diff/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { TarReader } from '../src/tar/reader.js';
-import { fillSmallFiles } from './lib/trees.js';
+import { fillSmallFiles, fillLargeFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
@@ -34,15 +34,7 @@ interface DataSet { id: string; title: string; tar: string; entries: number; byt
 
 const fillSmall = (dir: string) => fillSmallFiles(dir, 4242);
 
-function fillLarge(dir: string): void {
-  const chunk = Buffer.alloc(4 * MiB);
-  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
-  for (let n = 0; n < 3; n++) {
-    const fd = fs.openSync(join(dir, `big${n}`), 'w');
-    for (let written = 0; written < 300 * MiB; written += chunk.length) fs.writeSync(fd, chunk);
-    fs.closeSync(fd);
-  }
-}
+const fillLarge = fillLargeFiles;
 
 /** Builds the tar once (from a generated tree, then removed); counts entries and content bytes. */
 function prepare(id: string, title: string, make: ((dir: string) => void) | string): DataSet | null {

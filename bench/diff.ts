@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
 import { exportLayer } from '../src/diff/export.js';
 import { IdMappings } from '../src/idmap.js';
-import { fillSmallFiles } from './lib/trees.js';
+import { fillSmallFiles, fillLargeFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer, runPeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
@@ -27,15 +27,7 @@ const SETS: DataSet[] = [
 
 const fillSmall = (dir: string) => fillSmallFiles(dir, 12345);
 
-function fillLarge(dir: string): void {
-  const chunk = Buffer.alloc(4 * MiB);
-  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
-  for (let n = 0; n < 3; n++) {
-    const fd = fs.openSync(join(dir, `big${n}`), 'w');
-    for (let written = 0; written < 300 * MiB; written += chunk.length) fs.writeSync(fd, chunk);
-    fs.closeSync(fd);
-  }
-}
+const fillLarge = fillLargeFiles;
 
 function prepare(moby: string): void {
   const done = join(home, '.complete');

@@ -197,3 +197,15 @@ export function fillSmallFiles(dir: string, seed: number): void {
     for (let f = 0; f < 500; f++) fs.writeFileSync(join(sub, `f${String(f).padStart(3, '0')}`), block.subarray(0, 1024 + (rnd() % 3073)));
   }
 }
+
+/** Three files of 300 MiB of patterned bytes: the large-file layer of the tar benchmarks. */
+export function fillLargeFiles(dir: string): void {
+  const MiB = 1 << 20;
+  const chunk = Buffer.alloc(4 * MiB);
+  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
+  for (let n = 0; n < 3; n++) {
+    const fd = fs.openSync(join(dir, `big${n}`), 'w');
+    for (let written = 0; written < 300 * MiB; written += chunk.length) fs.writeSync(fd, chunk);
+    fs.closeSync(fd);
+  }
+}
