@@ -8,11 +8,10 @@ import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { applyLayer, removeStaleStaging } from '../src/diff/apply.js';
 import { IdMappings } from '../src/idmap.js';
-import { isRoot, tempDir } from './support/env.js';
+import { isRoot, tempDir, testIf } from './support/env.js';
 import { dir, file, tarOf } from './apply-tar.js';
 
-const maybe = isRoot ? test : test.skip;
-if (!isRoot) console.error('!! SKIPPING the kill test: not running as root');
+const maybe = testIf(isRoot, 'the kill test', 'not running as root');
 
 const DIRS = 20, PER_DIR = 1000;
 

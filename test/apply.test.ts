@@ -9,11 +9,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { applyLayer, removeStaleStaging, type ApplyOptions } from '../src/diff/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
-import { isRoot, tempDir } from './support/env.js';
+import { isRoot, tempDir, testIf } from './support/env.js';
 import { dir, file, gnuLong, hardlink, member, pax, symlink, tarOf } from './apply-tar.js';
 
-const maybe = isRoot ? test : test.skip;
-if (!isRoot) console.error('!! SKIPPING applyLayer tests: not running as root (they chown, mknod and set trusted.* xattrs)');
+const maybe = testIf(isRoot, 'applyLayer tests', 'not running as root (they chown, mknod and set trusted.* xattrs)');
 
 const shim = isRoot ? loadShim() : null;
 const plain = (): ApplyOptions => ({ userxattr: false, idMappings: new IdMappings() });
@@ -361,8 +360,7 @@ for (const [format, cmd, make] of [
   ['bzip2', 'bzip2', (b: Buffer) => execFileSync('bzip2', ['-c', '-q'], { input: b })],
 ] as const) {
   const can = isRoot && (format === 'gzip' || haveCommand(cmd));
-  if (isRoot && !can) console.error(`!! SKIPPING the ${format} input test: no \`${cmd}\` command here`);
-  (can ? test : test.skip)(`${format}-compressed input is detected and decompressed`, async () => {
+  testIf(can, `the ${format} input test`, isRoot ? `no \`${cmd}\` command here` : 'not running as root')(`${format}-compressed input is detected and decompressed`, async () => {
     const files = Array.from({ length: 40 }, (_, i) => file(`d/f${i}`, Buffer.alloc(3000 + i, i)));
     const tar = tarOf(dir('d/'), ...files);
     const { diff, size } = await apply(make(tar), plain(), 777);
@@ -486,8 +484,7 @@ maybe('removeStaleStaging removes .staging-diff-* and nothing else', async () =>
 });
 
 const canUnshare = isRoot && spawnSync('unshare', ['-U', '-r', 'true']).status === 0;
-if (isRoot && !canUnshare) console.error('!! SKIPPING the user-namespace device test: `unshare -U -r` does not work here');
-(canUnshare ? test : test.skip)('in a user namespace, device nodes are skipped with a warning; whiteouts still work', async () => {
+testIf(canUnshare, 'the user-namespace device test', isRoot ? '`unshare -U -r` does not work here' : 'not running as root')('in a user namespace, device nodes are skipped with a warning; whiteouts still work', async () => {
   const { layer, diff } = newLayer();
   const tarPath = join(layer, '..', 'dev.tar');
   fs.writeFileSync(tarPath, tarOf(

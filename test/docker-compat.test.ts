@@ -1,16 +1,14 @@
 // A store written by Docker's overlay2 opens and mounts with this driver, and the other way round.
 // Docker's side is moby's real driver (20.10) as a CLI; without it these tests are skipped, loudly.
 import * as assert from 'uvu/assert';
-import { test as uvuTest } from 'uvu';
 import { readFileSync, writeFileSync, statSync, readlinkSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Driver } from '../src/driver.js';
-import { mountTest, tempDir, removeTree, isMounted } from './support/env.js';
+import { mountTest, tempDir, removeTree, isMounted, testIf } from './support/env.js';
 import { findPeer, runPeer } from './support/peers.js';
 
 const moby = findPeer('moby-ovl');
-if (!moby) console.error('!! SKIPPING Docker compatibility tests: moby-ovl not built (bash ../shared/peers/build.sh /opt/ovl-peers)');
-const test = moby ? mountTest(uvuTest) : (uvuTest.skip as unknown as typeof uvuTest);
+const test = mountTest(testIf(!!moby, 'Docker compatibility tests', 'moby-ovl not built (bash ../shared/peers/build.sh /opt/ovl-peers)'));
 let base = '';
 let home = '';
 

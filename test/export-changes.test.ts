@@ -4,7 +4,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { exportChanges, exportLayer } from '../src/diff/export.js';
@@ -12,22 +11,17 @@ import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
 import { AT_FDCWD } from '../src/native/constants.js';
 import type { Change } from '../src/diff/types.js';
-import { CAPS_V3, LONG_BASE_FILE, LONG_SPLIT_FILE, collect, parseTar, patternBytes, unmountBelow, type TarEntry } from './export-fixture.js';
+import { CAPS_V3, LONG_BASE_FILE, LONG_SPLIT_FILE, collect, parseTar, patternBytes, type TarEntry } from './export-fixture.js';
+import { isRoot, hasOverlay, testIf, scratchRoot } from './support/env.js';
 
 const shim = loadShim();
-const isRoot = process.getuid?.() === 0;
-const hasOverlay = fs.readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.endsWith('\toverlay'));
-const overlayTest = isRoot && hasOverlay ? test : test.skip;
-if (!isRoot || !hasOverlay) console.log('!! export-changes.test: needs root and overlay to build a layer through the kernel — those tests are SKIPPED');
+const overlayTest = testIf(isRoot && hasOverlay, 'export-changes.test', 'needs root and overlay to build a layer through the kernel');
 
 const noMaps = new IdMappings();
 const opts = { userxattr: false, idMappings: noMaps };
-let base = '';
-test.before(() => { base = fs.mkdtempSync(join(os.tmpdir(), 'overlay2-export-changes-')); });
-test.after(() => {
-  unmountBelow(base);
-  fs.rmSync(base, { recursive: true, force: true });
-});
+const scratch = scratchRoot('overlay2-export-changes-');
+const base = scratch.root;
+test.after(() => scratch.remove());
 
 function mount(lower: string, upper: string, work: string, merged: string, ro: boolean): void {
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `${ro ? 'ro,' : ''}lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);

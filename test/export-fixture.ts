@@ -288,12 +288,4 @@ export async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Unmounts anything still mounted below `base` (deepest first), whatever a test left behind. */
-export function unmountBelow(base: string): void {
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
-  for (const target of mounts.reverse()) {
-    if (target.startsWith(base + '/')) {
-      try { sh('umount', ['-l', target]); } catch { /* already gone */ }
-    }
-  }
-}
+

@@ -3,25 +3,19 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CHUNK_SIZE, exportLayer } from '../src/diff/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { collect, parseTar, patternBytes } from './export-fixture.js';
+import { scratchRoot } from './support/env.js';
 
 const opts = { userxattr: false, idMappings: new IdMappings() };
 const MiB = 1 << 20;
-let base = '';
-test.before(() => { base = fs.mkdtempSync(join(os.tmpdir(), 'overlay2-export-stream-')); });
-test.after(() => fs.rmSync(base, { recursive: true, force: true }));
-
-let counter = 0;
-function fresh(): string {
-  const d = join(base, `t${counter++}`);
-  fs.mkdirSync(d);
-  return d;
-}
+const scratch = scratchRoot('overlay2-export-stream-');
+const base = scratch.root;
+const fresh = scratch.fresh;
+test.after(() => scratch.remove());
 
 const openFds = () => fs.readdirSync('/proc/self/fd').length;
 const tick = () => new Promise((r) => setImmediate(r));

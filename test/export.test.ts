@@ -4,7 +4,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
@@ -13,41 +12,26 @@ import { exportLayer } from '../src/diff/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
 import { AT_FDCWD } from '../src/native/constants.js';
-import { buildExportLayer, collect, parseTar, unmountBelow, CAPS_V2, NON_UTF8_NAME, type LayerDirs, type TarEntry } from './export-fixture.js';
+import { isRoot, hasOverlay, testIf, scratchRoot } from './support/env.js';
+import { buildExportLayer, collect, parseTar, CAPS_V2, NON_UTF8_NAME, type LayerDirs } from './export-fixture.js';
 
 const shim = loadShim();
-const isRoot = process.getuid?.() === 0;
-const hasOverlay = fs.readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.endsWith('\toverlay'));
 const hasGnuTar = spawnSync('tar', ['--version']).stdout?.toString().includes('GNU tar') ?? false;
-const overlayTest = isRoot && hasOverlay ? test : test.skip;
-const overlayTarTest = isRoot && hasOverlay && hasGnuTar ? test : test.skip;
-const rootTest = isRoot ? test : test.skip;
-if (!isRoot) console.log('!! export.test: not root — overlay mounts, chown, mknod and trusted.* xattrs unavailable: those tests are SKIPPED');
-else if (!hasOverlay) console.log('!! export.test: no overlay in /proc/filesystems — the golden and GNU tar tests are SKIPPED');
-if (!hasGnuTar) console.log('!! export.test: GNU tar not found — the GNU tar tests are SKIPPED');
+const whyNoOverlay = !isRoot ? 'not root (overlay mounts, chown, mknod, trusted.* xattrs)' : 'no overlay in /proc/filesystems';
+const overlayTest = testIf(isRoot && hasOverlay, 'export.test: golden and kernel-made layer tests', whyNoOverlay);
+const overlayTarTest = testIf(isRoot && hasOverlay && hasGnuTar, 'export.test: GNU tar tests', hasGnuTar ? whyNoOverlay : 'GNU tar not found');
+const rootTest = testIf(isRoot, 'export.test: root-only tests', 'not root (chown, mknod, trusted.* xattrs)');
 
 const GOLDEN = join(process.cwd(), 'test', 'fixtures', 'export', 'layer.tar');
 const noMaps = new IdMappings();
 const S_IFMT = 0o170000, S_IFCHR = 0o020000, S_IFDIR = 0o040000;
 
-let base = '';
+const scratch = scratchRoot('overlay2-export-');
+const fresh = scratch.fresh;
 let layer: LayerDirs | null = null;
 let ours: Buffer | null = null; // exportLayer of the fixture layer, made once
 
-test.before(() => {
-  base = fs.mkdtempSync(join(os.tmpdir(), 'overlay2-export-'));
-});
-test.after(() => {
-  unmountBelow(base);
-  fs.rmSync(base, { recursive: true, force: true });
-});
-
-let counter = 0;
-function fresh(): string {
-  const d = join(base, `t${counter++}`);
-  fs.mkdirSync(d);
-  return d;
-}
+test.after(() => scratch.remove());
 
 async function fixtureExport(): Promise<{ dirs: LayerDirs; tar: Buffer }> {
   if (layer === null || ours === null) {

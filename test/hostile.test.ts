@@ -11,11 +11,10 @@ import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { applyLayer } from '../src/diff/apply.js';
 import { IdMappings } from '../src/idmap.js';
-import { isRoot, tempDir } from './support/env.js';
+import { isRoot, tempDir, testIf } from './support/env.js';
 import { dir, file, gnuLong, hardlink, member, pax, symlink, tarOf } from './apply-tar.js';
 
-const maybe = isRoot ? test : test.skip;
-if (!isRoot) console.error('!! SKIPPING hostile archive tests: not running as root (they create device nodes and chown)');
+const maybe = testIf(isRoot, 'hostile archive tests', 'not running as root (they create device nodes and chown)');
 
 interface Scene {
   root: string;

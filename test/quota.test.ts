@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Driver } from '../src/driver.js';
-import { mountTest, tempDir, removeTree, rejectsWithCode, canMountOverlay } from './support/env.js';
+import { mountTest, tempDir, removeTree, rejectsWithCode, canMountOverlay, testIf } from './support/env.js';
 
 function have(cmd: string): boolean {
   try { execFileSync('sh', ['-c', `command -v ${cmd}`]); return true; } catch { return false; }
@@ -29,10 +29,9 @@ const base = tempDir();
 const canXfs = canMountOverlay && have('mkfs.xfs') && existsSync('/dev/loop-control');
 const plainMounted = canXfs && mountXfs(join(base, 'plain.img'), join(base, 'plain'), '');
 const quotaMounted = plainMounted && mountXfs(join(base, 'quota.img'), join(base, 'quota'), 'prjquota');
-if (!plainMounted) console.error('!! SKIPPING all quota tests: needs root, mkfs.xfs (xfsprogs), loop devices and xfs');
-else if (!quotaMounted) console.error('!! SKIPPING project-quota limit tests: this kernel mounts xfs but refuses prjquota (built without XFS quota support)');
-const withXfs = plainMounted ? mountTest(uvuTest) : (uvuTest.skip as unknown as typeof uvuTest);
-const withQuota = quotaMounted ? mountTest(uvuTest) : (uvuTest.skip as unknown as typeof uvuTest);
+const withXfs = mountTest(testIf(plainMounted, 'the xfs quota tests', 'needs root, mkfs.xfs (xfsprogs), loop devices and xfs'));
+const withQuota = mountTest(testIf(quotaMounted, 'the project-quota limit tests',
+  plainMounted ? 'this kernel mounts xfs but refuses prjquota (built without XFS quota support)' : 'no xfs here'));
 const mnt = join(base, 'quota');
 
 uvuTest.after(() => {

@@ -11,11 +11,10 @@ import { acquireCore, releaseCore } from '../src/core/wasm.js';
 import { SCAN_STREAMS } from '../src/core/regions.js';
 import { tryLoadShim } from '../src/native/shim.js';
 import { AT_FDCWD } from '../src/native/constants.js';
-import { tempDir, removeTree, isRoot } from './support/env.js';
+import { tempDir, removeTree, isRoot, testIf } from './support/env.js';
 
 const shim = tryLoadShim();
-const withShim = shim ? test : test.skip;
-if (!shim) console.log('!! records.test: the shim is not built — the C-scanner side of the contract is SKIPPED');
+const withShim = testIf(!!shim, 'the C-scanner side of the record contract', 'the shim is not built');
 
 test('the TS mirror has every constant of assembly/records.ts with the same value', () => {
   const text = readFileSync(new URL('../../assembly/records.ts', import.meta.url), 'utf8');

@@ -11,11 +11,10 @@ import { scanStream, type ScanOptions } from '../src/scan/stream.js';
 import { scanUnordered } from '../src/scan/unordered.js';
 import { tryLoadShim } from '../src/native/shim.js';
 import { changesNaive } from '../src/diff/changes-naive.js';
-import { tempDir, removeTree } from './support/env.js';
+import { tempDir, removeTree, testIf } from './support/env.js';
 
 const shim = tryLoadShim();
-const withShim = shim ? test : test.skip;
-if (!shim) console.log('!! scan.test: the shim is not built — shim-vs-fallback comparisons are SKIPPED (fallback-only tests still run)');
+const withShim = testIf(!!shim, 'shim-vs-fallback scan comparisons (fallback-only tests still run)', 'the shim is not built');
 
 interface Seen extends Omit<RecordFields, 'nameOff'> { path: string }
 

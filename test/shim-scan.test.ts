@@ -9,11 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { loadShim, type ScanHandle, type ScanBatch, type ShimError } from '../src/native/shim.js';
 import * as C from '../src/native/constants.js';
+import { isRoot, testIf } from './support/env.js';
 
 const shim = loadShim();
-const isRoot = process.getuid?.() === 0;
-const rootTest = isRoot ? test : test.skip;
-if (!isRoot) console.log('!! shim-scan.test: not root — trusted.* xattr, caps and device-node tests are SKIPPED');
+const rootTest = testIf(isRoot, 'shim-scan.test: trusted.* xattr, caps and device-node tests', 'not root');
 
 // Scan flags and record flags (assembly/records.ts), restated here on purpose: this test checks the
 // C side against the contract text, not against another mirror.
@@ -358,8 +357,7 @@ test('scanOpen relative to a dirfd; failures name the path', () => {
   assert.is(e.path, join(tree, 'a.txt'));
 });
 
-test('a failure deep in the walk names the full path (unreadable dir for a non-root user)', () => {
-  if (!isRoot) { console.log('!! shim-scan.test: needs root to run a scan as another user — SKIPPED body'); return; }
+rootTest('a failure deep in the walk names the full path (unreadable dir for a non-root user)', () => {
   const d = join(base, 'perm');
   fs.mkdirSync(join(d, 'ok', 'locked', 'x'), { recursive: true });
   fs.chmodSync(d, 0o755);

@@ -7,32 +7,17 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { loadShim, type ShimError } from '../src/native/shim.js';
 import * as C from '../src/native/constants.js';
+import { isRoot, hasOverlay, testIf, scratchRoot } from './support/env.js';
 
 const shim = loadShim();
-const isRoot = process.getuid?.() === 0;
-const hasOverlay = fs.readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.endsWith('\toverlay'));
-const rootTest = isRoot ? test : test.skip;
-const overlayTest = isRoot && hasOverlay ? test : test.skip;
-if (!isRoot) console.log('!! shim.test: not root — mount, trusted.* xattr, mknod and chown tests are SKIPPED');
-else if (!hasOverlay) console.log('!! shim.test: no overlay filesystem in /proc/filesystems — overlay mount tests are SKIPPED');
+const rootTest = testIf(isRoot, 'shim.test: mount, trusted.* xattr, mknod and chown tests', 'not root');
+const overlayTest = testIf(isRoot && hasOverlay, 'shim.test: overlay mount tests', isRoot ? 'no overlay in /proc/filesystems' : 'not root');
 
-let base = '';
-test.before(() => { base = fs.mkdtempSync(join(os.tmpdir(), 'overlay2-shim-')); });
-test.after(() => {
-  // Nothing may stay mounted below base, whatever failed.
-  for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').reverse()) {
-    const target = line.split(' ')[1];
-    if (target && target.startsWith(base + '/')) try { shim.umount2(target, C.MNT_DETACH); } catch { /* already gone */ }
-  }
-  fs.rmSync(base, { recursive: true, force: true });
-});
-
-let counter = 0;
-function fresh(): string {
-  const d = join(base, `t${counter++}`);
-  fs.mkdirSync(d);
-  return d;
-}
+// Nothing may stay mounted below the scratch root, whatever failed: remove() unmounts first.
+const scratch = scratchRoot('overlay2-shim-');
+const base = scratch.root;
+const fresh = scratch.fresh;
+test.after(() => scratch.remove());
 
 function expectError(fn: () => unknown, want: { code: string; syscall: string; path?: string; dest?: string }): ShimError {
   let caught: unknown;

@@ -1,16 +1,14 @@
 // The driver inside a user namespace (rootless-style): userxattr is detected and used, and the
 // diff engine reads user.overlay.* markers — native == naive, diff → apply round trip.
 import * as assert from 'uvu/assert';
-import { test as uvuTest } from 'uvu';
 import { spawnSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { mountTest, tempDir, removeTree } from './support/env.js';
+import { mountTest, tempDir, removeTree, testIf } from './support/env.js';
 
 const probe = spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'true']);
 const canUnshare = probe.status === 0;
-if (!canUnshare) console.error(`!! SKIPPING user-namespace test: unshare --user failed (${probe.stderr?.toString().trim() || probe.error?.message})`);
-const test = canUnshare ? mountTest(uvuTest) : (uvuTest.skip as unknown as typeof uvuTest);
+const test = mountTest(testIf(canUnshare, 'the user-namespace test', `unshare --user failed (${probe.stderr?.toString().trim() || probe.error?.message})`));
 
 test('in a user namespace: userxattr on, whiteouts and opaque dirs found through user.overlay.*', () => {
   const base = tempDir();

@@ -1,6 +1,6 @@
 // What the machine running the tests can do; tests that cannot run here are registered as skipped
 // and say so loudly (a skipped test is not a pass).
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -16,16 +16,29 @@ function overlayListed(): boolean {
   }
 }
 
-export const canMountOverlay = isRoot && overlayListed();
-export const whyNotMount = !isRoot ? 'not running as root' : !overlayListed() ? 'no overlay in /proc/filesystems' : '';
+export const hasOverlay = overlayListed();
+export const canMountOverlay = isRoot && hasOverlay;
+export const whyNotMount = !isRoot ? 'not running as root' : !hasOverlay ? 'no overlay in /proc/filesystems' : '';
 
 type Test = typeof uvuTest;
 
-/** `test` when overlay mounts work here, else uvu's skip — with a loud line saying why. */
+/**
+ * The one way a test is skipped: `t` when `can`, else uvu's skip (counted as skipped) with a loud
+ * `!! SKIPPING what: why` on stderr. A test that cannot run here never passes silently.
+ */
+export function testIf(can: boolean, what: string, why: string, t: Test = uvuTest): Test {
+  if (can) return t;
+  console.error(`!! SKIPPING ${what}: ${why}`);
+  // A whole file may register its hooks on the returned value: those hooks belong to tests that
+  // will not run, so they do nothing (a before hook that mounts would fail here); run() still runs.
+  const noHook = Object.assign(() => undefined, { each: () => undefined });
+  const skipping = ((name: string, fn: Parameters<Test>[1]) => t.skip(name, fn)) as unknown as Test;
+  return Object.assign(skipping, { before: noHook, after: noHook, skip: t.skip, only: t.skip, run: t.run }) as Test;
+}
+
+/** `test` when overlay mounts work here, else skipped with the reason. */
 export function mountTest(t: Test = uvuTest): Test {
-  if (canMountOverlay) return t;
-  console.error(`!! SKIPPING overlay tests: ${whyNotMount}`);
-  return t.skip as unknown as Test;
+  return testIf(canMountOverlay, 'overlay tests', whyNotMount, t);
 }
 
 export { suite };
@@ -43,6 +56,22 @@ export function removeTree(dir: string): void {
     try { execFileSync('umount', ['-l', m]); } catch { /* gone */ }
   }
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** A scratch root for one test file: fresh() makes a new empty dir in it; remove() unmounts anything
+ *  left below it and deletes it (for test.after). */
+export function scratchRoot(prefix: string): { root: string; fresh(): string; remove(): void } {
+  const root = tempDir(prefix);
+  let n = 0;
+  return {
+    root,
+    fresh() {
+      const d = join(root, `t${n++}`);
+      mkdirSync(d);
+      return d;
+    },
+    remove: () => removeTree(root),
+  };
 }
 
 export function isMounted(path: string): boolean {
