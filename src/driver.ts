@@ -127,7 +127,7 @@ export class Overlay2Driver {
 
   /** Creates a read-only (image) layer. */
   async create(id: string, parent?: string | null, opts: CreateOpts = {}): Promise<void> {
-    if (opts.storageOpt && 'size' in Object.fromEntries(Object.entries(opts.storageOpt).map(([k, v]) => [k.toLowerCase(), v]))) {
+    if (hasSizeOpt(opts.storageOpt)) {
       throw new Overlay2Error('ERR_BAD_OPTION', 'overlay2: --storage-opt size is only supported for read-write layers', { id, option: 'size' });
     }
     await this.createLayer(id, parent ?? '', opts);
@@ -136,7 +136,7 @@ export class Overlay2Driver {
   /** Creates a read-write (container) layer; honours a size quota where XFS project quotas exist. */
   async createReadWrite(id: string, parent?: string | null, opts: CreateOpts = {}): Promise<void> {
     const storageOpt = { ...(opts.storageOpt ?? {}) };
-    if (!Object.keys(storageOpt).some((k) => k.toLowerCase() === 'size') && this.options.quotaSize > 0) {
+    if (!hasSizeOpt(storageOpt) && this.options.quotaSize > 0) {
       storageOpt.size = String(this.options.quotaSize);
     }
     await this.createLayer(id, parent ?? '', { ...opts, storageOpt });
@@ -454,6 +454,11 @@ export class Overlay2Driver {
       return false;
     }
   }
+}
+
+/** Storage-option keys are case-insensitive, as dockerd reads them. */
+function hasSizeOpt(storageOpt: Record<string, string> | undefined): boolean {
+  return Object.keys(storageOpt ?? {}).some((k) => k.toLowerCase() === 'size');
 }
 
 /** moby's MkdirAndChown(merged, 0700, root), without a syscall where nothing would change. */

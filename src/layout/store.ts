@@ -79,15 +79,6 @@ export class LayerStore {
     }
   }
 
-  async hasLowerFile(id: string): Promise<boolean> {
-    try {
-      await fsp.access(join(this.dir(id), LOWER_FILE));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /** Absolute diff dirs of the lower layers, parent first (moby's getLowerDirs, links resolved). */
   async lowerDiffDirs(id: string): Promise<string[]> {
     const lowers = await this.readLower(id);
@@ -95,16 +86,6 @@ export class LayerStore {
       const target = await fsp.readlink(join(this.home, entry));
       return resolve(this.linkDir(), target);
     }));
-  }
-
-  async isCommitted(id: string): Promise<boolean> {
-    try {
-      await fsp.access(join(this.dir(id), COMMITTED_FILE));
-      return true;
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return false;
-      throw e;
-    }
   }
 
   /** The id a lower entry's link points at ("l/X" -> "../<id>/diff" -> id). */
