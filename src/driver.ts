@@ -11,6 +11,7 @@ import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE } from './layout/store.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
+import { validateMountLabel } from './mount/data.js';
 import { RefCounter } from './mount/refcount.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
@@ -229,6 +230,7 @@ export class Overlay2Driver {
   /** Mounts the layer (reference-counted) and returns the path of its root filesystem. */
   async get(id: string, mountLabel?: string): Promise<string> {
     validateId(id);
+    validateMountLabel(mountLabel);
     // Sync metadata calls on purpose: each is microseconds, while a thread-pool round trip per
     // call would double the latency of a short-chain mount.
     return this.locks.run(id, async () => {

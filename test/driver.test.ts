@@ -1,7 +1,7 @@
 // The driver end to end on real overlay mounts: layers, mounts, refcounts, the on-disk layout.
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
-import { promises as fsp, readFileSync, readlinkSync, statSync, existsSync, writeFileSync, mkdirSync, symlinkSync, lstatSync } from 'node:fs';
+import { promises as fsp, readFileSync, readlinkSync, statSync, existsSync, writeFileSync, mkdirSync, symlinkSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Driver } from '../src/driver.js';
 import { mountTest, tempDir, removeTree, isMounted, rejectsWithCode } from './support/env.js';
@@ -229,6 +229,40 @@ test('errors: invalid ids', async () => {
   }
   await rejectsWithCode(() => driver.create('ok-id', '../escape'), 'ERR_INVALID_ID');
 });
+
+test('hostile: an id, a lower file or a label cannot rewrite the mount options (victim outside the home untouched)', async () => {
+  const victim = join(base, 'victim');
+  mkdirSync(victim, { recursive: true });
+  writeFileSync(join(victim, 'keep'), 'precious\n');
+  const before = JSON.stringify(readdirTree(victim));
+  await driver.create('inj-base');
+  // The id that once became "upperdir=../work" in the mount data.
+  for (const bad of ['q,upperdir=..', `q,upperdir=${victim}`, 'q:l', 'q\\,upperdir=..', 'q\nupperdir=..']) {
+    await rejectsWithCode(() => driver.create(bad, 'inj-base'), 'ERR_INVALID_ID');
+    await rejectsWithCode(() => driver.createReadWrite(bad, 'inj-base'), 'ERR_INVALID_ID');
+  }
+  // A tampered lower file (a foreign or damaged store) is refused before it reaches mount data.
+  await driver.create('inj', 'inj-base');
+  const lowerFile = join(home, 'inj', 'lower');
+  const good = readFileSync(lowerFile, 'utf8');
+  writeFileSync(lowerFile, `${good},upperdir=${victim}`);
+  await rejectsWithCode(() => driver.get('inj'), 'ERR_INVALID_ID');
+  writeFileSync(lowerFile, `l/../../${victim}`);
+  await rejectsWithCode(() => driver.get('inj'), 'ERR_INVALID_ID');
+  writeFileSync(lowerFile, good);
+  // A label that could leave its quotes.
+  await rejectsWithCode(() => driver.get('inj', `x",upperdir=${victim},context="y`), 'ERR_BAD_OPTION');
+  await rejectsWithCode(() => driver.get('inj', 'x\\'), 'ERR_BAD_OPTION');
+  const root = await driver.get('inj');
+  writeFileSync(join(root, 'written-through-mount'), 'x');
+  await driver.put('inj');
+  assert.ok(existsSync(join(home, 'inj', 'diff', 'written-through-mount')), 'the write landed in the layer');
+  assert.is(JSON.stringify(readdirTree(victim)), before, 'the victim outside the home is untouched');
+});
+
+function readdirTree(dir: string): Array<[string, number, number]> {
+  return readdirSync(dir).sort().map((n) => { const st = lstatSync(join(dir, n)); return [n, st.ino, st.mtimeMs] as [string, number, number]; });
+}
 
 test('errors: missing layers and parents, duplicates', async () => {
   const e = await rejectsWithCode(() => driver.create('orphan', 'no-such-parent'), 'ERR_LAYER_NOT_FOUND');

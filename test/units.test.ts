@@ -26,7 +26,8 @@ test('link ids: 26 base32 characters, unique', () => {
 
 test('id validation', () => {
   for (const ok of ['a', 'abc-init', 'f'.repeat(64), 'x'.repeat(255), 'été']) assert.is(code(() => validateId(ok)), undefined);
-  for (const bad of ['', '.', '..', 'a/b', '/abs', 'a\0', 'x'.repeat(256), 'l', '.partial', 'é'.repeat(128)]) {
+  for (const bad of ['', '.', '..', 'a/b', '/abs', 'a\0', 'x'.repeat(256), 'l', '.partial', 'é'.repeat(128),
+    'q,upperdir=..', 'a:b', 'a\\b', 'a\nb', 'a\tb', 'a\x7fb']) {
     assert.is(code(() => validateId(bad)), 'ERR_INVALID_ID', JSON.stringify(bad));
   }
   assert.is(code(() => validateId(42 as unknown as string)), 'ERR_INVALID_ID');

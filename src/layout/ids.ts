@@ -28,9 +28,18 @@ export function isLinkId(s: string): boolean {
 }
 
 /**
+ * Characters that the overlay mount data and the `lower` file treat as separators or escapes
+ * ("," between options, ":" between lower dirs, "\\" escaping either), plus control characters
+ * (newline ends a line of mountinfo; the rest have no business in a name). An id carrying one could
+ * rewrite the mount options, e.g. "q,upperdir=.." moves the upper dir outside the store.
+ */
+const MOUNT_DATA_UNSAFE = /[,:\\\x00-\x1f\x7f]/;
+
+/**
  * Throws ERR_INVALID_ID unless `id` can safely name a layer directory in the home: not empty, not
- * "." / "..", no "/" or NUL, at most 255 bytes, not "l" (the link directory) and not starting with
- * "." (names the driver keeps for its own bookkeeping, which Docker's ids never use).
+ * "." / "..", no "/", at most 255 bytes, not "l" (the link directory), not starting with "." (names
+ * the driver keeps for its own bookkeeping, which Docker's ids never use), and none of the
+ * characters that reach mount data as syntax (MOUNT_DATA_UNSAFE).
  */
 export function validateId(id: unknown, what = 'layer id'): asserts id is string {
   const bad = (why: string): never => {
@@ -44,7 +53,21 @@ export function validateId(id: unknown, what = 'layer id'): asserts id is string
   if (s === '.' || s === '..') bad('a dot name');
   if (s.includes('/')) bad('contains "/"');
   if (s.includes('\0')) bad('contains NUL');
+  const unsafe = MOUNT_DATA_UNSAFE.exec(s);
+  if (unsafe) bad(`contains ${JSON.stringify(unsafe[0])}, which overlay mount data would read as syntax`);
   if (Buffer.byteLength(s) > 255) bad('longer than 255 bytes');
   if (s === 'l') bad('"l" is the link directory');
   if (s.startsWith('.')) bad('names starting with "." are reserved');
+}
+
+/**
+ * Throws ERR_INVALID_ID unless `entry` is what Docker and this driver write into a `lower` file:
+ * "l/" and a link name of letters and digits. The file is read back into mount data, so a tampered
+ * or foreign store must not be able to inject options through it either.
+ */
+export function validateLowerEntry(entry: string, id: string): void {
+  if (!/^l\/[A-Za-z0-9]{1,64}$/.test(entry)) {
+    throw new Overlay2Error('ERR_INVALID_ID',
+      `overlay2: layer ${id} has an invalid lower entry ${JSON.stringify(entry)} (expected "l/<link id>")`, { id });
+  }
 }

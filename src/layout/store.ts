@@ -11,7 +11,7 @@
 import { promises as fsp, readFileSync, existsSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
-import { validateId } from './ids.js';
+import { validateId, validateLowerEntry } from './ids.js';
 
 export const LINK_DIR = 'l';
 export const LOWER_FILE = 'lower';
@@ -57,7 +57,7 @@ export class LayerStore {
   async readLower(id: string): Promise<string[]> {
     try {
       const text = await fsp.readFile(join(this.dir(id), LOWER_FILE), 'utf8');
-      return text.length === 0 ? [] : text.split(':');
+      return parseLower(text, id);
     } catch (e) {
       if (isErrno(e, 'ENOENT')) return [];
       throw e;
@@ -71,7 +71,7 @@ export class LayerStore {
   mountLowerSync(id: string): string[] | null {
     try {
       const text = readFileSync(join(this.dir(id), LOWER_FILE), 'utf8');
-      return text.length === 0 ? [] : text.split(':');
+      return parseLower(text, id);
     } catch (e) {
       if (!isErrno(e, 'ENOENT')) throw e;
       if (existsSync(this.dir(id))) return null;
@@ -109,4 +109,12 @@ export class LayerStore {
     }
     return ids.sort();
   }
+}
+
+/** A lower file's entries, each checked: they go into mount data verbatim. */
+function parseLower(text: string, id: string): string[] {
+  if (text.length === 0) return [];
+  const entries = text.split(':');
+  for (const e of entries) validateLowerEntry(e, id);
+  return entries;
 }

@@ -2,6 +2,7 @@
 // SELinux context=), plus redirect_dir=off and metacopy=off: with those the kernel never writes
 // redirects or metacopy files into our upper dirs, so the native diff can trust the upper dir alone.
 import type { Features } from '../features.js';
+import { Overlay2Error } from '../errors.js';
 
 /** The leading options every overlay mount of this driver carries, in moby's order. */
 export function baseOptions(f: Pick<Features, 'indexOff' | 'userxattr' | 'redirectDirOff' | 'metacopyOff'>): string[] {
@@ -18,6 +19,19 @@ export function baseOptions(f: Pick<Features, 'indexOff' | 'userxattr' | 'redire
 /** Go's %q for the characters an SELinux label can hold. */
 function goQuote(s: string): string {
   return '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
+}
+
+/**
+ * Throws ERR_BAD_OPTION for a mount label that could break out of its quotes in the mount data
+ * ("\"", "\\") or of its line (control characters). Real SELinux labels
+ * ("system_u:object_r:container_file_t:s0:c1,c2") hold ":" and "," — the quotes carry those.
+ */
+export function validateMountLabel(label: string | undefined): void {
+  if (label === undefined || label === '') return;
+  if (typeof label !== 'string' || /["\\\x00-\x1f\x7f]/.test(label)) {
+    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: invalid mount label ${JSON.stringify(label)}: quotes, backslashes and control characters are not allowed`,
+      { option: 'mountLabel' });
+  }
 }
 
 /** go-selinux's label.FormatMountLabel: appends context="LABEL" only when SELinux is enabled. */

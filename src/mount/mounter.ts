@@ -46,7 +46,9 @@ export function mountLayer(shim: Shim, features: Features, req: LayerMountReques
     ? mountData(base, { lowers: [join(id, 'diff'), ...req.lowerEntries] }, req.mountLabel, features.selinuxEnabled)
     : mountData(base, { lowers: req.lowerEntries, upper: join(id, 'diff'), work: join(id, 'work') }, req.mountLabel, features.selinuxEnabled);
 
-  const legacyOk = pathFitsMountData(home);
+  // Ids and lower entries are validated where they enter; checked again here because this is where
+  // a separator would become syntax.
+  const legacyOk = pathFitsMountData(home) && pathFitsMountData(id) && req.lowerEntries.every(pathFitsMountData);
   const choose = (): MountMethod => {
     if (strategy !== 'auto') return strategy;
     if (legacyOk && abs.length < PAGE_SIZE) return 'absolute';
