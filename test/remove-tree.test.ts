@@ -301,6 +301,4 @@ rootTest('read-only dirs and files owned by others go too (as rm -rf as root)', 
   assert.not.ok(fs.existsSync(doomed));
 });
 
-test.before.each((ctx) => { (ctx as { t0?: number }).t0 = Date.now(); });
-test.after.each((ctx) => { console.error(`   ${(ctx as { __test__?: string }).__test__}: ${Date.now() - (ctx as unknown as { t0: number }).t0} ms`); });
 test.run();

@@ -4,7 +4,8 @@
 // by path sees the other one. Usage: node exchange-racer.js <where> <stopFile>
 //   where = DIR              race in DIR (reopened whenever it reappears)
 //   where = staging:LAYERDIR race in whichever .staging-diff-* dir LAYERDIR holds
-// Prints "ready" once running; on finding stopFile, prints the number of successful exchanges.
+// Prints "ready" once running; on finding stopFile (or losing its parent), prints the number of
+// successful exchanges and exits.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { loadShim } from '../../src/native/shim.js';
@@ -24,11 +25,15 @@ function findDir(): string | null {
   }
 }
 
+const parent = process.ppid;
+/** Stop when told to, or when the test that started us is gone (never spin on as an orphan). */
+const stopped = (): boolean => fs.existsSync(stopFile) || process.ppid !== parent;
+
 let swaps = 0;
 let polls = 0;
 process.stdout.write('ready\n');
 outer: for (;;) {
-  if ((++polls & 63) === 0 && fs.existsSync(stopFile)) break;
+  if ((++polls & 63) === 0 && stopped()) break;
   const dir = findDir();
   if (dir === null) continue;
   let fd: number;
@@ -39,7 +44,7 @@ outer: for (;;) {
   }
   // Swap until the names have been gone a while (the dir was deleted or not yet filled).
   for (let misses = 0; misses < 2000;) {
-    if ((++polls & 1023) === 0 && fs.existsSync(stopFile)) { fs.closeSync(fd); break outer; }
+    if ((++polls & 1023) === 0 && stopped()) { fs.closeSync(fd); break outer; }
     try {
       shim.renameat2(fd, 'racedir', fd, 'link', RENAME_EXCHANGE);
       swaps++;
