@@ -259,7 +259,7 @@ export class Overlay2Driver {
         const children = await this.childrenOf(id);
         if (children.length > 0) {
           throw new Overlay2Error('ERR_LAYER_HAS_CHILDREN',
-            `overlay2: layer ${id} has ${children.length} child layer${children.length > 1 ? 's' : ''} (${children.slice(0, 3).join(', ')}${children.length > 3 ? ', ...' : ''}); remove them first or force it`, { id });
+            `overlay2: layer ${id} has ${children.length} child layer${children.length > 1 ? 's' : ''} (${children.slice(0, 3).join(', ')}${children.length > 3 ? ', ...' : ''}); remove them first, or force it (--force, { force: true })`, { id });
         }
       }
       const merged = this.store.mergedDir(id);
