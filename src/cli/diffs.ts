@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream, openSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { CommandContext } from './command.js';
+import { write, stdout } from './output.js';
 import type { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
 
@@ -14,10 +15,10 @@ async function parentFor(d: Overlay2Driver, id: string, values: CommandContext['
 
 export async function diff({ args: [id], values, open, usage }: CommandContext): Promise<number> {
   const output = str(values.output);
-  if (!output && process.stdout.isTTY) usage('refusing to write a tar to a terminal: use -o FILE or a pipe');
+  if (!output && stdout().isTTY) usage('refusing to write a tar to a terminal: use -o FILE or a pipe');
   const d = await open();
   const tar = await d.diff(id!, await parentFor(d, id!, values), { xattrs: values['all-xattrs'] ? 'all' : 'docker' });
-  await pipeline(tar, output ? createWriteStream(output) : process.stdout);
+  await pipeline(tar, output ? createWriteStream(output) : stdout());
   return 0;
 }
 
@@ -38,20 +39,20 @@ export async function apply({ args: [id], values, open }: CommandContext): Promi
   const input = openInput(str(values.input));
   const d = await open();
   const size = await d.applyDiff(id!, await parentFor(d, id!, values), input);
-  process.stdout.write(`${size}\n`);
+  write(`${size}\n`);
   return 0;
 }
 
 export async function diffsize({ args: [id], values, open }: CommandContext): Promise<number> {
   const d = await open();
-  process.stdout.write(`${await d.diffSize(id!, await parentFor(d, id!, values))}\n`);
+  write(`${await d.diffSize(id!, await parentFor(d, id!, values))}\n`);
   return 0;
 }
 
 export async function changes({ args: [id], values, open }: CommandContext): Promise<number> {
   const d = await open();
   const list = await d.changes(id!, await parentFor(d, id!, values));
-  if (values.json) process.stdout.write(JSON.stringify(list) + '\n');
-  else process.stdout.write(list.map((c) => `${c.kind} ${c.path}\n`).join(''));
+  if (values.json) write(JSON.stringify(list) + '\n');
+  else write(list.map((c) => `${c.kind} ${c.path}\n`).join(''));
   return 0;
 }

@@ -1,5 +1,6 @@
 // Layer commands: create, remove, exists, ls, metadata.
 import type { CommandContext } from './command.js';
+import { write } from './output.js';
 
 const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -22,12 +23,12 @@ export async function exists({ args: [id], open }: CommandContext): Promise<numb
 
 export async function ls({ values, open }: CommandContext): Promise<number> {
   const d = await open();
-  if (values.json) process.stdout.write(JSON.stringify(await d.layers()) + '\n');
-  else process.stdout.write((await d.list()).map((id) => id + '\n').join(''));
+  if (values.json) write(JSON.stringify(await d.layers()) + '\n');
+  else write((await d.list()).map((id) => id + '\n').join(''));
   return 0;
 }
 
 export async function metadata({ args: [id], open }: CommandContext): Promise<number> {
-  process.stdout.write(JSON.stringify(await (await open()).getMetadata(id!), null, 2) + '\n');
+  write(JSON.stringify(await (await open()).getMetadata(id!), null, 2) + '\n');
   return 0;
 }

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { COMMANDS, findCommand } from './commands.js';
 import type { CommandSpec, OptionSpec, CommandContext } from './command.js';
 import { packageVersion } from '../version.js';
+import { write, isBrokenPipe } from './output.js';
 
 const DEFAULT_HOME = '/var/lib/overlay2';
 
@@ -107,10 +108,10 @@ async function main(argv: string[]): Promise<number> {
 
   if (name === 'help') {
     const topic = parse(post, undefined, false).positionals[0];
-    if (topic === undefined) { console.log(overview()); return 0; }
+    if (topic === undefined) { write(overview() + '\n'); return 0; }
     const c = findCommand(topic);
     if (!c) throw new UsageError(`help: unknown command ${JSON.stringify(topic)}`);
-    console.log(commandHelp(c));
+    write(commandHelp(c) + '\n');
     return 0;
   }
   const spec = name === undefined ? undefined : findCommand(name);
@@ -118,8 +119,8 @@ async function main(argv: string[]): Promise<number> {
   const before = parse(pre, spec, false);
   const after = parse(post, spec, true);
   const values: Values = { ...before.values, ...after.values, opt: [...(before.values.opt as string[] ?? []), ...(after.values.opt as string[] ?? [])] };
-  if (values.version) { console.log(`overlay2 ${packageVersion()}`); return 0; }
-  if (values.help) { console.log(spec ? commandHelp(spec) : overview()); return 0; }
+  if (values.version) { write(`overlay2 ${packageVersion()}\n`); return 0; }
+  if (values.help) { write((spec ? commandHelp(spec) : overview()) + '\n'); return 0; }
   if (!spec) throw new UsageError('missing COMMAND');
 
   const args = after.positionals;
@@ -145,16 +146,6 @@ async function main(argv: string[]): Promise<number> {
 }
 
 let currentSpec: CommandSpec | undefined;
-
-/** The reader of our stdout went away (`overlay2 diff X | head`): stop quietly, as cat does. */
-function isBrokenPipe(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'EPIPE';
-}
-
-process.stdout.on('error', (e) => {
-  if (isBrokenPipe(e)) { process.exitCode ??= 0; return; }
-  throw e;
-});
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

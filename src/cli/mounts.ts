@@ -1,10 +1,11 @@
 // Mount commands: mount, unmount, cleanup. Their references persist in the home (the driver is
 // opened with mountReferences: 'persistent'), so they pair up across CLI processes.
 import type { CommandContext } from './command.js';
+import { write } from './output.js';
 
 export async function mount({ args: [id], values, open }: CommandContext): Promise<number> {
   const label = typeof values.label === 'string' ? values.label : undefined;
-  process.stdout.write((await (await open()).get(id!, label)) + '\n');
+  write((await (await open()).get(id!, label)) + '\n');
   return 0;
 }
 
