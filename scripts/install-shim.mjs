@@ -7,7 +7,7 @@
 //   says the same line until `npm rebuild overlay2` has built the shim.
 // - In a development checkout (src/ is there): always compile, loudly — the prebuilt may be stale.
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, dirname, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +44,10 @@ if (existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');
 const r = spawnSync('node-gyp', args, development ? { stdio: 'inherit' } : { encoding: 'utf8' });
 if (r.error || r.status !== 0) {
   const log = join(root, 'shim', 'build-error.log');
-  if (!development) writeFileSync(log, `${r.error?.message ?? ''}${r.stdout ?? ''}${r.stderr ?? ''}`);
+  if (!development) {
+    mkdirSync(dirname(log), { recursive: true });
+    writeFileSync(log, `${r.error?.message ?? ''}${r.stdout ?? ''}${r.stderr ?? ''}`);
+  }
   say(`building the native shim failed (${r.error?.code === 'ENOENT' ? 'node-gyp not found' : `node-gyp exit ${r.status}`}${development ? '' : `; its output is in ${log}`}); fix that, then run \`npm rebuild overlay2\``);
   process.exit(development ? 1 : 0);
 }
