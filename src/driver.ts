@@ -1,11 +1,11 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
 import { FS_MAGIC, MNT_DETACH, RENAME_NOREPLACE, AT_FDCWD } from './native/constants.js';
-import { detectFeatures, type Features } from './features.js';
+import type { Features } from './features.js';
 import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './options.js';
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
@@ -17,8 +17,7 @@ import { openHome } from './layout/home.js';
 import { cachedFeatures } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
-import { ProjectQuota } from './quota.js';
-import { removeStaleStaging } from './diff/staging.js';
+import type { ProjectQuota } from './quota.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -121,14 +120,16 @@ export class Overlay2Driver {
 
     const partialExisted = existsSync(join(home, PARTIAL_DIR));
     const features = await cachedFeatures(home, dev, readOnly,
-      () => detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck }));
+      // the probes load only on a cache miss: a CLI call on a known home never parses them
+      async () => (await import('./features.js')).detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck }));
     // the probes' scratch dir: a read-only open leaves the home as it found it
     if (readOnly && !partialExisted) rmSync(join(home, PARTIAL_DIR), { recursive: true, force: true });
     let quota: ProjectQuota | null = null;
     let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs`;
     if (features.backingFs === 'xfs' && !readOnly) {
+      const { ProjectQuota } = await import('./quota.js');
       const q = ProjectQuota.open(shim, home);
-      if (q instanceof ProjectQuota) quota = q;
+      if (!(q instanceof Error)) quota = q;
       else quotaWhyNot = `project quotas are not enabled on ${home} (mount xfs with prjquota): ${q.message}`;
     }
     features.projectQuota = quota !== null;
@@ -142,17 +143,23 @@ export class Overlay2Driver {
     return driver;
   }
 
-  /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
+  /**
+   * Removes what interrupted operations left: partial layers, staging dirs, dangling links. Runs at
+   * every read-write init (every CLI call that writes), so it is synchronous: a readdir per layer
+   * costs microseconds, a thread-pool round trip per layer would cost more than the work.
+   */
   private async recover(): Promise<void> {
-    await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
-    for (const id of await this.store.listLayers()) await removeStaleStaging(this.store.dir(id));
-    for (const name of await fsp.readdir(this.store.linkDir())) {
+    rmSync(this.store.partialDir(), { recursive: true, force: true });
+    const { removeStaleStaging, STAGING_PREFIX } = await import('./diff/staging.js');
+    for (const e of readdirSync(this.home, { withFileTypes: true })) {
+      if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
+      let names: string[];
+      try { names = readdirSync(this.store.dir(e.name)); } catch { continue; }
+      if (names.some((n) => n.startsWith(STAGING_PREFIX))) await removeStaleStaging(this.store.dir(e.name));
+    }
+    for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
-      try {
-        await fsp.stat(link);
-      } catch (e) {
-        if (isErrno(e, 'ENOENT')) await fsp.rm(link, { force: true });
-      }
+      if (statSync(link, { throwIfNoEntry: false }) === undefined) rmSync(link, { force: true });
     }
   }
 
