@@ -124,6 +124,14 @@ uvuTest('without any shim (no prebuilt, nothing built): one clear line naming th
   assert.not.match(r.err, /overlay2: overlay2:/);
   assert.not.ok(existsSync(join(project, 'home2')));
   assert.equal(readdirSync(join(project, 'node_modules', 'overlay2', 'node_modules')), []);
+  // what still works without the shim: changesBetween, through the fast-glob scanner
+  const a = join(project, 'tree-a');
+  mkdirSync(join(a, 'd'), { recursive: true });
+  writeFileSync(join(a, 'd', 'f'), 'x');
+  const c = sh(process.execPath, ['--input-type=module', '-e',
+    `import { changesBetween } from 'overlay2'; console.log(JSON.stringify(await changesBetween(${JSON.stringify(a)}, null)));`]);
+  assert.is(c.code, 0, c.err);
+  assert.equal(JSON.parse(c.out), [{ path: '/d', kind: 'A' }, { path: '/d/f', kind: 'A' }]);
 });
 
 uvuTest.run();
