@@ -46,7 +46,8 @@ function empty(): RefState {
 function pruneDead(state: RefState): boolean {
   let changed = false;
   for (const [pid, hold] of Object.entries(state.pids)) {
-    if (hold.count <= 0 || processStart(Number(pid)) !== hold.start) {
+    const alive = pid === String(process.pid) ? hold.start === myStart() : processStart(Number(pid)) === hold.start;
+    if (hold.count <= 0 || !alive) {
       delete state.pids[pid];
       changed = true;
     }
