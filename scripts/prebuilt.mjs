@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Packs the locally built shim as this platform's prebuilt package with @napi-rs/cli, so users
 // without a compiler can install overlay2: npm/<platform>/ gets the .node file;
-// then adds the platform packages to optionalDependencies when publishing (`napi prepublish -t npm`).
+// package.json lists that directory as a file: optional dependency and bundles it, so `npm pack`
+// ships the prebuilt inside the overlay2 tarball (see "The package" in the README for why).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -28,4 +29,4 @@ run('artifacts', '-d', 'artifacts', '--dist', 'npm');
 rmSync(artifacts, { recursive: true, force: true });
 // napi also drops a copy at the package root (its build output dir); only npm/<platform>/ is wanted
 rmSync(join(root, `overlay2-shim.${platform}.node`), { force: true });
-console.log(`npm/${platform}/overlay2-shim.${platform}.node is ready; publish with: npx napi prepublish -t npm`);
+console.log(`npm/${platform}/overlay2-shim.${platform}.node is ready; npm pack bundles it (bundleDependencies)`);

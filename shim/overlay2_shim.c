@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/quota.h>
@@ -656,6 +657,18 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!arg_i32(env, argv[0], "fd", &fd)) return NULL;
   if (syncfs(fd) != 0) { throw_errno(env, errno, "syncfs", NULL, NULL); return NULL; }
+  return undefined(env);
+}
+
+// flock(fd, operation): advisory whole-file lock; the kernel drops it when the holder dies, which
+// is what cross-process state in the home needs (no stale lock files after a crash).
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  int32_t fd, op;
+  if (!arg_i32(env, argv[0], "fd", &fd) || !arg_i32(env, argv[1], "operation", &op)) return NULL;
+  int rc;
+  do { rc = flock(fd, op); } while (rc != 0 && errno == EINTR);
+  if (rc != 0) { throw_errno(env, errno, "flock", NULL, NULL); return NULL; }
   return undefined(env);
 }
 
@@ -1976,7 +1989,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fsconfig", js_fsconfig}, {"fsmount", js_fsmount}, {"moveMount", js_move_mount},
     {"lgetxattr", js_lgetxattr}, {"lsetxattr", js_lsetxattr}, {"llistxattr", js_llistxattr},
     {"lremovexattr", js_lremovexattr}, {"fgetxattr", js_fgetxattr}, {"fsetxattr", js_fsetxattr},
-    {"statfs", js_statfs}, {"direntTypes", js_dirent_types}, {"syncfs", js_syncfs},
+    {"statfs", js_statfs}, {"direntTypes", js_dirent_types}, {"syncfs", js_syncfs}, {"flock", js_flock},
     {"openat2", js_openat2}, {"mkdirat", js_mkdirat}, {"mknodat", js_mknodat}, {"symlinkat", js_symlinkat},
     {"linkat", js_linkat}, {"unlinkat", js_unlinkat}, {"renameat2", js_renameat2}, {"fchownat", js_fchownat},
     {"fchmodat", js_fchmodat}, {"utimensat", js_utimensat},

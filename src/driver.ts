@@ -1,28 +1,57 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
 import { FS_MAGIC, MNT_DETACH, RENAME_NOREPLACE, AT_FDCWD } from './native/constants.js';
-import { detectFeatures, type Features } from './features.js';
+import type { Features } from './features.js';
 import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './options.js';
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
-import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE } from './layout/store.js';
-import { removeTree } from './layout/remove-tree.js';
+import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE, PARTIAL_DIR } from './layout/store.js';
+import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
-import { RefCounter } from './mount/refcount.js';
+import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
+import { openHome } from './layout/home.js';
+import { cachedFeatures } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
-import { ProjectQuota } from './quota.js';
-import { removeStaleStaging } from './diff/staging.js';
+import type { ProjectQuota } from './quota.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
   storageOpt?: Record<string, string>;
   mountLabel?: string;
+}
+
+export interface InitOptions extends IdMapOptions {
+  /** Open an existing store without writing to it: no home is created, nothing is cleaned up
+   *  (status, ls, exists, metadata, changes, diffsize and diff need no more). Default false. */
+  readOnly?: boolean;
+  /**
+   * Who holds the references get() takes: 'process' (default) — this process, so they drop when it
+   * exits or dies; 'persistent' — kept in the home until a put() from any process releases them
+   * (the CLI's `mount`/`unmount`, whose process exits right after mounting).
+   */
+  mountReferences?: RefScope;
+}
+
+export interface RemoveOptions {
+  /** Remove the layer even when other layers are built on it (they break, as with moby). */
+  force?: boolean;
+}
+
+/** One row of layers(): what `overlay2 ls --json` prints. */
+export interface LayerInfo {
+  id: string;
+  /** the parent's id, '' for a base layer */
+  parent: string;
+  /** bytes of the layer's own content (its diff dir, hardlinked inodes once) */
+  size: number;
+  /** whether HOME/<id>/merged is an overlay mount now */
+  mounted: boolean;
 }
 
 export interface DiffOptions {
@@ -47,25 +76,31 @@ export class Overlay2Driver {
 
   private readonly shim: Shim;
   private readonly store: LayerStore;
-  private readonly refs: RefCounter;
+  private readonly refs: SharedRefs;
+  /** References this driver instance holds per id (its process's hold in the shared file is one). */
+  private readonly held = new Map<string, number>();
   private readonly locks = new KeyedMutex();
+  private readonly referenceScope: RefScope;
 
   private constructor(home: string, shim: Shim, features: Features, options: DriverOptions, idMappings: IdMappings,
-    private readonly quota: ProjectQuota | null) {
+    private readonly quota: ProjectQuota | null, referenceScope: RefScope) {
     this.home = home;
     this.shim = shim;
     this.features = features;
     this.options = options;
     this.idMappings = idMappings;
     this.store = new LayerStore(home);
-    this.refs = new RefCounter((p) => this.isOverlayMount(p));
+    this.refs = new SharedRefs(shim, home);
+    this.referenceScope = referenceScope;
   }
 
   /**
-   * Opens (creating if needed) a driver home: parses options, detects what the kernel and the
-   * backing filesystem support, and clears what an interrupted create/remove/applyDiff left behind.
+   * Opens a driver home (creating it unless `readOnly`): checks it is safe to use (not a pseudo
+   * filesystem, a store or an empty/new directory), parses options, detects what the kernel and the
+   * backing filesystem support (cached in the home per kernel and filesystem), and clears what an
+   * interrupted create/remove/applyDiff left behind.
    */
-  static async init(home: string, options: readonly string[] | Record<string, string> = [], idMaps: IdMapOptions = {}): Promise<Overlay2Driver> {
+  static async init(home: string, options: readonly string[] | Record<string, string> = [], settings: InitOptions = {}): Promise<Overlay2Driver> {
     if (typeof home !== 'string' || !home.startsWith('/')) {
       throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: home must be an absolute path, got ${JSON.stringify(home)}`, { path: String(home) });
     }
@@ -73,21 +108,29 @@ export class Overlay2Driver {
       throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: home ${JSON.stringify(home)} contains a character overlay mount options cannot carry (, : \\ newline)`, { path: home });
     }
     const opts = parseDriverOptions(options);
-    const idMappings = new IdMappings(idMaps);
+    const idMappings = new IdMappings(settings);
+    const readOnly = settings.readOnly ?? false;
+    const scope = settings.mountReferences ?? 'process';
+    if (scope !== 'process' && scope !== 'persistent') {
+      throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: mountReferences must be 'process' or 'persistent', got ${JSON.stringify(scope)}`, { option: 'mountReferences' });
+    }
+    requireSysAdmin(home);
     const shim = loadShim();
     const root = idMappings.root();
+    const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid });
 
-    // Docker 20.10's modes: the home and layer dirs 0710 (owner: us, group: the remapped root's
-    // group, so a user-namespaced container can traverse them), l/ 0700.
-    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-    await fsp.mkdir(home, { recursive: true, mode: 0o710 });
-    await setOwnerMode(home, 0o710, me.uid, root.gid);
-    const features = await detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck });
+    const partialExisted = existsSync(join(home, PARTIAL_DIR));
+    const features = await cachedFeatures(home, dev, readOnly,
+      // the probes load only on a cache miss: a CLI call on a known home never parses them
+      async () => (await import('./features.js')).detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck }));
+    // the probes' scratch dir: a read-only open leaves the home as it found it
+    if (readOnly && !partialExisted) removeTreeSync(join(home, PARTIAL_DIR), home);
     let quota: ProjectQuota | null = null;
     let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs`;
-    if (features.backingFs === 'xfs') {
+    if (features.backingFs === 'xfs' && !readOnly) {
+      const { ProjectQuota } = await import('./quota.js');
       const q = ProjectQuota.open(shim, home);
-      if (q instanceof ProjectQuota) quota = q;
+      if (!(q instanceof Error)) quota = q;
       else quotaWhyNot = `project quotas are not enabled on ${home} (mount xfs with prjquota): ${q.message}`;
     }
     features.projectQuota = quota !== null;
@@ -95,24 +138,29 @@ export class Overlay2Driver {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
         `overlay2: option overlay2.size needs XFS project quotas; ${quotaWhyNot}`, { option: 'overlay2.size' });
     }
-    await ensureDir(join(home, LINK_DIR), 0o700, me.uid, me.gid);
 
-    const driver = new Overlay2Driver(home, shim, features, opts, idMappings, quota);
-    await driver.recover();
+    const driver = new Overlay2Driver(home, shim, features, opts, idMappings, quota, scope);
+    if (!readOnly) await driver.recover();
     return driver;
   }
 
-  /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
+  /**
+   * Removes what interrupted operations left: partial layers, staging dirs, dangling links. Runs at
+   * every read-write init (every CLI call that writes), so it is synchronous: a readdir per layer
+   * costs microseconds, a thread-pool round trip per layer would cost more than the work.
+   */
   private async recover(): Promise<void> {
-    await removeTree(this.store.partialDir(), this.home);
-    for (const id of await this.store.listLayers()) await removeStaleStaging(this.store.dir(id));
-    for (const name of await fsp.readdir(this.store.linkDir())) {
+    if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
+    const { removeStaleStaging, STAGING_PREFIX } = await import('./diff/staging.js');
+    for (const e of readdirSync(this.home, { withFileTypes: true })) {
+      if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
+      let names: string[];
+      try { names = readdirSync(this.store.dir(e.name)); } catch { continue; }
+      if (names.some((n) => n.startsWith(STAGING_PREFIX))) await removeStaleStaging(this.store.dir(e.name));
+    }
+    for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
-      try {
-        await fsp.stat(link);
-      } catch (e) {
-        if (isErrno(e, 'ENOENT')) await fsp.rm(link, { force: true });
-      }
+      if (statSync(link, { throwIfNoEntry: false }) === undefined) rmSync(link, { force: true });
     }
   }
 
@@ -206,16 +254,28 @@ export class Overlay2Driver {
     });
   }
 
-  /** Removes a layer, its link and (after unmounting it) everything it holds. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Removes a layer, its link and (after unmounting it) everything it holds. A layer other layers
+   * are built on is refused (ERR_LAYER_HAS_CHILDREN) unless `force` (moby removes it anyway and its
+   * children break).
+   */
+  async remove(id: string, opts: RemoveOptions = {}): Promise<void> {
     validateId(id);
     await this.locks.run(id, async () => {
       await this.store.requireLayer(id);
+      if (!opts.force) {
+        const children = await this.childrenOf(id);
+        if (children.length > 0) {
+          throw new Overlay2Error('ERR_LAYER_HAS_CHILDREN',
+            `overlay2: layer ${id} has ${children.length} child layer${children.length > 1 ? 's' : ''} (${children.slice(0, 3).join(', ')}${children.length > 3 ? ', ...' : ''}); remove them first, or force it (--force, { force: true })`, { id });
+        }
+      }
       const merged = this.store.mergedDir(id);
-      if (this.refs.count(merged) > 0 || this.isOverlayMount(merged)) {
+      if ((this.held.get(id) ?? 0) > 0 || this.isOverlayMount(merged)) {
         try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
       }
-      this.refs.forget(merged);
+      this.held.delete(id);
+      this.refs.forget(id);
       this.lastMountMethod.delete(id);
       // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
       await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
@@ -228,8 +288,33 @@ export class Overlay2Driver {
     });
   }
 
-  /** Mounts the layer (reference-counted) and returns the path of its root filesystem. */
+  /** Layers whose lower file names `id`'s link (its children and their descendants). */
+  private async childrenOf(id: string): Promise<string[]> {
+    let linkId: string;
+    try { linkId = await this.store.readLinkId(id); } catch { return []; }
+    const entry = `${LINK_DIR}/${linkId}`;
+    const found: string[] = [];
+    for (const other of await this.store.listLayers()) {
+      if (other === id) continue;
+      if ((await this.store.readLower(other).catch(() => [] as string[])).includes(entry)) found.push(other);
+    }
+    return found;
+  }
+
+  /**
+   * Mounts the layer (reference-counted across processes, see src/mount/shared-refs.ts) and returns
+   * the path of its root filesystem.
+   */
   async get(id: string, mountLabel?: string): Promise<string> {
+    return this.acquire(id, mountLabel, this.referenceScope);
+  }
+
+  /** Drops one reference; the last one (of any process) unmounts (detached) and removes the mount point. */
+  async put(id: string): Promise<void> {
+    return this.release(id, this.referenceScope);
+  }
+
+  private async acquire(id: string, mountLabel: string | undefined, scope: RefScope): Promise<string> {
     validateId(id);
     validateMountLabel(mountLabel);
     // Sync metadata calls on purpose: each is microseconds, while a thread-pool round trip per
@@ -238,7 +323,16 @@ export class Overlay2Driver {
       const lowerEntries = this.store.mountLowerSync(id);
       if (lowerEntries === null) return this.store.diffDir(id);
       const merged = this.store.mergedDir(id);
-      if (this.refs.increment(merged) > 1) return merged;
+      const held = this.held.get(id) ?? 0;
+      if (scope === 'process' && held > 0) {
+        this.held.set(id, held + 1);
+        return merged;
+      }
+      const before = this.refs.acquire(id, scope);
+      if (scope === 'process') this.held.set(id, 1);
+      // A mount nobody holds a reference to (a crashed holder's, or one made before references
+      // were shared) is reused: its content is this layer's.
+      if (before > 0 || this.isOverlayMount(merged)) return merged;
       try {
         const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
         const root = this.idMappings.root();
@@ -250,7 +344,8 @@ export class Overlay2Driver {
         if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
         return merged;
       } catch (e) {
-        if (this.refs.decrement(merged) <= 0) {
+        if (scope === 'process') this.held.delete(id);
+        if (this.refs.release(id, scope) <= 0) {
           try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
           try { rmdirSync(merged); } catch { /* not there */ }
         }
@@ -259,14 +354,24 @@ export class Overlay2Driver {
     });
   }
 
-  /** Drops one reference; the last one unmounts (detached) and removes the mount point. */
-  async put(id: string): Promise<void> {
+  private async release(id: string, scope: RefScope): Promise<void> {
     validateId(id);
     await this.locks.run(id, async () => {
       const merged = this.store.mergedDir(id);
+      const held = this.held.get(id) ?? 0;
+      if (scope === 'process' && held > 1) {
+        this.held.set(id, held - 1);
+        return;
+      }
       // A held reference proves the layer has a lower file; only an unknown mount needs the read.
-      if (this.refs.count(merged) === 0 && this.store.mountLowerSync(id) === null) return;
-      if (this.refs.decrement(merged) > 0) return;
+      if (held === 0 && this.store.mountLowerSync(id) === null) return;
+      if (scope === 'process') this.held.delete(id);
+      // A process-scope put without a get releases nothing of anyone else's; a persistent one takes
+      // one persistent reference. Either way the mount goes when nobody holds it any more.
+      const left = scope === 'process' && held === 0
+        ? this.refs.update(id, (state) => totalRefs(state))
+        : this.refs.release(id, scope);
+      if (left > 0) return;
       try {
         this.shim.umount2(merged, MNT_DETACH);
       } catch (e) {
@@ -328,12 +433,30 @@ export class Overlay2Driver {
       try { this.shim.umount2(p, MNT_DETACH); } catch { /* raced */ }
       if (p.endsWith('/merged')) await fsp.rmdir(p).catch(() => undefined);
     }
-    this.refs.clear();
+    this.held.clear();
+    this.refs.forgetAll();
   }
 
   /** Every layer id in the home. */
   async list(): Promise<string[]> {
     return this.store.listLayers();
+  }
+
+  /** Every layer with its parent, size and whether it is mounted (what `overlay2 ls --json` prints). */
+  async layers(): Promise<LayerInfo[]> {
+    const ids = await this.store.listLayers();
+    const mounts = new Set(mountPoints());
+    const { directorySize } = await import('./diff/size.js');
+    const rows: LayerInfo[] = [];
+    for (const id of ids) {
+      rows.push({
+        id,
+        parent: await this.parentOf(id),
+        size: await directorySize(this.store.diffDir(id)),
+        mounted: mounts.has(this.store.mergedDir(id)),
+      });
+    }
+    return rows;
   }
 
   /** The parent id recorded in a layer's lower file ('' for a base layer). */
@@ -409,13 +532,13 @@ export class Overlay2Driver {
     const { exportLayer, exportChanges } = await import('./diff/export.js');
     if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
     const changes = await this.changesNaive(id, p);
-    const root = await this.get(id);
+    const root = await this.acquire(id, undefined, 'process');
     const stream = exportChanges(root, changes, exportOpts);
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
-      this.put(id).catch(() => undefined);
+      this.release(id, 'process').catch(() => undefined);
     };
     stream.once('close', release);
     stream.once('error', release);
@@ -432,7 +555,7 @@ export class Overlay2Driver {
       return this.locks.run(id, async () => {
         // The native apply swaps a new diff/ in; a live mount would keep writing to the old one.
         const merged = this.store.mergedDir(id);
-        if (this.refs.count(merged) > 0 || this.isOverlayMount(merged)) {
+        if ((this.held.get(id) ?? 0) > 0 || this.isOverlayMount(merged)) {
           throw new Overlay2Error('ERR_LAYER_BUSY', `overlay2: layer ${id} is mounted; put() it before applyDiff`, { id });
         }
         return applyLayer(this.store.dir(id), tar, applyOpts);
@@ -441,12 +564,13 @@ export class Overlay2Driver {
     return this.withMounted(id, (root) => applyThroughMount(root, tar, applyOpts));
   }
 
+  /** Internal mounts are held by this process whatever mountReferences says: a crash drops them. */
   private async withMounted<T>(id: string, fn: (root: string) => Promise<T>): Promise<T> {
-    const root = await this.get(id);
+    const root = await this.acquire(id, undefined, 'process');
     try {
       return await fn(root);
     } finally {
-      await this.put(id);
+      await this.release(id, 'process');
     }
   }
 
@@ -457,6 +581,23 @@ export class Overlay2Driver {
       return false;
     }
   }
+}
+
+const CAP_SYS_ADMIN = 21;
+
+/** Overlay mounts need CAP_SYS_ADMIN (root, or root of a user namespace): say so in one line up front. */
+function requireSysAdmin(home: string): void {
+  let capEff: bigint;
+  try {
+    const line = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (!line) return;
+    capEff = BigInt('0x' + line[1]);
+  } catch {
+    return; // no procfs: let the mount itself tell
+  }
+  if ((capEff >> BigInt(CAP_SYS_ADMIN)) & 1n) return;
+  throw new Overlay2Error('ERR_NEEDS_ROOT',
+    `overlay2: needs root (CAP_SYS_ADMIN) to manage the overlay layers in ${home}; run it as root`, { path: home });
 }
 
 /** Storage-option keys are case-insensitive, as dockerd reads them. */

@@ -11,7 +11,10 @@ export type Overlay2ErrorCode =
   | 'ERR_UNSAFE_ARCHIVE'      // a tar entry that would reach outside the layer
   | 'ERR_BAD_ARCHIVE'         // a malformed, truncated or unsupported tar
   | 'ERR_BAD_OPTION'          // an unknown or malformed option
-  | 'ERR_MOUNT_FAILED';       // the kernel refused the overlay mount
+  | 'ERR_MOUNT_FAILED'        // the kernel refused the overlay mount
+  | 'ERR_NOT_A_STORE'         // the home is missing (read-only open), not a directory, or a non-empty directory that is no store
+  | 'ERR_LAYER_HAS_CHILDREN'  // remove() of a layer other layers are built on (without { force: true })
+  | 'ERR_NEEDS_ROOT';         // the process lacks CAP_SYS_ADMIN, which overlay mounts need
 
 export interface Overlay2ErrorDetails {
   id?: string;

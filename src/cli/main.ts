@@ -1,198 +1,167 @@
 #!/usr/bin/env node
-// overlay2 [--home DIR] [-o key=value]... COMMAND [args]
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
-import { Overlay2Driver } from '../driver.js';
-import { Overlay2Error } from '../errors.js';
-import { runDemo } from './demo.js';
+// overlay2 [--home DIR] [-o key=value]... COMMAND [args] — options may also follow the command.
+// Startup cost matters (scripts call this hundreds of times): this file imports only the command
+// table; a command's handler, and through it the driver, is imported when that command runs.
+import { parseArgs } from 'node:util';
+import { COMMANDS, findCommand } from './commands.js';
+import type { CommandSpec, OptionSpec, CommandContext } from './command.js';
+import { packageVersion } from '../version.js';
+import { write, isBrokenPipe } from './output.js';
 
-const USAGE = `usage: overlay2 [--home DIR] [-o key=value]... COMMAND [args]
+const DEFAULT_HOME = '/var/lib/overlay2';
 
-Layers:
-  create ID [--parent P] [--rw] [--size S]   create a layer (--rw: read-write, --size: quota)
-  remove ID                                  remove a layer
-  exists ID                                  exit 0 if the layer exists, 1 if not
-  ls                                         list layer ids
-  metadata ID                                LowerDir/UpperDir/WorkDir/MergedDir as JSON
-Mounts:
-  mount ID [--label L]                       mount the layer, print its root path
-  unmount ID                                 release one mount reference
-  cleanup                                    unmount everything under the home
-Diffs:
-  diff ID [--parent P] [-o FILE]             the layer as a tar (stdout or FILE)
-  apply ID [--parent P] [-i FILE]            apply a layer tar (stdin or FILE), print bytes
-  diffsize ID [--parent P]                   bytes the layer adds
-  changes ID [--parent P] [--json]           changed paths, like docker diff
-Driver:
-  status [--json]                            backing filesystem and features
-  demo                                       build, mount, diff and clean up a sample stack
+const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  home: { type: 'string', arg: 'DIR', help: `the driver home (default: $OVERLAY2_HOME, else ${DEFAULT_HOME})` },
+  opt: { type: 'string', short: 'o', arg: 'key=value', help: 'a driver option: overlay2.override_kernel_check=BOOL, overlay2.size=SIZE (repeatable)' },
+  help: { type: 'boolean', short: 'h', help: 'show help' },
+  version: { type: 'boolean', short: 'V', help: 'print the version' },
+};
 
-Home: --home, else $OVERLAY2_HOME, else /var/lib/overlay2.
-Driver options (-o): overlay2.override_kernel_check=BOOL, overlay2.size=SIZE`;
-
-class UsageError extends Error {}
-
-function usage(msg: string): never {
-  throw new UsageError(msg);
+class UsageError extends Error {
+  constructor(message: string, readonly command?: CommandSpec) { super(message); }
 }
 
-interface Global {
-  home: string;
-  options: string[];
-  rest: string[];
+function overview(): string {
+  const groups = [...new Set(COMMANDS.map((c) => c.group))];
+  const width = Math.max(...COMMANDS.map((c) => c.usage.length)) + 2;
+  const lines = ['usage: overlay2 [--home DIR] [-o key=value]... COMMAND [args]', ''];
+  for (const g of groups) {
+    lines.push(`${g}:`);
+    for (const c of COMMANDS.filter((x) => x.group === g)) lines.push(`  ${c.usage.padEnd(width)}${c.summary}`);
+  }
+  lines.push('', 'Options (before or after the command):');
+  lines.push(...optionLines(GLOBAL_OPTIONS));
+  lines.push('', 'overlay2 help COMMAND (or COMMAND --help) describes one command.',
+    'Exit codes: 0 ok, 1 error (exists: 1 = no such layer, 2 = error), 2 usage error.');
+  return lines.join('\n');
 }
 
-function parseGlobal(argv: string[]): Global {
-  let home = process.env.OVERLAY2_HOME || '/var/lib/overlay2';
-  const options: string[] = [];
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--home') {
-      home = argv[++i] ?? usage('--home needs a directory');
-    } else if (a.startsWith('--home=')) {
-      home = a.slice(7);
-    } else if (a === '-o' || a === '--opt') {
-      options.push(argv[++i] ?? usage(`${a} needs key=value`));
-    } else if (a === '-h' || a === '--help') {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('-')) {
-      usage(`unknown option ${a}`);
-    } else {
-      break;
+function optionLines(options: Record<string, OptionSpec>): string[] {
+  const flag = (name: string, o: OptionSpec) => `${o.short ? `-${o.short}, ` : '    '}--${name}${o.arg ? ` ${o.arg}` : ''}`;
+  const width = Math.max(0, ...Object.entries(options).map(([n, o]) => flag(n, o).length)) + 2;
+  return Object.entries(options).map(([n, o]) => `  ${flag(n, o).padEnd(width)}${o.help}`);
+}
+
+function commandHelp(c: CommandSpec): string {
+  const lines = [`usage: overlay2 ${c.usage}`, '', c.description ?? `${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.`];
+  if (Object.keys(c.options).length > 0) lines.push('', 'Options:', ...optionLines(c.options));
+  lines.push('', 'Global options: --home DIR, -o/--opt key=value (see overlay2 help)');
+  return lines.join('\n');
+}
+
+/** parseArgs options for a command: the global ones, with the command's own short flags winning
+ *  after the command (`diff -o FILE`), the global ones before it (`overlay2 -o k=v diff`). */
+function parseConfig(c: CommandSpec | undefined, commandShortsWin: boolean) {
+  const config: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  const shorts = new Set(Object.values(c?.options ?? {}).map((o) => o.short).filter(Boolean));
+  for (const [name, o] of Object.entries(GLOBAL_OPTIONS)) {
+    const short = o.short && !(commandShortsWin && shorts.has(o.short)) ? o.short : undefined;
+    config[name] = { type: o.type, ...(short ? { short } : {}), ...(name === 'opt' ? { multiple: true } : {}) };
+  }
+  for (const [name, o] of Object.entries(c?.options ?? {})) {
+    const short = o.short && (commandShortsWin || !Object.values(GLOBAL_OPTIONS).some((g) => g.short === o.short)) ? o.short : undefined;
+    config[name] = { type: o.type, ...(short ? { short } : {}) };
+  }
+  return config;
+}
+
+/** Index of the command word: the first argument that is neither an option nor an option's value. */
+function commandIndex(argv: string[]): number {
+  const takesValue = new Set<string>();
+  for (const spec of [GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options)]) {
+    for (const [name, o] of Object.entries(spec)) {
+      if (o.type !== 'string') continue;
+      takesValue.add(`--${name}`);
+      if (o.short) takesValue.add(`-${o.short}`);
     }
   }
-  return { home, options, rest: argv.slice(i) };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return i + 1 < argv.length ? i + 1 : -1;
+    if (takesValue.has(a)) { i++; continue; }
+    if (!a.startsWith('-') || a === '-') return i;
+  }
+  return -1;
 }
 
-function one(positionals: string[], what: string): string {
-  if (positionals.length !== 1) usage(`expected ${what}`);
-  return positionals[0];
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function parse(args: string[], c: CommandSpec | undefined, commandShortsWin: boolean): { values: Values; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options: parseConfig(c, commandShortsWin), allowPositionals: true, strict: true });
+    return { values: r.values as Values, positionals: r.positionals };
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const opt = /'([^']+)'/.exec(err.message)?.[1];
+    const msg = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? `unknown option ${opt}`
+      : err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ? `option ${opt ?? ''} ${/argument missing/.test(err.message) ? 'needs a value' : 'takes no value'}`
+      : err.message.split('\n')[0]!;
+    throw new UsageError(c ? `${c.name}: ${msg}` : msg, c);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
-  const g = parseGlobal(argv);
-  const [command, ...args] = g.rest;
-  if (!command) usage('missing COMMAND');
-  const open = () => Overlay2Driver.init(g.home, g.options);
-  const parse = (options: ParseArgsConfig['options']): { values: Record<string, string | boolean | undefined>; positionals: string[] } => {
-    try {
-      const r = parseArgs({ args, options, allowPositionals: true, strict: true });
-      return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
-    } catch (e) {
-      return usage((e as Error).message);
-    }
-  };
+  const at = commandIndex(argv);
+  const name = at >= 0 ? argv[at]! : undefined;
+  const pre = at >= 0 ? argv.slice(0, at).filter((a) => a !== '--') : argv;
+  const post = at >= 0 ? argv.slice(at + 1) : [];
 
-  switch (command) {
-    case 'demo': {
-      parse({});
-      await runDemo();
-      return 0;
-    }
-    case 'create': {
-      const { values, positionals } = parse({ parent: { type: 'string' }, rw: { type: 'boolean' }, size: { type: 'string' } });
-      const id = one(positionals, 'ID');
-      const d = await open();
-      const opts = values.size !== undefined ? { storageOpt: { size: String(values.size) } } : {};
-      if (values.rw) await d.createReadWrite(id, values.parent as string | undefined, opts);
-      else await d.create(id, values.parent as string | undefined, opts);
-      return 0;
-    }
-    case 'remove': {
-      const { positionals } = parse({});
-      await (await open()).remove(one(positionals, 'ID'));
-      return 0;
-    }
-    case 'exists': {
-      const { positionals } = parse({});
-      return (await (await open()).exists(one(positionals, 'ID'))) ? 0 : 1;
-    }
-    case 'ls': {
-      parse({});
-      for (const id of await (await open()).list()) console.log(id);
-      return 0;
-    }
-    case 'metadata': {
-      const { positionals } = parse({});
-      console.log(JSON.stringify(await (await open()).getMetadata(one(positionals, 'ID')), null, 2));
-      return 0;
-    }
-    case 'mount': {
-      const { values, positionals } = parse({ label: { type: 'string' } });
-      console.log(await (await open()).get(one(positionals, 'ID'), values.label as string | undefined));
-      return 0;
-    }
-    case 'unmount': {
-      const { positionals } = parse({});
-      await (await open()).put(one(positionals, 'ID'));
-      return 0;
-    }
-    case 'cleanup': {
-      parse({});
-      await (await open()).cleanup();
-      return 0;
-    }
-    case 'status': {
-      const { values } = parse({ json: { type: 'boolean' } });
-      const status = (await open()).status();
-      if (values.json) console.log(JSON.stringify(Object.fromEntries(status), null, 2));
-      else for (const [k, v] of status) console.log(`${k}: ${v}`);
-      return 0;
-    }
-    case 'diff': {
-      const { values, positionals } = parse({ parent: { type: 'string' }, output: { type: 'string', short: 'o' }, 'all-xattrs': { type: 'boolean' } });
-      const d = await open();
-      const id = one(positionals, 'ID');
-      if (!values.output && process.stdout.isTTY) usage('refusing to write a tar to a terminal: use -o FILE or a pipe');
-      const tar = await d.diff(id, (values.parent as string | undefined) ?? await d.parentOf(id), { xattrs: values['all-xattrs'] ? 'all' : 'docker' });
-      await pipeline(tar, values.output ? createWriteStream(values.output as string) : process.stdout);
-      return 0;
-    }
-    case 'apply': {
-      const { values, positionals } = parse({ parent: { type: 'string' }, input: { type: 'string', short: 'i' } });
-      const d = await open();
-      const id = one(positionals, 'ID');
-      const input = values.input ? createReadStream(values.input as string) : process.stdin;
-      console.log(await d.applyDiff(id, (values.parent as string | undefined) ?? await d.parentOf(id), input));
-      return 0;
-    }
-    case 'diffsize': {
-      const { values, positionals } = parse({ parent: { type: 'string' } });
-      const d = await open();
-      const id = one(positionals, 'ID');
-      console.log(await d.diffSize(id, (values.parent as string | undefined) ?? await d.parentOf(id)));
-      return 0;
-    }
-    case 'changes': {
-      const { values, positionals } = parse({ parent: { type: 'string' }, json: { type: 'boolean' } });
-      const d = await open();
-      const id = one(positionals, 'ID');
-      const changes = await d.changes(id, (values.parent as string | undefined) ?? await d.parentOf(id));
-      if (values.json) console.log(JSON.stringify(changes));
-      else process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''));
-      return 0;
-    }
-    default:
-      return usage(`unknown command ${command}`);
+  if (name === 'help') {
+    const topic = parse(post, undefined, false).positionals[0];
+    if (topic === undefined) { write(overview() + '\n'); return 0; }
+    const c = findCommand(topic);
+    if (!c) throw new UsageError(`help: unknown command ${JSON.stringify(topic)}`);
+    write(commandHelp(c) + '\n');
+    return 0;
   }
+  const spec = name === undefined ? undefined : findCommand(name);
+  if (name !== undefined && !spec) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
+  const before = parse(pre, spec, false);
+  const after = parse(post, spec, true);
+  const values: Values = { ...before.values, ...after.values, opt: [...(before.values.opt as string[] ?? []), ...(after.values.opt as string[] ?? [])] };
+  if (values.version) { write(`overlay2 ${packageVersion()}\n`); return 0; }
+  if (values.help) { write((spec ? commandHelp(spec) : overview()) + '\n'); return 0; }
+  if (!spec) throw new UsageError('missing COMMAND');
+
+  const args = after.positionals;
+  if (args.length !== spec.positionals.length) {
+    throw new UsageError(args.length < spec.positionals.length
+      ? `${spec.name} needs ${spec.positionals.slice(args.length).join(' ')}`
+      : `${spec.name}: unexpected argument ${JSON.stringify(args[spec.positionals.length])}`, spec);
+  }
+  const home = typeof values.home === 'string' ? values.home : (process.env.OVERLAY2_HOME || DEFAULT_HOME);
+  const ctx: CommandContext = {
+    args,
+    values: values as CommandContext['values'],
+    home,
+    open: async () => {
+      const { Overlay2Driver } = await import('../driver.js');
+      return Overlay2Driver.init(home, values.opt as string[], { readOnly: !spec.writes, mountReferences: 'persistent' });
+    },
+    usage: (message) => { throw new UsageError(`${spec.name}: ${message}`, spec); },
+  };
+  currentSpec = spec;
+  const handler = await spec.load();
+  return handler(ctx);
 }
+
+let currentSpec: CommandSpec | undefined;
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
+    if (isBrokenPipe(e)) { process.exitCode = 0; return; }
     if (e instanceof UsageError) {
-      console.error(`overlay2: ${e.message}\n\n${USAGE}`);
+      const c = e.command;
+      const hint = c ? `usage: overlay2 ${c.usage} (overlay2 help ${c.name})` : 'see overlay2 help';
+      console.error(`overlay2: ${e.message} — ${hint}`);
       process.exitCode = 2;
-    } else if (e instanceof Overlay2Error) {
-      console.error(e.message.startsWith('overlay2:') ? e.message : `overlay2: ${e.message}`);
-      process.exitCode = 1;
-    } else {
-      const err = e as NodeJS.ErrnoException;
-      console.error(`overlay2: ${err?.message ?? String(e)}`);
-      process.exitCode = 1;
+      return;
     }
+    const err = e as Error;
+    const message = String(err?.message ?? e).split('\n')[0]!.replace(/^(overlay2: )+/, '');
+    console.error(`overlay2: ${message}`);
+    if (process.env.OVERLAY2_DEBUG) console.error(err?.stack);
+    process.exitCode = currentSpec?.errorExit ?? 1;
   },
 );

@@ -2,7 +2,6 @@
 // layer dir (HOME/<id>/.staging-diff-<pid>-<random>): same filesystem as diff/ (so renameat2 can
 // swap them) and under the same project-quota dir; Docker ignores unknown names in a layer dir.
 import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
 import { AT_FDCWD, RENAME_EXCHANGE } from '../native/constants.js';
@@ -13,7 +12,7 @@ export const STAGING_PREFIX = '.staging-diff-';
 /** Creates an empty staging dir beside `diff`, with diff's owner and mode; returns its path. */
 export function createStaging(layerDir: string, diffDir: string): string {
   const st = fs.lstatSync(diffDir);
-  const path = join(layerDir, `${STAGING_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+  const path = join(layerDir, `${STAGING_PREFIX}${process.pid}-${Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`);
   fs.mkdirSync(path, { mode: 0o700 });
   fs.chownSync(path, st.uid, st.gid);
   fs.chmodSync(path, st.mode & 0o7777);

@@ -1,5 +1,4 @@
 // Layer ids name directories in the driver home; link ids name the short symlinks in l/.
-import { randomBytes } from 'node:crypto';
 import { Overlay2Error } from '../errors.js';
 
 /** Length of the random link names in l/: short enough that 128 of them fit a mount page (moby's idLength). */
@@ -9,7 +8,8 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 /** A fresh link id: 26 characters of RFC 4648 base32, as moby's overlayutils.GenerateID makes them. */
 export function generateLinkId(): string {
-  const bytes = randomBytes(Math.ceil((LINK_ID_LENGTH * 5) / 8));
+  // Web Crypto's global: node:crypto's module graph is costly to load on every CLI start
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(Math.ceil((LINK_ID_LENGTH * 5) / 8)));
   let bits = 0, value = 0, out = '';
   for (const b of bytes) {
     value = (value << 8) | b;

@@ -83,3 +83,31 @@ export const FS_MAGIC = {
   ceph: 0x00c36400,
   erofs: 0xe0f5e1e2,
 } as const;
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+// statfs f_type magics of kernel pseudo filesystems (linux/magic.h): a driver home on one of these
+// is a mistake (`--home /proc`), refused before anything is touched. devtmpfs reports tmpfs's magic.
+export const PSEUDO_FS_MAGIC: Record<number, string> = {
+  0x9fa0: 'proc',
+  0x62656572: 'sysfs',
+  0x27e0eb: 'cgroup',
+  0x63677270: 'cgroup2',
+  0x64626720: 'debugfs',
+  0x73636673: 'securityfs',
+  0x74726163: 'tracefs',
+  0xcafe4a11: 'bpf',
+  0x6165676c: 'pstore',
+  0x62656570: 'configfs',
+  0xde5e81e4: 'efivarfs',
+  0x1cd1: 'devpts',
+  0x19800202: 'mqueue',
+  0x42494e4d: 'binfmt_misc',
+  0x65735543: 'fusectl',
+  0xf97cff8c: 'selinuxfs',
+  0x6e736673: 'nsfs',
+  0x0187: 'autofs',
+};

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Overlay2Error } from '../errors.js';
 
 /** The error every shim function throws: shaped like Node's own fs errors. */
 export interface ShimError extends Error {
@@ -53,6 +54,8 @@ export interface Shim {
   /** d_type of every entry getdents64 returns for `path` ("." and ".." excluded); 0 = DT_UNKNOWN. */
   direntTypes(path: string): number[];
   syncfs(fd: number): void;
+  /** flock(fd, operation) (LOCK_EX, LOCK_UN, LOCK_NB...): released by the kernel when the process dies. */
+  flock(fd: number, operation: number): void;
 
   // project quotas (XFS)
   fsxattrGet(fd: number): { xflags: number; projid: number; extsize: number; nextents: number; cowextsize: number };
@@ -147,11 +150,13 @@ export function tryLoadShim(): Shim | null {
   return null;
 }
 
-/** The shim, or an ERR_NOT_SUPPORTED error naming where it looked. */
+/** The shim, or one ERR_NOT_SUPPORTED line: what is missing and the command that fixes it. */
 export function loadShim(): Shim {
   const s = tryLoadShim();
   if (s) return s;
-  const err = new Error(`overlay2: the native shim is not built (run \`npm run build:shim\`): ${loadError?.message ?? 'not found'}`) as Error & { code: string };
-  err.code = 'ERR_NOT_SUPPORTED';
-  throw err;
+  const platform = `linux-${process.arch}-gnu`;
+  const why = (loadError?.message ?? 'not found').split('\n')[0];
+  throw new Overlay2Error('ERR_NOT_SUPPORTED',
+    `overlay2: the native shim is missing (no prebuilt for ${platform} loaded, none built from source: ${why}); ` +
+    'install python3, make and a C compiler, then run `npm rebuild overlay2`');
 }

@@ -1,0 +1,46 @@
+// What a CLI command is: one entry of the command table (src/cli/commands.ts). The table holds only
+// metadata and a lazy loader, so `overlay2 exists ID` imports the driver but never the diff engine.
+import type { Overlay2Driver } from '../driver.js';
+
+export type OptionSpec = {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** shown in `overlay2 help COMMAND`: '--parent P  the parent layer (default: the recorded one)' */
+  help: string;
+  /** the value's name in help ('P', 'FILE'), for string options */
+  arg?: string;
+};
+
+export interface CommandContext {
+  /** the positionals after the command name */
+  args: string[];
+  values: Record<string, string | boolean | undefined>;
+  home: string;
+  /** Opens the home: read-only unless the command's spec says it writes; mount references persist. */
+  open(): Promise<Overlay2Driver>;
+  /** Throws a usage error (one line, exit 2). */
+  usage(message: string): never;
+}
+
+/** A handler returns the exit code. */
+export type Handler = (ctx: CommandContext) => Promise<number>;
+
+export interface CommandSpec {
+  name: string;
+  /** the part after `overlay2 `: 'create ID [--parent P] [--rw] [--size S]' */
+  usage: string;
+  /** one line for the overview */
+  summary: string;
+  /** a paragraph for `overlay2 help NAME` */
+  description?: string;
+  group: string;
+  /** names of the required positionals, in order ('ID') */
+  positionals: string[];
+  options: Record<string, OptionSpec>;
+  /** true when the command may create or change anything in the home (opens it read-write) */
+  writes: boolean;
+  /** exit code for errors other than usage errors (exists: 2, so 1 can mean "no") */
+  errorExit?: number;
+  /** the handler, imported only when this command runs */
+  load: () => Promise<Handler>;
+}

@@ -1,0 +1,103 @@
+// The CLI's command table: one entry per command. To add a command, write its handler in its own
+// file under src/cli/ (export an async function taking a CommandContext and returning the exit
+// code) and add one entry here; parsing, --help, `help NAME`, usage errors and exit codes follow
+// from the entry.
+import type { CommandSpec } from './command.js';
+
+const parent = { type: 'string', arg: 'P', help: 'the parent to compare with (default: the layer\'s own parent)' } as const;
+const json = { type: 'boolean', help: 'print JSON' } as const;
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: 'create', group: 'Layers', usage: 'create ID [--parent P] [--rw] [--size S]', summary: 'create a layer',
+    description: 'Creates an empty layer on top of P (a base layer without --parent). --rw makes a read-write (container) layer, whose size can be limited with --size on XFS with project quotas.',
+    positionals: ['ID'], writes: true,
+    options: {
+      parent: { type: 'string', arg: 'P', help: 'the layer below this one' },
+      rw: { type: 'boolean', help: 'a read-write (container) layer' },
+      size: { type: 'string', arg: 'S', help: 'quota of a read-write layer, binary units: 10G, 512M (XFS prjquota)' },
+    },
+    load: () => import('./layers.js').then((m) => m.create),
+  },
+  {
+    name: 'remove', group: 'Layers', usage: 'remove ID [--force]', summary: 'remove a layer (unmounting it)',
+    description: 'Removes the layer and everything in it. A layer other layers are built on is refused unless --force (the children then break).',
+    positionals: ['ID'], writes: true,
+    options: { force: { type: 'boolean', short: 'f', help: 'remove it even when other layers are built on it' } },
+    load: () => import('./layers.js').then((m) => m.remove),
+  },
+  {
+    name: 'exists', group: 'Layers', usage: 'exists ID', summary: 'exit 0 if the layer exists, 1 if not, 2 on errors',
+    positionals: ['ID'], writes: false, errorExit: 2, options: {},
+    load: () => import('./layers.js').then((m) => m.exists),
+  },
+  {
+    name: 'ls', group: 'Layers', usage: 'ls [--json]', summary: 'list layers (--json: id, parent, size, mounted)',
+    positionals: [], writes: false, options: { json },
+    load: () => import('./layers.js').then((m) => m.ls),
+  },
+  {
+    name: 'metadata', group: 'Layers', usage: 'metadata ID', summary: 'LowerDir/UpperDir/WorkDir/MergedDir as JSON',
+    positionals: ['ID'], writes: false, options: {},
+    load: () => import('./layers.js').then((m) => m.metadata),
+  },
+  {
+    name: 'mount', group: 'Mounts', usage: 'mount ID [--label L]', summary: 'mount the layer, print its root path',
+    description: 'Mounts the layer and prints the path of its root. Each mount is one reference kept in the home (HOME/.refs): the layer stays mounted until as many unmounts, from any process.',
+    positionals: ['ID'], writes: true,
+    options: { label: { type: 'string', arg: 'L', help: 'SELinux mount label (context=)' } },
+    load: () => import('./mounts.js').then((m) => m.mount),
+  },
+  {
+    name: 'unmount', group: 'Mounts', usage: 'unmount ID', summary: 'release one mount reference (the last unmounts)',
+    positionals: ['ID'], writes: true, options: {},
+    load: () => import('./mounts.js').then((m) => m.unmount),
+  },
+  {
+    name: 'cleanup', group: 'Mounts', usage: 'cleanup', summary: 'unmount everything under the home, drop all references',
+    positionals: [], writes: true, options: {},
+    load: () => import('./mounts.js').then((m) => m.cleanup),
+  },
+  {
+    name: 'diff', group: 'Diffs', usage: 'diff ID [--parent P] [-o FILE] [--all-xattrs]', summary: 'the layer as a tar (stdout or FILE)',
+    description: 'Writes the layer\'s changes over its parent as an uncompressed tar in Docker\'s layer format (the same bytes, so the same diffID). Refuses to write to a terminal.',
+    positionals: ['ID'], writes: false,
+    options: {
+      parent,
+      output: { type: 'string', short: 'o', arg: 'FILE', help: 'write the tar to FILE instead of stdout' },
+      'all-xattrs': { type: 'boolean', help: 'carry every xattr, not only security.capability' },
+    },
+    load: () => import('./diffs.js').then((m) => m.diff),
+  },
+  {
+    name: 'apply', group: 'Diffs', usage: 'apply ID [--parent P] [-i FILE]', summary: 'apply a layer tar (stdin or FILE), print the layer size',
+    description: 'Extracts a layer tar (plain, gzip or zstd) into the layer and prints its size in bytes.',
+    positionals: ['ID'], writes: true,
+    options: { parent, input: { type: 'string', short: 'i', arg: 'FILE', help: 'read the tar from FILE instead of stdin' } },
+    load: () => import('./diffs.js').then((m) => m.apply),
+  },
+  {
+    name: 'diffsize', group: 'Diffs', usage: 'diffsize ID [--parent P]', summary: 'bytes the layer adds',
+    positionals: ['ID'], writes: false, options: { parent },
+    load: () => import('./diffs.js').then((m) => m.diffsize),
+  },
+  {
+    name: 'changes', group: 'Diffs', usage: 'changes ID [--parent P] [--json]', summary: 'changed paths, like docker diff',
+    positionals: ['ID'], writes: false, options: { parent, json },
+    load: () => import('./diffs.js').then((m) => m.changes),
+  },
+  {
+    name: 'status', group: 'Driver', usage: 'status [--json]', summary: 'backing filesystem, features, layer count and disk use',
+    positionals: [], writes: false, options: { json },
+    load: () => import('./status.js').then((m) => m.status),
+  },
+  {
+    name: 'demo', group: 'Driver', usage: 'demo', summary: 'build, mount, diff and clean up a sample stack in a temporary home',
+    positionals: [], writes: true, options: {},
+    load: () => import('./demo.js').then((m) => async () => { await m.runDemo(); return 0; }),
+  },
+];
+
+export function findCommand(name: string): CommandSpec | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}

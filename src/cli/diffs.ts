@@ -1,0 +1,58 @@
+// Diff commands: diff, apply, diffsize, changes.
+import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { CommandContext } from './command.js';
+import { write, stdout } from './output.js';
+import type { Overlay2Driver } from '../driver.js';
+import { Overlay2Error } from '../errors.js';
+
+const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+
+async function parentFor(d: Overlay2Driver, id: string, values: CommandContext['values']): Promise<string> {
+  return str(values.parent) ?? d.parentOf(id);
+}
+
+export async function diff({ args: [id], values, open, usage }: CommandContext): Promise<number> {
+  const output = str(values.output);
+  if (!output && stdout().isTTY) usage('refusing to write a tar to a terminal: use -o FILE or a pipe');
+  const d = await open();
+  const tar = await d.diff(id!, await parentFor(d, id!, values), { xattrs: values['all-xattrs'] ? 'all' : 'docker' });
+  await pipeline(tar, output ? createWriteStream(output) : stdout());
+  return 0;
+}
+
+/** Opens the input before anything else happens, so a missing file is one line and changes nothing. */
+function openInput(path: string | undefined): Readable {
+  if (path === undefined) return process.stdin;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { path, option: 'input' });
+  }
+  return createReadStream('', { fd });
+}
+
+export async function apply({ args: [id], values, open }: CommandContext): Promise<number> {
+  const input = openInput(str(values.input));
+  const d = await open();
+  const size = await d.applyDiff(id!, await parentFor(d, id!, values), input);
+  write(`${size}\n`);
+  return 0;
+}
+
+export async function diffsize({ args: [id], values, open }: CommandContext): Promise<number> {
+  const d = await open();
+  write(`${await d.diffSize(id!, await parentFor(d, id!, values))}\n`);
+  return 0;
+}
+
+export async function changes({ args: [id], values, open }: CommandContext): Promise<number> {
+  const d = await open();
+  const list = await d.changes(id!, await parentFor(d, id!, values));
+  if (values.json) write(JSON.stringify(list) + '\n');
+  else write(list.map((c) => `${c.kind} ${c.path}\n`).join(''));
+  return 0;
+}

@@ -1,0 +1,23 @@
+// The CLI's stdout, touched only by commands that print: merely reading process.stdout loads Node's
+// stream and tty modules, a cost `overlay2 exists` (which prints nothing) should not pay.
+let guarded = false;
+
+/** The reader of our stdout went away (`overlay2 diff X | head`): stop quietly, as cat does. */
+export function isBrokenPipe(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'EPIPE';
+}
+
+export function stdout(): NodeJS.WriteStream {
+  const out = process.stdout;
+  if (!guarded) {
+    guarded = true;
+    out.on('error', (e) => {
+      if (!isBrokenPipe(e)) throw e;
+    });
+  }
+  return out;
+}
+
+export function write(text: string): void {
+  stdout().write(text);
+}

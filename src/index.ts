@@ -1,0 +1,14 @@
+// The public API of the overlay2 package: `import { Overlay2Driver } from 'overlay2'`.
+export {
+  Overlay2Driver, LEGACY_MAX_DEPTH, KERNEL_MAX_DEPTH, mountPoints,
+  type CreateOpts, type DiffOptions, type InitOptions, type RemoveOptions, type LayerInfo,
+} from './driver.js';
+export { Overlay2Error, type Overlay2ErrorCode, type Overlay2ErrorDetails } from './errors.js';
+export type { Change, ChangeKind } from './diff/types.js';
+export type { Features } from './features.js';
+export type { DriverOptions } from './options.js';
+export type { IdMap, IdMapOptions } from './idmap.js';
+export type { MountMethod, MountStrategy } from './mount/mounter.js';
+export type { RefScope } from './mount/shared-refs.js';
+export { isMountReferenced } from './mount/shared-refs.js';
+export { changesBetween, type ChangesBetweenOptions } from './diff/changes-dirs.js';

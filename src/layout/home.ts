@@ -1,0 +1,110 @@
+// Opening a driver home safely. A home is a directory we created, an empty directory, or a store
+// (it has l/, as every Docker overlay2 home has). Everything is checked before anything is written:
+// - a home on a kernel pseudo filesystem (/proc, /sys, /dev, cgroup...) is refused from one statfs;
+// - a non-empty directory that is no store is refused (ERR_NOT_A_STORE), so a typo never turns
+//   someone's directory into a store;
+// - the mode and owner of a directory are set only when we created it (Docker's 0710), never on a
+//   directory that was already there;
+// - a read-only open creates nothing: a missing home is ERR_NOT_A_STORE.
+import { readdirSync, statSync, mkdirSync, chownSync, chmodSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Overlay2Error, isErrno } from '../errors.js';
+import type { Shim } from '../native/shim.js';
+import { FS_MAGIC, PSEUDO_FS_MAGIC } from '../native/constants.js';
+import { LINK_DIR, PARTIAL_DIR } from './store.js';
+
+/** Entries of a directory that do not make it "someone else's": a fresh filesystem's lost+found,
+ *  and our own bookkeeping (.partial, .refs, .features.json). */
+const IGNORABLE = new Set(['lost+found', PARTIAL_DIR, '.refs', '.features.json']);
+
+export interface HomeOpen {
+  /** true when this call created the home directory (its mode and owner are ours to set) */
+  created: boolean;
+  /** st_dev of the home: the feature cache's key */
+  dev: number;
+}
+
+/** The nearest existing directory at or above `path` (the home, or where it would be created). */
+function nearestExisting(path: string): string {
+  let p = path;
+  for (;;) {
+    try {
+      statSync(p);
+      return p;
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT') && !isErrno(e, 'ENOTDIR')) throw e;
+      const up = dirname(p);
+      if (up === p) return p;
+      p = up;
+    }
+  }
+}
+
+/** The pseudo filesystem `path` is on, or null. devtmpfs shares tmpfs's magic: mountinfo tells. */
+export function pseudoFsOf(shim: Shim, path: string): string | null {
+  const magic = shim.statfs(path).type >>> 0;
+  const name = PSEUDO_FS_MAGIC[magic];
+  if (name) return name;
+  if (magic === FS_MAGIC.tmpfs && fsTypeByDevice(statSync(path).dev) === 'devtmpfs') return 'devtmpfs';
+  return null;
+}
+
+function fsTypeByDevice(dev: number): string | null {
+  // glibc's dev_t encoding: major in bits 8-19, minor in bits 0-7 and 20-31
+  const majMin = `${Math.floor(dev / 256) & 0xfff}:${(dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00)}`;
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      if (f[2] !== majMin) continue;
+      const sep = f.indexOf('-');
+      if (sep > 0) return f[sep + 1] ?? null;
+    }
+  } catch { /* no procfs: cannot tell */ }
+  return null;
+}
+
+export interface OpenHomeOptions {
+  readOnly: boolean;
+  /** owner the home and l/ get when we create them */
+  uid: number;
+  gid: number;
+}
+
+export function openHome(shim: Shim, home: string, opts: OpenHomeOptions): HomeOpen {
+  const existing = nearestExisting(home);
+  const pseudo = pseudoFsOf(shim, existing);
+  if (pseudo) {
+    throw new Overlay2Error('ERR_INCOMPATIBLE_FS',
+      `overlay2: ${home} is on ${pseudo}, a kernel pseudo filesystem; a driver home needs a disk filesystem (ext4, xfs, btrfs, tmpfs...)`, { path: home });
+  }
+  if (existing !== home) {
+    if (opts.readOnly) {
+      throw new Overlay2Error('ERR_NOT_A_STORE', `overlay2: no driver home at ${home} (nothing was created; a command that writes, such as create, makes one)`, { path: home });
+    }
+    mkdirSync(dirname(home), { recursive: true });
+    mkdirSync(home, { mode: 0o710 });
+    // Docker 20.10's modes: the home 0710, group the remapped root's, so a user-namespaced
+    // container can traverse it; l/ 0700.
+    chownSync(home, process.getuid?.() ?? 0, opts.gid);
+    chmodSync(home, 0o710);
+    mkdirSync(join(home, LINK_DIR), { mode: 0o700 });
+    return { created: true, dev: statSync(home).dev };
+  }
+  const st = statSync(home);
+  if (!st.isDirectory()) {
+    throw new Overlay2Error('ERR_NOT_A_STORE', `overlay2: ${home} is not a directory`, { path: home });
+  }
+  const entries = readdirSync(home);
+  if (entries.includes(LINK_DIR)) return { created: false, dev: st.dev };
+  const foreign = entries.filter((e) => !IGNORABLE.has(e));
+  if (foreign.length > 0) {
+    throw new Overlay2Error('ERR_NOT_A_STORE',
+      `overlay2: ${home} is not empty and is not an overlay2 store (no ${LINK_DIR}/ directory; found ${JSON.stringify(foreign[0])}); use a new or empty directory`,
+      { path: home });
+  }
+  if (opts.readOnly) {
+    throw new Overlay2Error('ERR_NOT_A_STORE', `overlay2: ${home} is empty, not a driver home yet (a command that writes, such as create, makes one)`, { path: home });
+  }
+  mkdirSync(join(home, LINK_DIR), { mode: 0o700 });
+  return { created: false, dev: st.dev };
+}

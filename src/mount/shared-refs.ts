@@ -1,0 +1,171 @@
+// Mount references shared by every process using a home, like moby's RefCounter but on disk:
+// HOME/.refs/<id>.json holds who holds the layer's mount, so `overlay2 mount X` twice and
+// `overlay2 unmount X` once (three processes) leaves X mounted, and a library process and the CLI
+// can share a home.
+//   { "persistent": 2, "pids": { "4242": { "count": 1, "start": "123456" } } }
+// - persistent: references that live until released (the CLI's mount/unmount: the CLI process
+//   exits right after mounting, so no process can hold them);
+// - pids: references held by a running process (a library user's get/put), one count per driver
+//   instance. A pid that is gone — or reused: its start time differs — holds nothing: that is the
+//   crash recovery; a dead holder's references drop out at the next read.
+// Every read-modify-write happens under flock(HOME/.refs/lock) (the kernel drops the lock when its
+// holder dies, so a crash never leaves a stale lock) and replaces the file by rename (a crash never
+// leaves half a file).
+import { openSync, closeSync, readFileSync, writeFileSync, renameSync, rmSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Shim } from '../native/shim.js';
+import { LOCK_EX, LOCK_UN } from '../native/constants.js';
+import { isErrno } from '../errors.js';
+
+export const REFS_DIR = '.refs';
+
+interface PidHold { count: number; start: string }
+export interface RefState { persistent: number; pids: Record<string, PidHold> }
+
+/** The start time of a process (field 22 of /proc/PID/stat), '' when it does not exist. */
+export function processStart(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may contain spaces and parentheses: count fields after the last ')'
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+let ownStart: string | undefined;
+function myStart(): string {
+  return (ownStart ??= processStart(process.pid));
+}
+
+function empty(): RefState {
+  return { persistent: 0, pids: {} };
+}
+
+/** Drops the holds of processes that are gone; returns whether anything was dropped. */
+function pruneDead(state: RefState): boolean {
+  let changed = false;
+  for (const [pid, hold] of Object.entries(state.pids)) {
+    const alive = pid === String(process.pid) ? hold.start === myStart() : processStart(Number(pid)) === hold.start;
+    if (hold.count <= 0 || !alive) {
+      delete state.pids[pid];
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+export function totalRefs(state: RefState): number {
+  return state.persistent + Object.values(state.pids).reduce((n, h) => n + h.count, 0);
+}
+
+function refsFile(home: string, id: string): string {
+  return join(home, REFS_DIR, `${id}.json`);
+}
+
+function readState(home: string, id: string): RefState {
+  try {
+    const s = JSON.parse(readFileSync(refsFile(home, id), 'utf8')) as Partial<RefState>;
+    return { persistent: Math.max(0, Number(s.persistent) || 0), pids: s.pids && typeof s.pids === 'object' ? s.pids : {} };
+  } catch {
+    return empty();
+  }
+}
+
+function writeState(home: string, id: string, state: RefState): void {
+  const file = refsFile(home, id);
+  if (totalRefs(state) === 0) {
+    rmSync(file, { force: true });
+    return;
+  }
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(state));
+  renameSync(tmp, file);
+}
+
+/**
+ * Is the mount of layer `id` owned by a live reference (a persistent one, or a running process's)?
+ * The question a stale-mount sweep asks before unmounting HOME/<id>/merged. Reads without the lock:
+ * the file is only ever replaced whole.
+ */
+export function isMountReferenced(home: string, id: string): boolean {
+  const state = readState(home, id);
+  pruneDead(state);
+  return totalRefs(state) > 0;
+}
+
+export type RefScope = 'process' | 'persistent';
+
+export class SharedRefs {
+  constructor(private readonly shim: Shim, readonly home: string) {}
+
+  /** Runs `fn` on the layer's reference state under the home's refs lock and saves what it returns. */
+  update<T>(id: string, fn: (state: RefState) => T): T {
+    const dir = join(this.home, REFS_DIR);
+    let fd: number;
+    try {
+      fd = openSync(join(dir, 'lock'), 'a', 0o600);
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fd = openSync(join(dir, 'lock'), 'a', 0o600);
+    }
+    try {
+      this.shim.flock(fd, LOCK_EX);
+      const state = readState(this.home, id);
+      pruneDead(state);
+      const result = fn(state);
+      writeState(this.home, id, state);
+      return result;
+    } finally {
+      try { this.shim.flock(fd, LOCK_UN); } catch { /* closing releases it too */ }
+      closeSync(fd);
+    }
+  }
+
+  /** Adds one reference; returns the total before it. */
+  acquire(id: string, scope: RefScope): number {
+    return this.update(id, (state) => {
+      const before = totalRefs(state);
+      if (scope === 'persistent') state.persistent++;
+      else {
+        const key = String(process.pid);
+        const hold = state.pids[key] ?? { count: 0, start: myStart() };
+        hold.count++;
+        state.pids[key] = hold;
+      }
+      return before;
+    });
+  }
+
+  /**
+   * Drops one reference of `scope` (a persistent release with none persistent left drops nothing);
+   * returns the total after it.
+   */
+  release(id: string, scope: RefScope): number {
+    return this.update(id, (state) => {
+      if (scope === 'persistent') {
+        if (state.persistent > 0) state.persistent--;
+      } else {
+        const hold = state.pids[String(process.pid)];
+        if (hold && --hold.count <= 0) delete state.pids[String(process.pid)];
+      }
+      return totalRefs(state);
+    });
+  }
+
+  /** Forgets every reference to `id` (remove). */
+  forget(id: string): void {
+    this.update(id, (state) => {
+      state.persistent = 0;
+      state.pids = {};
+    });
+  }
+
+  /** Forgets every reference in the home (cleanup). */
+  forgetAll(): void {
+    let names: string[] = [];
+    try { names = readdirSync(join(this.home, REFS_DIR)); } catch { return; }
+    for (const n of names) if (n.endsWith('.json')) this.forget(n.slice(0, -'.json'.length));
+  }
+}

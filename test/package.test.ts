@@ -1,0 +1,137 @@
+// The package as a new user meets it: `npm pack`, installed into an empty project (offline from the
+// npm cache when it can, the registry otherwise), imported from ESM, type-checked from TypeScript
+// (node16/nodenext and bundler resolution), and its bin run — on a real home where overlay works.
+import * as assert from 'uvu/assert';
+import { test as uvuTest } from 'uvu';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { readFileSync, writeFileSync, readdirSync, existsSync, rmSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { scratchRoot, testIf, canMountOverlay, whyNotMount, isMounted } from './support/env.js';
+
+const root = process.cwd();
+const platform = `linux-${process.arch}-gnu`;
+const scratch = scratchRoot('ovl2-pack-');
+let project = '';
+let tarball = '';
+
+function sh(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: project, ...opts });
+  return { code: r.status, out: String(r.stdout ?? ''), err: String(r.stderr ?? '') };
+}
+const bin = (...args: string[]) => sh(join(project, 'node_modules', '.bin', 'overlay2'), args);
+
+uvuTest.before(() => {
+  // the prebuilt the tarball bundles: this checkout's shim (npm pack's prepack does the same)
+  const staged = sh(process.execPath, [join(root, 'scripts', 'prebuilt.mjs')], { cwd: root });
+  assert.is(staged.code, 0, staged.err);
+  const out = scratch.fresh();
+  const packed = sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', out], { cwd: root });
+  assert.is(packed.code, 0, packed.err);
+  tarball = join(out, (JSON.parse(packed.out) as { filename: string }[])[0]!.filename);
+  project = join(scratch.fresh(), 'consumer');
+  mkdirSync(project);
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+  const flags = ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball];
+  let installed = sh('npm', [...flags, '--offline']);
+  if (installed.code !== 0) installed = sh('npm', [...flags, '--prefer-offline']); // a cold cache: the registry
+  assert.is(installed.code, 0, installed.err);
+});
+uvuTest.after(() => scratch.remove());
+
+uvuTest('the tarball holds the built package, the license and the bundled prebuilt, no sources or tests', () => {
+  const list = sh('tar', ['tzf', tarball]).out.split('\n');
+  for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/src/cli/main.js', 'package/LICENSE',
+    'package/build/core.wasm', 'package/shim/overlay2_shim.c', `package/node_modules/overlay2-${platform}/overlay2-shim.${platform}.node`]) {
+    assert.ok(list.includes(f), f);
+  }
+  assert.not.ok(list.some((f) => f.startsWith('package/dist/test/') || f.startsWith('package/src/')));
+  assert.match(readFileSync(join(project, 'node_modules', 'overlay2', 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
+});
+
+uvuTest('import { Overlay2Driver } from \'overlay2\' works from ESM', () => {
+  const r = sh(process.execPath, ['--input-type=module', '-e', `
+    import { Overlay2Driver, Overlay2Error, changesBetween, isMountReferenced } from 'overlay2';
+    import pkg from 'overlay2/package.json' with { type: 'json' };
+    const e = new Overlay2Error('ERR_NOT_A_STORE', 'x');
+    console.log(typeof Overlay2Driver.init, e.code, typeof changesBetween, typeof isMountReferenced, pkg.name);`]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out.trim(), 'function ERR_NOT_A_STORE function function overlay2');
+});
+
+const consumer = `import { Overlay2Driver, Overlay2Error, type Overlay2ErrorCode, type Change, type InitOptions, type LayerInfo } from 'overlay2';
+export async function use(home: string): Promise<Change[]> {
+  const settings: InitOptions = { readOnly: true, mountReferences: 'persistent' };
+  const d = await Overlay2Driver.init(home, ['overlay2.override_kernel_check=true'], settings);
+  const rows: LayerInfo[] = await d.layers();
+  await d.remove(rows[0]!.id, { force: true });
+  // @ts-expect-error exists() resolves to a boolean, not a number
+  const n: number = await d.exists('x');
+  void n;
+  return d.changes('a', 'b');
+}
+export function codeOf(e: unknown): Overlay2ErrorCode | null {
+  return e instanceof Overlay2Error ? e.code : null;
+}
+// @ts-expect-error not one of the documented codes (were the types 'any', these directives would fail)
+export const bad: Overlay2ErrorCode = 'ERR_NO_SUCH_CODE';
+`;
+
+for (const [module, resolution] of [['NodeNext', 'NodeNext'], ['Node16', 'Node16'], ['ESNext', 'Bundler']] as const) {
+  uvuTest(`a TypeScript consumer type-checks (module ${module}, moduleResolution ${resolution})`, () => {
+    const dir = join(project, `ts-${resolution}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'consumer.ts'), consumer);
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: {
+        module, moduleResolution: resolution, target: 'ES2022', strict: true, noEmit: true,
+        types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
+      },
+      files: ['consumer.ts'],
+    }));
+    const r = sh(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')]);
+    assert.is(r.code, 0, r.out + r.err);
+  });
+}
+
+uvuTest('npx overlay2 --version', () => {
+  const r = sh('npx', ['--no', '--', 'overlay2', '--version']);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out.trim(), `overlay2 ${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}`);
+});
+
+testIf(canMountOverlay, 'the installed bin on a real home', whyNotMount, uvuTest)('the installed bin creates, lists, mounts and removes layers on a real home', () => {
+  const home = join(project, 'home');
+  assert.is(bin('create', 'base', '--home', home).code, 0);
+  assert.is(bin('create', 'top', '--parent', 'base', '--home', home).code, 0);
+  assert.equal(JSON.parse(bin('ls', '--json', '--home', home).out).map((l: { id: string }) => l.id), ['base', 'top']);
+  const merged = bin('mount', 'top', '--home', home).out.trim();
+  assert.ok(isMounted(merged));
+  assert.is(bin('unmount', 'top', '--home', home).code, 0);
+  assert.not.ok(isMounted(merged));
+  assert.is(bin('remove', 'top', '--home', home).code, 0);
+  assert.is(bin('exists', 'top', '--home', home).code, 1);
+});
+
+uvuTest('without any shim (no prebuilt, nothing built): one clear line naming the fix', () => {
+  const bundled = join(project, 'node_modules', 'overlay2', 'node_modules', `overlay2-${platform}`);
+  assert.ok(existsSync(bundled));
+  rmSync(bundled, { recursive: true });
+  rmSync(join(project, 'node_modules', 'overlay2', 'shim', 'build'), { recursive: true, force: true });
+  const r = bin('ls', '--home', join(project, 'home2'));
+  assert.is(r.code, 1);
+  assert.is(r.err.trim().split('\n').length, 1, r.err);
+  assert.match(r.err, /^overlay2: the native shim is missing .*npm rebuild overlay2/);
+  assert.not.match(r.err, /overlay2: overlay2:/);
+  assert.not.ok(existsSync(join(project, 'home2')));
+  assert.equal(readdirSync(join(project, 'node_modules', 'overlay2', 'node_modules')), []);
+  // what still works without the shim: changesBetween, through the fast-glob scanner
+  const a = join(project, 'tree-a');
+  mkdirSync(join(a, 'd'), { recursive: true });
+  writeFileSync(join(a, 'd', 'f'), 'x');
+  const c = sh(process.execPath, ['--input-type=module', '-e',
+    `import { changesBetween } from 'overlay2'; console.log(JSON.stringify(await changesBetween(${JSON.stringify(a)}, null)));`]);
+  assert.is(c.code, 0, c.err);
+  assert.equal(JSON.parse(c.out), [{ path: '/d', kind: 'A' }, { path: '/d/f', kind: 'A' }]);
+});
+
+uvuTest.run();
