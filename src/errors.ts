@@ -11,7 +11,11 @@ export type Overlay2ErrorCode =
   | 'ERR_UNSAFE_ARCHIVE'      // a tar entry that would reach outside the layer
   | 'ERR_BAD_ARCHIVE'         // a malformed, truncated or unsupported tar
   | 'ERR_BAD_OPTION'          // an unknown or malformed option
-  | 'ERR_MOUNT_FAILED';       // the kernel refused the overlay mount
+  | 'ERR_MOUNT_FAILED'        // the kernel refused the overlay mount
+  | 'ERR_DIGEST_MISMATCH'     // a loaded blob or layer is not the digest its image names
+  | 'ERR_LAYER_CHANGED'       // save: a layer's files differ from the tar it was applied from
+  | 'ERR_BAD_IMAGE'           // load: not an image archive/layout we can read (missing or malformed manifest, config)
+  | 'ERR_INVALID_ARG_TYPE';   // an argument of the wrong type (applyDiff's input)
 
 export interface Overlay2ErrorDetails {
   id?: string;
