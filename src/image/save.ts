@@ -72,6 +72,7 @@ export async function saveImage(driver: Overlay2Driver, top: string, output: str
     const add = async (name: string, size: number, chunks: AsyncIterable<Buffer> | Buffer): Promise<void> => {
       const w = pack.entry({ name, size, mode: 0o644, mtime: EPOCH, type: 'file' });
       const ended = new Promise<void>((resolve, reject) => { w.once('finish', resolve); w.once('error', reject); w.once('close', resolve); });
+      ended.catch(() => undefined); // an entry cut short by an error: that error is the one thrown
       if (Buffer.isBuffer(chunks)) {
         w.end(chunks);
       } else {
