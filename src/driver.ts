@@ -465,6 +465,8 @@ export class Overlay2Driver {
         size = await apply({ userxattr: this.features.userxattr, idMappings: this.idMappings, tap });
       } catch (e) {
         recorder?.discard();
+        // The abort itself, whatever the extractor made of it on the way out.
+        if (opts.signal?.aborted) throw opts.signal.reason;
         throw e;
       }
       if (recorder && tap.result) {
