@@ -6,6 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
 import { runDemo } from './demo.js';
+import { PROGRESS_OPTIONS, progressMode } from './progress-line.js';
+import { loadCommand, saveCommand, withControl } from './image-commands.js';
 
 const USAGE = `usage: overlay2 [--home DIR] [-o key=value]... COMMAND [args]
 
@@ -24,6 +26,13 @@ Diffs:
   apply ID [--parent P] [-i FILE]            apply a layer tar (stdin or FILE), print bytes
   diffsize ID [--parent P]                   bytes the layer adds
   changes ID [--parent P] [--json]           changed paths, like docker diff
+Images:
+  load FILE|DIR [--json]                     load a docker save archive or OCI layout, print
+                                             "<top layer> <config digest>" per image
+  save TOP -o FILE [--format docker|oci] [--tag NAME]...
+                                             the chain ending at TOP as an image archive
+  (apply, diff, load, save: --progress / --no-progress / -q, --quiet; a progress
+   line is shown on a terminal by default)
 Driver:
   status [--json]                            backing filesystem and features
   demo                                       build, mount, diff and clean up a sample stack
@@ -143,21 +152,37 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'diff': {
-      const { values, positionals } = parse({ parent: { type: 'string' }, output: { type: 'string', short: 'o' }, 'all-xattrs': { type: 'boolean' } });
+      const { values, positionals } = parse({ parent: { type: 'string' }, output: { type: 'string', short: 'o' }, 'all-xattrs': { type: 'boolean' }, ...PROGRESS_OPTIONS });
       const d = await open();
       const id = one(positionals, 'ID');
       if (!values.output && process.stdout.isTTY) usage('refusing to write a tar to a terminal: use -o FILE or a pipe');
-      const tar = await d.diff(id, (values.parent as string | undefined) ?? await d.parentOf(id), { xattrs: values['all-xattrs'] ? 'all' : 'docker' });
-      await pipeline(tar, values.output ? createWriteStream(values.output as string) : process.stdout);
+      const parent = (values.parent as string | undefined) ?? await d.parentOf(id);
+      await withControl('diff', progressMode(values), async (control) => {
+        const tar = await d.diff(id, parent, { xattrs: values['all-xattrs'] ? 'all' : 'docker', ...control });
+        await pipeline(tar, values.output ? createWriteStream(values.output as string) : process.stdout);
+      });
       return 0;
     }
     case 'apply': {
-      const { values, positionals } = parse({ parent: { type: 'string' }, input: { type: 'string', short: 'i' } });
+      const { values, positionals } = parse({ parent: { type: 'string' }, input: { type: 'string', short: 'i' }, ...PROGRESS_OPTIONS });
       const d = await open();
       const id = one(positionals, 'ID');
-      const input = values.input ? createReadStream(values.input as string) : process.stdin;
-      console.log(await d.applyDiff(id, (values.parent as string | undefined) ?? await d.parentOf(id), input));
+      const input = values.input ? (values.input as string) : process.stdin;
+      const parent = (values.parent as string | undefined) ?? await d.parentOf(id);
+      console.log(await withControl('apply', progressMode(values), (control) => d.applyDiff(id, parent, input, control)));
       return 0;
+    }
+    case 'load': {
+      const { values, positionals } = parse({ json: { type: 'boolean' }, ...PROGRESS_OPTIONS });
+      return loadCommand(await open(), { source: one(positionals, 'FILE|DIR'), json: !!values.json, progress: progressMode(values) });
+    }
+    case 'save': {
+      const { values, positionals } = parse({ output: { type: 'string', short: 'o' }, format: { type: 'string' }, tag: { type: 'string', multiple: true }, json: { type: 'boolean' }, ...PROGRESS_OPTIONS });
+      if (!values.output) usage('save needs -o FILE');
+      return saveCommand(await open(), {
+        top: one(positionals, 'TOP'), output: values.output as string, format: (values.format as string | undefined) ?? 'docker',
+        tags: (values.tag as unknown as string[] | undefined) ?? [], json: !!values.json, progress: progressMode(values),
+      });
     }
     case 'diffsize': {
       const { values, positionals } = parse({ parent: { type: 'string' } });

@@ -130,7 +130,7 @@ async function loadOne(driver: Overlay2Driver, src: BlobSource, plan: ImagePlan,
         progress.entries = base.entries + p.entries;
         opts.onProgress?.({ ...progress, totalBytes: total });
       },
-    });
+    }).catch((e: unknown) => { throw inLayer(e, i, layer.name); });
     progress.bytes = base.bytes + blobSize;
     if (!readLayerRecord(driver.layerDir(id))) throw new Error(`overlay2: internal: layer ${id} was applied without a record`);
   }
@@ -140,6 +140,13 @@ async function loadOne(driver: Overlay2Driver, src: BlobSource, plan: ImagePlan,
   fs.writeFileSync(`${configFile}.tmp-${process.pid}`, configBytes, { mode: 0o600 });
   fs.renameSync(`${configFile}.tmp-${process.pid}`, configFile);
   return { top, configDigest, layers: ids, diffIds, reused, names: plan.names };
+}
+
+/** A layer's errors say which layer. */
+function inLayer(e: unknown, i: number, name: string): unknown {
+  if (!(e instanceof Overlay2Error)) return e;
+  const err = new Overlay2Error(e.code, `${e.message} (layer ${i}: ${name})`, { id: e.id, path: e.path, cause: e });
+  return err;
 }
 
 /** A layer a previous load finished: its record names the same diffID, and it sits on `parent`. */
