@@ -113,7 +113,11 @@ export class Overlay2Driver {
   /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
   private async recover(): Promise<void> {
     await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
-    for (const id of await this.store.listLayers()) await removeStaleStaging(this.store.dir(id));
+    const { removeStaleRecordTemps } = await import('./image/layer-record.js');
+    for (const id of await this.store.listLayers()) {
+      await removeStaleStaging(this.store.dir(id));
+      removeStaleRecordTemps(this.store.dir(id));
+    }
     for (const name of await fsp.readdir(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
       try {

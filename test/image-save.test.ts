@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { Overlay2Driver } from '../src/driver.js';
 import { Overlay2Error } from '../src/errors.js';
 import { mountTest, testIf, tempDir, removeTree } from './support/env.js';
@@ -14,6 +14,10 @@ import { buildOciLayout, describeTree, expectedTree, hasSkopeo, hasUmoci, sha256
 
 const test = mountTest(uvuTest);
 const withSkopeo = testIf(hasSkopeo, 'skopeo save tests', 'no skopeo (apt-get install skopeo)', test);
+// A reachable Docker daemon (DOCKER_HOST or the default socket; the tests load only tagged images
+// under ovl-test/ and remove them).
+const hasDocker = spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 10000 }).status === 0;
+const withDocker = testIf(hasDocker, 'docker load tests', 'no reachable Docker daemon (set DOCKER_HOST to a private dockerd)', test);
 const withUmoci = testIf(hasUmoci && hasSkopeo, 'umoci save tests', 'no umoci/skopeo (apt-get install umoci skopeo)', test);
 
 const SPECS: LayerSpec[] = [
@@ -153,6 +157,20 @@ test('applyDiff of a GNU and a POSIX tar records both byte for byte: save gives 
     const manifest = JSON.parse(fs.readFileSync(join(dir, 'manifest.json'), 'utf8'));
     assert.ok(fs.readFileSync(join(dir, manifest[0].Layers[0])).equals(img.layers[fmt === 'gnu' ? 0 : 1].tar), fmt);
     assert.equal(r.diffIds, [img.diffIds[fmt === 'gnu' ? 0 : 1]]);
+  }
+});
+
+withDocker('docker load takes our docker-format save: same image ID, same diffIDs', async () => {
+  const out = join(base, 'for-docker.tar');
+  const tag = `ovl-test/save:${process.pid}`;
+  const r = await driver.save(top, out, { tags: [tag] });
+  execFileSync('docker', ['load', '-i', out], { stdio: 'ignore' });
+  try {
+    const [id, layers] = execFileSync('docker', ['image', 'inspect', tag, '--format', '{{.Id}} {{json .RootFS.Layers}}'], { encoding: 'utf8' }).trim().split(' ');
+    assert.is(id, r.configDigest);
+    assert.equal(JSON.parse(layers), img.diffIds);
+  } finally {
+    spawnSync('docker', ['rmi', tag], { stdio: 'ignore' });
   }
 });
 

@@ -45,3 +45,14 @@ export function dropLayerRecord(layerDir: string): void {
   fs.rmSync(join(layerDir, LAYER_RECORD_FILE), { force: true });
   fs.rmSync(join(layerDir, TAR_SPLIT_FILE), { force: true });
 }
+
+/** Removes the temp files an apply or load interrupted by a crash left in a layer dir. */
+export function removeStaleRecordTemps(layerDir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(layerDir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (/^ovl2-.*\.tmp-\d+$/.test(n)) fs.rmSync(join(layerDir, n), { force: true });
+}
