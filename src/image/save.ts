@@ -67,7 +67,8 @@ export async function saveImage(driver: Overlay2Driver, top: string, output: str
     const counter = new ProgressCounter(opts, layers.reduce((n, l) => n + l.size, 0) + configBytes.length);
 
     const pack = tarStream.pack();
-    const written = pipeline(pack, fs.createWriteStream(tmpOut, { mode: 0o644 }));
+    // Opened here, not lazily by the stream: an early error must find the file to remove.
+    const written = pipeline(pack, fs.createWriteStream('', { fd: fs.openSync(tmpOut, 'w', 0o644) }));
     written.catch(() => undefined); // awaited below; an early error must not go unhandled
     const add = async (name: string, size: number, chunks: AsyncIterable<Buffer> | Buffer): Promise<void> => {
       const w = pack.entry({ name, size, mode: 0o644, mtime: EPOCH, type: 'file' });
