@@ -1,6 +1,7 @@
 // The CLI's image commands (load, save) and the progress/interrupt wiring apply and diff share.
 // Each handler takes parsed values so any argument parser can call it.
 import type { Overlay2Driver } from '../driver.js';
+import type { ImageSource } from '../image/load.js';
 import type { Control } from '../progress.js';
 import { progressLine, type ProgressMode } from './progress-line.js';
 
@@ -26,12 +27,13 @@ export async function withControl<T>(label: string, mode: ProgressMode, fn: (con
 }
 
 export interface LoadArgs {
-  source: string;
+  /** a path, or stdin ('-') */
+  source: ImageSource;
   json: boolean;
   progress: ProgressMode;
 }
 
-/** `overlay2 load FILE|DIR`: one line per image, "<top layer id> <config digest>"; --json: an array of LoadResult. */
+/** `overlay2 load FILE|DIR|-`: one line per image, "<top layer id> <config digest>"; --json: an array of LoadResult. */
 export async function loadCommand(driver: Overlay2Driver, args: LoadArgs): Promise<number> {
   const results = await withControl('load', args.progress, (control) => driver.load(args.source, control));
   if (args.json) console.log(JSON.stringify(results, null, 2));

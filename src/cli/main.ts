@@ -27,7 +27,7 @@ Diffs:
   diffsize ID [--parent P]                   bytes the layer adds
   changes ID [--parent P] [--json]           changed paths, like docker diff
 Images:
-  load FILE|DIR [--json]                     load a docker save archive or OCI layout, print
+  load FILE|DIR|- [--json]                   load a docker save archive or OCI layout, print
                                              "<top layer> <config digest>" per image
   save TOP -o FILE [--format docker|oci] [--tag NAME]...
                                              the chain ending at TOP as an image archive
@@ -174,7 +174,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'load': {
       const { values, positionals } = parse({ json: { type: 'boolean' }, ...PROGRESS_OPTIONS });
-      return loadCommand(await open(), { source: one(positionals, 'FILE|DIR'), json: !!values.json, progress: progressMode(values) });
+      const source = one(positionals, 'FILE|DIR');
+      return loadCommand(await open(), { source: source === '-' ? process.stdin : source, json: !!values.json, progress: progressMode(values) });
     }
     case 'save': {
       const { values, positionals } = parse({ output: { type: 'string', short: 'o' }, format: { type: 'string' }, tag: { type: 'string', multiple: true }, json: { type: 'boolean' }, ...PROGRESS_OPTIONS });
