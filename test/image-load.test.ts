@@ -11,7 +11,7 @@ import { Overlay2Driver } from '../src/driver.js';
 import { Overlay2Error } from '../src/errors.js';
 import { chainIds } from '../src/image/digest.js';
 import { mountTest, testIf, tempDir, removeTree } from './support/env.js';
-import { buildOciLayout, describeTree, expectedTree, hasSkopeo, hasUmoci, hasZstd, sha256, skopeo, type LayerSpec, type BuiltImage } from './image-fixtures.js';
+import { buildOciLayout, goArch, describeTree, expectedTree, hasSkopeo, hasUmoci, hasZstd, sha256, skopeo, type LayerSpec, type BuiltImage } from './image-fixtures.js';
 
 const test = mountTest(uvuTest);
 const withSkopeo = testIf(hasSkopeo, 'skopeo image tests', 'no skopeo (apt-get install skopeo)', test);
@@ -132,6 +132,46 @@ withUmoci('an image repacked by umoci loads and mounts as umoci unpacks it', asy
   } finally {
     await d.put(r.top);
   }
+});
+
+test('Docker 25+ save layout (manifest.json naming blobs/sha256/ beside index.json) and a multi-platform index', async () => {
+  // docker save of Docker 25+: an OCI layout plus manifest.json whose Config/Layers are blob paths
+  const d25 = join(base, 'docker25');
+  fs.cpSync(img.layout, d25, { recursive: true });
+  const idx = JSON.parse(fs.readFileSync(join(d25, 'index.json'), 'utf8'));
+  const man = JSON.parse(fs.readFileSync(join(d25, 'blobs/sha256', idx.manifests[0].digest.slice(7)), 'utf8'));
+  fs.writeFileSync(join(d25, 'manifest.json'), JSON.stringify([{
+    Config: `blobs/sha256/${man.config.digest.slice(7)}`, RepoTags: ['d25:latest'],
+    Layers: man.layers.map((l: { digest: string }) => `blobs/sha256/${l.digest.slice(7)}`),
+  }]));
+  const tarFile = join(base, 'docker25.tar');
+  // blobs first, manifest.json last, as Docker writes it
+  execFileSync('tar', ['-C', d25, '-cf', tarFile, 'blobs', 'oci-layout', 'index.json', 'manifest.json']);
+  const d = await freshDriver('home-d25');
+  const [r] = await d.load(tarFile);
+  assert.equal(r.names, ['d25:latest']);
+  assert.is(r.configDigest, img.configDigest);
+  await assertTopMatches(d, r.top);
+
+  // a nested index: this machine's platform is picked among others
+  const multi = join(base, 'multi');
+  fs.cpSync(img.layout, multi, { recursive: true });
+  const inner = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      { ...idx.manifests[0], digest: sha256(Buffer.from('elsewhere')), annotations: undefined, platform: { os: 'linux', architecture: 'elsewhere' } },
+      { ...idx.manifests[0], annotations: undefined, platform: { os: 'linux', architecture: goArch() } },
+    ],
+  }));
+  const innerDigest = sha256(inner);
+  fs.writeFileSync(join(multi, 'blobs/sha256', innerDigest.slice(7)), inner);
+  fs.writeFileSync(join(multi, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{
+    mediaType: 'application/vnd.oci.image.index.v1+json', digest: innerDigest, size: inner.length,
+    annotations: { 'org.opencontainers.image.ref.name': 'm' } }] }));
+  const [m] = await d.load(multi);
+  assert.is(m.top, r.top);
+  assert.is(m.reused, 3);
+  assert.equal(m.names, ['m']);
 });
 
 async function assertNothingNew(d: Overlay2Driver, before: string[]): Promise<void> {
