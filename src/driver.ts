@@ -451,8 +451,14 @@ export class Overlay2Driver {
   async applyDiff(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions = {}): Promise<number> {
     const { normalizeLayerSource } = await import('./diff/apply-input.js');
     const { input, totalBytes } = normalizeLayerSource(tar);
-    opts.signal?.throwIfAborted();
-    const p = await this.checkPair(id, parent);
+    let p: string;
+    try {
+      opts.signal?.throwIfAborted();
+      p = await this.checkPair(id, parent);
+    } catch (e) {
+      (input as Partial<Readable>).destroy?.(); // the input is ours to end, as when it is read
+      throw e;
+    }
     const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
     const { LayerTap } = await import('./diff/apply-tap.js');
     const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./diff/tar-split-record.js');
