@@ -13,6 +13,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { Overlay2Driver } from '../src/driver.js';
+import { applyLayer } from '../src/diff/apply.js';
+import { IdMappings } from '../src/idmap.js';
 import { buildOciLayout, type LayerSpec } from '../test/image-fixtures.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
 
@@ -74,13 +76,26 @@ function dropFs(): void {
   fs.rmSync(image, { force: true });
 }
 
-const t = { load: [] as number[], skopeoOci: [] as number[], untar: [] as number[], save: [] as number[], skopeoDocker: [] as number[] };
+const t = { raw: [] as number[], tapped: [] as number[], load: [] as number[], skopeoOci: [] as number[], untar: [] as number[], save: [] as number[], skopeoDocker: [] as number[] };
 for (let r = 0; r < runs; r++) {
   onFreshFs();
   try {
     const driver = await Overlay2Driver.init(join(work, 'home'));
     let top = '';
     t.load.push(await timeAsync(async () => { [{ top }] = await driver.load(layout); }));
+    // the same layers through applyLayer alone (no digest, no tar-split), and through applyDiff
+    t.raw.push(await timeAsync(async () => {
+      for (const [i, b] of blobs.entries()) {
+        fs.mkdirSync(join(work, `raw-${i}`, 'diff'), { recursive: true });
+        await applyLayer(join(work, `raw-${i}`), fs.createReadStream(b), { userxattr: false, idMappings: new IdMappings() });
+      }
+    }));
+    t.tapped.push(await timeAsync(async () => {
+      for (const [i, b] of blobs.entries()) {
+        await driver.create(`tapped-${i}`);
+        await driver.applyDiff(`tapped-${i}`, null, b);
+      }
+    }));
     t.untar.push(time(() => {
       blobs.forEach((b, i) => {
         const dir = join(work, `untar-${i}`);
@@ -102,5 +117,7 @@ console.log(`image: ${(imageBytes / (1 << 20)).toFixed(1)} MiB of gzip layers (3
 console.log(table(['operation', 'ours', 'peer', 'peer ms', 'peer ÷ ours'], [
   ['load', fmtMs(m(t.load)), 'skopeo copy oci→oci (no extraction)', fmtMs(m(t.skopeoOci)), ratio(m(t.skopeoOci), m(t.load))],
   ['load', fmtMs(m(t.load)), 'gzip -dc | tar -x per layer (no verification)', fmtMs(m(t.untar)), ratio(m(t.untar), m(t.load))],
+  ['applyLayer ×3 (no digest, no tar-split)', fmtMs(m(t.raw)), 'gzip -dc | tar -x per layer', fmtMs(m(t.untar)), ratio(m(t.untar), m(t.raw))],
+  ['applyDiff ×3 (diffID + tar-split)', fmtMs(m(t.tapped)), 'gzip -dc | tar -x per layer', fmtMs(m(t.untar)), ratio(m(t.untar), m(t.tapped))],
   ['save (docker)', fmtMs(m(t.save)), 'skopeo copy oci→docker-archive', fmtMs(m(t.skopeoDocker)), ratio(m(t.skopeoDocker), m(t.save))],
 ]));

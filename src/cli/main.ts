@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // overlay2 [--home DIR] [-o key=value]... COMMAND [args]
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
