@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { Overlay2Driver } from '../src/driver.js';
 import { Overlay2Error } from '../src/errors.js';
 import { mountTest, testIf, tempDir, removeTree } from './support/env.js';
-import { buildOciLayout, describeTree, expectedTree, hasSkopeo, hasUmoci, sha256, skopeo, type LayerSpec, type BuiltImage } from './image-fixtures.js';
+import { buildOciLayout, buildLayer, describeTree, expectedTree, hasSkopeo, hasUmoci, sha256, skopeo, type LayerSpec, type BuiltImage } from './image-fixtures.js';
 
 const test = mountTest(uvuTest);
 const withSkopeo = testIf(hasSkopeo, 'skopeo save tests', 'no skopeo (apt-get install skopeo)', test);
@@ -158,6 +158,22 @@ test('applyDiff of a GNU and a POSIX tar records both byte for byte: save gives 
     assert.ok(fs.readFileSync(join(dir, manifest[0].Layers[0])).equals(img.layers[fmt === 'gnu' ? 0 : 1].tar), fmt);
     assert.equal(r.diffIds, [img.diffIds[fmt === 'gnu' ? 0 : 1]]);
   }
+});
+
+test('a layer of 3000 files (a tar-split of several gzip members, records split across chunks) round-trips', async () => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 3000; i++) files[`d${i % 30}/${'f'.repeat(i % 90)}${i}`] = 'c'.repeat(i % 700);
+  const layer = buildLayer(join(base, 'many'), { files, format: 'posix', compress: 'none' });
+  const d = await Overlay2Driver.init(join(base, 'home-many'));
+  await d.create('many');
+  await d.applyDiff('many', null, layer.tar);
+  assert.ok(fs.statSync(join(d.home, 'many', 'ovl2-tar-split.gz')).size > 0);
+  const out = join(base, 'many.tar');
+  const r = await d.save('many', out);
+  assert.equal(r.diffIds, [layer.diffId]);
+  const dir = join(base, 'many-out');
+  untar(out, dir);
+  assert.ok(fs.readFileSync(join(dir, `${layer.diffId.slice(7)}/layer.tar`)).equals(layer.tar));
 });
 
 withDocker('docker load takes our docker-format save: same image ID, same diffIDs', async () => {
