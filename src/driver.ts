@@ -19,6 +19,11 @@ import { cachedFeatures } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
 import type { ProjectQuota } from './quota.js';
+import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './diff/staging.js';
+import { ProgressCounter, type Control } from './progress.js';
+import type { LayerSource } from './diff/apply-input.js';
+import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
+import type { SaveOptions } from './image/save.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -54,9 +59,14 @@ export interface LayerInfo {
   mounted: boolean;
 }
 
-export interface DiffOptions {
+export interface DiffOptions extends Control {
   /** which xattrs an exported tar carries: Docker's 'docker' (security.capability only) or 'all' */
   xattrs?: 'docker' | 'all';
+}
+
+export interface ApplyDiffOptions extends Control {
+  /** load: the diffID the tar must have; checked before the layer's content is swapped in. */
+  expectDiffId?: string;
 }
 
 /** moby's maxDepth: the lower file of a layer holds at most this many entries without lowerdir+. */
@@ -151,12 +161,14 @@ export class Overlay2Driver {
    */
   private async recover(): Promise<void> {
     if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
-    const { removeStaleStaging, STAGING_PREFIX } = await import('./diff/staging.js');
     for (const e of readdirSync(this.home, { withFileTypes: true })) {
       if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
       let names: string[];
       try { names = readdirSync(this.store.dir(e.name)); } catch { continue; }
       if (names.some((n) => n.startsWith(STAGING_PREFIX))) await removeStaleStaging(this.store.dir(e.name));
+      if (names.some((n) => n.startsWith('ovl2-') && n.includes('.tmp-'))) {
+        (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
+      }
     }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
@@ -527,6 +539,14 @@ export class Overlay2Driver {
 
   /** The layer's changes over `parent` as an (uncompressed) tar stream in Docker's layer format. */
   async diff(id: string, parent?: string | null, opts: DiffOptions = {}): Promise<Readable> {
+    opts.signal?.throwIfAborted();
+    const stream = await this.diffStream(id, parent, opts);
+    if (!opts.onProgress && !opts.signal) return stream;
+    const { watchOutput } = await import('./image/watch-output.js');
+    return watchOutput(stream, opts);
+  }
+
+  private async diffStream(id: string, parent: string | null | undefined, opts: DiffOptions): Promise<Readable> {
     const p = await this.checkPair(id, parent);
     const exportOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings, xattrs: opts.xattrs ?? 'docker' };
     const { exportLayer, exportChanges } = await import('./diff/export.js');
@@ -545,11 +565,49 @@ export class Overlay2Driver {
     return stream;
   }
 
-  /** Extracts a layer tar (plain, gzip or zstd) into the layer; returns the layer's size after. */
-  async applyDiff(id: string, parent: string | null | undefined, tar: Readable): Promise<number> {
-    const p = await this.checkPair(id, parent);
-    const applyOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings };
+  /**
+   * Extracts a layer tar (plain, gzip or zstd; a Readable, web ReadableStream, async iterable of
+   * bytes, Buffer or file path) into the layer; returns the layer's size after. Into an empty layer
+   * it also records the tar's diffID and tar-split (so save() can give the same bytes back). An
+   * image archive is refused (use load()); an abort or error leaves the layer as it was.
+   */
+  async applyDiff(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions = {}): Promise<number> {
+    const { normalizeLayerSource } = await import('./diff/apply-input.js');
+    const { input, totalBytes } = normalizeLayerSource(tar);
+    let p: string;
+    try {
+      opts.signal?.throwIfAborted();
+      p = await this.checkPair(id, parent);
+    } catch (e) {
+      (input as Partial<Readable>).destroy?.(); // the input is ours to end, as when it is read
+      throw e;
+    }
     const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
+    const { LayerTap } = await import('./diff/apply-tap.js');
+    const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./diff/tar-split-record.js');
+    const { dropLayerRecord, writeLayerRecord } = await import('./image/layer-record.js');
+    const layerDir = this.store.dir(id);
+    const run = async (apply: (applyOpts: import('./diff/apply.js').ApplyOptions) => Promise<number>): Promise<number> => {
+      // Only a tar applied to an empty layer describes the whole layer.
+      const whole = isEmptyDir(this.store.diffDir(id));
+      dropLayerRecord(layerDir);
+      const recorder = whole ? new TarSplitRecorder(join(layerDir, TAR_SPLIT_FILE)) : null;
+      const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId);
+      let size: number;
+      try {
+        size = await apply({ userxattr: this.features.userxattr, idMappings: this.idMappings, tap });
+      } catch (e) {
+        recorder?.discard();
+        // The abort itself, whatever the extractor made of it on the way out.
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        throw e;
+      }
+      if (recorder && tap.result) {
+        recorder.commit();
+        writeLayerRecord(layerDir, { diffId: tap.result.diffId, tarSize: tap.result.tarSize, tarSplit: true });
+      }
+      return size;
+    };
     if (await this.useNative(id, p)) {
       // Under the layer's lock: no get() can mount it mid-apply, no second apply can swap at once.
       return this.locks.run(id, async () => {
@@ -558,10 +616,35 @@ export class Overlay2Driver {
         if ((this.held.get(id) ?? 0) > 0 || this.isOverlayMount(merged)) {
           throw new Overlay2Error('ERR_LAYER_BUSY', `overlay2: layer ${id} is mounted; put() it before applyDiff`, { id });
         }
-        return applyLayer(this.store.dir(id), tar, applyOpts);
+        return run((applyOpts) => applyLayer(layerDir, input, applyOpts));
       });
     }
-    return this.withMounted(id, (root) => applyThroughMount(root, tar, applyOpts));
+    return this.withMounted(id, (root) => run((applyOpts) => applyThroughMount(root, input, applyOpts)));
+  }
+
+  // ---- images ---------------------------------------------------------------------------------
+
+  /**
+   * Loads an image: a `docker save` archive (legacy or OCI-style), an OCI image layout (directory
+   * or tar), or a directory holding an unpacked docker save. Blob digests and diffIDs are verified
+   * while streaming; layers are stored under their chain IDs and reused when already complete.
+   * On any failure or abort, the layers this call created are removed.
+   */
+  async load(source: ImageSource, opts: LoadOptions = {}): Promise<LoadResult[]> {
+    const { loadImage } = await import('./image/load.js');
+    return loadImage(this, source, opts);
+  }
+
+  /** Writes the chain ending at `top` as an image archive (docker-archive or OCI layout tar) to
+   *  `output`, each layer with the exact bytes (and diffID) it was applied from where known. */
+  async save(top: string, output: string, opts: SaveOptions = {}): Promise<{ configDigest: string; diffIds: string[] }> {
+    const { saveImage } = await import('./image/save.js');
+    return saveImage(this, top, output, opts);
+  }
+
+  /** @internal The layer's directory (HOME/<id>), for the image code. */
+  layerDir(id: string): string {
+    return this.store.dir(id);
   }
 
   /** Internal mounts are held by this process whatever mountReferences says: a crash drops them. */

@@ -14,7 +14,11 @@ export type Overlay2ErrorCode =
   | 'ERR_MOUNT_FAILED'        // the kernel refused the overlay mount
   | 'ERR_NOT_A_STORE'         // the home is missing (read-only open), not a directory, or a non-empty directory that is no store
   | 'ERR_LAYER_HAS_CHILDREN'  // remove() of a layer other layers are built on (without { force: true })
-  | 'ERR_NEEDS_ROOT';         // the process lacks CAP_SYS_ADMIN, which overlay mounts need
+  | 'ERR_NEEDS_ROOT'          // the process lacks CAP_SYS_ADMIN, which overlay mounts need
+  | 'ERR_DIGEST_MISMATCH'     // a loaded blob or layer is not the digest its image names
+  | 'ERR_LAYER_CHANGED'       // save: a layer's files differ from the tar it was applied from
+  | 'ERR_BAD_IMAGE'           // load: not an image archive/layout we can read (missing or malformed manifest, config)
+  | 'ERR_INVALID_ARG_TYPE';   // an argument of the wrong type (applyDiff's input)
 
 export interface Overlay2ErrorDetails {
   id?: string;

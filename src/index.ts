@@ -12,3 +12,7 @@ export type { MountMethod, MountStrategy } from './mount/mounter.js';
 export type { RefScope } from './mount/shared-refs.js';
 export { isMountReferenced } from './mount/shared-refs.js';
 export { changesBetween, type ChangesBetweenOptions } from './diff/changes-dirs.js';
+export type { Progress, Control } from './progress.js';
+export type { LayerSource } from './diff/apply-input.js';
+export type { ImageSource, LoadOptions, LoadResult } from './image/load.js';
+export type { SaveOptions, SaveResult } from './image/save.js';

@@ -9,12 +9,14 @@ export type OptionSpec = {
   help: string;
   /** the value's name in help ('P', 'FILE'), for string options */
   arg?: string;
+  /** a string option that may be given more than once (its value is then a string[]) */
+  multiple?: boolean;
 };
 
 export interface CommandContext {
   /** the positionals after the command name */
   args: string[];
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
   home: string;
   /** Opens the home: read-only unless the command's spec says it writes; mount references persist. */
   open(): Promise<Overlay2Driver>;

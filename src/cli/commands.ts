@@ -6,6 +6,12 @@ import type { CommandSpec } from './command.js';
 
 const parent = { type: 'string', arg: 'P', help: 'the parent to compare with (default: the layer\'s own parent)' } as const;
 const json = { type: 'boolean', help: 'print JSON' } as const;
+/** apply, diff, load and save: a progress line on stderr (shown by default on a terminal). */
+const progress = {
+  progress: { type: 'boolean', help: 'show a progress line on stderr even when it is not a terminal' },
+  'no-progress': { type: 'boolean', help: 'no progress line' },
+  quiet: { type: 'boolean', short: 'q', help: 'no progress line' },
+} as const;
 
 export const COMMANDS: CommandSpec[] = [
   {
@@ -66,6 +72,7 @@ export const COMMANDS: CommandSpec[] = [
       parent,
       output: { type: 'string', short: 'o', arg: 'FILE', help: 'write the tar to FILE instead of stdout' },
       'all-xattrs': { type: 'boolean', help: 'carry every xattr, not only security.capability' },
+      ...progress,
     },
     load: () => import('./diffs.js').then((m) => m.diff),
   },
@@ -73,7 +80,7 @@ export const COMMANDS: CommandSpec[] = [
     name: 'apply', group: 'Diffs', usage: 'apply ID [--parent P] [-i FILE]', summary: 'apply a layer tar (stdin or FILE), print the layer size',
     description: 'Extracts a layer tar (plain, gzip or zstd) into the layer and prints its size in bytes.',
     positionals: ['ID'], writes: true,
-    options: { parent, input: { type: 'string', short: 'i', arg: 'FILE', help: 'read the tar from FILE instead of stdin' } },
+    options: { parent, input: { type: 'string', short: 'i', arg: 'FILE', help: 'read the tar from FILE instead of stdin' }, ...progress },
     load: () => import('./diffs.js').then((m) => m.apply),
   },
   {
@@ -85,6 +92,24 @@ export const COMMANDS: CommandSpec[] = [
     name: 'changes', group: 'Diffs', usage: 'changes ID [--parent P] [--json]', summary: 'changed paths, like docker diff',
     positionals: ['ID'], writes: false, options: { parent, json },
     load: () => import('./diffs.js').then((m) => m.changes),
+  },
+  {
+    name: 'load', group: 'Images', usage: 'load FILE|DIR|- [--json]', summary: 'load a docker save archive or OCI layout, print "<top layer> <config digest>"',
+    description: 'Loads every image of a `docker save` archive (legacy or OCI-style) or an OCI image layout (directory or tar; "-" reads stdin). Blob digests and diffIDs are verified while streaming; layers are stored under their chain IDs and reused when already there. On any failure nothing is left behind.',
+    positionals: ['FILE|DIR'], writes: true, options: { json, ...progress },
+    load: () => import('./image-commands.js').then((m) => m.load),
+  },
+  {
+    name: 'save', group: 'Images', usage: 'save TOP -o FILE [--format docker|oci] [--tag NAME]...', summary: 'the chain ending at TOP as an image archive',
+    description: 'Writes the layer chain ending at TOP as an image archive that `docker load` and skopeo read: each layer with the exact bytes (and diffID) it was applied from, a locally made layer as Docker would export it. Prints the image config\'s digest.',
+    positionals: ['TOP'], writes: false,
+    options: {
+      output: { type: 'string', short: 'o', arg: 'FILE', help: 'the archive to write (required)' },
+      format: { type: 'string', arg: 'docker|oci', help: 'docker-archive (default) or an OCI image layout tar' },
+      tag: { type: 'string', arg: 'NAME', multiple: true, help: 'a repository tag for the image (repeatable)' },
+      json, ...progress,
+    },
+    load: () => import('./image-commands.js').then((m) => m.save),
   },
   {
     name: 'status', group: 'Driver', usage: 'status [--json]', summary: 'backing filesystem, features, layer count and disk use',

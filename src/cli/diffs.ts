@@ -6,8 +6,10 @@ import type { CommandContext } from './command.js';
 import { write, stdout } from './output.js';
 import type { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
+import { withControl } from './image-commands.js';
+import { progressMode } from './progress-line.js';
 
-const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
 async function parentFor(d: Overlay2Driver, id: string, values: CommandContext['values']): Promise<string> {
   return str(values.parent) ?? d.parentOf(id);
@@ -17,8 +19,11 @@ export async function diff({ args: [id], values, open, usage }: CommandContext):
   const output = str(values.output);
   if (!output && stdout().isTTY) usage('refusing to write a tar to a terminal: use -o FILE or a pipe');
   const d = await open();
-  const tar = await d.diff(id!, await parentFor(d, id!, values), { xattrs: values['all-xattrs'] ? 'all' : 'docker' });
-  await pipeline(tar, output ? createWriteStream(output) : stdout());
+  const parent = await parentFor(d, id!, values);
+  await withControl('diff', progressMode(values), async (control) => {
+    const tar = await d.diff(id!, parent, { xattrs: values['all-xattrs'] ? 'all' : 'docker', ...control });
+    await pipeline(tar, output ? createWriteStream(output) : stdout());
+  });
   return 0;
 }
 
@@ -38,7 +43,8 @@ function openInput(path: string | undefined): Readable {
 export async function apply({ args: [id], values, open }: CommandContext): Promise<number> {
   const input = openInput(str(values.input));
   const d = await open();
-  const size = await d.applyDiff(id!, await parentFor(d, id!, values), input);
+  const parent = await parentFor(d, id!, values);
+  const size = await withControl('apply', progressMode(values), (control) => d.applyDiff(id!, parent, input, control));
   write(`${size}\n`);
   return 0;
 }

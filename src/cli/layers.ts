@@ -2,7 +2,7 @@
 import type { CommandContext } from './command.js';
 import { write } from './output.js';
 
-const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
 export async function create({ args: [id], values, open }: CommandContext): Promise<number> {
   const d = await open();

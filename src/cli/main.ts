@@ -60,7 +60,7 @@ function parseConfig(c: CommandSpec | undefined, commandShortsWin: boolean) {
   }
   for (const [name, o] of Object.entries(c?.options ?? {})) {
     const short = o.short && (commandShortsWin || !Object.values(GLOBAL_OPTIONS).some((g) => g.short === o.short)) ? o.short : undefined;
-    config[name] = { type: o.type, ...(short ? { short } : {}) };
+    config[name] = { type: o.type, ...(short ? { short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   }
   return config;
 }

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { ApplyTap } from './apply-tap.js';
 import { Overlay2Error, isErrno } from '../errors.js';
 import type { IdMappings } from '../idmap.js';
 import { loadShim, type Shim } from '../native/shim.js';
@@ -31,7 +32,13 @@ export interface ApplyOptions {
   /** syncfs() the layer's filesystem before the staging dir is swapped in (applyLayer only). Off by
    *  default, as in Docker: see bench/RESULTS.md for what it costs. */
   sync?: boolean;
+  /** Sees the uncompressed bytes and the entries as they pass (progress, abort, tar-split, digests);
+   *  throwing from it aborts the apply like a bad entry does. */
+  tap?: ApplyTap;
 }
+
+/** A layer stream: a Node Readable or any async iterable of bytes. */
+export type ApplyInput = Readable | AsyncIterable<Uint8Array>;
 
 const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
 
@@ -39,7 +46,7 @@ const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
  *  in, so a crash never leaves a half-filled diff/. When diff/ already has content the archive is
  *  applied in place (moby's semantics; only the empty-layer case, Docker's only use, is atomic).
  *  Returns moby's directory.Size of the resulting diff dir. */
-export async function applyLayer(layerDir: string, tar: Readable, opts: ApplyOptions): Promise<number> {
+export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
   const shim = loadShim();
   const diffDir = join(layerDir, 'diff');
   if (!isEmptyDir(diffDir)) {
@@ -61,7 +68,7 @@ export async function applyLayer(layerDir: string, tar: Readable, opts: ApplyOpt
 /** Naive apply through a mounted layer (moby's ApplyUncompressedLayer): whiteouts delete from
  *  `mergedDir`, opaque markers remove the dir's children this archive did not create. Returns what
  *  moby returns there: the sum of the archive's entry sizes. */
-export async function applyThroughMount(mergedDir: string, tar: Readable, opts: ApplyOptions): Promise<number> {
+export async function applyThroughMount(mergedDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
   return extract(loadShim(), mergedDir, tar, opts, 'mount');
 }
 
@@ -81,14 +88,17 @@ function syncfsOf(shim: Shim, dir: string): void {
 
 type Mode = 'layer' | 'mount';
 
-async function extract(shim: Shim, root: string, tar: Readable, opts: ApplyOptions, mode: Mode): Promise<number> {
+async function extract(shim: Shim, root: string, tar: ApplyInput, opts: ApplyOptions, mode: Mode): Promise<number> {
   const rootFd = shim.openat2(AT_FDCWD, root, DIR_PATH_FLAGS, 0, 0);
   const ex = new Extractor(shim, rootFd, opts, mode);
-  const reader = new TarReader(ex);
+  const tap = opts.tap;
+  const reader = new TarReader(tap ? tap.wrap(ex) : ex);
   try {
-    await feed(tar, (chunk) => reader.push(chunk));
+    if (tap) await feed(tar, (chunk) => { tap.before(chunk); reader.push(chunk); tap.after(chunk); }, (n) => tap.input(n));
+    else await feed(tar, (chunk) => reader.push(chunk));
     reader.finish();
     ex.finish();
+    tap?.finish();
     return ex.size;
   } catch (e) {
     throw annotate(e, ex.currentName);

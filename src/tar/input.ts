@@ -8,16 +8,22 @@ import type { Readable } from 'node:stream';
 import { decompressed, detectCompression } from './decompress.js';
 
 const CHUNK = 1 << 20;
+/** The synchronous file path yields to the event loop this often, so an AbortSignal's timer or a
+ *  progress line gets a turn (a microtask await is not enough: timers run between macrotasks). */
+const YIELD_EVERY = 16;
+
+/** Told how many input (still compressed) bytes were read: for progress. */
+export type OnInput = (bytes: number) => void;
 
 /** Calls `push` with every decompressed chunk of `input`, in order; the chunk may be reused after
  *  push returns. Ends (or throws) with the input; the input stream is destroyed either way. */
-export async function feed(input: Readable, push: (chunk: Buffer) => void): Promise<void> {
+export async function feed(input: Readable | AsyncIterable<Uint8Array>, push: (chunk: Buffer) => void, onInput?: OnInput): Promise<void> {
   const fd = input instanceof fs.ReadStream ? await unreadFileFd(input as FileStream) : null;
   if (fd === null) {
     try {
-      for await (const chunk of decompressed(input)) push(chunk);
+      for await (const chunk of decompressed(onInput ? counted(input, onInput) : input)) push(chunk);
     } finally {
-      input.destroy();
+      (input as Partial<Readable>).destroy?.();
     }
     return;
   }
@@ -32,14 +38,21 @@ export async function feed(input: Readable, push: (chunk: Buffer) => void): Prom
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, left), pos);
       if (pos !== null) pos += n;
       left -= n;
+      onInput?.(n);
       return n;
     };
+    let reads = 0;
+    const breathe = (): Promise<void> | null =>
+      ++reads % YIELD_EVERY === 0 ? new Promise((resolve) => setImmediate(resolve)) : null;
     const buf = Buffer.allocUnsafe(CHUNK);
     let head = 0;
     for (let n; head < 10 && (n = read(buf.subarray(head))) > 0;) head += n;
     if (detectCompression(buf.subarray(0, head)) === 'none') {
       if (head > 0) push(buf.subarray(0, head));
-      for (let n; (n = read(buf)) > 0;) push(buf.subarray(0, n));
+      for (let n; (n = read(buf)) > 0;) {
+        push(buf.subarray(0, n));
+        await breathe();
+      }
       return;
     }
     // Compressed: the decoder keeps chunks past push(), so each gets its own buffer.
@@ -49,12 +62,20 @@ export async function feed(input: Readable, push: (chunk: Buffer) => void): Prom
         const b = Buffer.allocUnsafe(CHUNK);
         const n = read(b);
         if (n === 0) return;
+        await breathe();
         yield b.subarray(0, n);
       }
     }
     for await (const chunk of decompressed(raw())) push(chunk);
   } finally {
     stream.destroy();
+  }
+}
+
+async function* counted(input: AsyncIterable<Uint8Array>, onInput: OnInput): AsyncGenerator<Uint8Array> {
+  for await (const chunk of input) {
+    onInput(chunk.byteLength);
+    yield chunk;
   }
 }
 

@@ -1,0 +1,50 @@
+// The CLI's image commands (load, save) and the progress/interrupt wiring apply and diff share.
+import type { ImageSource } from '../image/load.js';
+import type { Control } from '../progress.js';
+import { progressLine, progressMode, type ProgressMode } from './progress-line.js';
+import type { CommandContext } from './command.js';
+import { write } from './output.js';
+
+/** Runs `fn` with a progress line and an AbortSignal that Ctrl-C (SIGINT) and SIGTERM fire, so an
+ *  interrupted load/save/apply cleans up (no half layer, no partial file) before the process ends. */
+export async function withControl<T>(label: string, mode: ProgressMode, fn: (control: Control) => Promise<T>): Promise<T> {
+  const line = progressLine(label, mode);
+  const ac = new AbortController();
+  const stop = () => ac.abort(new Error(`overlay2: ${label} interrupted`));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const r = await fn({ onProgress: line.onProgress, signal: ac.signal });
+    line.done();
+    return r;
+  } catch (e) {
+    line.done();
+    throw e;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+/** `overlay2 load FILE|DIR|-`: one line per image, "<top layer id> <config digest>"; --json: an array of LoadResult. */
+export async function load({ args: [source], values, open }: CommandContext): Promise<number> {
+  const driver = await open();
+  const results = await withControl('load', progressMode(values), (control) =>
+    driver.load(source === '-' ? process.stdin : (source as ImageSource), control));
+  if (values.json) write(JSON.stringify(results, null, 2) + '\n');
+  else write(results.map((r) => `${r.top} ${r.configDigest}\n`).join(''));
+  return 0;
+}
+
+/** `overlay2 save TOP -o FILE [--format docker|oci] [--tag NAME]...`: prints the config digest. */
+export async function save({ args: [top], values, open, usage }: CommandContext): Promise<number> {
+  if (typeof values.output !== 'string') usage('save needs -o FILE');
+  const format = ((values.format as string | undefined) ?? 'docker') as 'docker' | 'oci';
+  if (format !== 'docker' && format !== 'oci') usage(`--format must be docker or oci, not ${JSON.stringify(format)}`);
+  const driver = await open();
+  const r = await withControl('save', progressMode(values), (control) =>
+    driver.save(top!, values.output as string, { ...control, format, tags: (values.tag as string[] | undefined) ?? [] }));
+  if (values.json) write(JSON.stringify(r, null, 2) + '\n');
+  else write(`${r.configDigest}\n`);
+  return 0;
+}
