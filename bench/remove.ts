@@ -1,8 +1,9 @@
 // Deleting a layer-sized tree: our removeTree (directory fds only, beneath the home, on the libuv
 // pool) beside what the driver used before (fs.promises.rm recursive), GNU `rm -rf` and moby's
 // Remove (`moby-ovl remove`: system.EnsureRemoveAll of the layer dir; its op= time) in the same run.
-// Every contender deletes a fresh `cp -a` copy of the same tree (copying is not timed), warm cache,
-// contenders interleaved run by run; median of N.
+// Every contender deletes a fresh `cp -a` copy of the same tree (copying is not timed; all copies
+// are made and synced before the first removal of a run), warm cache, the order rotated run by run;
+// median of N.
 //   node dist/bench/remove.js [runs=5] [dirs=500] [filesPerDir=100]
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -83,28 +84,31 @@ async function main(): Promise<void> {
   };
   try {
     for (let i = 0; i < runs; i++) {
+      // All four copies first, then one sync and a pause: every removal starts from the same state
+      // (no contender pays for the writeback of another's fresh copy).
+      const ours = fresh('ours'), fsrm = fresh('fsrm'), rmrf = fresh('rmrf');
+      if (mobyBin) {
+        const c = runPeer(mobyBin, mobyHome, ['create', 'layer', '-']);
+        if (c.code !== 0) throw new Error(`moby-ovl create: ${c.err}`);
+        copyInto(tree, join(mobyHome, 'layer', 'diff'));
+      }
+      execFileSync('sync');
+      await new Promise((r) => setTimeout(r, 2000));
       const contenders: Array<() => Promise<void>> = [
         async () => {
-          const d = fresh('ours');
-          push('ours', await cpuOf(() => removeTree(d, work)));
-          if (fs.existsSync(d)) throw new Error('removeTree left the tree');
+          push('ours', await cpuOf(() => removeTree(ours, work)));
+          if (fs.existsSync(ours)) throw new Error('removeTree left the tree');
         },
-        async () => {
-          const d = fresh('fsrm');
-          push('fsrm', await cpuOf(() => fs.promises.rm(d, { recursive: true, force: true })));
-        },
-        async () => push('rmrf', rmRf(fresh('rmrf'))),
+        async () => push('fsrm', await cpuOf(() => fs.promises.rm(fsrm, { recursive: true, force: true }))),
+        async () => push('rmrf', rmRf(rmrf)),
         async () => {
           if (!mobyBin) return;
-          const c = runPeer(mobyBin, mobyHome, ['create', 'layer', '-']);
-          if (c.code !== 0) throw new Error(`moby-ovl create: ${c.err}`);
-          copyInto(tree, join(mobyHome, 'layer', 'diff'));
           const r = runPeer(mobyBin, mobyHome, ['remove', 'layer']);
           if (r.code !== 0) throw new Error(`moby-ovl remove: ${r.err}`);
           t.moby.push(r.opMs);
         },
       ];
-      // rotate the order run by run: no contender always follows the same neighbour
+      // rotate the order run by run: no contender always goes first or follows the same neighbour
       for (let k = 0; k < contenders.length; k++) await contenders[(i + k) % contenders.length]();
       console.error(`run ${i + 1}/${runs}: ours ${fmtMs(t.ours[i])}  fs.rm ${fmtMs(t.fsrm[i])}  rm -rf ${fmtMs(t.rmrf[i])}  moby ${fmtMs(t.moby[i] ?? NaN)}`);
     }

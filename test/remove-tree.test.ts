@@ -214,6 +214,11 @@ test('a missing path is not an error; a path not below `beneath` is refused', as
 rootTest('a bind mount inside a doomed tree is not crossed: EXDEV names it, the bind source stays whole', async () => {
   const base = scratch.fresh();
   const src = makeVictim(base);
+  // several subdirs: removeTree may split the work into subtrees below the mount point
+  for (const d of ['s1', 's2', 's3']) {
+    fs.mkdirSync(join(src, d, 'deeper'), { recursive: true });
+    fs.writeFileSync(join(src, d, 'deeper', 'f'), d);
+  }
   const before = snapshot(src);
   const doomed = join(base, 'doomed');
   const mp = join(doomed, 'a', 'mnt');

@@ -28,13 +28,52 @@ export async function removeTree(path: string, beneath: string = dirname(path)):
     throw e;
   }
   const shim = loadShim();
+  const run = (r: string) => new Promise<void>((resolve, reject) => {
+    shim.removeTree(dir.fd, r, (err) => (err ? reject(withFullPath(err, beneath)) : resolve()));
+  });
   try {
-    await new Promise<void>((resolve, reject) => {
-      shim.removeTree(dir.fd, rel, (err) => (err ? reject(withFullPath(err, beneath)) : resolve()));
-    });
+    // Subtrees first, a few at once: one walk waits on every journal stall alone. Their errors are
+    // dropped because the final walk over the whole tree meets (and reports) whatever is still there.
+    const subtrees = await splitPoints(beneath, rel);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < subtrees.length) await run(subtrees[next++]).catch(() => undefined);
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, subtrees.length) }, worker));
+    await run(rel);
   } finally {
     await dir.close();
   }
+}
+
+/** Walks removeTree runs at once: the libuv pool's default size. */
+const PARALLEL = 4;
+/** Enough subtrees to keep PARALLEL walks busy when their sizes differ. */
+const SPLIT_TARGET = 16;
+
+/**
+ * Directories a few levels below `rel`, breadth first, until there are SPLIT_TARGET of them (empty:
+ * not worth splitting). Names are read by path, which is harmless: each is then removed by the shim,
+ * resolved beneath the `beneath` fd with no symlink followed and no mount crossed, so a name read
+ * through a swapped symlink leads nowhere outside.
+ */
+async function splitPoints(beneath: string, rel: string): Promise<string[]> {
+  let level = [rel];
+  for (let depth = 0; depth < 3 && level.length < SPLIT_TARGET; depth++) {
+    const below: string[] = [];
+    for (const r of level) {
+      try {
+        for (const e of await fsp.readdir(join(beneath, r), { withFileTypes: true })) {
+          if (e.isDirectory()) below.push(join(r, e.name));
+        }
+      } catch {
+        // gone, or not a directory: the final walk deals with it
+      }
+    }
+    if (below.length === 0) break;
+    level = below;
+  }
+  return level.length > 1 ? level : [];
 }
 
 /** removeTree on the calling thread, for the few callers that are synchronous. */
