@@ -11,7 +11,8 @@ export type Overlay2ErrorCode =
   | 'ERR_UNSAFE_ARCHIVE'      // a tar entry that would reach outside the layer
   | 'ERR_BAD_ARCHIVE'         // a malformed, truncated or unsupported tar
   | 'ERR_BAD_OPTION'          // an unknown or malformed option
-  | 'ERR_MOUNT_FAILED';       // the kernel refused the overlay mount
+  | 'ERR_MOUNT_FAILED'        // the kernel refused the overlay mount
+  | 'ERR_SOCKET_IN_USE';      // another live process serves the plugin socket
 
 export interface Overlay2ErrorDetails {
   id?: string;

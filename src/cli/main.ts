@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
 import { runDemo } from './demo.js';
+import { runPluginCommand, PLUGIN_USAGE } from './plugin-command.js';
 
 const USAGE = `usage: overlay2 [--home DIR] [-o key=value]... COMMAND [args]
 
@@ -27,6 +28,8 @@ Diffs:
 Driver:
   status [--json]                            backing filesystem and features
   demo                                       build, mount, diff and clean up a sample stack
+Docker:
+${PLUGIN_USAGE}
 
 Home: --home, else $OVERLAY2_HOME, else /var/lib/overlay2.
 Driver options (-o): overlay2.override_kernel_check=BOOL, overlay2.size=SIZE`;
@@ -87,6 +90,8 @@ async function main(argv: string[]): Promise<number> {
   };
 
   switch (command) {
+    case 'plugin':
+      return runPluginCommand(args, usage);
     case 'demo': {
       parse({});
       await runDemo();
