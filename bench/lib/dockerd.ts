@@ -58,11 +58,15 @@ export async function startDockerd(root: string, driver: string, opts: { experim
   const clientConfig = join(root, 'client');
   mkdirSync(clientConfig, { recursive: true });
   writeFileSync(config, '{}\n');
+  const tag = `${process.pid}-${randomBytes(3).toString('hex')}`;
   const args = [
     ...(opts.experimental ? ['--experimental'] : []),
     '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--host', `unix://${socket}`,
     '--config-file', config, '--storage-driver', driver,
     '--iptables=false', '--ip6tables=false', '--bridge=none',
+    // dockerd uses a system containerd when one listens on /run/containerd/containerd.sock (else it
+    // starts its own under the exec root); own namespaces keep even that case apart.
+    '--containerd-namespace', `ovl2-${tag}`, '--containerd-plugins-namespace', `ovl2-${tag}-plugins`,
   ];
   const out = openSync(logFile, 'a');
   const child: ChildProcess = spawn(DOCKERD, args, { stdio: ['ignore', out, out] });
