@@ -18,7 +18,8 @@ export type Overlay2ErrorCode =
   | 'ERR_DIGEST_MISMATCH'     // a loaded blob or layer is not the digest its image names
   | 'ERR_LAYER_CHANGED'       // save: a layer's files differ from the tar it was applied from
   | 'ERR_BAD_IMAGE'           // load: not an image archive/layout we can read (missing or malformed manifest, config)
-  | 'ERR_INVALID_ARG_TYPE';   // an argument of the wrong type (applyDiff's input)
+  | 'ERR_INVALID_ARG_TYPE'    // an argument of the wrong type (applyDiff's input)
+  | 'ERR_SOCKET_IN_USE';      // another live process serves the plugin socket
 
 export interface Overlay2ErrorDetails {
   id?: string;

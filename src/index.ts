@@ -16,3 +16,4 @@ export type { Progress, Control } from './progress.js';
 export type { LayerSource } from './diff/apply-input.js';
 export type { ImageSource, LoadOptions, LoadResult } from './image/load.js';
 export type { SaveOptions, SaveResult } from './image/save.js';
+export * from './plugin/index.js';

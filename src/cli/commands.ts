@@ -112,6 +112,17 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./image-commands.js').then((m) => m.save),
   },
   {
+    name: 'plugin', group: 'Docker', usage: 'plugin [--name N] [--socket PATH] [--grace SECONDS]', summary: 'serve dockerd\'s graphdriver plugin protocol until SIGTERM',
+    description: 'Serves this driver to dockerd as a graphdriver plugin (dockerd --experimental --storage-driver N) on a unix socket, default /run/docker/plugins/N.sock, N = overlay2-node. The home is the one dockerd sends in GraphDriver.Init unless --home is given. SIGTERM or SIGINT: calls in flight finish (or are cut after the grace time), everything is unmounted, the socket removed.',
+    positionals: [], writes: true,
+    options: {
+      name: { type: 'string', arg: 'N', help: 'the plugin (storage driver) name: letters, digits, . _ - (default overlay2-node)' },
+      socket: { type: 'string', arg: 'PATH', help: 'the unix socket (default /run/docker/plugins/N.sock)' },
+      grace: { type: 'string', arg: 'SECONDS', help: 'how long calls in flight may finish at shutdown (default 5)' },
+    },
+    load: () => import('./plugin-command.js').then((m) => m.plugin),
+  },
+  {
     name: 'status', group: 'Driver', usage: 'status [--json]', summary: 'backing filesystem, features, layer count and disk use',
     positionals: [], writes: false, options: { json },
     load: () => import('./status.js').then((m) => m.status),

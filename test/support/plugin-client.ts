@@ -1,0 +1,48 @@
+// A minimal client of the graphdriver plugin protocol, framed the way dockerd's pkg/plugins client
+// frames it: POST /<Method>, Accept application/vnd.docker.plugins.v1.2+json, JSON or raw tar body.
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+
+export interface PluginReply {
+  status: number;
+  /** The raw response body (the JSON text, or a Diff's tar). */
+  body: Buffer;
+  text: string;
+  json: Record<string, unknown>;
+}
+
+/** Opens a POST to `path` on the plugin socket; the caller writes the body and ends it. */
+export function openCall(socket: string, path: string, method = 'POST'): { req: ClientRequest; reply: Promise<PluginReply> } {
+  const req = request({
+    socketPath: socket,
+    path: path.startsWith('/') ? path : `/${path}`,
+    method,
+    headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' },
+    // One connection per call: a test that kills a connection must not hit another call's.
+    agent: false,
+  });
+  const reply = new Promise<PluginReply>((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', reject);
+      res.once('end', () => {
+        const body = Buffer.concat(chunks);
+        const text = body.toString('utf8');
+        let json: Record<string, unknown> = {};
+        try { json = JSON.parse(text); } catch { /* a tar, or not JSON */ }
+        resolve({ status: res.statusCode ?? 0, body, text, json });
+      });
+    });
+  });
+  return { req, reply };
+}
+
+/** One call with a JSON (object), raw (string/Buffer) or empty body. */
+export function pluginCall(socket: string, path: string, body?: object | string | Buffer): Promise<PluginReply> {
+  const { req, reply } = openCall(socket, path);
+  if (body === undefined) req.end();
+  else if (typeof body === 'string' || Buffer.isBuffer(body)) req.end(body);
+  else req.end(JSON.stringify(body));
+  return reply;
+}
