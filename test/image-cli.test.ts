@@ -74,7 +74,7 @@ withSkopeo('save -o FILE --format oci --tag writes what skopeo reads; a docker s
   assert.match(r.err, /^save /m);
   assert.equal(JSON.parse(skopeo('inspect', `oci-archive:${out}:x:1`)).Layers, img.diffIds);
   const bad = run(['save', top, '-o', join(base, 'x.tar'), '--format', 'zip']);
-  assert.is(bad.code, 1);
+  assert.is(bad.code, 2, 'a bad --format is a usage error');
   assert.match(bad.err, /format/);
   assert.is(run(['save', top]).code, 2);
 });
