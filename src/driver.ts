@@ -15,7 +15,7 @@ import { validateMountLabel } from './mount/data.js';
 import { RefCounter } from './mount/refcount.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
-import { ProjectQuota } from './quota.js';
+import { ProjectQuota, supportsProjectQuota } from './quota.js';
 import { removeStaleStaging } from './diff/staging.js';
 
 export interface CreateOpts {
@@ -83,16 +83,16 @@ export class Overlay2Driver {
     await setOwnerMode(home, 0o710, me.uid, root.gid);
     const features = await detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck });
     let quota: ProjectQuota | null = null;
-    let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs`;
-    if (features.backingFs === 'xfs') {
-      const q = ProjectQuota.open(shim, home);
+    let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs or ext4`;
+    if (supportsProjectQuota(features.backingFs)) {
+      const q = ProjectQuota.open(shim, home, features.backingFs);
       if (q instanceof ProjectQuota) quota = q;
-      else quotaWhyNot = `project quotas are not enabled on ${home} (mount xfs with prjquota): ${q.message}`;
+      else quotaWhyNot = `project quotas are not enabled on ${home} (mount xfs with prjquota, or ext4 made with -O quota,project and mounted with prjquota): ${q.message}`;
     }
     features.projectQuota = quota !== null;
     if (opts.quotaSize > 0 && !quota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
-        `overlay2: option overlay2.size needs XFS project quotas; ${quotaWhyNot}`, { option: 'overlay2.size' });
+        `overlay2: option overlay2.size needs project quotas (xfs or ext4); ${quotaWhyNot}`, { option: 'overlay2.size' });
     }
     await ensureDir(join(home, LINK_DIR), 0o700, me.uid, me.gid);
 
@@ -149,7 +149,7 @@ export class Overlay2Driver {
     const { size } = parseStorageOpt(opts.storageOpt);
     if (size > 0 && !this.features.projectQuota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
-        `overlay2: --storage-opt size is supported only for overlay over xfs with 'pquota' mount option (${this.home} is on ${this.features.backingFs})`,
+        `overlay2: --storage-opt size is supported only for overlay over xfs with 'pquota' mount option, or ext4 with project quotas (${this.home} is on ${this.features.backingFs})`,
         { id, option: 'size' });
     }
     await this.locks.run(id, async () => {
