@@ -16,6 +16,7 @@ import { RefCounter } from './mount/refcount.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
 import { ProjectQuota, supportsProjectQuota } from './quota.js';
+import { withApplyMarker, recoverInterruptedApply, requireComplete } from './diff/apply-marker.js';
 import { removeStaleStaging } from './diff/staging.js';
 
 export interface CreateOpts {
@@ -104,7 +105,12 @@ export class Overlay2Driver {
   /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
   private async recover(): Promise<void> {
     await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
-    for (const id of await this.store.listLayers()) await removeStaleStaging(this.store.dir(id));
+    for (const id of await this.store.listLayers()) {
+      await removeStaleStaging(this.store.dir(id));
+      recoverInterruptedApply(this.store.dir(id), () => {
+        try { this.shim.umount2(this.store.mergedDir(id), MNT_DETACH); } catch { /* not mounted */ }
+      });
+    }
     for (const name of await fsp.readdir(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
       try {
@@ -235,6 +241,7 @@ export class Overlay2Driver {
     // call would double the latency of a short-chain mount.
     return this.locks.run(id, async () => {
       const lowerEntries = this.store.mountLowerSync(id);
+      requireComplete(this.store.dir(id), id);
       if (lowerEntries === null) return this.store.diffDir(id);
       const merged = this.store.mergedDir(id);
       if (this.refs.increment(merged) > 1) return merged;
@@ -359,6 +366,7 @@ export class Overlay2Driver {
   private async checkPair(id: string, parent: string | null | undefined): Promise<string> {
     validateId(id);
     await this.store.requireLayer(id);
+    requireComplete(this.store.dir(id), id);
     const p = parent ?? '';
     if (p !== '') {
       validateId(p, 'parent id');
@@ -437,7 +445,9 @@ export class Overlay2Driver {
         return applyLayer(this.store.dir(id), tar, applyOpts);
       });
     }
-    return this.withMounted(id, (root) => applyThroughMount(root, tar, applyOpts));
+    // Written into the live diff/ through a mount: marked while it runs, so a crash cannot leave a
+    // half-applied layer that looks complete (see diff/apply-marker.ts).
+    return withApplyMarker(this.store.dir(id), () => this.withMounted(id, (root) => applyThroughMount(root, tar, applyOpts)));
   }
 
   private async withMounted<T>(id: string, fn: (root: string) => Promise<T>): Promise<T> {
