@@ -81,7 +81,7 @@ timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m "$MEM" -smp 2 -nographic -no
   -append "console=ttyS0 quiet loglevel=1 panic=-1 vmscript=$RUN/guest-script" \
   -drive "file=$RUN/scratch.img,if=virtio,format=raw,cache=unsafe" \
   -virtfs local,path=/,mount_tag=host,security_model=passthrough,id=host,multidevs=remap \
-  2>&1 | sed -u -e 's/\r$//' -e 's/^.*\(VM: kernel\)/\1/' | sed -u -e '1,/^VM: kernel/{/^VM: kernel/!d}' -e '/multidevs/d'
+  2>&1 | sed -u -e 's/\r$//' -e 's/^.*\(VM: kernel\)/\1/' | sed -u -e '1,/^VM: kernel/{/^VM: kernel/!d}' -e '/multidevs/d' -e '/reboot: Power down/d'
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" = 124 ] && { echo "vm.sh: timed out after $TIMEOUT s" >&2; exit 124; }

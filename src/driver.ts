@@ -227,6 +227,7 @@ export class Overlay2Driver {
       const doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
       let linkId = '';
       try { linkId = await this.store.readLinkId(id); } catch { /* no link file */ }
+      this.quota?.release(this.store.dir(id));
       await fsp.rename(this.store.dir(id), doomed);
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
       await fsp.rm(doomed, { recursive: true, force: true });

@@ -53,9 +53,9 @@ export class ProjectQuota {
       const base = withDirFd(home, (fd) => shim.fsxattrGet(fd).projid);
       const q = new ProjectQuota(shim, device, base, fs);
       q.scanExisting(home);
-      // Fails when project quotas are off. Probed on the first id no layer holds yet: clearing the
-      // limit of base + 1 (moby's probe) would wipe the limit of the first layer of an earlier run.
-      q.setLimit(q.nextProjectId, 0);
+      // Fails when project quotas are off. Probed on an id nothing holds yet: clearing the limit of
+      // base + 1 (moby's probe) wiped the limit of the first layer of an earlier run.
+      q.setLimit(q.peekFreeProjectId(), 0);
       return q;
     } catch (e) {
       rmSync(device, { force: true });
@@ -80,7 +80,7 @@ export class ProjectQuota {
   setQuota(dir: string, bytes: number): number {
     let projid = this.projectOf.get(dir);
     if (projid === undefined) {
-      projid = this.nextProjectId++;
+      projid = this.freeProjectId();
       withDirFd(dir, (fd) => {
         const cur = this.shim.fsxattrGet(fd);
         this.shim.fsxattrSet(fd, cur.xflags | FS_XFLAG_PROJINHERIT, projid as number);
@@ -89,6 +89,28 @@ export class ProjectQuota {
     }
     this.setLimit(projid, bytes);
     return projid;
+  }
+
+  /** The next project id with no usage and no limit on the device: another home on the same file
+   *  system numbers its projects from the same base, and two layers must never share one. */
+  private peekFreeProjectId(): number {
+    while (this.projectInUse(this.nextProjectId)) this.nextProjectId++;
+    return this.nextProjectId;
+  }
+
+  private freeProjectId(): number {
+    const id = this.peekFreeProjectId();
+    this.nextProjectId++;
+    return id;
+  }
+
+  private projectInUse(projid: number): boolean {
+    try {
+      const q = this.shim.xfsQuotaGet(this.device, projid);
+      return q.limitBytes > 0 || q.usedBytes > 0;
+    } catch {
+      return false; // ENOENT: no record for that id (other errors surface when the limit is set)
+    }
   }
 
   private setLimit(projid: number, bytes: number): void {
@@ -100,6 +122,14 @@ export class ProjectQuota {
   getQuota(dir: string): { limitBytes: number; usedBytes: number } {
     const projid = withDirFd(dir, (fd) => this.shim.fsxattrGet(fd).projid);
     return this.shim.xfsQuotaGet(this.device, projid);
+  }
+
+  /** Before a limited layer dir is removed: clears its project's limit, so the id is free again
+   *  once its blocks are freed. */
+  release(dir: string): void {
+    const projid = this.projectOf.get(dir) ?? withDirFd(dir, (fd) => this.shim.fsxattrGet(fd).projid);
+    this.projectOf.delete(dir);
+    if (projid > 0 && projid !== this.baseProjectId) this.setLimit(projid, 0);
   }
 
   /** The project id recorded for a dir that moved (create builds layers under .partial/ first). */
