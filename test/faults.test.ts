@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Overlay2Driver } from '../src/driver.js';
-import { mountTest, scratchRoot } from './support/env.js';
+import { mountTest, scratchRoot, rejectsWithCode } from './support/env.js';
 import { rng } from './support/rng.js';
 import { dir, file, tarOf } from './apply-tar.js';
 
@@ -233,6 +233,37 @@ test(`kill -9 during get/put: the re-opened driver mounts again and cleanup leav
     }
     await settle(d);
   }
+});
+
+test('kill -9 during an import through a mount into a layer that had content: refused with ERR_LAYER_INCOMPLETE, removable', async () => {
+  {
+    const d = await Overlay2Driver.init(home);
+    await d.create('inc', 'mid');
+    await d.applyDiff('inc', 'mid', Readable.from([tarOf(file('earlier', 'e'))]));
+  }
+  const p = start(['apply', home, 'inc', 'base']);
+  await p.ready;
+  p.child.stdin!.write(bigTar.subarray(0, Math.floor(bigTar.length / 2))); // the rest never comes
+  const diff = join(home, 'inc', 'diff');
+  for (let i = 0; i < 3000 && fs.readdirSync(diff).length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(fs.readdirSync(diff).length >= 3, 'the import wrote part of the archive');
+  await killAfter(p, 0);
+  const d = await Overlay2Driver.init(home);
+  assert.ok(fs.existsSync(join(home, 'inc', '.incomplete')), 'marked incomplete');
+  assert.ok(await d.exists('inc'), 'still listed: it is refused, not hidden');
+  for (const [what, op] of [
+    ['get', () => d.get('inc')],
+    ['diff', () => d.diff('inc', 'mid')],
+    ['changes', () => d.changes('inc', 'mid')],
+    ['applyDiff', () => d.applyDiff('inc', 'mid', Readable.from([tarOf()]))],
+  ] as const) {
+    const e = await rejectsWithCode(op as () => Promise<unknown>, 'ERR_LAYER_INCOMPLETE');
+    assert.match(e.message, /layer inc is incomplete/, what);
+  }
+  await d.remove('inc');
+  assert.not.ok(await d.exists('inc'));
+  await settle(d);
+  await reopen();
 });
 
 uvuTest.run();
