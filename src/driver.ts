@@ -10,6 +10,7 @@ import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './optio
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE } from './layout/store.js';
+import { removeTree } from './layout/remove-tree.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { RefCounter } from './mount/refcount.js';
@@ -104,7 +105,7 @@ export class Overlay2Driver {
 
   /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
   private async recover(): Promise<void> {
-    await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
+    await removeTree(this.store.partialDir(), this.home);
     for (const id of await this.store.listLayers()) {
       await removeStaleStaging(this.store.dir(id));
       recoverInterruptedApply(this.store.dir(id), () => {
@@ -205,7 +206,7 @@ export class Overlay2Driver {
         }
       } catch (e) {
         if (linked) await fsp.rm(linkPath, { force: true });
-        await fsp.rm(tmp, { recursive: true, force: true });
+        await removeTree(tmp, this.home);
         throw e;
       }
     });
@@ -230,7 +231,7 @@ export class Overlay2Driver {
       this.quota?.release(this.store.dir(id));
       await fsp.rename(this.store.dir(id), doomed);
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
-      await fsp.rm(doomed, { recursive: true, force: true });
+      await removeTree(doomed, this.home);
     });
   }
 

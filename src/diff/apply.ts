@@ -16,6 +16,7 @@ import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
 import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
 import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from './archive-safety.js';
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
+import { removeTreeSync } from '../layout/remove-tree.js';
 
 export { cleanName };
 
@@ -52,7 +53,7 @@ export async function applyLayer(layerDir: string, tar: Readable, opts: ApplyOpt
     swapIntoPlace(shim, staging, diffDir);
     return size;
   } catch (e) {
-    fs.rmSync(staging, { recursive: true, force: true });
+    removeTreeSync(staging);
     throw e;
   }
 }

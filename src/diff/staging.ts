@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
 import { AT_FDCWD, RENAME_EXCHANGE } from '../native/constants.js';
+import { removeTree, removeTreeSync } from '../layout/remove-tree.js';
 
 export const STAGING_PREFIX = '.staging-diff-';
 
@@ -23,7 +24,7 @@ export function createStaging(layerDir: string, diffDir: string): string {
  *  staging name). A crash between the two steps leaves a complete diff/ and a stale staging dir. */
 export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string): void {
   shim.renameat2(AT_FDCWD, stagingDir, AT_FDCWD, diffDir, RENAME_EXCHANGE);
-  fs.rmSync(stagingDir, { recursive: true, force: true });
+  removeTreeSync(stagingDir);
 }
 
 /** Removes every staging dir in a layer dir (leftovers of interrupted imports); returns how many. */
@@ -38,8 +39,7 @@ export async function removeStaleStaging(layerDir: string): Promise<number> {
   }
   for (const name of names) {
     if (!name.startsWith(STAGING_PREFIX)) continue;
-    // rm -r never follows symlinks, so a hostile tree left in staging cannot redirect the removal.
-    await fs.promises.rm(join(layerDir, name), { recursive: true, force: true });
+    await removeTree(join(layerDir, name), layerDir);
     removed++;
   }
   return removed;
