@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Error } from '../errors.js';
 import { isEmptyDir } from './staging.js';
+import { removeTreeSync } from '../layout/remove-tree.js';
 
 export const APPLYING_FILE = '.applying';
 export const INCOMPLETE_FILE = '.incomplete';
@@ -39,9 +40,9 @@ function writeDurably(path: string, text: string): void {
   }
 }
 
-/** Empties a directory (never following symlinks: rm -r removes links, not their targets). */
+/** Empties a directory through the store's one removal primitive (fd-relative, beneath `dir`). */
 function emptyDir(dir: string): void {
-  for (const name of fs.readdirSync(dir)) fs.rmSync(join(dir, name), { recursive: true, force: true });
+  for (const name of fs.readdirSync(dir)) removeTreeSync(join(dir, name), dir);
 }
 
 /**
