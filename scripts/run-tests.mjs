@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const testDir = join(root, 'dist', 'test');
-const only = process.argv.slice(2);
+// Arguments pick test files by substring; "!substring" leaves files out (e.g. the VM pass of .ci/run).
+const only = process.argv.slice(2).filter((a) => !a.startsWith('!'));
+const except = process.argv.slice(2).filter((a) => a.startsWith('!')).map((a) => a.slice(1));
 if (!existsSync(testDir)) {
   console.error('no compiled tests in dist/test: run `npm run build` first');
   console.log('0 passed, 1 failed');
@@ -18,6 +20,7 @@ if (!existsSync(testDir)) {
 const files = readdirSync(testDir)
   .filter((f) => f.endsWith('.test.js'))
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
+  .filter((f) => !except.some((o) => f.includes(o)))
   .sort();
 
 let passed = 0, failed = 0, skipped = 0;

@@ -774,6 +774,33 @@ out:
   return ret;
 }
 
+// vfsQuotaSetLimit(device, projid, bytes): quotactl(Q_SETQUOTA, PRJQUOTA) with hard = soft = bytes
+// (0 removes the limit): the generic quota interface, for file systems whose project quotas live in
+// the VFS quota files (ext4 with -O quota,project) rather than in XFS's own quota manager.
+static napi_value js_vfs_quota_set_limit(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  char *dev = NULL;
+  int64_t projid, bytes;
+  napi_value ret = NULL;
+  if (!arg_string(env, argv[0], "device", false, &dev) || !arg_i64(env, argv[1], "projid", &projid) ||
+      !arg_i64(env, argv[2], "bytes", &bytes))
+    goto out;
+  struct if_dqblk q;
+  memset(&q, 0, sizeof q);
+  // dqb_b*limit count 1 KiB quota blocks (QIF_DQBLKSIZE); round up so the limit is never below bytes.
+  q.dqb_bhardlimit = ((uint64_t)bytes + 1023) / 1024;
+  q.dqb_bsoftlimit = q.dqb_bhardlimit;
+  q.dqb_valid = QIF_BLIMITS;
+  if (quotactl(QCMD(Q_SETQUOTA, PRJQUOTA), dev, (int)projid, (caddr_t)&q) != 0) {
+    throw_errno(env, errno, "quotactl", dev, NULL);
+    goto out;
+  }
+  ret = undefined(env);
+out:
+  free(dev);
+  return ret;
+}
+
 // xfsQuotaGet(device, projid) -> {limitBytes, usedBytes}   (quotactl Q_XGETQUOTA, PRJQUOTA)
 static napi_value js_xfs_quota_get(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
@@ -1998,6 +2025,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"removeTree", js_remove_tree}, {"removeTreeSync", js_remove_tree_sync},
     {"fsxattrGet", js_fsxattr_get}, {"fsxattrSet", js_fsxattr_set},
     {"xfsQuotaSetLimit", js_xfs_quota_set_limit}, {"xfsQuotaGet", js_xfs_quota_get},
+    {"vfsQuotaSetLimit", js_vfs_quota_set_limit},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -18,8 +18,9 @@ import { openHome } from './layout/home.js';
 import { cachedFeatures } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
-import type { ProjectQuota } from './quota.js';
+import { ProjectQuota, supportsProjectQuota } from './quota.js';
 import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './diff/staging.js';
+import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './diff/apply-marker.js';
 import { ProgressCounter, type Control } from './progress.js';
 import type { LayerSource } from './diff/apply-input.js';
 import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
@@ -136,17 +137,16 @@ export class Overlay2Driver {
     // the probes' scratch dir: a read-only open leaves the home as it found it
     if (readOnly && !partialExisted) removeTreeSync(join(home, PARTIAL_DIR), home);
     let quota: ProjectQuota | null = null;
-    let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs`;
-    if (features.backingFs === 'xfs' && !readOnly) {
-      const { ProjectQuota } = await import('./quota.js');
-      const q = ProjectQuota.open(shim, home);
-      if (!(q instanceof Error)) quota = q;
-      else quotaWhyNot = `project quotas are not enabled on ${home} (mount xfs with prjquota): ${q.message}`;
+    let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs or ext4`;
+    if (supportsProjectQuota(features.backingFs) && !readOnly) {
+      const q = ProjectQuota.open(shim, home, features.backingFs);
+      if (q instanceof ProjectQuota) quota = q;
+      else quotaWhyNot = `project quotas are not enabled on ${home} (mount xfs with prjquota, or ext4 made with -O quota,project and mounted with prjquota): ${q.message}`;
     }
     features.projectQuota = quota !== null;
     if (opts.quotaSize > 0 && !quota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
-        `overlay2: option overlay2.size needs XFS project quotas; ${quotaWhyNot}`, { option: 'overlay2.size' });
+        `overlay2: option overlay2.size needs project quotas (xfs or ext4); ${quotaWhyNot}`, { option: 'overlay2.size' });
     }
 
     const driver = new Overlay2Driver(home, shim, features, opts, idMappings, quota, scope);
@@ -166,6 +166,11 @@ export class Overlay2Driver {
       let names: string[];
       try { names = readdirSync(this.store.dir(e.name)); } catch { continue; }
       if (names.some((n) => n.startsWith(STAGING_PREFIX))) await removeStaleStaging(this.store.dir(e.name));
+      if (names.includes(APPLYING_FILE)) {
+        recoverInterruptedApply(this.store.dir(e.name), () => {
+          try { this.shim.umount2(this.store.mergedDir(e.name), MNT_DETACH); } catch { /* not mounted */ }
+        });
+      }
       if (names.some((n) => n.startsWith('ovl2-') && n.includes('.tmp-'))) {
         (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
       }
@@ -210,7 +215,7 @@ export class Overlay2Driver {
     const { size } = parseStorageOpt(opts.storageOpt);
     if (size > 0 && !this.features.projectQuota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
-        `overlay2: --storage-opt size is supported only for overlay over xfs with 'pquota' mount option (${this.home} is on ${this.features.backingFs})`,
+        `overlay2: --storage-opt size is supported only for overlay over xfs with 'pquota' mount option, or ext4 with project quotas (${this.home} is on ${this.features.backingFs})`,
         { id, option: 'size' });
     }
     await this.locks.run(id, async () => {
@@ -294,6 +299,7 @@ export class Overlay2Driver {
       const doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
       let linkId = '';
       try { linkId = await this.store.readLinkId(id); } catch { /* no link file */ }
+      this.quota?.release(this.store.dir(id));
       await fsp.rename(this.store.dir(id), doomed);
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
       await removeTree(doomed, this.home);
@@ -333,6 +339,7 @@ export class Overlay2Driver {
     // call would double the latency of a short-chain mount.
     return this.locks.run(id, async () => {
       const lowerEntries = this.store.mountLowerSync(id);
+      requireComplete(this.store.dir(id), id);
       if (lowerEntries === null) return this.store.diffDir(id);
       const merged = this.store.mergedDir(id);
       const held = this.held.get(id) ?? 0;
@@ -495,6 +502,7 @@ export class Overlay2Driver {
   private async checkPair(id: string, parent: string | null | undefined): Promise<string> {
     validateId(id);
     await this.store.requireLayer(id);
+    requireComplete(this.store.dir(id), id);
     const p = parent ?? '';
     if (p !== '') {
       validateId(p, 'parent id');
@@ -619,7 +627,10 @@ export class Overlay2Driver {
         return run((applyOpts) => applyLayer(layerDir, input, applyOpts));
       });
     }
-    return this.withMounted(id, (root) => run((applyOpts) => applyThroughMount(root, input, applyOpts)));
+    // Written into the live diff/ through a mount: marked while it runs, so a crash cannot leave a
+    // half-applied layer that looks complete (see diff/apply-marker.ts).
+    return withApplyMarker(this.store.dir(id), () =>
+      this.withMounted(id, (root) => run((applyOpts) => applyThroughMount(root, input, applyOpts))));
   }
 
   // ---- images ---------------------------------------------------------------------------------

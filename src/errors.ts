@@ -7,6 +7,7 @@ export type Overlay2ErrorCode =
   | 'ERR_LAYER_NOT_FOUND'     // no layer with that id (or parent)
   | 'ERR_LAYER_EXISTS'        // create() of an id that is already there
   | 'ERR_LAYER_BUSY'          // an operation that needs the layer unmounted
+  | 'ERR_LAYER_INCOMPLETE'    // an import through the layer's mount was interrupted after it had content
   | 'ERR_INVALID_ID'          // an id that cannot name a directory safely
   | 'ERR_UNSAFE_ARCHIVE'      // a tar entry that would reach outside the layer
   | 'ERR_BAD_ARCHIVE'         // a malformed, truncated or unsupported tar

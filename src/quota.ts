@@ -1,6 +1,9 @@
-// XFS project quotas for overlay2.size / --storage-opt size, as moby's quota.Control does them: each
+// Project quotas for overlay2.size / --storage-opt size, as moby's quota.Control does them: each
 // limited layer directory gets its own project id (inherited by everything created below it) and a
 // block limit on that project, set through a block-device node of the home's filesystem.
+// XFS (mounted with prjquota/pquota) keeps limits in its own quota manager (Q_XSETQLIM); ext4
+// (mkfs -O quota,project, mounted with prjquota) in the VFS quota files (Q_SETQUOTA). Docker refuses
+// ext4; containers/storage supports it, and so do we.
 import { openSync, closeSync, statSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Shim } from './native/shim.js';
@@ -20,16 +23,25 @@ function withDirFd<T>(path: string, fn: (fd: number) => T): T {
   }
 }
 
+/** The backing file systems (moby's names, as in Features.backingFs) whose project quotas we drive. */
+export const QUOTA_FILESYSTEMS = ['xfs', 'extfs'] as const;
+export type QuotaFilesystem = (typeof QUOTA_FILESYSTEMS)[number];
+
+export function supportsProjectQuota(backingFs: string): backingFs is QuotaFilesystem {
+  return (QUOTA_FILESYSTEMS as readonly string[]).includes(backingFs);
+}
+
 export class ProjectQuota {
   private nextProjectId: number;
   private readonly projectOf = new Map<string, number>();
 
-  private constructor(private readonly shim: Shim, readonly device: string, private readonly baseProjectId: number) {
+  private constructor(private readonly shim: Shim, readonly device: string, private readonly baseProjectId: number,
+    readonly fs: QuotaFilesystem) {
     this.nextProjectId = baseProjectId + 1;
   }
 
-  /** Project quotas on the home's filesystem, or the reason they are not available. */
-  static open(shim: Shim, home: string): ProjectQuota | Error {
+  /** Project quotas on the home's filesystem (xfs or ext4), or the reason they are not available. */
+  static open(shim: Shim, home: string, fs: QuotaFilesystem = 'xfs'): ProjectQuota | Error {
     const device = join(home, BACKING_FS_DEVICE);
     try {
       // Made anew each time, in case the home was copied to another device.
@@ -39,9 +51,11 @@ export class ProjectQuota {
       shim.mknodat(-100, tmp, S_IFBLK | 0o600, devMajor(dev), devMinor(dev));
       renameSync(tmp, device);
       const base = withDirFd(home, (fd) => shim.fsxattrGet(fd).projid);
-      const q = new ProjectQuota(shim, device, base);
-      shim.xfsQuotaSetLimit(device, base + 1, 0); // fails when project quotas are off
+      const q = new ProjectQuota(shim, device, base, fs);
       q.scanExisting(home);
+      // Fails when project quotas are off. Probed on an id nothing holds yet: clearing the limit of
+      // base + 1 (moby's probe) wiped the limit of the first layer of an earlier run.
+      q.setLimit(q.peekFreeProjectId(), 0);
       return q;
     } catch (e) {
       rmSync(device, { force: true });
@@ -66,21 +80,56 @@ export class ProjectQuota {
   setQuota(dir: string, bytes: number): number {
     let projid = this.projectOf.get(dir);
     if (projid === undefined) {
-      projid = this.nextProjectId++;
+      projid = this.freeProjectId();
       withDirFd(dir, (fd) => {
         const cur = this.shim.fsxattrGet(fd);
         this.shim.fsxattrSet(fd, cur.xflags | FS_XFLAG_PROJINHERIT, projid as number);
       });
       this.projectOf.set(dir, projid);
     }
-    this.shim.xfsQuotaSetLimit(this.device, projid, bytes);
+    this.setLimit(projid, bytes);
     return projid;
+  }
+
+  /** The next project id with no usage and no limit on the device: another home on the same file
+   *  system numbers its projects from the same base, and two layers must never share one. */
+  private peekFreeProjectId(): number {
+    while (this.projectInUse(this.nextProjectId)) this.nextProjectId++;
+    return this.nextProjectId;
+  }
+
+  private freeProjectId(): number {
+    const id = this.peekFreeProjectId();
+    this.nextProjectId++;
+    return id;
+  }
+
+  private projectInUse(projid: number): boolean {
+    try {
+      const q = this.shim.xfsQuotaGet(this.device, projid);
+      return q.limitBytes > 0 || q.usedBytes > 0;
+    } catch {
+      return false; // ENOENT: no record for that id (other errors surface when the limit is set)
+    }
+  }
+
+  private setLimit(projid: number, bytes: number): void {
+    if (this.fs === 'xfs') this.shim.xfsQuotaSetLimit(this.device, projid, bytes);
+    else this.shim.vfsQuotaSetLimit(this.device, projid, bytes);
   }
 
   /** The limit and usage of the project `dir` belongs to. */
   getQuota(dir: string): { limitBytes: number; usedBytes: number } {
     const projid = withDirFd(dir, (fd) => this.shim.fsxattrGet(fd).projid);
     return this.shim.xfsQuotaGet(this.device, projid);
+  }
+
+  /** Before a limited layer dir is removed: clears its project's limit, so the id is free again
+   *  once its blocks are freed. */
+  release(dir: string): void {
+    const projid = this.projectOf.get(dir) ?? withDirFd(dir, (fd) => this.shim.fsxattrGet(fd).projid);
+    this.projectOf.delete(dir);
+    if (projid > 0 && projid !== this.baseProjectId) this.setLimit(projid, 0);
   }
 
   /** The project id recorded for a dir that moved (create builds layers under .partial/ first). */

@@ -28,7 +28,8 @@ function stagingDirs(layer: string): string[] {
   return fs.readdirSync(layer).filter((n) => n.startsWith('.staging-diff-'));
 }
 
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+// Generous: under TCG (the 6.1 VM pass) on a loaded 2-core machine, filling the staging dir took over 30 s.
+async function until(cond: () => boolean, what: string, ms = 180_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -38,6 +39,7 @@ async function until(cond: () => boolean, what: string, ms = 30_000): Promise<vo
 
 maybe('SIGKILL mid-import: diff/ stays empty, staging is swept, the import then succeeds', async () => {
   const root = tempDir('ovl2-kill-');
+  let child: ReturnType<typeof spawn> | undefined;
   try {
     const layer = join(root, 'layer');
     const diff = join(layer, 'diff');
@@ -48,10 +50,11 @@ maybe('SIGKILL mid-import: diff/ stays empty, staging is swept, the import then 
       import { IdMappings } from ${JSON.stringify(new URL('../src/idmap.js', import.meta.url).href)};
       await applyLayer(${JSON.stringify(layer)}, process.stdin, { userxattr: false, idMappings: new IdMappings() });
       console.log('finished');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    child = c;
     let out = '';
     child.stdout!.on('data', (b: Buffer) => { out += b; });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => c.once('exit', (_code, signal) => resolve(signal)));
     child.stdin!.on('error', () => { /* EPIPE once it is killed */ });
     // Feed 60% of the archive and hold the rest back: the child is certainly mid-way when killed.
     child.stdin!.write(tar.subarray(0, Math.floor(tar.length * 0.6)));
@@ -78,6 +81,11 @@ maybe('SIGKILL mid-import: diff/ stays empty, staging is swept, the import then 
     assert.is(size, expectedSize());
     assert.equal(fs.readdirSync(layer), ['diff']);
   } finally {
+    // A failed wait must not leave the child writing (rm would race it) or holding this process open.
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child!.once('exit', r));
+    }
     fs.rmSync(root, { recursive: true, force: true });
   }
 });

@@ -57,13 +57,15 @@ export interface Shim {
   /** flock(fd, operation) (LOCK_EX, LOCK_UN, LOCK_NB...): released by the kernel when the process dies. */
   flock(fd: number, operation: number): void;
 
-  // project quotas (XFS)
+  // project quotas (XFS; ext4 through the generic quota interface)
   fsxattrGet(fd: number): { xflags: number; projid: number; extsize: number; nextents: number; cowextsize: number };
   /** Sets the xflags and project id of the inode behind fd, keeping its other fsxattr fields. */
   fsxattrSet(fd: number, xflags: number, projid: number): void;
   /** quotactl(Q_XSETQLIM, PRJQUOTA) on the block device: hard = soft = bytes (0 = no limit). */
   xfsQuotaSetLimit(device: string, projid: number, bytes: number): void;
   xfsQuotaGet(device: string, projid: number): { limitBytes: number; usedBytes: number };
+  /** quotactl(Q_SETQUOTA, PRJQUOTA) on the block device (ext4): hard = soft = bytes rounded up to KiB (0 = no limit). */
+  vfsQuotaSetLimit(device: string, projid: number, bytes: number): void;
 
   // *at operations, for work that must stay beneath a directory fd
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;

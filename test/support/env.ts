@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { test as uvuTest, suite } from 'uvu';
+import type { Features } from '../../src/features.js';
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -88,4 +89,38 @@ export async function rejectsWithCode(fn: () => Promise<unknown>, code: string):
     return err;
   }
   throw new Error(`expected a rejection with code ${code}, but it resolved`);
+}
+
+/** Whether a command is on PATH. */
+export function have(cmd: string): boolean {
+  try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'pipe' }); return true; } catch { return false; }
+}
+
+let probed: Promise<Features | null> | undefined;
+
+/**
+ * What the driver detects on this kernel (a throwaway home under the temp dir), for gating tests on
+ * the feature itself rather than on a kernel version: `lowerdirPlus` (fsconfig "lowerdir+", Linux >= 6.8)
+ * decides whether chains past 128 lowers mount. Null when overlay cannot be mounted here.
+ * Use at module top level: `const features = await detectedFeatures();`.
+ */
+export function detectedFeatures(): Promise<Features | null> {
+  probed ??= (async () => {
+    if (!canMountOverlay) return null;
+    const { Overlay2Driver } = await import('../../src/driver.js');
+    const dir = tempDir('ovl2-probe-');
+    try {
+      const d = await Overlay2Driver.init(join(dir, 'home'));
+      return { ...d.features };
+    } finally {
+      removeTree(dir);
+    }
+  })();
+  return probed;
+}
+
+/** Why a test that needs fsconfig "lowerdir+" cannot run here ('' when it can). */
+export function whyNoLowerdirPlus(f: Features | null): string {
+  if (!f) return whyNotMount || 'overlay cannot be mounted here';
+  return f.lowerdirPlus ? '' : 'this kernel has no fsconfig "lowerdir+" (Linux < 6.8): chains stop at 128 lowers and mount(2) answers the 6.1 errnos';
 }

@@ -1,0 +1,126 @@
+// Crash safety for imports written through a mount (applyDiff against a parent that is not the
+// layer's direct parent): those write into the live diff/ and cannot be staged and swapped, so the
+// layer carries a marker while one runs. HOME/<id>/.applying is written (and fsync'd, with the layer
+// dir) before the first byte lands and removed (the dir fsync'd again) after the last. A marker found
+// by a later init means the import died part-way: a diff/ that was empty before is emptied back (the
+// layer is as create() left it, as the staged path leaves it); one that had content cannot be put
+// back, so the layer is marked incomplete (.incomplete) and refused with ERR_LAYER_INCOMPLETE until
+// it is removed. No half-applied layer looks complete.
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { Overlay2Error } from '../errors.js';
+import { isEmptyDir } from './staging.js';
+import { removeTreeSync } from '../layout/remove-tree.js';
+
+export const APPLYING_FILE = '.applying';
+export const INCOMPLETE_FILE = '.incomplete';
+
+interface ApplyingRecord {
+  /** diff/ had no entries when the import began: emptying it restores the layer exactly. */
+  diffWasEmpty: boolean;
+  pid: number;
+}
+
+function fsyncPath(path: string): void {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function writeDurably(path: string, text: string): void {
+  const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Empties a directory through the store's one removal primitive (fd-relative, beneath `dir`). */
+function emptyDir(dir: string): void {
+  for (const name of fs.readdirSync(dir)) removeTreeSync(join(dir, name), dir);
+}
+
+/**
+ * Runs `write` (an import into layerDir's diff/ through a mount) under the marker. When `write`
+ * fails, what it wrote is taken out again (diff/ was empty) or the layer is marked incomplete.
+ */
+export async function withApplyMarker<T>(layerDir: string, write: () => Promise<T>): Promise<T> {
+  const diffDir = join(layerDir, 'diff');
+  const record: ApplyingRecord = { diffWasEmpty: isEmptyDir(diffDir), pid: process.pid };
+  const marker = join(layerDir, APPLYING_FILE);
+  writeDurably(marker, JSON.stringify(record));
+  fsyncPath(layerDir);
+  let result: T;
+  try {
+    result = await write();
+  } catch (e) {
+    settle(layerDir, record);
+    throw e;
+  }
+  fs.rmSync(marker, { force: true });
+  fsyncPath(layerDir);
+  return result;
+}
+
+/** What an interrupted or failed import leaves: emptied back, or marked incomplete. */
+function settle(layerDir: string, record: ApplyingRecord): 'emptied' | 'incomplete' {
+  const marker = join(layerDir, APPLYING_FILE);
+  if (record.diffWasEmpty) {
+    emptyDir(join(layerDir, 'diff'));
+    fsyncPath(join(layerDir, 'diff'));
+    fs.rmSync(marker, { force: true });
+    fsyncPath(layerDir);
+    return 'emptied';
+  }
+  fs.renameSync(marker, join(layerDir, INCOMPLETE_FILE));
+  fsyncPath(layerDir);
+  return 'incomplete';
+}
+
+/**
+ * At init: settles an import a dead process left in layerDir. `unmount` takes away a stale mount of
+ * the layer first (the dead process's mount outlives it). Returns what was found.
+ */
+export function recoverInterruptedApply(layerDir: string, unmount: () => void): 'none' | 'emptied' | 'incomplete' {
+  let text: string;
+  try {
+    text = fs.readFileSync(join(layerDir, APPLYING_FILE), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'none';
+    throw e;
+  }
+  let record: ApplyingRecord;
+  try {
+    record = JSON.parse(text) as ApplyingRecord;
+  } catch {
+    // A torn marker: the process died before the marker was durable, so before the import began.
+    fs.rmSync(join(layerDir, APPLYING_FILE), { force: true });
+    return 'none';
+  }
+  // Another process's init (any CLI call that writes) must not settle an import that is still running.
+  if (typeof record.pid === 'number' && isAlive(record.pid)) return 'none';
+  unmount();
+  return settle(layerDir, { diffWasEmpty: record.diffWasEmpty === true, pid: record.pid });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Refuses a layer an import left half-written (ERR_LAYER_INCOMPLETE). */
+export function requireComplete(layerDir: string, id: string): void {
+  if (fs.existsSync(join(layerDir, INCOMPLETE_FILE))) {
+    throw new Overlay2Error('ERR_LAYER_INCOMPLETE',
+      `overlay2: layer ${id} is incomplete: an import through its mount was interrupted after it had content; remove it and create it again`, { id });
+  }
+}
