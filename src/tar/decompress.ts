@@ -30,6 +30,8 @@ export function detectCompression(head: Uint8Array): Compression {
   const b = head;
   if (b.length >= 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08) return 'gzip';
   if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
+  // A zstd skippable frame (magic 0x184D2A5?) first, as zstd:chunked layers begin (moby checks it too).
+  if (b.length >= 8 && (b[0] & 0xf0) === 0x50 && b[1] === 0x2a && b[2] === 0x4d && b[3] === 0x18) return 'zstd';
   if (b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 && b[4] === 0x5a && b[5] === 0x00) return 'xz';
   // "BZh" + block size digit + the block magic (pi): three bytes alone would also start a tar
   // whose first member is named "BZh...".
