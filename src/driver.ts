@@ -424,7 +424,7 @@ export class Overlay2Driver {
   /** Extracts a layer tar (plain, gzip or zstd) into the layer; returns the layer's size after. */
   async applyDiff(id: string, parent: string | null | undefined, tar: Readable): Promise<number> {
     const p = await this.checkPair(id, parent);
-    const applyOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings };
+    const applyOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings, layer: id };
     const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
     if (await this.useNative(id, p)) {
       // Under the layer's lock: no get() can mount it mid-apply, no second apply can swap at once.
