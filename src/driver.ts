@@ -6,6 +6,7 @@ import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
 import { FS_MAGIC, MNT_DETACH, RENAME_NOREPLACE, AT_FDCWD } from './native/constants.js';
 import { detectFeatures, type Features } from './features.js';
+import { loadFeatures, writeFeatureCache, isOutOfSpace } from './feature-cache.js';
 import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './options.js';
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
@@ -17,6 +18,7 @@ import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
 import { ProjectQuota } from './quota.js';
 import { removeStaleStaging } from './diff/staging.js';
+import { cleanupAfter } from './diff/apply-errors.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -81,7 +83,9 @@ export class Overlay2Driver {
     const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
     await fsp.mkdir(home, { recursive: true, mode: 0o710 });
     await setOwnerMode(home, 0o710, me.uid, root.gid);
-    const features = await detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck });
+    // Cached, probed, or — on a full filesystem — unprobed (see feature-cache.ts): a full disk must
+    // not keep remove() from freeing space.
+    const features = await loadFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck });
     let quota: ProjectQuota | null = null;
     let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs`;
     if (features.backingFs === 'xfs') {
@@ -101,9 +105,31 @@ export class Overlay2Driver {
     return driver;
   }
 
+  /**
+   * The features an operation needs, probed again if init could not (a full filesystem); while the
+   * probes still fail, ERR_NO_SPACE saying why. Operations that free space never call this.
+   */
+  private async requireFeatures(what: string, id?: string): Promise<void> {
+    if (!this.features.unprobed) return;
+    try {
+      const fresh = await detectFeatures(this.shim, { home: this.home, overrideKernelCheck: this.options.overrideKernelCheck });
+      fresh.projectQuota = this.quota !== null;
+      Object.assign(this.features, fresh, { unprobed: undefined });
+      delete this.features.unprobed;
+      writeFeatureCache(this.home, this.features);
+    } catch (e) {
+      if (!isOutOfSpace(this.shim, this.home, e)) throw e;
+      throw new Overlay2Error('ERR_NO_SPACE',
+        `overlay2: cannot ${what}: ${this.features.unprobed}; remove layers to free space`, { id, cause: e });
+    }
+  }
+
   /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
   private async recover(): Promise<void> {
     await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
+    // Made again at once (best effort): on a full filesystem the inode just freed is the one that
+    // remove() needs to move a layer out of sight.
+    await fsp.mkdir(this.store.partialDir(), { mode: 0o700 }).catch(() => undefined);
     for (const id of await this.store.listLayers()) await removeStaleStaging(this.store.dir(id));
     for (const name of await fsp.readdir(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
@@ -147,6 +173,7 @@ export class Overlay2Driver {
     validateId(id);
     if (parent !== '') validateId(parent, 'parent id');
     const { size } = parseStorageOpt(opts.storageOpt);
+    await this.requireFeatures(`create layer ${id}`, id);
     if (size > 0 && !this.features.projectQuota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
         `overlay2: --storage-opt size is supported only for overlay over xfs with 'pquota' mount option (${this.home} is on ${this.features.backingFs})`,
@@ -170,8 +197,13 @@ export class Overlay2Driver {
       // Build the layer under .partial/ and rename it into place: a crash leaves no half layer.
       const root = this.idMappings.root();
       const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-      await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
-      const tmp = await fsp.mkdtemp(join(this.store.partialDir(), `${id}.`));
+      let tmp: string;
+      try {
+        await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
+        tmp = await fsp.mkdtemp(join(this.store.partialDir(), `${id}.`));
+      } catch (e) {
+        throw noSpace(e, `create layer ${id}`, id);
+      }
       const linkId = generateLinkId();
       const linkPath = join(this.store.linkDir(), linkId);
       let linked = false;
@@ -198,9 +230,11 @@ export class Overlay2Driver {
           throw e;
         }
       } catch (e) {
-        if (linked) await fsp.rm(linkPath, { force: true });
-        await fsp.rm(tmp, { recursive: true, force: true });
-        throw e;
+        // The failure wins over anything cleanup runs into (attached as cleanupErrors).
+        throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
+          if (linked) await fsp.rm(linkPath, { force: true });
+          await fsp.rm(tmp, { recursive: true, force: true });
+        });
       }
     });
   }
@@ -217,11 +251,19 @@ export class Overlay2Driver {
       this.refs.forget(merged);
       this.lastMountMethod.delete(id);
       // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
-      await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
-      const doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
       let linkId = '';
       try { linkId = await this.store.readLinkId(id); } catch { /* no link file */ }
-      await fsp.rename(this.store.dir(id), doomed);
+      let doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
+      try {
+        await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
+        await fsp.rename(this.store.dir(id), doomed);
+      } catch (e) {
+        // A full filesystem has no inode for .partial/: then out of sight means without its link
+        // file (a dir without one is not a layer), deleted where it is.
+        if (!isOutOfSpace(this.shim, this.home, e)) throw e;
+        doomed = this.store.dir(id);
+        await fsp.rm(join(doomed, LINK_FILE), { force: true });
+      }
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
       await fsp.rm(doomed, { recursive: true, force: true });
     });
@@ -231,6 +273,7 @@ export class Overlay2Driver {
   async get(id: string, mountLabel?: string): Promise<string> {
     validateId(id);
     validateMountLabel(mountLabel);
+    await this.requireFeatures(`mount layer ${id}`, id);
     // Sync metadata calls on purpose: each is microseconds, while a thread-pool round trip per
     // call would double the latency of a short-chain mount.
     return this.locks.run(id, async () => {
@@ -293,6 +336,7 @@ export class Overlay2Driver {
       ['Redirect Dir', f.redirectDirOff ? 'off' : 'kernel default'],
       ['Mount API', f.lowerdirPlus ? 'mount(2), fsconfig lowerdir+' : 'mount(2)'],
       ['Max Depth', String(this.maxDepth)],
+      ...(f.unprobed ? [['Features', `unknown: ${f.unprobed}`] as [string, string]] : []),
     ];
   }
 
@@ -359,6 +403,7 @@ export class Overlay2Driver {
   private async checkPair(id: string, parent: string | null | undefined): Promise<string> {
     validateId(id);
     await this.store.requireLayer(id);
+    await this.requireFeatures(`diff or apply layer ${id}`, id);
     const p = parent ?? '';
     if (p !== '') {
       validateId(p, 'parent id');
@@ -456,6 +501,12 @@ export class Overlay2Driver {
       return false;
     }
   }
+}
+
+/** ENOSPC / EDQUOT as ERR_NO_SPACE naming what could not be done; any other error as it is. */
+function noSpace(e: unknown, what: string, id: string): unknown {
+  if (!isErrno(e, 'ENOSPC') && !isErrno(e, 'EDQUOT')) return e;
+  return new Overlay2Error('ERR_NO_SPACE', `overlay2: cannot ${what}: ${(e as Error).message}`, { id, cause: e });
 }
 
 /** Storage-option keys are case-insensitive, as dockerd reads them. */
