@@ -14,6 +14,7 @@ import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE } from './l
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { RefCounter } from './mount/refcount.js';
+import { registerReferenceHolder, sweepStaleMounts } from './mount/stale.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
 import { ProjectQuota } from './quota.js';
@@ -60,6 +61,7 @@ export class Overlay2Driver {
     this.idMappings = idMappings;
     this.store = new LayerStore(home);
     this.refs = new RefCounter((p) => this.isOverlayMount(p));
+    registerReferenceHolder(this.refs);
   }
 
   /**
@@ -280,6 +282,8 @@ export class Overlay2Driver {
       const lowerEntries = this.store.mountLowerSync(id);
       if (lowerEntries === null) return this.store.diffDir(id);
       const merged = this.store.mergedDir(id);
+      // First use of this layer by this driver: what a crashed process left mounted goes (stale.ts).
+      if (!this.refs.seen(merged)) sweepStaleMounts(this.shim, merged, this.refs);
       if (this.refs.increment(merged) > 1) return merged;
       try {
         const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));

@@ -29,6 +29,11 @@ export class RefCounter {
     return m.count;
   }
 
+  /** Whether this counter has looked at `path` yet (its first use by this driver). */
+  seen(path: string): boolean {
+    return this.counts.has(path);
+  }
+
   count(path: string): number {
     return this.counts.get(path)?.count ?? 0;
   }
