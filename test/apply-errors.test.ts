@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { applyLayer, applyThroughMount } from '../src/diff/apply.js';
+import { applyFailure } from '../src/diff/apply-errors.js';
 import { Overlay2Error } from '../src/errors.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
@@ -140,6 +141,29 @@ withChattr('a cleanup that fails once is retried: the staging dir is gone before
   assert.equal(stagingDirs(layer), []);
   assert.equal(fs.readdirSync(diff), []);
   fs.rmSync(root, { recursive: true, force: true });
+});
+
+test('errno → code: each a one-line Overlay2Error naming layer and entry, the errno as cause', () => {
+  const cases: Array<[string, string]> = [
+    ['ENOSPC', 'ERR_NO_SPACE'], ['EDQUOT', 'ERR_NO_SPACE'], ['ENAMETOOLONG', 'ERR_BAD_ARCHIVE'],
+    ['ENOTDIR', 'ERR_LAYER_BUSY'], ['ENOTEMPTY', 'ERR_LAYER_BUSY'], ['ENOENT', 'ERR_LAYER_BUSY'], ['EBUSY', 'ERR_LAYER_BUSY'],
+  ];
+  for (const [errno, code] of cases) {
+    const sys = Object.assign(new Error(`${errno}: something,\n unlinkat 'x'`), { code: errno });
+    const e = applyFailure(sys, 'lay', 'd/x') as Overlay2Error;
+    assert.instance(e, Overlay2Error, errno);
+    assert.is(e.code, code, errno);
+    assert.is(e.cause, sys);
+    assert.is(e.id, 'lay');
+    assert.ok(e.message.includes('layer lay') && e.message.includes('"d/x"') && !e.message.includes('\n'), e.message);
+  }
+  // Before any entry, ENOENT is about the call's own paths: it stays what it is.
+  const early = Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+  assert.is(applyFailure(early, 'lay', ''), early);
+  // Other system errors keep their code and gain layer and entry.
+  const eio = applyFailure(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }), 'lay', 'f') as Error & { code: string };
+  assert.is(eio.code, 'EIO');
+  assert.ok(eio.message.includes('layer lay') && eio.message.includes('"f"'));
 });
 
 test.run();
