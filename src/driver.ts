@@ -11,6 +11,7 @@ import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './optio
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE } from './layout/store.js';
+import { removeTree } from './layout/remove-tree.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { RefCounter } from './mount/refcount.js';
@@ -128,7 +129,7 @@ export class Overlay2Driver {
 
   /** Removes what interrupted operations left: partial layers, staging dirs, dangling links. */
   private async recover(): Promise<void> {
-    await fsp.rm(this.store.partialDir(), { recursive: true, force: true });
+    await removeTree(this.store.partialDir(), this.home);
     // Made again at once (best effort): on a full filesystem the inode just freed is the one that
     // remove() needs to move a layer out of sight.
     await fsp.mkdir(this.store.partialDir(), { mode: 0o700 }).catch(() => undefined);
@@ -235,7 +236,7 @@ export class Overlay2Driver {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
         throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
           if (linked) await fsp.rm(linkPath, { force: true });
-          await fsp.rm(tmp, { recursive: true, force: true });
+          await removeTree(tmp, this.home);
         });
       }
     });
@@ -267,7 +268,7 @@ export class Overlay2Driver {
         await fsp.rm(join(doomed, LINK_FILE), { force: true });
       }
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
-      await fsp.rm(doomed, { recursive: true, force: true });
+      await removeTree(doomed, this.home);
     });
   }
 

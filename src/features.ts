@@ -6,6 +6,7 @@ import { release } from 'node:os';
 import { Overlay2Error, isErrno } from './errors.js';
 import type { Shim } from './native/shim.js';
 import { baseOptions } from './mount/data.js';
+import { removeTree } from './layout/remove-tree.js';
 import {
   FS_MAGIC, MNT_DETACH, FSOPEN_CLOEXEC, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSMOUNT_CLOEXEC,
   FSCONFIG_SET_FLAG,
@@ -130,7 +131,7 @@ async function withProbe<T>(shim: Shim, root: string, fn: (dir: string) => Promi
   } finally {
     const merged = join(dir, 'merged');
     try { shim.umount2(merged, MNT_DETACH); } catch { /* not mounted */ }
-    await fsp.rm(dir, { recursive: true, force: true });
+    await removeTree(dir, root);
   }
 }
 

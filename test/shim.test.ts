@@ -429,4 +429,78 @@ test('utimensat sets exact times; UTIME_OMIT keeps one; NOFOLLOW touches the lin
   });
 });
 
+test('removeTreeSync deletes a tree beneath a dirfd through fds; symlinks unlinked, not followed; missing is fine', () => {
+  const d = fresh();
+  fs.mkdirSync(join(d, 'outside'));
+  fs.writeFileSync(join(d, 'outside', 'keep'), 'k');
+  fs.mkdirSync(join(d, 'a', 'b', 'c', 'd'), { recursive: true });
+  fs.writeFileSync(join(d, 'a', 'b', 'f'), 'x');
+  fs.writeFileSync(join(d, 'a', 'b', 'c', 'd', 'g'), 'y');
+  fs.symlinkSync(join(d, 'outside'), join(d, 'a', 'b', 'c', 'toOutside'));
+  fs.symlinkSync('../../../outside/keep', join(d, 'a', 'b', 'c', 'toKeep'));
+  withDirFd(d, (dfd) => {
+    shim.removeTreeSync(dfd, 'a/b');
+    assert.equal(fs.readdirSync(join(d, 'a')), []);
+    shim.removeTreeSync(dfd, 'a/b');          // gone: nothing to do
+    shim.removeTreeSync(dfd, 'nothere/deeper'); // the parent too
+    fs.writeFileSync(join(d, 'a', 'file'), 'f');
+    shim.removeTreeSync(dfd, 'a/file');        // a non-directory root is unlinked
+    shim.removeTreeSync(dfd, 'a/');
+    assert.not.ok(fs.existsSync(join(d, 'a')));
+  });
+  assert.equal(fs.readdirSync(join(d, 'outside')), ['keep']);
+});
+
+test('removeTreeSync: RESOLVE_BENEATH refuses ../ and absolute paths, NO_SYMLINKS a linked parent, and . / .. as the root', () => {
+  const d = fresh();
+  fs.mkdirSync(join(d, 'sub', 'x'), { recursive: true });
+  fs.symlinkSync('sub', join(d, 'l'));
+  withDirFd(join(d, 'sub'), (dfd) => {
+    expectError(() => shim.removeTreeSync(dfd, '../sub/x'), { code: 'EXDEV', syscall: 'openat2', path: '../sub/x' });
+    expectError(() => shim.removeTreeSync(dfd, join(d, 'sub', 'x')), { code: 'EXDEV', syscall: 'openat2', path: join(d, 'sub', 'x') });
+    expectError(() => shim.removeTreeSync(dfd, 'x/..'), { code: 'EINVAL', syscall: 'rmtree', path: 'x/..' });
+    expectError(() => shim.removeTreeSync(dfd, ''), { code: 'EINVAL', syscall: 'rmtree', path: '' });
+  });
+  withDirFd(d, (dfd) => {
+    expectError(() => shim.removeTreeSync(dfd, 'l/x'), { code: 'ELOOP', syscall: 'openat2', path: 'l/x' });
+  });
+  assert.ok(fs.existsSync(join(d, 'sub', 'x')));
+});
+
+test('removeTree runs on the pool and calls back once (null, or a Node-style error); refuses a non-function callback', async () => {
+  const d = fresh();
+  fs.mkdirSync(join(d, 't', 'u'), { recursive: true });
+  fs.writeFileSync(join(d, 't', 'u', 'f'), 'x');
+  const fd = fs.openSync(d, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    const run = (p: string) => new Promise<ShimError | null>((resolve) => shim.removeTree(fd, p, resolve));
+    assert.is(await run('t'), null);
+    assert.not.ok(fs.existsSync(join(d, 't')));
+    const err = await run('../t');
+    expectError(() => { if (err) throw err; }, { code: 'EXDEV', syscall: 'openat2', path: '../t' });
+    let caught: unknown;
+    try { shim.removeTree(fd, 't', 'nope' as unknown as () => void); } catch (e) { caught = e; }
+    assert.is((caught as { code?: string }).code, 'ERR_INVALID_ARG_TYPE');
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
+rootTest('removeTreeSync does not enter a bind mount (EXDEV naming it) and deletes nothing below it', () => {
+  const d = fresh();
+  fs.mkdirSync(join(d, 'src'));
+  fs.writeFileSync(join(d, 'src', 'precious'), 'p');
+  fs.mkdirSync(join(d, 'tree', 'mnt'), { recursive: true });
+  shim.mount(join(d, 'src'), join(d, 'tree', 'mnt'), null, C.MS_BIND, null);
+  try {
+    withDirFd(d, (dfd) => {
+      expectError(() => shim.removeTreeSync(dfd, 'tree'), { code: 'EXDEV', syscall: 'openat2', path: 'tree/mnt' });
+    });
+    assert.equal(fs.readdirSync(join(d, 'tree', 'mnt')), ['precious']);
+  } finally {
+    shim.umount2(join(d, 'tree', 'mnt'), 0);
+  }
+  assert.equal(fs.readdirSync(join(d, 'src')), ['precious']);
+});
+
 test.run();

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { Overlay2Driver } from '../driver.js';
+import { removeTree } from '../layout/remove-tree.js';
 
 const log = (s = '') => process.stdout.write(s + '\n');
 const step = (s: string) => log(`\n== ${s}`);
@@ -109,7 +110,7 @@ export async function runDemo(): Promise<void> {
     step('cleanup');
     await driver.cleanup();
     for (const id of ['ctr', 'app', 'base']) if (await driver.exists(id)) await driver.remove(id);
-    await fsp.rm(join(home, '..'), { recursive: true, force: true });
+    await removeTree(join(home, '..'));
     log('  unmounted, removed layers and the home');
   }
 }

@@ -17,6 +17,7 @@ import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapInt
 import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from './archive-safety.js';
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
 import { applyFailure, cleanupAfter } from './apply-errors.js';
+import { removeTreeSync } from '../layout/remove-tree.js';
 
 export { cleanName };
 
@@ -62,7 +63,7 @@ export async function applyLayer(layerDir: string, tar: Readable, opts: ApplyOpt
     // return, and whatever would not go rides along as e.cleanupErrors.
     const failure = applyFailure(e, layer, (e as { entry?: string }).entry ?? '');
     if (staging === '') throw failure;
-    throw await cleanupAfter(failure, () => fs.rmSync(staging, { recursive: true, force: true }), opts.onWarning);
+    throw await cleanupAfter(failure, () => removeTreeSync(staging), opts.onWarning);
   }
 }
 

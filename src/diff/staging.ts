@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
 import { AT_FDCWD, RENAME_EXCHANGE } from '../native/constants.js';
+import { removeTree, removeTreeSync } from '../layout/remove-tree.js';
 
 export const STAGING_PREFIX = '.staging-diff-';
 
@@ -26,7 +27,7 @@ export function createStaging(layerDir: string, diffDir: string): string {
 export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string, warn?: (msg: string) => void): void {
   shim.renameat2(AT_FDCWD, stagingDir, AT_FDCWD, diffDir, RENAME_EXCHANGE);
   try {
-    fs.rmSync(stagingDir, { recursive: true, force: true });
+    removeTreeSync(stagingDir);
   } catch (e) {
     warn?.(`overlay2: the replaced diff dir ${stagingDir} was not removed (the next init will): ${(e as Error).message}`);
   }
@@ -44,8 +45,7 @@ export async function removeStaleStaging(layerDir: string): Promise<number> {
   }
   for (const name of names) {
     if (!name.startsWith(STAGING_PREFIX)) continue;
-    // rm -r never follows symlinks, so a hostile tree left in staging cannot redirect the removal.
-    await fs.promises.rm(join(layerDir, name), { recursive: true, force: true });
+    await removeTree(join(layerDir, name), layerDir);
     removed++;
   }
   return removed;

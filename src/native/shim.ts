@@ -90,6 +90,15 @@ export interface Shim {
    *  cannot be stat'ed gives mode 0, FLAG_FAILED, nlink = its errno. Returns heap bytes used. */
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): number;
 
+  // tree removal through directory fds only (see removeTree in src/layout/remove-tree.ts)
+  /** Deletes `path` (relative, resolved beneath dirfd with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+   *  RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV) and everything below it on the libuv pool. Every
+   *  directory is opened from its parent's fd the same way: a symlink is unlinked, never followed; a
+   *  mount point is not entered (EXDEV naming it, nothing below it deleted); a name that keeps changing
+   *  type fails after a bounded number of attempts. A missing path is not an error. */
+  removeTree(dirfd: number, path: string, callback: (err: ShimError | null) => void): void;
+  removeTreeSync(dirfd: number, path: string): void;
+
   /** Special nanosecond values for utimensat: set that time to now / leave it unchanged. */
   readonly UTIME_NOW: number;
   readonly UTIME_OMIT: number;
