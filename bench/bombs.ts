@@ -3,7 +3,8 @@
 // zstd layer through applyDiff. Each case runs in a process of its own (bench/bomb-child.ts); peak
 // RSS is VmHWM of that process and, sampled, of the decoder command it runs. The peer is the system
 // decoder alone (and GNU tar for the honest layer), measured the same way in the same run.
-// Run: npm run build && node dist/bench/bombs.js   (data cached in bench/.data/bombs, ~6 GiB)
+// Run: npm run build && node dist/bench/bombs.js [WORD]   (only the cases whose input names WORD;
+// data cached in bench/.data/bombs, ~4 GiB)
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { join } from 'node:path';
@@ -59,6 +60,8 @@ await ensure(honest, async () => {
   fs.renameSync(`${honest}.tmp`, honest);
 });
 
+const only = process.argv[2];
+const wanted = (label: string) => !only || label.includes(only);
 const rows: string[] = [];
 const mib = (n: number) => n.toFixed(0);
 const row = (input: string, size: number, ours: string, r: Awaited<ReturnType<typeof peakRss>>, peer: string) => {
@@ -78,11 +81,11 @@ const hasNative = typeof (zlib as unknown as { createZstdDecompress?: unknown })
 const zstdDecoders = ['fzstd', 'command', ...(hasNative ? ['zlib'] : [])];
 const size = (p: string) => fs.statSync(p).size;
 
-for (const dec of zstdDecoders) {
+for (const dec of wanted('declaring') ? zstdDecoders : []) {
   const r = await peakRss(process.execPath, [CHILD, 'decode', claim, dec]);
   row(`20 zstd frames declaring 2,000,000,000 bytes each`, size(claim), `${dec}: ${outcome(r)}`, r, await peerOf(`zstd -dc ${claim}`));
 }
-for (const [format, name] of bombs) {
+for (const [format, name] of bombs.filter(([f]) => wanted(`${f} bomb`))) {
   const path = join(dir, name);
   for (const dec of format === 'zstd' ? zstdDecoders : ['auto']) {
     const r = await peakRss(process.execPath, [CHILD, 'decode', path, dec]);
@@ -91,7 +94,7 @@ for (const [format, name] of bombs) {
   }
 }
 const home = join(dir, 'home');
-for (const dec of ['auto']) {
+for (const dec of wanted('honest') ? ['auto'] : []) {
   const r = await peakRss(process.execPath, [CHILD, 'apply', home, honest]);
   const target = join(dir, 'gnu-tar-out');
   fs.rmSync(target, { recursive: true, force: true });
