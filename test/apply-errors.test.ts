@@ -88,6 +88,19 @@ mountTest()('naive path (through a mount): user. xattrs on symlinks and xattrs t
   }
 });
 
+maybe('an xattr the kernel cannot take (a 300-byte name) is ERR_BAD_ARCHIVE naming layer and entry', async () => {
+  for (const [key, value] of [[`SCHILY.xattr.user.${'x'.repeat(300)}`, 'v']]) {
+    const { root, layer, diff } = newLayer();
+    const e = await refusal(applyLayer(layer, Readable.from([tarOf(pax([[key, value]]), file('f', 'data'))]), opts()));
+    assert.is(e.code, 'ERR_BAD_ARCHIVE', e.message);
+    assert.ok(e.message.includes('"f"') && e.message.includes('layer-7'), e.message);
+    assert.ok(['EINVAL', 'ERANGE', 'E2BIG'].includes((e.cause as { code?: string }).code ?? ''), String(e.cause));
+    assert.equal(fs.readdirSync(diff), []);
+    assert.equal(stagingDirs(layer), []);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 /** A tar stream the test feeds by hand: `a` first; `then()` runs once the staging dir holds it, and
  *  an entry that climbs out of the layer follows (the refusal). */
 function refusedAfter(layer: string, then: (staging: string) => void): Readable {

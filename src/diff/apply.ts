@@ -613,6 +613,11 @@ class Extractor implements TarSink {
         this.warnXattr(name, 'the kernel does not permit it here');
         return;
       }
+      // A name or value the kernel cannot take (an ACL that does not parse, a name over 255 bytes, a
+      // value over 64 KiB) is the archive's fault.
+      if (isErrno(err, 'EINVAL') || isErrno(err, 'ERANGE') || isErrno(err, 'E2BIG')) {
+        throw Object.assign(bad(this.currentName, `xattr ${JSON.stringify(name)} is refused by the kernel (${(err as NodeJS.ErrnoException).code})`), { cause: err });
+      }
       if (!isErrno(err, 'ENOTSUP') && !isErrno(err, 'EOPNOTSUPP')) throw err;
       this.warnXattr(name, 'the filesystem does not support it');
     }
