@@ -14,13 +14,15 @@ import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
+import { unmountStale } from './mount/stale.js';
 import { openHome } from './layout/home.js';
-import { cachedFeatures } from './feature-cache.js';
+import { cachedFeatures, writeFeatureCache, isOutOfSpace } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './diff/types.js';
 import { ProjectQuota, supportsProjectQuota } from './quota.js';
 import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './diff/staging.js';
 import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './diff/apply-marker.js';
+import { cleanupAfter } from './diff/apply-errors.js';
 import { ProgressCounter, type Control } from './progress.js';
 import type { LayerSource } from './diff/apply-input.js';
 import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
@@ -131,8 +133,10 @@ export class Overlay2Driver {
     const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid });
 
     const partialExisted = existsSync(join(home, PARTIAL_DIR));
-    const features = await cachedFeatures(home, dev, readOnly,
-      // the probes load only on a cache miss: a CLI call on a known home never parses them
+    // Cached, probed, or — on a full filesystem — unprobed (see feature-cache.ts): a full disk must
+    // not keep remove() from freeing space. The probes load only on a cache miss: a CLI call on a
+    // known home never parses them.
+    const features = await cachedFeatures(shim, home, dev, readOnly,
       async () => (await import('./features.js')).detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck }));
     // the probes' scratch dir: a read-only open leaves the home as it found it
     if (readOnly && !partialExisted) removeTreeSync(join(home, PARTIAL_DIR), home);
@@ -155,12 +159,35 @@ export class Overlay2Driver {
   }
 
   /**
+   * The features an operation needs, probed again if init could not (a full filesystem); while the
+   * probes still fail, ERR_NO_SPACE saying why. Operations that free space never call this.
+   */
+  private async requireFeatures(what: string, id?: string): Promise<void> {
+    if (!this.features.unprobed) return;
+    try {
+      const { detectFeatures } = await import('./features.js');
+      const fresh = await detectFeatures(this.shim, { home: this.home, overrideKernelCheck: this.options.overrideKernelCheck });
+      fresh.projectQuota = this.quota !== null;
+      Object.assign(this.features, fresh, { unprobed: undefined });
+      delete this.features.unprobed;
+      writeFeatureCache(this.home, this.features);
+    } catch (e) {
+      if (!isOutOfSpace(this.shim, this.home, e)) throw e;
+      throw new Overlay2Error('ERR_NO_SPACE',
+        `overlay2: cannot ${what}: ${this.features.unprobed}; remove layers to free space`, { id, cause: e });
+    }
+  }
+
+  /**
    * Removes what interrupted operations left: partial layers, staging dirs, dangling links. Runs at
    * every read-write init (every CLI call that writes), so it is synchronous: a readdir per layer
    * costs microseconds, a thread-pool round trip per layer would cost more than the work.
    */
   private async recover(): Promise<void> {
     if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
+    // Made again at once (best effort): on a full filesystem the inode just freed is the one that
+    // remove() needs to move a layer out of sight.
+    try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }
     for (const e of readdirSync(this.home, { withFileTypes: true })) {
       if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
       let names: string[];
@@ -213,6 +240,7 @@ export class Overlay2Driver {
     validateId(id);
     if (parent !== '') validateId(parent, 'parent id');
     const { size } = parseStorageOpt(opts.storageOpt);
+    await this.requireFeatures(`create layer ${id}`, id);
     if (size > 0 && !this.features.projectQuota) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
         `overlay2: --storage-opt size is supported only for overlay over xfs with 'pquota' mount option, or ext4 with project quotas (${this.home} is on ${this.features.backingFs})`,
@@ -236,8 +264,13 @@ export class Overlay2Driver {
       // Build the layer under .partial/ and rename it into place: a crash leaves no half layer.
       const root = this.idMappings.root();
       const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-      await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
-      const tmp = await fsp.mkdtemp(join(this.store.partialDir(), `${id}.`));
+      let tmp: string;
+      try {
+        await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
+        tmp = await fsp.mkdtemp(join(this.store.partialDir(), `${id}.`));
+      } catch (e) {
+        throw noSpace(e, `create layer ${id}`, id);
+      }
       const linkId = generateLinkId();
       const linkPath = join(this.store.linkDir(), linkId);
       let linked = false;
@@ -264,9 +297,11 @@ export class Overlay2Driver {
           throw e;
         }
       } catch (e) {
-        if (linked) await fsp.rm(linkPath, { force: true });
-        await removeTree(tmp, this.home);
-        throw e;
+        // The failure wins over anything cleanup runs into (attached as cleanupErrors).
+        throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
+          if (linked) await fsp.rm(linkPath, { force: true });
+          await removeTree(tmp, this.home);
+        });
       }
     });
   }
@@ -295,12 +330,20 @@ export class Overlay2Driver {
       this.refs.forget(id);
       this.lastMountMethod.delete(id);
       // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
-      await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
-      const doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
       let linkId = '';
       try { linkId = await this.store.readLinkId(id); } catch { /* no link file */ }
       this.quota?.release(this.store.dir(id));
-      await fsp.rename(this.store.dir(id), doomed);
+      let doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
+      try {
+        await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
+        await fsp.rename(this.store.dir(id), doomed);
+      } catch (e) {
+        // A full filesystem has no inode for .partial/: then out of sight means without its link
+        // file (a dir without one is not a layer), deleted where it is.
+        if (!isOutOfSpace(this.shim, this.home, e)) throw e;
+        doomed = this.store.dir(id);
+        await fsp.rm(join(doomed, LINK_FILE), { force: true });
+      }
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
       await removeTree(doomed, this.home);
     });
@@ -335,6 +378,7 @@ export class Overlay2Driver {
   private async acquire(id: string, mountLabel: string | undefined, scope: RefScope): Promise<string> {
     validateId(id);
     validateMountLabel(mountLabel);
+    await this.requireFeatures(`mount layer ${id}`, id);
     // Sync metadata calls on purpose: each is microseconds, while a thread-pool round trip per
     // call would double the latency of a short-chain mount.
     return this.locks.run(id, async () => {
@@ -349,9 +393,11 @@ export class Overlay2Driver {
       }
       const before = this.refs.acquire(id, scope);
       if (scope === 'process') this.held.set(id, 1);
-      // A mount nobody holds a reference to (a crashed holder's, or one made before references
-      // were shared) is reused: its content is this layer's.
-      if (before > 0 || this.isOverlayMount(merged)) return merged;
+      if (before > 0) return merged;
+      // No live reference, of any process (the shared records drop dead holders): whatever overlay
+      // is mounted here is stale — a crashed holder's, maybe stacked by repeated crashes. All of it
+      // goes, and the layer is mounted afresh (src/mount/stale.ts).
+      unmountStale(this.shim, merged);
       try {
         const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
         const root = this.idMappings.root();
@@ -418,6 +464,7 @@ export class Overlay2Driver {
       ['Redirect Dir', f.redirectDirOff ? 'off' : 'kernel default'],
       ['Mount API', f.lowerdirPlus ? 'mount(2), fsconfig lowerdir+' : 'mount(2)'],
       ['Max Depth', String(this.maxDepth)],
+      ...(f.unprobed ? [['Features', `unknown: ${f.unprobed}`] as [string, string]] : []),
     ];
   }
 
@@ -503,6 +550,7 @@ export class Overlay2Driver {
     validateId(id);
     await this.store.requireLayer(id);
     requireComplete(this.store.dir(id), id);
+    await this.requireFeatures(`diff or apply layer ${id}`, id);
     const p = parent ?? '';
     if (p !== '') {
       validateId(p, 'parent id');
@@ -603,7 +651,7 @@ export class Overlay2Driver {
       const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId);
       let size: number;
       try {
-        size = await apply({ userxattr: this.features.userxattr, idMappings: this.idMappings, tap });
+        size = await apply({ userxattr: this.features.userxattr, idMappings: this.idMappings, tap, layer: id });
       } catch (e) {
         recorder?.discard();
         // The abort itself, whatever the extractor made of it on the way out.
@@ -692,6 +740,12 @@ function requireSysAdmin(home: string): void {
   if ((capEff >> BigInt(CAP_SYS_ADMIN)) & 1n) return;
   throw new Overlay2Error('ERR_NEEDS_ROOT',
     `overlay2: needs root (CAP_SYS_ADMIN) to manage the overlay layers in ${home}; run it as root`, { path: home });
+}
+
+/** ENOSPC / EDQUOT as ERR_NO_SPACE naming what could not be done; any other error as it is. */
+function noSpace(e: unknown, what: string, id: string): unknown {
+  if (!isErrno(e, 'ENOSPC') && !isErrno(e, 'EDQUOT')) return e;
+  return new Overlay2Error('ERR_NO_SPACE', `overlay2: cannot ${what}: ${(e as Error).message}`, { id, cause: e });
 }
 
 /** Storage-option keys are case-insensitive, as dockerd reads them. */

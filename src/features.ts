@@ -27,6 +27,8 @@ export interface Features {
   selinuxEnabled: boolean;
   projectQuota: boolean;      // XFS project quotas usable for overlay2.size
   kernel: string;
+  /** Set when the probes could not run (a full filesystem): why. Nothing above is known then. */
+  unprobed?: string;
 }
 
 /** statfs magic → the name moby's graphdriver.FsNames prints. */

@@ -1,7 +1,7 @@
 // applyDiff: imports a layer tar (moby's UnpackLayer / Unpack with the overlay whiteout converter).
 // What an archive may and may not do to the tree: archive-safety.ts.
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ApplyTap } from './apply-tap.js';
 import { Overlay2Error, isErrno } from '../errors.js';
@@ -17,6 +17,7 @@ import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
 import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
 import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from './archive-safety.js';
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
+import { applyFailure, cleanupAfter } from './apply-errors.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
 
 export { cleanName };
@@ -29,6 +30,8 @@ export interface ApplyOptions {
   /** Told about what was skipped (a device node where mknod is not permitted, an xattr the
    *  filesystem does not take). */
   onWarning?: (msg: string) => void;
+  /** The layer's id, for error messages (applyLayer: the layer dir's name by default). */
+  layer?: string;
   /** syncfs() the layer's filesystem before the staging dir is swapped in (applyLayer only). Off by
    *  default, as in Docker: see bench/RESULTS.md for what it costs. */
   sync?: boolean;
@@ -47,21 +50,27 @@ const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
  *  applied in place (moby's semantics; only the empty-layer case, Docker's only use, is atomic).
  *  Returns moby's directory.Size of the resulting diff dir. */
 export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
+  const layer = opts.layer ?? basename(layerDir);
   const shim = loadShim();
   const diffDir = join(layerDir, 'diff');
-  if (!isEmptyDir(diffDir)) {
-    await extract(shim, diffDir, tar, opts, 'layer');
-    return treeSize(diffDir);
-  }
-  const staging = createStaging(layerDir, diffDir);
+  let staging = '';
   try {
+    if (!isEmptyDir(diffDir)) {
+      await extract(shim, diffDir, tar, opts, 'layer');
+      return treeSize(diffDir);
+    }
+    staging = createStaging(layerDir, diffDir);
     const size = await extract(shim, staging, tar, opts, 'layer');
     if (opts.sync) syncfsOf(shim, staging);
-    swapIntoPlace(shim, staging, diffDir);
+    swapIntoPlace(shim, staging, diffDir, opts.onWarning);
     return size;
   } catch (e) {
-    removeTreeSync(staging);
-    throw e;
+    endInput(tar);
+    // The refusal (or the failure) is what the caller hears about; the staging dir goes before we
+    // return, and whatever would not go rides along as e.cleanupErrors.
+    const failure = applyFailure(e, layer, (e as { entry?: string }).entry ?? '');
+    if (staging === '') throw failure;
+    throw await cleanupAfter(failure, () => removeTreeSync(staging), opts.onWarning);
   }
 }
 
@@ -69,7 +78,18 @@ export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyO
  *  `mergedDir`, opaque markers remove the dir's children this archive did not create. Returns what
  *  moby returns there: the sum of the archive's entry sizes. */
 export async function applyThroughMount(mergedDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
-  return extract(loadShim(), mergedDir, tar, opts, 'mount');
+  try {
+    return await extract(loadShim(), mergedDir, tar, opts, 'mount');
+  } catch (e) {
+    endInput(tar);
+    throw applyFailure(e, opts.layer ?? '', (e as { entry?: string }).entry ?? '');
+  }
+}
+
+/** A failed import ends its input (a Readable is destroyed; an iterator is returned). */
+function endInput(tar: ApplyInput): void {
+  const r = tar as Partial<Readable>;
+  if (typeof r.destroy === 'function') r.destroy();
 }
 
 /** Removes leftovers of interrupted applies in a layer dir; returns how many. */
@@ -108,14 +128,11 @@ async function extract(shim: Shim, root: string, tar: ApplyInput, opts: ApplyOpt
   }
 }
 
-/** System errors (ENOSPC, EIO...) keep their code and gain the entry's name. */
+/** Remembers which entry a system error was raised at; applyFailure() words it. */
 function annotate(e: unknown, name: string): unknown {
   if (e instanceof Overlay2Error || !(e instanceof Error) || !name) return e;
   const err = e as Error & { entry?: string };
-  if (err.entry === undefined) {
-    err.entry = name;
-    err.message = `${err.message} (archive entry ${JSON.stringify(name)})`;
-  }
+  if (err.entry === undefined) err.entry = name;
   return err;
 }
 
@@ -584,26 +601,48 @@ class Extractor implements TarSink {
   }
 
   /** Symlinks and device nodes cannot be opened for fsetxattr: name them through the parent's fd
-   *  (the magic link is the parent itself; the last component is not followed by lsetxattr). */
+   *  (the magic link is the parent itself; the last component is not followed by lsetxattr). The
+   *  kernel allows `user.` xattrs only on regular files and directories (EPERM elsewhere): an
+   *  archive's `user.` xattr on a symlink or device node is skipped with a warning, as moby's
+   *  createTarFile skips the EPERM it gets for it. */
   private setXattrsPath(pfd: number, base: string, xattrs: Array<[string, Buffer]>): void {
     const p = `/proc/self/fd/${pfd}/${base}`;
     for (const [name, value] of xattrs) {
       const n = this.xattrName(name);
-      if (n !== null) this.tolerateUnsupported(n, () => this.shim.lsetxattr(p, n, value, 0));
+      if (n === null) continue;
+      if (n.startsWith('user.')) {
+        this.warnXattr(n, 'user. xattrs exist only on regular files and directories');
+        continue;
+      }
+      this.tolerateUnsupported(n, () => this.shim.lsetxattr(p, n, value, 0));
     }
   }
 
-  /** Like moby: a filesystem without xattr support (ENOTSUP) is warned about, not fatal. */
+  /** Like moby: a filesystem without xattr support (ENOTSUP) is warned about, not fatal; so is an
+   *  xattr the kernel does not let us set (EPERM: a `trusted.overlay.` name through an overlay
+   *  mount, a restricted user namespace), which moby skips too. */
   private tolerateUnsupported(name: string, set: () => void): void {
     try {
       set();
     } catch (err) {
-      if (!isErrno(err, 'ENOTSUP') && !isErrno(err, 'EOPNOTSUPP')) throw err;
-      if (!this.warnedXattr) {
-        this.warnedXattr = true;
-        this.opts.onWarning?.(`overlay2: ignored xattr ${name} of ${JSON.stringify(this.currentName)} (and maybe others): the filesystem does not support it`);
+      if (isErrno(err, 'EPERM')) {
+        this.warnXattr(name, 'the kernel does not permit it here');
+        return;
       }
+      // A name or value the kernel cannot take (an ACL that does not parse, a name over 255 bytes, a
+      // value over 64 KiB) is the archive's fault.
+      if (isErrno(err, 'EINVAL') || isErrno(err, 'ERANGE') || isErrno(err, 'E2BIG')) {
+        throw Object.assign(bad(this.currentName, `xattr ${JSON.stringify(name)} is refused by the kernel (${(err as NodeJS.ErrnoException).code})`), { cause: err });
+      }
+      if (!isErrno(err, 'ENOTSUP') && !isErrno(err, 'EOPNOTSUPP')) throw err;
+      this.warnXattr(name, 'the filesystem does not support it');
     }
+  }
+
+  private warnXattr(name: string, why: string): void {
+    if (this.warnedXattr) return;
+    this.warnedXattr = true;
+    this.opts.onWarning?.(`overlay2: ignored xattr ${name} of ${JSON.stringify(this.currentName)} (and maybe others): ${why}`);
   }
 
   private lstat(pfd: number, base: string): fs.Stats {

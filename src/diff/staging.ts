@@ -20,10 +20,16 @@ export function createStaging(layerDir: string, diffDir: string): string {
 }
 
 /** Exchanges the staging dir with diff/ in one renameat2, then removes what was diff/ (now at the
- *  staging name). A crash between the two steps leaves a complete diff/ and a stale staging dir. */
-export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string): void {
+ *  staging name). A crash between the two steps leaves a complete diff/ and a stale staging dir;
+ *  so does a failure of the removal, which is only warned about: the layer is complete, and the
+ *  next init removes stale staging dirs. */
+export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string, warn?: (msg: string) => void): void {
   shim.renameat2(AT_FDCWD, stagingDir, AT_FDCWD, diffDir, RENAME_EXCHANGE);
-  removeTreeSync(stagingDir);
+  try {
+    removeTreeSync(stagingDir);
+  } catch (e) {
+    warn?.(`overlay2: the replaced diff dir ${stagingDir} was not removed (the next init will): ${(e as Error).message}`);
+  }
 }
 
 /** Removes every staging dir in a layer dir (leftovers of interrupted imports); returns how many. */
