@@ -68,9 +68,17 @@ truncate -s 16G "$RUN/scratch.img"
 {
   echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root'
   echo 'for m in virtio_blk loop overlay xfs ext4 quota_v2; do modprobe $m 2>/dev/null; done'
+  # A checkout under /tmp stays reachable: the host's /tmp is kept at /run/host-tmp before the
+  # scratch disk covers /tmp.
+  echo 'mkdir -p /run/host-tmp && mount --bind /tmp /run/host-tmp'
   echo 'mkfs.ext4 -q -F -E lazy_itable_init=0 /dev/vda && mount /dev/vda /tmp && chmod 1777 /tmp'
   echo "echo \"VM: kernel \$(uname -r), /tmp on \$(findmnt -no FSTYPE /tmp)\""
-  printf 'cd %q && ' "$PWD"; printf '%q ' "$@"; echo
+  case "$PWD" in
+    /tmp) dir=/run/host-tmp;;
+    /tmp/*) dir="/run/host-tmp/${PWD#/tmp/}";;
+    *) dir=$PWD;;
+  esac
+  printf 'cd %q && ' "$dir"; printf '%q ' "$@"; echo
   echo "echo \$? > $RUN/status"
 } > "$RUN/guest-script"
 
