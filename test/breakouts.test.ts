@@ -14,6 +14,7 @@ import { Overlay2Driver } from '../src/driver.js';
 import { IdMappings } from '../src/idmap.js';
 import { isRoot, testIf, mountTest, scratchRoot } from './support/env.js';
 import { dir, file, hardlink, member, pax, symlink, tarOf } from './apply-tar.js';
+import { snapshot } from './support/snapshot.js';
 
 const maybe = testIf(isRoot, 'the breakout tests', 'not running as root (they chown and make device nodes)');
 const throughMount = mountTest(uvuTest);
@@ -41,18 +42,6 @@ function scene(): Scene {
   fs.utimesSync(victim, 1000, 1000);
   fs.utimesSync(victimDir, 2000, 2000);
   return { root, victim, victimDir };
-}
-
-function snapshot(path: string): string {
-  const out: string[] = [];
-  const visit = (p: string, rel: string): void => {
-    const st = fs.lstatSync(p, { bigint: true });
-    const content = st.isFile() ? fs.readFileSync(p).toString('base64') : st.isSymbolicLink() ? fs.readlinkSync(p) : '';
-    out.push([rel, st.mode, st.ino, st.nlink, st.uid, st.gid, st.size, st.mtimeNs, st.ctimeNs, content].join(' '));
-    if (st.isDirectory()) for (const n of fs.readdirSync(p).sort()) visit(join(p, n), `${rel}/${n}`);
-  };
-  visit(path, '.');
-  return out.join('\n');
 }
 
 const BREAKOUTS: Breakout[] = [

@@ -13,6 +13,7 @@ import { applyLayer } from '../src/diff/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { isRoot, tempDir, testIf } from './support/env.js';
 import { dir, file, gnuLong, hardlink, member, pax, symlink, tarOf } from './apply-tar.js';
+import { snapshot } from './support/snapshot.js';
 
 const maybe = testIf(isRoot, 'hostile archive tests', 'not running as root (they create device nodes and chown)');
 
@@ -36,20 +37,6 @@ function makeScene(): Scene {
   fs.utimesSync(victim, 1000, 1000);
   fs.utimesSync(victimDir, 2000, 2000);
   return { root, victim, victimDir, layer, diff: join(layer, 'diff') };
-}
-
-/** Everything observable about a tree: names, types, inodes, sizes, modes, owners, mtimes, ctimes,
- *  link counts and content. */
-function snapshot(path: string): string {
-  const out: string[] = [];
-  const visit = (p: string, rel: string): void => {
-    const st = fs.lstatSync(p, { bigint: true });
-    const content = st.isFile() ? fs.readFileSync(p).toString('base64') : st.isSymbolicLink() ? fs.readlinkSync(p) : '';
-    out.push([rel, st.mode, st.ino, st.nlink, st.uid, st.gid, st.size, st.mtimeNs, st.ctimeNs, content].join(' '));
-    if (st.isDirectory()) for (const n of fs.readdirSync(p).sort()) visit(join(p, n), `${rel}/${n}`);
-  };
-  visit(path, '.');
-  return out.join('\n');
 }
 
 interface Case {

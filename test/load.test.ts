@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Overlay2Driver } from '../src/driver.js';
 import { mountTest, scratchRoot, isMounted } from './support/env.js';
 import { rng } from './support/rng.js';
+import { isMountReferenced } from '../src/mount/shared-refs.js';
 
 const test = mountTest(uvuTest);
 const scratch = scratchRoot('ovl2-load-');
@@ -28,7 +29,9 @@ test(`${OPS} concurrent get/put over ${IDS} ids: all succeed, references right, 
     await driver.createReadWrite(id, 'base');
     fs.writeFileSync(join(home, id, 'diff', 'own'), id);
   }
-  const refs = (driver as unknown as { refs: { count(p: string): number } }).refs;
+  // This process's references per layer (one shared record per process: HOME/.refs).
+  const held = (driver as unknown as { held: Map<string, number> }).held;
+  const refs = { count: (merged: string) => held.get(merged.split('/').slice(-2, -1)[0]!) ?? 0 };
   const r = rng(1000);
   const plan = [...Array(OPS).keys()].map(() => ({ id: ids[Math.floor(r() * IDS)]!, hold: Math.floor(r() * 5) }));
   let peak = 0;
@@ -50,6 +53,7 @@ test(`${OPS} concurrent get/put over ${IDS} ids: all succeed, references right, 
   assert.ok(peak > 1, `references overlapped (peak ${peak})`);
   for (const id of ids) {
     assert.is(refs.count(join(home, id, 'merged')), 0, `${id}: no reference left`);
+    assert.not.ok(isMountReferenced(home, id), `${id}: no shared reference record left`);
     assert.not.ok(isMounted(join(home, id, 'merged')), `${id}: unmounted`);
   }
   assert.equal(mountsUnder(home), [], 'no leaked mount');

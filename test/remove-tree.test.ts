@@ -20,6 +20,7 @@ import { IdMappings } from '../src/idmap.js';
 import { Overlay2Driver } from '../src/driver.js';
 import { isRoot, canMountOverlay, whyNotMount, testIf, scratchRoot } from './support/env.js';
 import { dir, file, symlink, tarOf } from './apply-tar.js';
+import { snapshot } from './support/snapshot.js';
 
 const rootTest = testIf(isRoot, 'remove-tree: bind mounts, chown and the racer tests', 'not running as root');
 const driverTest = testIf(canMountOverlay, 'remove-tree: driver races (init probes mount overlay)', whyNotMount);
@@ -30,19 +31,6 @@ test.after(() => scratch.remove());
 const TRIALS = 20;
 const RACE_FILES = 60;
 const racerScript = join(dirname(fileURLToPath(import.meta.url)), 'support', 'exchange-racer.js');
-
-/** Names, types, modes, sizes and contents of a tree: what a deletion outside the store would change. */
-function snapshot(path: string): string {
-  const out: string[] = [];
-  const visit = (p: string, rel: string): void => {
-    const st = fs.lstatSync(p);
-    const content = st.isFile() ? fs.readFileSync(p).toString('base64') : st.isSymbolicLink() ? fs.readlinkSync(p) : '';
-    out.push(`${rel} ${st.mode} ${st.ino} ${st.size} ${content}`);
-    if (st.isDirectory()) for (const n of fs.readdirSync(p).sort()) visit(join(p, n), `${rel}/${n}`);
-  };
-  visit(path, '.');
-  return out.join('\n');
-}
 
 /** A victim dir outside any store: files, a subdir, a read-only file. */
 function makeVictim(base: string): string {

@@ -14,6 +14,9 @@ const ERRNO_CODES: Record<string, [Overlay2ErrorCode, string]> = {
   ENOTEMPTY: ['ERR_LAYER_BUSY', 'the layer\'s tree changed while the archive was applied'],
   ENOENT: ['ERR_LAYER_BUSY', 'the layer\'s tree changed while the archive was applied'],
   EBUSY: ['ERR_LAYER_BUSY', 'a path in the layer is in use (a mount point?)'],
+  // An entry the kernel refuses outright, e.g. a device entry whose mode names no file type
+  // (mknodat): found by the fuzzer (seeds 48 and 958).
+  EINVAL: ['ERR_BAD_ARCHIVE', 'bad archive: the kernel refused an entry as invalid'],
 };
 
 /** The error an apply of `layer` reports for `e`, raised while `entry` ('' for none) was applied.
@@ -31,8 +34,8 @@ export function applyFailure(e: unknown, layer: string, entry: string): unknown 
   // An abort is the caller's own reason: passed through as it is (a DOMException's message cannot be set).
   if (!(e instanceof Error) || e.name === 'AbortError' || e instanceof DOMException) return e;
   const errno = (e as NodeJS.ErrnoException).code ?? '';
-  // ENOENT before the first entry is about the call's own paths, not a change under the import.
-  const known = errno === 'ENOENT' && !entry ? undefined : ERRNO_CODES[errno];
+  // ENOENT or EINVAL before the first entry is about the call's own paths or arguments, not the archive.
+  const known = (errno === 'ENOENT' || errno === 'EINVAL') && !entry ? undefined : ERRNO_CODES[errno];
   if (known) {
     return new Overlay2Error(known[0], `overlay2: ${known[1]} (${where}): ${oneLine(e.message)}`,
       { id: layer || undefined, path: entry || undefined, cause: e });

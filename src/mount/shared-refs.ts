@@ -11,7 +11,7 @@
 // Every read-modify-write happens under flock(HOME/.refs/lock) (the kernel drops the lock when its
 // holder dies, so a crash never leaves a stale lock) and replaces the file by rename (a crash never
 // leaves half a file).
-import { openSync, closeSync, readFileSync, writeFileSync, renameSync, rmSync, mkdirSync, readdirSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, writeFileSync, renameSync, rmSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
 import { LOCK_EX, LOCK_UN } from '../native/constants.js';
@@ -156,6 +156,8 @@ export class SharedRefs {
 
   /** Forgets every reference to `id` (remove). */
   forget(id: string): void {
+    // Nothing recorded, nothing to forget: and no lock file to create (remove() on a full disk).
+    if (!existsSync(refsFile(this.home, id))) return;
     this.update(id, (state) => {
       state.persistent = 0;
       state.pids = {};
