@@ -27,7 +27,7 @@ try {
     all.cases += t.cases; all.ok += t.ok; all.findings += t.findings.length;
     for (const [k, v] of Object.entries(t.refused)) all.refused[k] = (all.refused[k] ?? 0) + v;
     for (const [k, v] of Object.entries(t.knownRaw)) all.knownRaw[k] = (all.knownRaw[k] ?? 0) + v;
-    console.log(`${all.cases} cases, ${((Date.now() - started) / 1000).toFixed(0)} s: ${all.ok} applied, refused ${JSON.stringify(all.refused)}, known raw errnos (issue 14) ${JSON.stringify(all.knownRaw)}, ${all.findings} findings`);
+    console.log(`${all.cases} cases, ${((Date.now() - started) / 1000).toFixed(0)} s: ${all.ok} applied, refused ${JSON.stringify(all.refused)}, raw errnos ${JSON.stringify(all.knownRaw)}, ${all.findings} findings`);
   }
 } finally {
   fs.rmSync(root, { recursive: true, force: true });
