@@ -15,6 +15,7 @@ import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounte
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
 import { unmountStale } from './mount/stale.js';
+import { readMountInfo } from './mount/mountinfo.js';
 import { openHome } from './layout/home.js';
 import { cachedFeatures, writeFeatureCache, isOutOfSpace } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
@@ -781,9 +782,7 @@ async function setOwnerMode(path: string, mode: number, uid: number, gid: number
 
 /** Mount points of this process's mount namespace, unescaped from /proc/self/mountinfo. */
 export function mountPoints(): string[] {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  return text.split('\n').filter(Boolean).map((line) =>
-    line.split(' ')[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))));
+  return readMountInfo().map((m) => m.point);
 }
 
 function isMountPoint(path: string): boolean {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Overlay2Error } from '../errors.js';
 import { isEmptyDir } from './staging.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
+import { processStart } from '../mount/shared-refs.js';
 
 export const APPLYING_FILE = '.applying';
 export const INCOMPLETE_FILE = '.incomplete';
@@ -19,6 +20,8 @@ interface ApplyingRecord {
   /** diff/ had no entries when the import began: emptying it restores the layer exactly. */
   diffWasEmpty: boolean;
   pid: number;
+  /** the process's start time (/proc/PID/stat): a pid reused by another process is not the importer */
+  start?: string;
 }
 
 function fsyncPath(path: string): void {
@@ -51,7 +54,7 @@ function emptyDir(dir: string): void {
  */
 export async function withApplyMarker<T>(layerDir: string, write: () => Promise<T>): Promise<T> {
   const diffDir = join(layerDir, 'diff');
-  const record: ApplyingRecord = { diffWasEmpty: isEmptyDir(diffDir), pid: process.pid };
+  const record: ApplyingRecord = { diffWasEmpty: isEmptyDir(diffDir), pid: process.pid, start: processStart(process.pid) };
   const marker = join(layerDir, APPLYING_FILE);
   writeDurably(marker, JSON.stringify(record));
   fsyncPath(layerDir);
@@ -103,18 +106,14 @@ export function recoverInterruptedApply(layerDir: string, unmount: () => void): 
     return 'none';
   }
   // Another process's init (any CLI call that writes) must not settle an import that is still running.
-  if (typeof record.pid === 'number' && isAlive(record.pid)) return 'none';
+  if (typeof record.pid === 'number' && isAlive(record)) return 'none';
   unmount();
   return settle(layerDir, { diffWasEmpty: record.diffWasEmpty === true, pid: record.pid });
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+function isAlive(record: ApplyingRecord): boolean {
+  const start = processStart(record.pid);
+  return start !== '' && (record.start === undefined || start === record.start);
 }
 
 /** Refuses a layer an import left half-written (ERR_LAYER_INCOMPLETE). */

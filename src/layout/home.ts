@@ -6,9 +6,10 @@
 // - the mode and owner of a directory are set only when we created it (Docker's 0710), never on a
 //   directory that was already there;
 // - a read-only open creates nothing: a missing home is ERR_NOT_A_STORE.
-import { readdirSync, statSync, mkdirSync, chownSync, chmodSync, readFileSync } from 'node:fs';
+import { readdirSync, statSync, mkdirSync, chownSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
+import { readMountInfo } from '../mount/mountinfo.js';
 import type { Shim } from '../native/shim.js';
 import { FS_MAGIC, PSEUDO_FS_MAGIC } from '../native/constants.js';
 import { LINK_DIR, PARTIAL_DIR } from './store.js';
@@ -53,12 +54,7 @@ function fsTypeByDevice(dev: number): string | null {
   // glibc's dev_t encoding: major in bits 8-19, minor in bits 0-7 and 20-31
   const majMin = `${Math.floor(dev / 256) & 0xfff}:${(dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00)}`;
   try {
-    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-      const f = line.split(' ');
-      if (f[2] !== majMin) continue;
-      const sep = f.indexOf('-');
-      if (sep > 0) return f[sep + 1] ?? null;
-    }
+    return readMountInfo().find((m) => m.majMin === majMin)?.fstype ?? null;
   } catch { /* no procfs: cannot tell */ }
   return null;
 }

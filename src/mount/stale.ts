@@ -7,21 +7,13 @@
 // mount/shared-refs.ts drop the holders whose process is gone) treats every overlay mounted at its
 // merged dir as stale, unmounts all of them (every stacked copy), and mounts the layer afresh — with
 // the options this driver would use now, not whatever the crashed process used.
-import { readFileSync } from 'node:fs';
+import { readMountInfo } from './mountinfo.js';
 import type { Shim } from '../native/shim.js';
 import { MNT_DETACH } from '../native/constants.js';
 
 /** How many overlay mounts are stacked at `path` in this mount namespace. */
 export function overlayMountsAt(path: string): number {
-  let n = 0;
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    if (!line) continue;
-    const fields = line.split(' ');
-    const point = fields[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    const fstype = fields[fields.indexOf('-') + 1];
-    if (point === path && fstype === 'overlay') n++;
-  }
-  return n;
+  return readMountInfo().filter((m) => m.point === path && m.fstype === 'overlay').length;
 }
 
 /** Unmounts every overlay stacked at `mergedDir`, which no live reference holds; returns how many. */
