@@ -85,16 +85,16 @@ async function main(): Promise<void> {
 
     // load of a ~200 MB image (saved once from the built-in daemon)
     if (steps.has('load')) {
-    const imageTar = join(scratch, 'big200-image.tar');
-    await builtin.docker(['import', bigTar, 'big200']);
-    await builtin.docker(['save', '-o', imageTar, 'big200']);
-    await builtin.docker(['rmi', 'big200']);
-    const mb = (fs.statSync(imageTar).size / 1e6).toFixed(0);
-    row(`docker load (${mb} MB image)`, await interleaved(runs, ours, builtin, async (d) => {
-      const ms = await timed(() => d.docker(['load', '-i', imageTar]));
-      await d.docker(['rmi', 'big200']);
-      return ms;
-    }));
+      const imageTar = join(scratch, 'big200-image.tar');
+      await builtin.docker(['import', bigTar, 'big200']);
+      await builtin.docker(['save', '-o', imageTar, 'big200']);
+      await builtin.docker(['rmi', 'big200']);
+      const mb = (fs.statSync(imageTar).size / 1e6).toFixed(0);
+      row(`docker load (${mb} MB image)`, await interleaved(runs, ours, builtin, async (d) => {
+        const ms = await timed(() => d.docker(['load', '-i', imageTar]));
+        await d.docker(['rmi', 'big200']);
+        return ms;
+      }));
     }
 
     // commit of a container holding 50k new files
@@ -111,15 +111,15 @@ async function main(): Promise<void> {
 
     // diff of ~100 changes over a 100k-file image
     if (steps.has('diff')) {
-    const changes = [
-      'i=0; while [ $i -lt 40 ]; do echo x >> /g/group-1/pkg-11/file-$i.js; i=$((i+1)); done',
-      'mkdir /g/new; i=0; while [ $i -lt 40 ]; do echo n > /g/new/f$i; i=$((i+1)); done',
-      'i=0; while [ $i -lt 20 ]; do rm /g/group-2/pkg-12/file-$i.js; i=$((i+1)); done',
-    ].join('; ');
-    await both(['run', '--name', 'dchg', 'large', 'sh', '-c', changes]);
-    const lines = (await ours.docker(['diff', 'dchg'])).out.split('\n').filter(Boolean).length;
-    row(`docker diff (${lines} changes, 100k-file image)`, await interleaved(runs, ours, builtin,
-      (d) => timed(() => d.docker(['diff', 'dchg']))));
+      const changes = [
+        'i=0; while [ $i -lt 40 ]; do echo x >> /g/group-1/pkg-11/file-$i.js; i=$((i+1)); done',
+        'mkdir /g/new; i=0; while [ $i -lt 40 ]; do echo n > /g/new/f$i; i=$((i+1)); done',
+        'i=0; while [ $i -lt 20 ]; do rm /g/group-2/pkg-12/file-$i.js; i=$((i+1)); done',
+      ].join('; ');
+      await both(['run', '--name', 'dchg', 'large', 'sh', '-c', changes]);
+      const lines = (await ours.docker(['diff', 'dchg'])).out.split('\n').filter(Boolean).length;
+      row(`docker diff (${lines} changes, 100k-file image)`, await interleaved(runs, ours, builtin,
+        (d) => timed(() => d.docker(['diff', 'dchg']))));
     }
   } finally {
     await Promise.allSettled([ours.stop(), builtin.stop()]);
