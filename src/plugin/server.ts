@@ -207,6 +207,7 @@ function completeBody(req: IncomingMessage): Readable {
   req.on('end', () => {
     if (scheduled) clearImmediate(scheduled);
     handOn();
+    if (body.destroyed) return;
     if (req.complete) body.push(null);
     else body.destroy(new Error('the client closed the connection before the body ended'));
   });
