@@ -19,13 +19,13 @@ import { readMountInfo } from './mount/mountinfo.js';
 import { openHome } from './layout/home.js';
 import { cachedFeatures, writeFeatureCache, isOutOfSpace } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
-import type { Change } from './diff/types.js';
+import type { Change } from './changes/change.js';
 import { ProjectQuota, supportsProjectQuota } from './quota.js';
-import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './diff/staging.js';
-import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './diff/apply-marker.js';
-import { cleanupAfter } from './diff/apply-errors.js';
+import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './apply/staging.js';
+import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './apply/marker.js';
+import { cleanupAfter } from './apply/errors.js';
 import { ProgressCounter, type Control } from './progress.js';
-import type { LayerSource } from './diff/apply-input.js';
+import type { LayerSource } from './apply/input.js';
 import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
 
@@ -513,7 +513,7 @@ export class Overlay2Driver {
   async layers(): Promise<LayerInfo[]> {
     const ids = await this.store.listLayers();
     const mounts = new Set(mountPoints());
-    const { directorySize } = await import('./diff/size.js');
+    const { directorySize } = await import('./size/directory-size.js');
     const rows: LayerInfo[] = [];
     for (const id of ids) {
       rows.push({
@@ -564,11 +564,11 @@ export class Overlay2Driver {
   async diffSize(id: string, parent?: string | null): Promise<number> {
     const p = await this.checkPair(id, parent);
     if (await this.useNative(id, p)) {
-      const { directorySize } = await import('./diff/size.js');
+      const { directorySize } = await import('./size/directory-size.js');
       return directorySize(this.store.diffDir(id));
     }
     const changes = await this.changesNaive(id, p);
-    const { changesSize } = await import('./diff/changes-size.js');
+    const { changesSize } = await import('./size/changes-size.js');
     return this.withMounted(id, (root) => changesSize(root, changes));
   }
 
@@ -576,7 +576,7 @@ export class Overlay2Driver {
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
     if (await this.useNative(id, p)) {
-      const { changesNative } = await import('./diff/changes-native.js');
+      const { changesNative } = await import('./changes/native.js');
       try {
         return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), { userxattr: this.features.userxattr });
       } catch (e) {
@@ -589,7 +589,7 @@ export class Overlay2Driver {
   /** The naive comparison of the layer's mount with its parent's (moby's NaiveDiffDriver.Changes). */
   async changesNaive(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
-    const { changesNaive } = await import('./diff/changes-naive.js');
+    const { changesNaive } = await import('./changes/naive.js');
     return this.withMounted(id, (layerRoot) =>
       p === '' ? changesNaive(layerRoot, null) : this.withMounted(p, (parentRoot) => changesNaive(layerRoot, parentRoot)));
   }
@@ -606,7 +606,7 @@ export class Overlay2Driver {
   private async diffStream(id: string, parent: string | null | undefined, opts: DiffOptions): Promise<Readable> {
     const p = await this.checkPair(id, parent);
     const exportOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings, xattrs: opts.xattrs ?? 'docker' };
-    const { exportLayer, exportChanges } = await import('./diff/export.js');
+    const { exportLayer, exportChanges } = await import('./export/export.js');
     if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
     const changes = await this.changesNaive(id, p);
     const root = await this.acquire(id, undefined, 'process');
@@ -629,7 +629,7 @@ export class Overlay2Driver {
    * image archive is refused (use load()); an abort or error leaves the layer as it was.
    */
   async applyDiff(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions = {}): Promise<number> {
-    const { normalizeLayerSource } = await import('./diff/apply-input.js');
+    const { normalizeLayerSource } = await import('./apply/input.js');
     const { input, totalBytes } = normalizeLayerSource(tar);
     let p: string;
     try {
@@ -639,12 +639,12 @@ export class Overlay2Driver {
       (input as Partial<Readable>).destroy?.(); // the input is ours to end, as when it is read
       throw e;
     }
-    const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
-    const { LayerTap } = await import('./diff/apply-tap.js');
-    const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./diff/tar-split-record.js');
+    const { applyLayer, applyThroughMount } = await import('./apply/apply.js');
+    const { LayerTap } = await import('./apply/tap.js');
+    const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./tar-split/record.js');
     const { dropLayerRecord, writeLayerRecord } = await import('./image/layer-record.js');
     const layerDir = this.store.dir(id);
-    const run = async (apply: (applyOpts: import('./diff/apply.js').ApplyOptions) => Promise<number>): Promise<number> => {
+    const run = async (apply: (applyOpts: import('./apply/apply.js').ApplyOptions) => Promise<number>): Promise<number> => {
       // Only a tar applied to an empty layer describes the whole layer.
       const whole = isEmptyDir(this.store.diffDir(id));
       dropLayerRecord(layerDir);

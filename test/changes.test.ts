@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { loadShim } from '../src/native/shim.js';
 import { AT_FDCWD } from '../src/native/constants.js';
-import { changesNative } from '../src/diff/changes-native.js';
+import { changesNative } from '../src/changes/native.js';
 import { Stack, lines } from './changes-fixtures.js';
 import { mountTest, tempDir, removeTree, testIf, detectedFeatures, whyNoLowerdirPlus } from './support/env.js';
 import { rng } from './support/rng.js';

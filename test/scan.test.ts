@@ -10,7 +10,7 @@ import { SCAN_RECORDS_PER_BATCH, type ScanSlot } from '../src/core/regions.js';
 import { scanStream, type ScanOptions } from '../src/scan/stream.js';
 import { scanUnordered } from '../src/scan/unordered.js';
 import { tryLoadShim } from '../src/native/shim.js';
-import { changesNaive } from '../src/diff/changes-naive.js';
+import { changesNaive } from '../src/changes/naive.js';
 import { tempDir, removeTree, testIf } from './support/env.js';
 
 const shim = tryLoadShim();

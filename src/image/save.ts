@@ -14,7 +14,7 @@ import * as tarStream from 'tar-stream';
 import type { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
 import { ProgressCounter, type Control } from '../progress.js';
-import { assembleLayer, hasTarSplit } from '../diff/tar-split-assemble.js';
+import { assembleLayer, hasTarSplit } from '../tar-split/assemble.js';
 import { readLayerRecord } from './layer-record.js';
 import { IMAGE_CONFIG_FILE } from './load.js';
 import { hexOf, sha256 } from './digest.js';

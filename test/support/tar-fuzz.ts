@@ -8,7 +8,7 @@ import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
-import { applyLayer } from '../../src/diff/apply.js';
+import { applyLayer } from '../../src/apply/apply.js';
 import { IdMappings } from '../../src/idmap.js';
 import { Overlay2Error } from '../../src/errors.js';
 import { rng } from './rng.js';

@@ -1,9 +1,9 @@
 // The naive change list (the oracle): two whole trees compared in the WASM core, exactly moby's
 // archive.ChangesDirs(newRoot, oldRoot) — see assembly/naive.ts for the rules — sorted by path.
 import { lstatSync } from 'node:fs';
-import type { Change } from './types.js';
+import type { Change } from './change.js';
 import { withCore, type Core, CORE_ERR_BAD_DEPTH } from '../core/wasm.js';
-import { takeChanges } from '../core/change-list.js';
+import { takeChanges } from './change-list.js';
 import { SCAN_SORTED, SCAN_CAPS } from '../core/records.js';
 import { scanStream, type ScanOptions } from '../scan/stream.js';
 

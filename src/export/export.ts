@@ -26,13 +26,13 @@
 // the scan, which reads them relative to directory fds.
 import { Readable } from 'node:stream';
 import { closeSync, readSync } from 'node:fs';
-import type { Change } from './types.js';
+import type { Change } from '../changes/change.js';
 import type { IdMappings } from '../idmap.js';
 import { Overlay2Error } from '../errors.js';
 import { END_OF_ARCHIVE, TarHeaderEncoder, blockPadding } from '../tar/header.js';
-import { NOT_READY, type EntrySource, type ExportEntry } from './export-entry.js';
-import { UpperDirSource } from './export-upper.js';
-import { ChangesSource } from './export-changes.js';
+import { NOT_READY, type EntrySource, type ExportEntry } from './entry.js';
+import { UpperDirSource } from './upper-source.js';
+import { ChangesSource } from './changes-source.js';
 
 export interface ExportOptions {
   /** The opaque marker is user.overlay.opaque instead of trusted.overlay.opaque (rootless). */

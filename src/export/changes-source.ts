@@ -1,11 +1,11 @@
 // Naive export source: the changed paths, read through the layer's mounted tree.
 import { lstatSync, openSync, readlinkSync } from 'node:fs';
-import type { Change } from './types.js';
+import type { Change } from '../changes/change.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import { TYPE_REG, cleanPath } from '../tar/header.js';
 import { S_IFMT, S_IFSOCK, S_IFLNK } from '../core/records.js';
-import { HeaderRules, readXattrs, shimPath, type FileFacts } from './export-rules.js';
-import { O_FILE, type EntrySource, type ExportEntry } from './export-entry.js';
+import { HeaderRules, readXattrs, shimPath, type FileFacts } from './header-rules.js';
+import { O_FILE, type EntrySource, type ExportEntry } from './entry.js';
 import type { ExportOptions } from './export.js';
 
 interface SortedChange {

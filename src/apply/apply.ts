@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ApplyTap } from './apply-tap.js';
+import type { ApplyTap } from './tap.js';
 import { Overlay2Error, isErrno } from '../errors.js';
 import type { IdMappings } from '../idmap.js';
 import { loadShim, type Shim } from '../native/shim.js';
@@ -15,9 +15,9 @@ import { feed } from '../tar/input.js';
 import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
 import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
 import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
-import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from './archive-safety.js';
+import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from '../tar/archive-safety.js';
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
-import { applyFailure, cleanupAfter } from './apply-errors.js';
+import { applyFailure, cleanupAfter } from './errors.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
 
 export { cleanName };

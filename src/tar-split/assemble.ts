@@ -9,9 +9,9 @@ import { createGunzip } from 'node:zlib';
 import { Overlay2Error } from '../errors.js';
 import { loadShim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC, O_NOFOLLOW, O_RDONLY } from '../native/constants.js';
-import { RESOLVE } from './archive-safety.js';
-import { DIR_PATH_FLAGS } from './dir-fd-cache.js';
-import { TAR_SPLIT_FILE, TAR_SPLIT_MAGIC } from './tar-split-record.js';
+import { RESOLVE } from '../tar/archive-safety.js';
+import { DIR_PATH_FLAGS } from '../apply/dir-fd-cache.js';
+import { TAR_SPLIT_FILE, TAR_SPLIT_MAGIC } from './record.js';
 
 const READ = 1 << 20;
 

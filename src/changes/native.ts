@@ -8,11 +8,11 @@
 // O_PATH fd per visible lower dir, closed when the walk leaves it, so open fds stay bounded by
 // depth × visible layers.
 import { closeSync } from 'node:fs';
-import type { Change } from './types.js';
+import type { Change } from './change.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../native/constants.js';
 import { withCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE } from '../core/wasm.js';
-import { takeChanges } from '../core/change-list.js';
+import { takeChanges } from './change-list.js';
 import {
   FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_NO_RECURSE, SCAN_OPAQUE, SCAN_REDIRECT,
   SCAN_SORTED, SCAN_USER_XATTR,
@@ -22,7 +22,7 @@ import {
   LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_SIZE,
 } from '../core/regions.js';
 import { scanStream, type BatchConsumer } from '../scan/stream.js';
-import { scanTree } from './changes-naive.js';
+import { scanTree } from './naive.js';
 
 export interface NativeChangesOptions {
   /** The overlay mount uses `userxattr`: overlay xattrs are user.overlay.* instead of trusted.overlay.*. */

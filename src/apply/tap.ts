@@ -5,7 +5,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Overlay2Error } from '../errors.js';
 import type { TarEntry, TarSink } from '../tar/reader.js';
 import type { ProgressCounter } from '../progress.js';
-import type { TarSplitRecorder } from './tar-split-record.js';
+import type { TarSplitRecorder } from '../tar-split/record.js';
 
 export interface ApplyTap {
   /** The sink the tar reader feeds: sees each entry, then hands it to the extractor's. */

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { TarEntry, TarSink } from '../tar/reader.js';
-import { cleanName } from './archive-safety.js';
+import { cleanName } from '../tar/archive-safety.js';
 
 export const TAR_SPLIT_FILE = 'ovl2-tar-split.gz';
 export const TAR_SPLIT_MAGIC = Buffer.from('OVL2TS1\n');

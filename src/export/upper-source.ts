@@ -12,8 +12,8 @@ import {
 } from '../core/records.js';
 import {
   ASCII_ONLY, CAPS_XATTR, HeaderRules, opaqueMarker, readXattrs, shimPath, toWhiteout, type FileFacts,
-} from './export-rules.js';
-import { NOT_READY, O_FILE, type EntrySource, type ExportEntry } from './export-entry.js';
+} from './header-rules.js';
+import { NOT_READY, O_FILE, type EntrySource, type ExportEntry } from './entry.js';
 import type { ExportOptions } from './export.js';
 
 // SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
