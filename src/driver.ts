@@ -576,11 +576,11 @@ export class Overlay2Driver {
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
     if (await this.useNative(id, p)) {
-      const { changesNative } = await import('./changes/native.js');
+      const { changesNative, NeedsNaive } = await import('./changes/native.js');
       try {
         return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), { userxattr: this.features.userxattr });
       } catch (e) {
-        if (!isErrno(e, 'ERR_NEEDS_NAIVE')) throw e;
+        if (!(e instanceof NeedsNaive)) throw e;
       }
     }
     return this.changesNaive(id, p);

@@ -3,9 +3,8 @@
 // once per (dev, ino). Whiteouts are empty, so they add nothing.
 import { withCore } from '../core/wasm.js';
 import { scanStream } from '../scan/stream.js';
-import { scanUnordered } from '../scan/unordered.js';
+import { scanUnordered, UNSPLITTABLE } from '../scan/unordered.js';
 import { tryLoadShim } from '../native/shim.js';
-import { isErrno } from '../errors.js';
 
 export async function directorySize(dir: string): Promise<number> {
   return withCore(async (core) => {
@@ -13,13 +12,8 @@ export async function directorySize(dir: string): Promise<number> {
     const consume = (slot: { recordsAddr: number }, count: number) => ex.sizeConsume(slot.recordsAddr, count);
     // unsorted (the sum does not depend on order) and split over the scan streams (all cores)
     if (tryLoadShim()) {
-      try {
-        await scanUnordered(core, dir, 0, consume);
-        return Number(ex.sizeTotal());
-      } catch (e) {
-        if (!isErrno(e, 'ERR_SCAN_UNSPLITTABLE')) throw e;
-        ex.coreReset();
-      }
+      if (await scanUnordered(core, dir, 0, consume) !== UNSPLITTABLE) return Number(ex.sizeTotal());
+      ex.coreReset();
     }
     await scanStream(core, dir, 0, consume);
     return Number(ex.sizeTotal());
