@@ -7,6 +7,7 @@ import { Overlay2Error, isErrno } from './errors.js';
 import type { Shim } from './native/shim.js';
 import { baseOptions } from './mount/data.js';
 import { removeTree } from './layout/remove-tree.js';
+import { OPAQUE_VALUE, isOpaqueValue, opaqueXattr, redirectXattr } from './overlay-format.js';
 import {
   FS_MAGIC, MNT_DETACH, FSOPEN_CLOEXEC, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSMOUNT_CLOEXEC,
   FSCONFIG_SET_FLAG,
@@ -166,7 +167,6 @@ export async function detectFeatures(shim: Shim, opts: DetectOptions): Promise<F
   const metacopyOff = readParam('metacopy') !== null;
   const userxattr = inUserNamespace();
   const base = baseOptions({ indexOff, userxattr, redirectDirOff, metacopyOff }).join(',');
-  const xattrPrefix = userxattr ? 'user.overlay.' : 'trusted.overlay.';
 
   // 1. overlay itself, with two lower dirs (moby's SupportsOverlay(d, checkMultipleLowers=true))
   const mountError = await withProbe(shim, scratch, async (d) => {
@@ -197,20 +197,20 @@ export async function detectFeatures(shim: Shim, opts: DetectOptions): Promise<F
   // 3. native diff: the opaque copy-up bug (kernels < 4.8) and directory redirects (moby's doesSupportNativeDiff)
   const nativeDiffReason = await withProbe(shim, scratch, async (d) => {
     await mkdirs(d, ['l1/d', 'l1/d1', 'l2/d', 'l3', 'work', 'merged']);
-    shim.lsetxattr(join(d, 'l2', 'd'), xattrPrefix + 'opaque', 'y', 0);
+    shim.lsetxattr(join(d, 'l2', 'd'), opaqueXattr(userxattr), OPAQUE_VALUE, 0);
     shim.mount('overlay', join(d, 'merged'), 'overlay', 0,
       `${base ? base + ',' : ''}lowerdir=${join(d, 'l2')}:${join(d, 'l1')},upperdir=${join(d, 'l3')},workdir=${join(d, 'work')}`);
     try {
       await fsp.writeFile(join(d, 'merged', 'd', 'f'), '');
-      const opaque = shim.lgetxattr(join(d, 'l3', 'd'), xattrPrefix + 'opaque');
-      if (opaque?.toString() === 'y') return 'opaque flag erroneously copied up (kernel < 4.8)';
+      const opaque = shim.lgetxattr(join(d, 'l3', 'd'), opaqueXattr(userxattr));
+      if (isOpaqueValue(opaque)) return 'opaque flag erroneously copied up (kernel < 4.8)';
       try {
         await fsp.rename(join(d, 'merged', 'd1'), join(d, 'merged', 'd2'));
       } catch (e) {
         if (isErrno(e, 'EXDEV')) return '';
         return `rename of a lower directory failed: ${(e as Error).message}`;
       }
-      const redirect = shim.lgetxattr(join(d, 'l3', 'd2'), xattrPrefix + 'redirect');
+      const redirect = shim.lgetxattr(join(d, 'l3', 'd2'), redirectXattr(userxattr));
       return redirect?.toString() === 'd1' ? 'the kernel writes directory redirects (redirect_dir on)' : '';
     } finally {
       shim.umount2(join(d, 'merged'), MNT_DETACH);

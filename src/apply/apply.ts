@@ -15,7 +15,11 @@ import { feed } from '../tar/input.js';
 import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
 import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
 import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
-import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from '../tar/archive-safety.js';
+import { RESOLVE, bad, cleanName, symlinkEscapes, unsafe } from '../tar/archive-safety.js';
+import {
+  OPAQUE_VALUE, TAR_AUFS_META_PREFIX, TAR_OPAQUE_MARKER, TAR_WHITEOUT_PREFIX, WHITEOUT_DEVICE, isOpaqueXattr,
+  isOverlayBookkeeping, opaqueXattr,
+} from '../overlay-format.js';
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
 import { applyFailure, cleanupAfter } from './errors.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
@@ -183,7 +187,7 @@ class Extractor implements TarSink {
     private readonly opts: ApplyOptions,
     private readonly mode: Mode,
   ) {
-    this.opaqueName = opts.userxattr ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
+    this.opaqueName = opaqueXattr(opts.userxattr);
     this.identityIds = opts.idMappings.empty;
     this.umask = currentUmask();
     const root = opts.idMappings.root();
@@ -211,7 +215,7 @@ class Extractor implements TarSink {
       this.rootAttributes(e);
       return;
     }
-    if (path.includes('.wh.') && this.whiteoutEntry(e, path)) return;
+    if (path.includes(TAR_WHITEOUT_PREFIX) && this.whiteoutEntry(e, path)) return;
 
     const slash = path.lastIndexOf('/');
     const parent = slash < 0 ? '' : path.slice(0, slash);
@@ -416,23 +420,23 @@ class Extractor implements TarSink {
   /** Handles AUFS whiteout and metadata names; false when `path` is an ordinary entry after all. */
   private whiteoutEntry(e: TarEntry, path: string): boolean {
     const parts = path.split('/');
-    if (parts[0].startsWith('.wh..wh.') && path !== '.wh..wh..opq') {
+    if (parts[0].startsWith(TAR_AUFS_META_PREFIX) && path !== TAR_OPAQUE_MARKER) {
       this.skipping = true; // AUFS metadata (.wh..wh.plnk, .wh..wh.aufs, ...) and what is under it
       return true;
     }
     for (let i = 0; i < parts.length - 1; i++) {
-      if (parts[i].startsWith('.wh.')) throw unsafe(e.name, 'a whiteout cannot have children');
+      if (parts[i].startsWith(TAR_WHITEOUT_PREFIX)) throw unsafe(e.name, 'a whiteout cannot have children');
     }
     const base = parts[parts.length - 1];
-    if (!base.startsWith('.wh.')) return false;
+    if (!base.startsWith(TAR_WHITEOUT_PREFIX)) return false;
     this.skipping = true;
     const parent = parts.slice(0, -1).join('/');
-    if (base === '.wh..wh..opq') {
+    if (base === TAR_OPAQUE_MARKER) {
       this.opaque(e, parent);
       return true;
     }
-    if (base.startsWith('.wh..wh.')) return true; // AUFS metadata deeper down: nothing to apply
-    const victim = base.slice(4);
+    if (base.startsWith(TAR_AUFS_META_PREFIX)) return true; // AUFS metadata deeper down: nothing to apply
+    const victim = base.slice(TAR_WHITEOUT_PREFIX.length);
     if (victim === '' || victim === '.' || victim === '..') throw unsafe(e.name, `invalid whiteout name ${JSON.stringify(base)}`);
     const victimPath = parent === '' ? victim : `${parent}/${victim}`;
     if (this.mode === 'mount') {
@@ -444,7 +448,7 @@ class Extractor implements TarSink {
     }
     const pfd = this.dirs.parentFd(parent, e.name, true);
     this.ids(e.uid, e.gid);
-    this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), 0, 0);
+    this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), WHITEOUT_DEVICE.major, WHITEOUT_DEVICE.minor);
     if (this.needsChown(pfd)) this.shim.fchownat(pfd, victim, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, victim, e.mode);
     return true;
@@ -455,7 +459,7 @@ class Extractor implements TarSink {
       const pfd = dir === '' ? this.rootFd : this.dirs.parentFd(dir, e.name, true);
       const fd = this.shim.openat2(pfd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE);
       try {
-        this.shim.fsetxattr(fd, this.opaqueName, 'y', 0);
+        this.shim.fsetxattr(fd, this.opaqueName, OPAQUE_VALUE, 0);
       } finally {
         fs.closeSync(fd);
       }
@@ -580,7 +584,7 @@ class Extractor implements TarSink {
   }
 
   private xattrName(name: string): string | null {
-    if (!isOverlayBookkeeping(name)) return name.endsWith('.overlay.opaque') ? this.opaqueName : name;
+    if (!isOverlayBookkeeping(name)) return isOpaqueXattr(name) ? this.opaqueName : name;
     return null;
   }
 

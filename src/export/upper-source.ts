@@ -8,13 +8,14 @@ import {
   RECORD_SIZE, OFF_INO, OFF_SIZE, OFF_MTIME_SEC, OFF_MODE, OFF_UID, OFF_GID, OFF_NLINK, OFF_DEV, OFF_RDEV,
   OFF_NAME_OFF, OFF_NAME_LEN, OFF_EXTRA_LEN, OFF_DEPTH, OFF_FLAGS, FLAG_OPAQUE, FLAG_CAPS,
   SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
-  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR, S_IFCHR,
+  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR,
 } from '../core/records.js';
 import {
   ASCII_ONLY, CAPS_XATTR, HeaderRules, opaqueMarker, readXattrs, shimPath, toWhiteout, type FileFacts,
 } from './header-rules.js';
 import { NOT_READY, O_FILE, type EntrySource, type ExportEntry } from './entry.js';
 import type { ExportOptions } from './export.js';
+import { isWhiteoutDevice } from '../overlay-format.js';
 
 // SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
 
@@ -213,7 +214,7 @@ export class UpperDirSource implements EntrySource {
     const h = this.rules.header(rel, facts, link, xattrs);
     if (h === null) return null;
 
-    if (type === S_IFCHR && h.devmajor === 0 && h.devminor === 0) {
+    if (isWhiteoutDevice(mode, h.devmajor, h.devminor)) {
       toWhiteout(h);
       if (this.rules.allXattrs) h.xattrs = keepCaps(h.xattrs);
     } else if (type === S_IFDIR && flags & FLAG_OPAQUE) {

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { TarEntry, TarSink } from '../tar/reader.js';
 import { cleanName } from '../tar/archive-safety.js';
+import { TAR_WHITEOUT_PREFIX } from '../overlay-format.js';
 
 export const TAR_SPLIT_FILE = 'ovl2-tar-split.gz';
 export const TAR_SPLIT_MAGIC = Buffer.from('OVL2TS1\n');
@@ -135,6 +136,6 @@ export class TarSplitRecorder {
 function keptPath(name: string): string | null {
   const path = cleanName(name);
   if (path === null || path === '') return null;
-  if (path.split('/').some((c) => c.startsWith('.wh.'))) return null;
+  if (path.split('/').some((c) => c.startsWith(TAR_WHITEOUT_PREFIX))) return null;
   return path;
 }
