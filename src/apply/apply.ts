@@ -14,7 +14,8 @@ import {
 import { feed } from '../tar/input.js';
 import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
 import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
-import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
+import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace } from './staging.js';
+import { directorySize } from '../size/directory-size.js';
 import { RESOLVE, bad, cleanName, symlinkEscapes, unsafe } from '../tar/archive-safety.js';
 import {
   OPAQUE_VALUE, TAR_AUFS_META_PREFIX, TAR_OPAQUE_MARKER, TAR_WHITEOUT_PREFIX, WHITEOUT_DEVICE, isOpaqueXattr,
@@ -60,8 +61,9 @@ export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyO
   let staging = '';
   try {
     if (!isEmptyDir(diffDir)) {
+      // the extractor's running count only holds for a tree it wrote from empty
       await extract(shim, diffDir, tar, opts, 'layer');
-      return treeSize(diffDir);
+      return await directorySize(diffDir);
     }
     staging = createStaging(layerDir, diffDir);
     const size = await extract(shim, staging, tar, opts, 'layer');

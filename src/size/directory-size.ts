@@ -1,6 +1,8 @@
 // diffSize of a layer: moby's pkg/directory.Size over the layer's diff dir, streamed through the
 // WASM core — the sum of st_size of every non-directory, an inode with more than one link counted
-// once per (dev, ino). Whiteouts are empty, so they add nothing.
+// once per (dev, ino). Whiteouts are empty, so they add nothing. This is the project's one "size of
+// a tree" (diffSize, the layer record, an apply into a non-empty diff dir); changes-size.ts is the
+// other thing moby sizes: a change list read through a mount.
 import { withCore } from '../core/wasm.js';
 import { scanStream } from '../scan/stream.js';
 import { scanUnordered, UNSPLITTABLE } from '../scan/unordered.js';
