@@ -15,15 +15,16 @@ import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../native/
 import { withCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE } from '../core/wasm.js';
 import { takeChanges } from './change-list.js';
 import {
-  FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_NO_RECURSE, SCAN_OPAQUE, SCAN_REDIRECT,
-  SCAN_SORTED, SCAN_USER_XATTR,
+  FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
+  SCAN_USER_XATTR,
 } from '../core/records.js';
 import {
   LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
   LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_SIZE,
 } from '../core/regions.js';
-import { scanStream, type BatchConsumer } from '../scan/stream.js';
-import { scanTree } from './naive.js';
+import type { BatchConsumer } from '../scan/stream.js';
+import { listDirectory, lookupNames } from '../scan/lookup.js';
+import { scanTree } from './tree.js';
 
 export interface NativeChangesOptions {
   /** The overlay mount uses `userxattr`: overlay xattrs are user.overlay.* instead of trusted.overlay.*. */
@@ -46,7 +47,7 @@ const OPEN_DIR = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 /** How the walk reaches the lower dirs: a directory handle per visible lower dir. The shim
  *  implementation below uses O_PATH fds; unit tests answer from hand-built records. */
 export interface LowerAccess {
-  /** lookupBatch semantics (src/native/shim.ts): one record per NUL-terminated name, in order. */
+  /** lookupNames semantics (src/scan/lookup.ts): one record per NUL-terminated name, in order. */
   lookup(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): void;
   /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots. */
   list(core: Core, dir: number, consume: BatchConsumer): Promise<void>;
@@ -57,8 +58,8 @@ export interface LowerAccess {
 
 function shimAccess(shim: Shim): LowerAccess {
   return {
-    lookup: (dir, names, count, records, heap, flags) => void shim.lookupBatch(dir, names, count, records, heap, flags),
-    list: async (core, dir, consume) => void await scanStream(core, '.', SCAN_SORTED | SCAN_NO_RECURSE, consume, { dirfd: dir }),
+    lookup: (dir, names, count, records, heap, flags) => void lookupNames(shim, dir, names, count, records, heap, flags),
+    list: (core, dir, consume) => listDirectory(core, dir, consume),
     openChild: (dir, name) => shim.openat2(dir, name, OPEN_DIR, 0, 0),
     close: (dir) => closeSync(dir),
   };

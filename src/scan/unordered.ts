@@ -8,9 +8,10 @@
 // once (a scan never emits its root, and an expansion emits the subdirectories it queues).
 import { join } from 'node:path';
 import type { Core } from '../core/wasm.js';
-import { RECORD_SIZE, SCAN_NO_RECURSE, S_IFDIR, S_IFMT, OFF_MODE, OFF_NAME_OFF, OFF_NAME_LEN } from '../core/records.js';
+import { SCAN_NO_RECURSE, S_IFDIR, S_IFMT } from '../core/records.js';
 import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
 import { scanStream, type BatchConsumer } from './stream.js';
+import { coreRecordView } from './record-view.js';
 
 const EXPAND_DEPTH = 2;  // always split the top levels
 const QUEUE_TARGET = 16; // below that many waiting directories, keep splitting
@@ -27,8 +28,6 @@ export const UNSPLITTABLE = 'unsplittable';
  *  or UNSPLITTABLE. */
 export async function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer): Promise<number | typeof UNSPLITTABLE> {
   const queue: Array<{ rel: string; depth: number }> = [{ rel: '', depth: 0 }];
-  const low = core.low;
-  const view = new DataView(low.buffer, low.byteOffset, low.byteLength);
   let busy = 0;
   let entries = 0;
   let failure: unknown = null;
@@ -42,12 +41,11 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
   const expand = async (rel: string, depth: number, stream: number): Promise<number> => {
     const found: Array<{ rel: string; depth: number }> = [];
     const n = (await scanStream(core, join(root, rel), flags | SCAN_NO_RECURSE, (slot: ScanSlot, count: number, heapUsed: number) => {
+      const r = coreRecordView(core, slot);
       for (let i = 0; i < count; i++) {
-        const r = slot.recordsAddr + i * RECORD_SIZE;
-        if ((view.getUint32(r + OFF_MODE, true) & S_IFMT) !== S_IFDIR) continue;
-        const off = slot.heapAddr + view.getUint32(r + OFF_NAME_OFF, true);
-        const bytes = low.subarray(off, off + view.getUint16(r + OFF_NAME_LEN, true));
-        const name = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+        if ((r.seek(i).mode & S_IFMT) !== S_IFDIR) continue;
+        const bytes = r.nameBytes();
+        const name = bytes.toString('utf8');
         if (Buffer.byteLength(name) !== bytes.length || !Buffer.from(name).equals(bytes)) throw new Unsplittable(name);
         found.push({ rel: rel ? `${rel}/${name}` : name, depth: depth + 1 });
       }
