@@ -6,7 +6,7 @@ import { TYPE_REG, cleanPath } from '../tar/header.js';
 import { S_IFMT, S_IFSOCK, S_IFLNK } from '../core/records.js';
 import { HeaderRules, readXattrs, shimPath, type FileFacts } from './header-rules.js';
 import { O_FILE, type EntrySource, type ExportEntry } from './entry.js';
-import type { ExportOptions } from './export.js';
+import type { ExportOptions } from './options.js';
 
 interface SortedChange {
   rel: string;      // byte string, no leading "/"

@@ -8,7 +8,7 @@ import {
 } from '../tar/header.js';
 import { IdNames } from '../tar/names.js';
 import { S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO } from '../core/records.js';
-import type { ExportOptions } from './export.js';
+import type { ExportOptions } from './options.js';
 import { TAR_OPAQUE_MARKER, TAR_WHITEOUT_PREFIX, isOverlayXattr, isWhiteoutDevice, tarWhiteoutName } from '../overlay-format.js';
 
 export const CAPS_XATTR = 'security.capability';

@@ -14,7 +14,7 @@ import {
   ASCII_ONLY, CAPS_XATTR, HeaderRules, opaqueMarker, readXattrs, shimPath, toWhiteout, type FileFacts,
 } from './header-rules.js';
 import { NOT_READY, O_FILE, type EntrySource, type ExportEntry } from './entry.js';
-import type { ExportOptions } from './export.js';
+import type { ExportOptions } from './options.js';
 import { isWhiteoutDevice } from '../overlay-format.js';
 
 // SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).

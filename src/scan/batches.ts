@@ -3,6 +3,11 @@
 // reads the batch in one slot, the shim's scanNext (on the libuv pool) fills the other. Pull-based,
 // so both a push loop (stream.ts) and a pull stream (export's UpperDirSource) drive it.
 import type { Shim, ScanBatch, ScanHandle } from '../native/shim.js';
+import type { ScanSlot } from '../core/regions.js';
+
+/** A consumer of batches in the WASM core's scan slots (stream.ts, fallback.ts). Called once per
+ *  batch, synchronously: the slot is refilled as soon as it returns. */
+export type BatchConsumer = (slot: ScanSlot, count: number, heapUsed: number) => void;
 
 /** Where one batch lands: the records and the heap their names (and extras) point into. */
 export interface BatchSlot {

@@ -5,13 +5,12 @@
 import { AT_FDCWD } from '../native/constants.js';
 import { tryLoadShim } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
-import { SCAN_STREAMS, type ScanSlot, type ScanStreamSlots } from '../core/regions.js';
+import { SCAN_STREAMS, type ScanStreamSlots } from '../core/regions.js';
 import { fallbackScan } from './fallback.js';
-import { NOT_READY, ScanBatches } from './batches.js';
+import { NOT_READY, ScanBatches, type BatchConsumer } from './batches.js';
 import { coreBatchSlot } from './record-view.js';
 
-/** Called once per batch, synchronously: the slot is refilled as soon as it returns. */
-export type BatchConsumer = (slot: ScanSlot, count: number, heapUsed: number) => void;
+export type { BatchConsumer } from './batches.js';
 
 export interface ScanOptions {
   /** Directory fd `path` is relative to (default AT_FDCWD: `path` absolute or cwd-relative). */
