@@ -9,7 +9,7 @@ import type { Features } from './features.js';
 import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './options.js';
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
-import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE, PARTIAL_DIR } from './layout/store.js';
+import { LayerStore } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
@@ -133,14 +133,15 @@ export class Overlay2Driver {
     const root = idMappings.root();
     const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid });
 
-    const partialExisted = existsSync(join(home, PARTIAL_DIR));
+    const store = new LayerStore(home);
+    const partialExisted = existsSync(store.partialDir());
     // Cached, probed, or — on a full filesystem — unprobed (see feature-cache.ts): a full disk must
     // not keep remove() from freeing space. The probes load only on a cache miss: a CLI call on a
     // known home never parses them.
     const features = await cachedFeatures(shim, home, dev, readOnly,
-      async () => (await import('./features.js')).detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck }));
+      async () => (await import('./features.js')).detectFeatures(shim, { home, scratch: store.partialDir(), overrideKernelCheck: opts.overrideKernelCheck }));
     // the probes' scratch dir: a read-only open leaves the home as it found it
-    if (readOnly && !partialExisted) removeTreeSync(join(home, PARTIAL_DIR), home);
+    if (readOnly && !partialExisted) removeTreeSync(store.partialDir(), home);
     let quota: ProjectQuota | null = null;
     let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs or ext4`;
     if (supportsProjectQuota(features.backingFs) && !readOnly) {
@@ -167,7 +168,7 @@ export class Overlay2Driver {
     if (!this.features.unprobed) return;
     try {
       const { detectFeatures } = await import('./features.js');
-      const fresh = await detectFeatures(this.shim, { home: this.home, overrideKernelCheck: this.options.overrideKernelCheck });
+      const fresh = await detectFeatures(this.shim, { home: this.home, scratch: this.store.partialDir(), overrideKernelCheck: this.options.overrideKernelCheck });
       fresh.projectQuota = this.quota !== null;
       Object.assign(this.features, fresh, { unprobed: undefined });
       delete this.features.unprobed;
@@ -190,7 +191,7 @@ export class Overlay2Driver {
     // remove() needs to move a layer out of sight.
     try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }
     for (const e of readdirSync(this.home, { withFileTypes: true })) {
-      if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
+      if (!e.isDirectory() || !LayerStore.isLayerName(e.name)) continue;
       let names: string[];
       try { names = readdirSync(this.store.dir(e.name)); } catch { continue; }
       if (names.some((n) => n.startsWith(STAGING_PREFIX))) await removeStaleStaging(this.store.dir(e.name));
@@ -254,8 +255,7 @@ export class Overlay2Driver {
       let lower: string[] = [];
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
-        const parentLink = await this.store.readLinkId(parent);
-        lower = [`${LINK_DIR}/${parentLink}`, ...(await this.store.readLower(parent))];
+        lower = await this.store.lowerForChild(parent);
         if (lower.length > this.maxDepth) {
           throw new Overlay2Error('ERR_MAX_DEPTH',
             `overlay2: max depth exceeded: layer ${id} would have ${lower.length} lower layers (limit ${this.maxDepth})`, { id });
@@ -273,21 +273,16 @@ export class Overlay2Driver {
         throw noSpace(e, `create layer ${id}`, id);
       }
       const linkId = generateLinkId();
-      const linkPath = join(this.store.linkDir(), linkId);
-      let linked = false;
+      let linkPath = '';
       try {
         await setOwnerMode(tmp, 0o710, me.uid, root.gid);
         // The project id is set before anything is created inside, so diff/ and work/ inherit it.
         if (size > 0 && this.quota) this.quota.setQuota(tmp, size);
         await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
-        await fsp.writeFile(join(tmp, LINK_FILE), linkId, { mode: 0o644 });
-        if (parent !== '') {
-          await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
-          await fsp.writeFile(join(tmp, LOWER_FILE), lower.join(':'), { mode: 0o666 });
-        }
-        await fsp.symlink(join('..', id, 'diff'), linkPath);
-        linked = true;
-        if (parent !== '') await fsp.writeFile(join(this.store.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
+        if (parent !== '') await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
+        await this.store.writeLayerFiles(tmp, linkId, lower);
+        linkPath = await this.store.createLink(id, linkId);
+        if (parent !== '') await this.store.markCommitted(parent);
         try {
           this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
           this.quota?.moved(tmp, this.store.dir(id));
@@ -300,7 +295,7 @@ export class Overlay2Driver {
       } catch (e) {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
         throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
-          if (linked) await fsp.rm(linkPath, { force: true });
+          if (linkPath !== '') await fsp.rm(linkPath, { force: true });
           await removeTree(tmp, this.home);
         });
       }
@@ -343,24 +338,16 @@ export class Overlay2Driver {
         // file (a dir without one is not a layer), deleted where it is.
         if (!isOutOfSpace(this.shim, this.home, e)) throw e;
         doomed = this.store.dir(id);
-        await fsp.rm(join(doomed, LINK_FILE), { force: true });
+        await this.store.dropLinkFile(doomed);
       }
-      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
+      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
       await removeTree(doomed, this.home);
     });
   }
 
   /** Layers whose lower file names `id`'s link (its children and their descendants). */
   private async childrenOf(id: string): Promise<string[]> {
-    let linkId: string;
-    try { linkId = await this.store.readLinkId(id); } catch { return []; }
-    const entry = `${LINK_DIR}/${linkId}`;
-    const found: string[] = [];
-    for (const other of await this.store.listLayers()) {
-      if (other === id) continue;
-      if ((await this.store.readLower(other).catch(() => [] as string[])).includes(entry)) found.push(other);
-    }
-    return found;
+    return this.store.layersAbove(id);
   }
 
   /**
@@ -400,11 +387,11 @@ export class Overlay2Driver {
       // goes, and the layer is mounted afresh (src/mount/stale.ts).
       unmountStale(this.shim, merged);
       try {
-        const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
+        const readonly = this.store.isCommitted(id);
         const root = this.idMappings.root();
         makeMountPoint(merged, root.uid, root.gid);
         const method = mountLayer(this.shim, this.features,
-          { home: this.home, id, lowerEntries, readonly, mountLabel }, this.mountStrategy);
+          { id, paths: this.store.mountPaths(id), lowerEntries, readonly, mountLabel }, this.mountStrategy);
         this.lastMountMethod.set(id, method);
         // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
         if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
