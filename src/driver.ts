@@ -6,6 +6,7 @@ import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
 import { FS_MAGIC, MNT_DETACH, RENAME_NOREPLACE, AT_FDCWD } from './native/constants.js';
 import type { Features } from './features.js';
+import type { LayerContext } from './context.js';
 import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './options.js';
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
@@ -95,6 +96,11 @@ export class Overlay2Driver {
   private readonly held = new Map<string, number>();
   private readonly locks = new KeyedMutex();
   private readonly referenceScope: RefScope;
+
+  /** What the driver hands the rooms it delegates to (src/context.ts). */
+  private get context(): LayerContext {
+    return { shim: this.shim, userxattr: this.features.userxattr, idMappings: this.idMappings };
+  }
 
   private constructor(home: string, shim: Shim, features: Features, options: DriverOptions, idMappings: IdMappings,
     private readonly quota: ProjectQuota | null, referenceScope: RefScope) {
@@ -565,7 +571,7 @@ export class Overlay2Driver {
     if (await this.useNative(id, p)) {
       const { changesNative, NeedsNaive } = await import('./changes/native.js');
       try {
-        return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), { userxattr: this.features.userxattr });
+        return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), this.context);
       } catch (e) {
         if (!(e instanceof NeedsNaive)) throw e;
       }
@@ -592,7 +598,7 @@ export class Overlay2Driver {
 
   private async diffStream(id: string, parent: string | null | undefined, opts: DiffOptions): Promise<Readable> {
     const p = await this.checkPair(id, parent);
-    const exportOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings, xattrs: opts.xattrs ?? 'docker' };
+    const exportOpts = { ...this.context, xattrs: opts.xattrs ?? 'docker' as const };
     const { exportLayer, exportChanges } = await import('./export/export.js');
     if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
     const changes = await this.changesNaive(id, p);
@@ -639,7 +645,7 @@ export class Overlay2Driver {
       const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId);
       let size: number;
       try {
-        size = await apply({ userxattr: this.features.userxattr, idMappings: this.idMappings, tap, layer: id });
+        size = await apply({ ...this.context, tap, layer: id });
       } catch (e) {
         recorder?.discard();
         // The abort itself, whatever the extractor made of it on the way out.

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ApplyTap } from './tap.js';
 import { Overlay2Error, isErrno } from '../errors.js';
-import type { IdMappings } from '../idmap.js';
+import type { LayerContext } from '../context.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
@@ -27,11 +27,9 @@ import { removeTreeSync } from '../layout/remove-tree.js';
 
 export { cleanName };
 
-export interface ApplyOptions {
-  /** Opaque marker: user.overlay.opaque instead of trusted.overlay.opaque. */
-  userxattr: boolean;
-  /** Archive ids are container ids; files get idMappings.toHost of them. */
-  idMappings: IdMappings;
+/** The context (src/context.ts: shim, userxattr — the opaque marker's namespace —, idMappings:
+ *  archive ids are container ids, files get idMappings.toHost of them) plus the apply's own options. */
+export interface ApplyOptions extends LayerContext {
   /** Told about what was skipped (a device node where mknod is not permitted, an xattr the
    *  filesystem does not take). */
   onWarning?: (msg: string) => void;
@@ -56,7 +54,7 @@ const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
  *  Returns moby's directory.Size of the resulting diff dir. */
 export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
   const layer = opts.layer ?? basename(layerDir);
-  const shim = loadShim();
+  const shim = opts.shim ?? loadShim();
   const diffDir = join(layerDir, 'diff');
   let staging = '';
   try {
@@ -85,7 +83,7 @@ export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyO
  *  moby returns there: the sum of the archive's entry sizes. */
 export async function applyThroughMount(mergedDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
   try {
-    return await extract(loadShim(), mergedDir, tar, opts, 'mount');
+    return await extract(opts.shim ?? loadShim(), mergedDir, tar, opts, 'mount');
   } catch (e) {
     endInput(tar);
     throw applyFailure(e, opts.layer ?? '', (e as { entry?: string }).entry ?? '');

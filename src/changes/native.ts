@@ -10,6 +10,7 @@
 import { closeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Change } from './change.js';
+import type { LayerContext } from '../context.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../native/constants.js';
 import { withCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE } from '../core/wasm.js';
@@ -26,10 +27,8 @@ import type { BatchConsumer } from '../scan/stream.js';
 import { listDirectory, lookupNames } from '../scan/lookup.js';
 import { scanTree } from './tree.js';
 
-export interface NativeChangesOptions {
-  /** The overlay mount uses `userxattr`: overlay xattrs are user.overlay.* instead of trusted.overlay.*. */
-  userxattr: boolean;
-}
+/** The context's shim and userxattr (src/context.ts): which namespace overlay's xattrs are in. */
+export type NativeChangesOptions = Pick<LayerContext, 'shim' | 'userxattr'>;
 
 /** Thrown when the layer holds something only the naive comparison handles (redirects,
  *  metacopy, names the walk cannot reopen): the caller falls back to changesNaive. An internal
@@ -160,7 +159,7 @@ export async function classifyUpper(core: Core, access: LowerAccess, roots: read
 }
 
 export async function changesNative(upperDir: string, lowerDirs: string[], opts: NativeChangesOptions): Promise<Change[]> {
-  const shim = (() => {
+  const shim = opts.shim ?? (() => {
     try {
       return loadShim();
     } catch (e) {

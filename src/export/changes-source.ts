@@ -24,7 +24,7 @@ export class ChangesSource implements EntrySource {
   private lastPath = Buffer.alloc(0);
 
   constructor(root: string, changes: Change[], opts: ExportOptions) {
-    this.shim = loadShim();
+    this.shim = opts.shim ?? loadShim();
     this.rules = new HeaderRules(opts);
     this.rootUtf8 = root.replace(/\/+$/, '') || '/';
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');

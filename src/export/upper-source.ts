@@ -50,7 +50,7 @@ export class UpperDirSource implements EntrySource {
   private lastNameStart = 0;
 
   constructor(upperDir: string, opts: ExportOptions) {
-    this.shim = loadShim();
+    this.shim = opts.shim ?? loadShim();
     this.rules = new HeaderRules(opts);
     this.rootUtf8 = upperDir.replace(/\/+$/, '') || '/';
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
