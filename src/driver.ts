@@ -670,7 +670,7 @@ export class Overlay2Driver {
       });
     }
     // Written into the live diff/ through a mount: marked while it runs, so a crash cannot leave a
-    // half-applied layer that looks complete (see diff/apply-marker.ts).
+    // half-applied layer that looks complete (see src/apply/marker.ts).
     return withApplyMarker(this.store.dir(id), () =>
       this.withMounted(id, (root) => run((applyOpts) => applyThroughMount(root, input, applyOpts))));
   }

@@ -1,5 +1,5 @@
 // What watches an apply: progress and abort, the image-archive check, the tar-split recorder and
-// the diffID. applyDiff passes one ApplyTap to the extractor (src/diff/apply.ts), which calls it
+// the diffID. applyDiff passes one ApplyTap to the extractor (src/apply/apply.ts), which calls it
 // around every uncompressed chunk and wraps its TarSink with it.
 import { createHash, type Hash } from 'node:crypto';
 import { Overlay2Error } from '../errors.js';

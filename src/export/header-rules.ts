@@ -1,5 +1,5 @@
-// Docker's header rules for a layer export, shared by both sources (export-upper.ts and
-// export-changes.ts); the rules themselves are listed at the top of export.ts.
+// Docker's header rules for a layer export, shared by both sources (upper-source.ts and
+// changes-source.ts); the rules themselves are listed at the top of export.ts.
 import { isUtf8 } from 'node:buffer';
 import { Overlay2Error, isErrno } from '../errors.js';
 import type { Shim } from '../native/shim.js';

@@ -1,7 +1,7 @@
 // driver.save(): the chain ending at a layer, out as an image archive `docker load` and skopeo take:
 // 'docker' (docker save's manifest.json + <hex>/layer.tar + <hex>.json) or 'oci' (an OCI image
 // layout in a tar). Each layer goes out uncompressed, with the bytes it was applied from when its
-// tar-split is kept (same diffID as the image it came in: tar-split-assemble.ts, which fails with
+// tar-split is kept (same diffID as the image it came in: src/tar-split/assemble.ts, which fails with
 // ERR_LAYER_CHANGED rather than ship other bytes), else as the driver's own diff (a layer made
 // here), spooled once to learn its size and diffID. The archive is written to a temp name beside
 // the output and renamed when complete: an error or abort leaves no partial file.

@@ -1,4 +1,4 @@
-// Rebuilds a layer's original tar from its tar-split file (tar-split-record.ts) and the file
+// Rebuilds a layer's original tar from its tar-split file (record.ts) and the file
 // contents in diff/, hashing as it goes: a layer whose files changed since the apply (other size,
 // other bytes, gone) fails with ERR_LAYER_CHANGED before a wrong byte could be taken for the
 // original (the last chunk is held back until the digest is known).

@@ -2,7 +2,7 @@
 // layer back byte for byte (same diffID) although no exporter could re-create another writer's
 // headers, padding and trailer. What is kept: every byte that is not a regular file's content
 // (headers, PAX/GNU records, padding, the end-of-archive blocks and whatever follows them), and for
-// each regular file its path and size; the content is read back from diff/ (tar-split-assemble.ts).
+// each regular file its path and size; the content is read back from diff/ (assemble.ts).
 // Content the extractor does not keep (whiteout and AUFS-metadata entries with data) stays inline.
 //
 // The file: HOME/<id>/ovl2-tar-split.gz. Docker's overlay2 never lists a layer dir (it only knows

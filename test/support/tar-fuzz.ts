@@ -21,7 +21,7 @@ export const DOCUMENTED_CODES = new Set(['ERR_BAD_ARCHIVE', 'ERR_UNSAFE_ARCHIVE'
 
 /**
  * Raw errnos an import may still end with unwrapped: none. The extractor maps every errno an archive
- * can provoke to an Overlay2Error naming the layer and entry (src/diff/apply-errors.ts); one that
+ * can provoke to an Overlay2Error naming the layer and entry (src/apply/errors.ts); one that
  * slips through is a finding.
  */
 export const KNOWN_RAW_ERRNOS = new Set<string>();
