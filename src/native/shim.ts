@@ -156,20 +156,27 @@ const EXPECTED: Record<string, string> = {
   'h': 'a scan handle from scanOpen',
 };
 
-/** A TypeError shaped like Node's own argument errors (code ERR_INVALID_ARG_TYPE / _VALUE): a caller's
- *  programming error, thrown before the syscall. */
-function argError(code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE', message: string): TypeError {
-  return Object.assign(new TypeError(message), { code });
+/** A caller's programming error, thrown before the syscall: a TypeError with Node's own argument-error
+ *  codes, as Node's fs functions throw for the same mistakes. */
+export class ShimArgumentError extends TypeError {
+  constructor(readonly code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE', message: string) {
+    super(message);
+    this.name = 'TypeError';
+  }
 }
 
-function checkArg(fn: string, param: string, v: unknown): void {
-  const colon = param.indexOf(':');
-  const name = param.slice(0, colon), kind = param.slice(colon + 1);
+interface Param { name: string; kind: string; base: string; nullable: boolean }
+
+const PARAMS = Object.fromEntries(Object.entries(SIGNATURES).map(([fn, params]) => [fn, params.map((p): Param => {
+  const [name, kind] = p.split(':') as [string, string];
   const nullable = kind.endsWith('?');
-  if (nullable && (v === null || v === undefined)) return;
-  const base = nullable ? kind.slice(0, -1) : kind;
+  return { name, kind, nullable, base: nullable ? kind.slice(0, -1) : kind };
+})])) as Record<keyof Shim, Param[]>;
+
+function checkArg(fn: string, p: Param, v: unknown): void {
+  if (p.nullable && (v === null || v === undefined)) return;
   let ok: boolean;
-  switch (base) {
+  switch (p.base) {
     case 's': ok = typeof v === 'string'; break;
     case 'n': ok = typeof v === 'number'; break;
     case 'b': ok = v instanceof Uint8Array; break;
@@ -177,10 +184,10 @@ function checkArg(fn: string, param: string, v: unknown): void {
     case 'f': ok = typeof v === 'function'; break;
     default: ok = typeof v === 'object' && v !== null; break; // 'h': the C side checks it is a scan handle
   }
-  if (!ok) throw argError('ERR_INVALID_ARG_TYPE', `The "${name}" argument of ${fn} must be ${EXPECTED[kind]}`);
+  if (!ok) throw new ShimArgumentError('ERR_INVALID_ARG_TYPE', `The "${p.name}" argument of ${fn} must be ${EXPECTED[p.kind]}`);
   // The kernel would silently see a shorter path.
   if (typeof v === 'string' && v.includes('\0')) {
-    throw argError('ERR_INVALID_ARG_VALUE', `The "${name}" argument of ${fn} must be a string without null bytes`);
+    throw new ShimArgumentError('ERR_INVALID_ARG_VALUE', `The "${p.name}" argument of ${fn} must be a string without null bytes`);
   }
 }
 
@@ -191,7 +198,7 @@ type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch'> & {
 };
 
 function checkArgs(fn: keyof Shim, args: ArrayLike<unknown>): void {
-  const params = SIGNATURES[fn];
+  const params = PARAMS[fn];
   for (let i = 0; i < params.length; i++) checkArg(fn, params[i]!, args[i]);
 }
 
