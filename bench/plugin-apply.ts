@@ -79,14 +79,12 @@ async function main(): Promise<void> {
   execFileSync('mount', ['-o', 'loop', image, home]);
   const socket = join(scratch, 'plugin.sock');
   const nullSocket = join(scratch, 'null.sock');
-  const plugin = await servePlugin({ name: 'ovl2-bench', socket, home });
-  await post(socket, '/GraphDriver.Init', { Home: home, Opts: [] });
-  const driver = plugin.driver as Overlay2Driver;
   const sink = http.createServer((req, res) => {
     req.on('data', () => undefined);
     req.on('end', () => res.end('{}'));
   });
-  await new Promise<void>((r) => sink.listen(nullSocket, r));
+  let plugin: Awaited<ReturnType<typeof servePlugin>> | null = null;
+  let driver: Overlay2Driver;
 
   let seq = 0;
   const step: Record<string, () => Promise<void>> = {
@@ -100,6 +98,10 @@ async function main(): Promise<void> {
   const times = new Map<string, number[]>(variants.map((v) => [v, []]));
   const cpus = new Map<string, number[]>(variants.map((v) => [v, []]));
   try {
+    plugin = await servePlugin({ name: 'ovl2-bench', socket, home });
+    await post(socket, '/GraphDriver.Init', { Home: home, Opts: [] });
+    driver = plugin.driver as Overlay2Driver;
+    await new Promise<void>((r) => sink.listen(nullSocket, r));
     for (let i = 0; i < runs + 1; i++) {
       const order = variants.map((_, k) => variants[(k + i) % variants.length]);
       for (const v of order) {
@@ -118,8 +120,10 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await plugin.close();
+    await plugin?.close();
     sink.close();
+    // whatever a failed run left mounted under the home, then the home itself
+    execFileSync('bash', ['-c', `grep -o ' ${home}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
     execFileSync('umount', [home]);
     fs.rmSync(scratch, { recursive: true, force: true });
   }
