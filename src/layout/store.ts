@@ -8,7 +8,7 @@
 //   HOME/<id>/committed   the layer has a child, so it mounts read-only
 // Ours alone: HOME/.partial/ holds layers being created or removed, HOME/<id>/.staging-diff-*
 // holds an applyDiff in progress (src/diff/staging.ts); init empties both.
-import { promises as fsp, readFileSync, existsSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
 import { validateId, validateLowerEntry } from './ids.js';
@@ -33,9 +33,9 @@ export class LayerStore {
   partialDir(): string { return join(this.home, PARTIAL_DIR); }
 
   async exists(id: string): Promise<boolean> {
+    // one stat, synchronous: fs.promises alone would add ~5 ms of module loading to `overlay2 exists`
     try {
-      await fsp.stat(this.dir(id));
-      return true;
+      return statSync(this.dir(id), { throwIfNoEntry: false }) !== undefined;
     } catch {
       return false;
     }
