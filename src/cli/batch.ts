@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { CommandContext } from './command.js';
 import { runCli, openDriver, type HomeOpener, type Outcome } from './dispatch.js';
-import { collectOutput, stdout } from './output.js';
+import { collectOutput, write } from './output.js';
 import type { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
 
@@ -91,7 +91,6 @@ export async function batch({ values, home }: CommandContext): Promise<number> {
   // the batch's own --home and -o are every line's defaults; a line's own options win
   const defaults = ['--home', home, ...((values.opt as string[] | undefined) ?? []).flatMap((o) => ['-o', o])];
   const open = sharedHomes();
-  const out = stdout();
   let worst = 0;
   let lineNo = 0;
   for await (const line of createInterface({ input, crlfDelay: Infinity })) {
@@ -108,10 +107,10 @@ export async function batch({ values, home }: CommandContext): Promise<number> {
     }
     worst = Math.max(worst, outcome.code);
     if (json) {
-      out.write(JSON.stringify({ line: lineNo, exit: outcome.code, output: output.replace(/\n$/, ''), ...(outcome.error ? { error: outcome.error } : {}) }) + '\n');
+      write(JSON.stringify({ line: lineNo, exit: outcome.code, output: output.replace(/\n$/, ''), ...(outcome.error ? { error: outcome.error } : {}) }) + '\n');
     } else {
       const text = outcome.error ?? oneLine(output);
-      out.write(`${outcome.code}${text ? ` ${text}` : ''}\n`);
+      write(`${outcome.code}${text ? ` ${text}` : ''}\n`);
     }
   }
   return worst;
