@@ -67,12 +67,14 @@ try {
   }
   const floorWall = median(samples[0]!.map((s) => s.wall));
   const floorCpu = mean(samples[0]!.map((s) => s.cpu));
+  const mobyRow = moby ? samples[samples.length - 1]! : null;
+  const mobyWall = mobyRow ? median(mobyRow.map((s) => s.wall)) : NaN;
   console.log(`\n## One CLI call (${runs} interleaved rounds; wall: median, CPU: mean)\n`);
-  console.log(table(['command', 'wall ms', 'CPU ms', 'wall − node -e 0', 'CPU − node -e 0'],
+  console.log(table(['command', 'wall ms', 'CPU ms', 'wall − node -e 0', 'CPU − node -e 0', 'wall ÷ moby-ovl exists'],
     commands.map(([what], i) => {
       const wall = median(samples[i]!.map((s) => s.wall));
       const cpu = mean(samples[i]!.map((s) => s.cpu));
-      return [what, fmtMs(wall), fmtMs(cpu), fmtMs(wall - floorWall), fmtMs(cpu - floorCpu)];
+      return [what, fmtMs(wall), fmtMs(cpu), fmtMs(wall - floorWall), fmtMs(cpu - floorCpu), mobyRow ? (wall / mobyWall).toFixed(1) + '×' : '—'];
     })));
 
   // ---- the create loop -----------------------------------------------------------------------
