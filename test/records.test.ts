@@ -7,6 +7,7 @@ import { readFileSync, mkdirSync, writeFileSync, symlinkSync, linkSync, lstatSyn
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as R from '../src/core/records.js';
+import { decodeRecord } from '../src/scan/record-view.js';
 import { acquireCore, releaseCore } from '../src/core/wasm.js';
 import { SCAN_STREAMS } from '../src/core/regions.js';
 import { tryLoadShim } from '../src/native/shim.js';
@@ -24,6 +25,21 @@ test('the TS mirror has every constant of assembly/records.ts with the same valu
     const want = Number(value!.trim().replace(/^0o/, '0o'));
     assert.is((R as Record<string, unknown>)[name!], want, name);
   }
+});
+
+test('the C header (shim/records.h) has the same offsets, record size and shim-side constants', () => {
+  const text = readFileSync(new URL('../../shim/records.h', import.meta.url), 'utf8');
+  const offsets = [...text.matchAll(/offsetof\(struct scan_record, \w+\) == (\d+), "(\w+)"/g)];
+  const offKey = (field: string) => 'OFF_' + field.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+  assert.is(offsets.length, R.RECORD_FIELDS.length, 'one offset check per record field');
+  for (const [, off, field] of offsets) {
+    assert.is(Number(off), (R as unknown as Record<string, number>)[offKey(field!)], field);
+  }
+  const define = (name: string) => Number(new RegExp(`#define ${name} (\\S+)`).exec(text)?.[1]);
+  assert.is(define('RECORD_SIZE'), R.RECORD_SIZE);
+  assert.is(define('FLAG_FAILED'), R.FLAG_FAILED);
+  assert.is(define('SCAN_SORTED'), R.SCAN_SORTED);
+  assert.is(define('SCAN_NO_RECURSE'), R.SCAN_NO_RECURSE);
 });
 
 test('the WASM table equals the TS mirror, key by key', () => {
@@ -48,7 +64,7 @@ test('a record encoded by TS decodes identically in TS and in WASM', () => {
       nameLen: 255, extraLen: 20, depth: 65535, flags: R.FLAG_CAPS | R.FLAG_OPAQUE,
     };
     R.encodeRecord(core.low, at, rec);
-    assert.equal(R.decodeRecord(core.low, at), rec);
+    assert.equal(decodeRecord(core.low, at), rec);
     const fromWasm = R.RECORD_FIELDS.map((_, i) => core.exports.recordField(at, i));
     const expected = R.RECORD_FIELDS.map((k) => BigInt.asIntN(64, BigInt(rec[k])));
     assert.equal(fromWasm, expected);
@@ -90,7 +106,7 @@ withShim('the C scanner writes what lstat says, and TS and WASM decode it the sa
       const stack: string[] = [];
       for (let i = 0; i < batch.count; i++) {
         const at = slot.recordsAddr + i * R.RECORD_SIZE;
-        const r = R.decodeRecord(core.low, at);
+        const r = decodeRecord(core.low, at);
         const wasm = R.RECORD_FIELDS.map((_, k) => core.exports.recordField(at, k));
         assert.equal(wasm, R.RECORD_FIELDS.map((k) => BigInt.asIntN(64, BigInt(r[k]))), 'WASM decodes what TS decodes');
         const name = Buffer.from(core.low.subarray(slot.heapAddr + r.nameOff, slot.heapAddr + r.nameOff + r.nameLen)).toString();

@@ -5,8 +5,8 @@
 import { createReadStream, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { CommandContext } from './command.js';
-import { runCli, openDriver, type HomeOpener, type Outcome } from './dispatch.js';
+import type { CommandContext, HomeOpener, Outcome } from './command.js';
+import { openDriver } from './open-driver.js';
 import { collectOutput, write } from './output.js';
 import type { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
@@ -85,7 +85,7 @@ function openInput(path: string | undefined): Readable {
   }
 }
 
-export async function batch({ values, home }: CommandContext): Promise<number> {
+export async function batch({ values, home, runLine }: CommandContext): Promise<number> {
   const input = openInput(typeof values.file === 'string' ? values.file : undefined);
   const json = values.json === true;
   // the batch's own --home and -o are every line's defaults; a line's own options win
@@ -101,7 +101,7 @@ export async function batch({ values, home }: CommandContext): Promise<number> {
     let output = '';
     try {
       const words = splitWords(trimmed);
-      ({ result: outcome, output } = await collectOutput(() => runCli([...defaults, ...words], { open, batch: true })));
+      ({ result: outcome, output } = await collectOutput(() => runLine([...defaults, ...words], { open, batch: true })));
     } catch (e) {
       outcome = { code: 2, error: `overlay2: batch line ${lineNo}: ${(e as Error).message}` };
     }

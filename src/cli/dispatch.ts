@@ -4,10 +4,10 @@
 // table; a command's handler, and through it the driver, is imported when that command runs.
 import { parseArgs } from 'node:util';
 import { COMMANDS, findCommand } from './commands.js';
-import type { CommandSpec, OptionSpec, CommandContext } from './command.js';
+import type { CommandSpec, OptionSpec, CommandContext, RunOptions, Outcome } from './command.js';
+import { openDriver } from './open-driver.js';
 import { packageVersion } from '../version.js';
 import { write, isBrokenPipe } from './output.js';
-import type { Overlay2Driver } from '../driver.js';
 
 const DEFAULT_HOME = '/var/lib/overlay2';
 
@@ -101,27 +101,6 @@ function parse(args: string[], c: CommandSpec | undefined, commandShortsWin: boo
   }
 }
 
-/** How a command line opens its home; `overlay2 batch` keeps one driver per home across lines. */
-export type HomeOpener = (home: string, options: string[], writes: boolean) => Promise<Overlay2Driver>;
-
-export interface RunOptions {
-  open?: HomeOpener;
-  /** inside `overlay2 batch`: stdin and stdout belong to the batch, no progress line */
-  batch?: boolean;
-}
-
-/** What a command line came to: its exit code and, for a failure, the one line for stderr. */
-export interface Outcome {
-  code: number;
-  error?: string;
-  stack?: string;
-}
-
-export const openDriver: HomeOpener = async (home, options, writes) => {
-  const { Overlay2Driver } = await import('../driver.js');
-  return Overlay2Driver.init(home, options, { readOnly: !writes, mountReferences: 'persistent' });
-};
-
 /** Commands that cannot share a batch's stdin/stdout, and the option that frees them. */
 const BATCH_STREAMS: Record<string, (v: Values, args: string[]) => string | null> = {
   diff: (v) => (typeof v.output === 'string' ? null : 'diff in a batch needs -o FILE'),
@@ -173,6 +152,7 @@ async function dispatch(argv: string[], run: RunOptions, running: (spec: Command
     home,
     open: () => open(home, values.opt as string[], spec.writes),
     usage: (message) => { throw new UsageError(`${spec.name}: ${message}`, spec); },
+    runLine: runCli,
   };
   running(spec);
   const handler = await spec.load();

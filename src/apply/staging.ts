@@ -1,0 +1,61 @@
+// The staging dir an import extracts into before it becomes the layer's diff/. It lives inside the
+// layer dir (HOME/<id>/.staging-diff-<pid>-<random>): same filesystem as diff/ (so renameat2 can
+// swap them) and under the same project-quota dir; Docker ignores unknown names in a layer dir.
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { Shim } from '../native/shim.js';
+import { AT_FDCWD, RENAME_EXCHANGE } from '../native/constants.js';
+import { removeTree, removeTreeSync } from '../layout/remove-tree.js';
+
+export const STAGING_PREFIX = '.staging-diff-';
+
+/** Creates an empty staging dir beside `diff`, with diff's owner and mode; returns its path. */
+export function createStaging(layerDir: string, diffDir: string): string {
+  const st = fs.lstatSync(diffDir);
+  const path = join(layerDir, `${STAGING_PREFIX}${process.pid}-${Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`);
+  fs.mkdirSync(path, { mode: 0o700 });
+  fs.chownSync(path, st.uid, st.gid);
+  fs.chmodSync(path, st.mode & 0o7777);
+  return path;
+}
+
+/** Exchanges the staging dir with diff/ in one renameat2, then removes what was diff/ (now at the
+ *  staging name). A crash between the two steps leaves a complete diff/ and a stale staging dir;
+ *  so does a failure of the removal, which is only warned about: the layer is complete, and the
+ *  next init removes stale staging dirs. */
+export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string, warn?: (msg: string) => void): void {
+  shim.renameat2(AT_FDCWD, stagingDir, AT_FDCWD, diffDir, RENAME_EXCHANGE);
+  try {
+    removeTreeSync(stagingDir);
+  } catch (e) {
+    warn?.(`overlay2: the replaced diff dir ${stagingDir} was not removed (the next init will): ${(e as Error).message}`);
+  }
+}
+
+/** Removes every staging dir in a layer dir (leftovers of interrupted imports); returns how many. */
+export async function removeStaleStaging(layerDir: string): Promise<number> {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(layerDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+  for (const name of names) {
+    if (!name.startsWith(STAGING_PREFIX)) continue;
+    await removeTree(join(layerDir, name), layerDir);
+    removed++;
+  }
+  return removed;
+}
+
+/** True when the directory has no entries. */
+export function isEmptyDir(dir: string): boolean {
+  const d = fs.opendirSync(dir);
+  try {
+    return d.readSync() === null;
+  } finally {
+    d.closeSync();
+  }
+}

@@ -1,0 +1,193 @@
+// Native export source: the shim's sorted depth-first scan of the upper dir.
+import { closeSync, constants as fsConstants, openSync, readlinkSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { loadShim, type Shim } from '../native/shim.js';
+import { AT_FDCWD, O_CLOEXEC } from '../native/constants.js';
+import { TYPE_REG } from '../tar/header.js';
+import {
+  RECORD_SIZE, FLAG_OPAQUE, FLAG_CAPS, SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
+  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR,
+} from '../core/records.js';
+import { NOT_READY as SCAN_NOT_READY, ScanBatches, type BatchSlot } from '../scan/batches.js';
+import { RecordView } from '../scan/record-view.js';
+import {
+  ASCII_ONLY, CAPS_XATTR, HeaderRules, opaqueMarker, readXattrs, shimPath, toWhiteout, type FileFacts,
+} from './header-rules.js';
+import { NOT_READY, O_FILE, type EntrySource, type ExportEntry } from './entry.js';
+import type { ExportOptions } from './options.js';
+import { isWhiteoutDevice } from '../overlay-format.js';
+
+// SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
+
+const RECORDS_PER_BATCH = 4096;
+const HEAP_SIZE = 1 << 20; // names + capability values of one batch; ≥ 255 + 65535 for any entry
+
+const O_DIR = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW | O_CLOEXEC;
+
+/**
+ * The upper dir as entries, from the shim's sorted depth-first scan (src/scan/batches.ts). The scan
+ * runs one batch ahead on the libuv pool (a second core) while this thread opens, reads and encodes
+ * the current batch.
+ * File data is opened relative to a cached fd of its directory (openat2 of one name: no path walk,
+ * and a renamed-away parent cannot redirect it).
+ */
+export class UpperDirSource implements EntrySource {
+  private readonly shim: Shim;
+  private readonly rules: HeaderRules;
+  private readonly rootUtf8: string;
+  private readonly rootBytes: string;
+  private readonly batches: ScanBatches;
+  private readonly views: [RecordView, RecordView];
+  private view: RecordView;                  // the batch being read
+  private count = 0;
+  private index = 0;
+  private closed = false;
+  private readonly dirs: string[] = [];       // rel path of the directory at each depth (index depth-1)
+  private readonly dirFds: number[] = [];     // fd of that directory (index depth; 0 = root), -1 unknown
+  private queued: ExportEntry | null = null;  // an opaque marker to write after its directory
+  private lastRel = '';
+  private lastDepth = 0;
+  private lastNameStart = 0;
+
+  constructor(upperDir: string, opts: ExportOptions) {
+    this.shim = opts.shim ?? loadShim();
+    this.rules = new HeaderRules(opts);
+    this.rootUtf8 = upperDir.replace(/\/+$/, '') || '/';
+    this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
+    const batch = (): BatchSlot => ({ records: Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH), heap: Buffer.alloc(HEAP_SIZE) });
+    const slots = [batch(), batch()] as const;
+    this.views = [new RecordView(slots[0].records, slots[0].heap), new RecordView(slots[1].records, slots[1].heap)];
+    this.view = this.views[0];
+    const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0);
+    this.dirFds[0] = openSync(this.rootUtf8, O_DIR);
+    try {
+      this.batches = new ScanBatches(this.shim, AT_FDCWD, upperDir, flags, slots, { syncFirst: true });
+    } catch (e) {
+      closeSync(this.dirFds[0]);
+      throw e;
+    }
+  }
+
+  next(): ExportEntry | null | typeof NOT_READY {
+    if (this.queued !== null) {
+      const q = this.queued;
+      this.queued = null;
+      return q;
+    }
+    for (;;) {
+      if (this.index === this.count) {
+        const batch = this.batches.take();
+        if (batch === SCAN_NOT_READY) return NOT_READY;
+        if (batch === null) return null;
+        this.view = this.views[batch.slot];
+        this.count = batch.count;
+        this.index = 0;
+        continue;
+      }
+      const entry = this.entry(this.view.seek(this.index++));
+      if (entry !== null) return entry;
+    }
+  }
+
+  whenReady(cb: (err: Error | null) => void): void {
+    // a failed batch is reported by the next next()
+    this.batches.whenReady(() => { if (!this.closed) cb(null); });
+  }
+
+  openData(): number {
+    const fd = this.dirFd(this.lastDepth - 1);
+    const name = this.lastRel.slice(this.lastNameStart);
+    if (fd >= 0 && ASCII_ONLY.test(name)) return this.shim.openat2(fd, name, O_FILE, 0, 0);
+    const bytes = Buffer.from(name, 'latin1');
+    if (fd >= 0 && isUtf8(bytes)) return this.shim.openat2(fd, bytes.toString('utf8'), O_FILE, 0, 0);
+    return openSync(Buffer.from(this.rootBytes + '/' + this.lastRel, 'latin1'), O_FILE);
+  }
+
+  dataPath(): string {
+    return this.rootUtf8 + '/' + Buffer.from(this.lastRel, 'latin1').toString('utf8');
+  }
+
+  /** The fd of the directory at `depth` on the current path (opened on first use), or -1 when its
+   *  name cannot be handed to the shim (not UTF-8). */
+  private dirFd(depth: number): number {
+    const known = this.dirFds[depth];
+    if (known !== undefined && known !== -1) return known;
+    const parent = this.dirFd(depth - 1);
+    const rel = this.dirs[depth - 1]!;
+    const bytes = Buffer.from(rel.slice(rel.lastIndexOf('/') + 1), 'latin1');
+    const fd = parent >= 0 && isUtf8(bytes) ? this.shim.openat2(parent, bytes.toString('utf8'), O_DIR, 0, 0) : -2;
+    this.dirFds[depth] = fd;
+    return fd;
+  }
+
+  /** A new directory at `depth`: fds of the previous one there and below it are stale. */
+  private forgetDirFds(depth: number): void {
+    for (let d = depth; d < this.dirFds.length; d++) {
+      const fd = this.dirFds[d]!;
+      if (fd >= 0) closeSync(fd);
+      this.dirFds[d] = -1;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.forgetDirFds(0);
+    this.batches.close(); // the shim waits for an in-flight batch by itself
+  }
+
+  private entry(r: RecordView): ExportEntry | null {
+    const depth = r.depth;
+    const name = r.nameLatin1();
+    const rel = depth === 1 ? name : this.dirs[depth - 2] + '/' + name;
+    const mode = r.mode;
+    const type = mode & S_IFMT;
+    if (type === S_IFDIR) {
+      this.dirs[depth - 1] = rel;
+      if (depth < this.dirFds.length) this.forgetDirFds(depth);
+    }
+    if (type === S_IFSOCK) return null;
+    const flags = r.flags;
+    const nlink = r.nlink;
+    const rdev = r.rdev;
+    const facts: FileFacts = {
+      mode,
+      uid: r.uid,
+      gid: r.gid,
+      size: r.size,
+      mtimeSec: r.mtimeSec,
+      nlink,
+      inodeKey: nlink > 1 ? r.inodeKey() : '',
+      devmajor: rdev >>> 20,
+      devminor: rdev & 0xfffff,
+    };
+
+    // The scan read security.capability for every entry (Docker reads it for every entry too:
+    // directories and symlinks can carry one).
+    const caps = flags & FLAG_CAPS ? r.extra() : null;
+    const all = this.rules.allXattrs;
+    const xattrs = readXattrs(this.shim, all ? shimPath(this.rootUtf8, rel) : null, all, caps);
+    const link = type === S_IFLNK ? readlinkSync(Buffer.from(this.rootBytes + '/' + rel, 'latin1'), { encoding: 'latin1' }) : '';
+    const h = this.rules.header(rel, facts, link, xattrs);
+    if (h === null) return null;
+
+    if (isWhiteoutDevice(mode, h.devmajor, h.devminor)) {
+      toWhiteout(h);
+      if (this.rules.allXattrs) h.xattrs = keepCaps(h.xattrs);
+    } else if (type === S_IFDIR && flags & FLAG_OPAQUE) {
+      this.queued = { header: opaqueMarker(h), hasData: false };
+    }
+    const hasData = h.typeflag === TYPE_REG && h.size > 0;
+    if (hasData) {
+      this.lastRel = rel;
+      this.lastDepth = depth;
+      this.lastNameStart = rel.length - name.length;
+    }
+    return { header: h, hasData };
+  }
+}
+
+/** A whiteout carries what Docker would give it (the capability, if any), never other xattrs. */
+function keepCaps(xattrs: Array<[string, Buffer]> | null): Array<[string, Buffer]> | null {
+  const caps = xattrs?.filter(([k]) => k === CAPS_XATTR) ?? [];
+  return caps.length > 0 ? caps : null;
+}
