@@ -29,12 +29,14 @@ await build({
   // import.meta.url is how the sources find package.json, the shim and build/core.wasm (each walks up
   // to the package root, which is as far above dist/cli/ as above dist/src/...)
   define: { 'import.meta.url': '__bundleUrl' },
-  banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // strict first: the sources are ES modules (strict), and esbuild's own "use strict" would come
+  // after this banner, where it is no longer a directive
+  banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   // the shebang of main.ts: the launcher is the executable, not the bundle
   supported: { hashbang: false },
   logLevel: 'warning',
 });
-writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*\n/m, ''));
+writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*\n/, ''));
 
 // The code cache: what V8 compiled for the bundle's top level. The launcher wraps the source exactly
 // as here; a cache V8 rejects (another Node, other flags) only costs that call a normal compile.

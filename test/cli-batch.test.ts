@@ -146,6 +146,11 @@ test('the CLI revalidates the feature cache: a planted answer is used while the 
   assert.is(fresh.features.backingFs, real);
 });
 
+uvuTest('the bundle is strict code, as the ES modules it is made of', () => {
+  // a directive only counts first: a banner line before it would leave the whole CLI in sloppy mode
+  assert.ok(readFileSync(join(process.cwd(), 'dist', 'cli', 'bundle.cjs'), 'utf8').startsWith("'use strict';\n"));
+});
+
 uvuTest('the bin works without its code cache, and with one V8 rejects', () => {
   // a package root of its own: package.json and the three files of dist/cli
   const root = join(tempDir('ovl2-launcher-'), 'pkg');
