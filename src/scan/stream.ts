@@ -6,7 +6,6 @@ import { AT_FDCWD } from '../native/constants.js';
 import { tryLoadShim } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
 import { SCAN_STREAMS, type ScanStreamSlots } from '../core/regions.js';
-import { fallbackScan } from './fallback.js';
 import { NOT_READY, ScanBatches, type BatchConsumer } from './batches.js';
 import { coreBatchSlot } from './record-view.js';
 
@@ -34,6 +33,8 @@ export async function scanStream(core: Core, path: string, flags: number, consum
   const dirfd = options.dirfd ?? AT_FDCWD;
   const shim = options.fallback ? null : tryLoadShim();
   if (!shim) {
+    // loaded only here: fast-glob and its matchers cost a CLI call ~10 ms it needs only without the shim
+    const { fallbackScan } = await import('./fallback.js');
     const entries = await fallbackScan(core, slots, dirfd, path, flags, consume);
     return { entries, scanner: 'fallback' };
   }
