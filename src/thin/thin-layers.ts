@@ -269,16 +269,35 @@ export class ThinLayers {
     this.repoMounts?.unmountAll();
   }
 
-  /** What `thin check` reports: every thin tree a layer mounts, checked (readable, beneath its repository). */
-  checkLowers(id: string): Array<{ entry: string; location: TreeLocation; error: string | null }> {
+  /** What `thin check` reports: every thin tree a layer mounts, checked (there, readable, beneath its
+   *  repository); internal repositories are mounted for the check and released after. */
+  async checkLowers(id: string): Promise<Array<{ entry: string; location: TreeLocation; error: string | null }>> {
+    const thin = this.thinEntries(readLower(this.layerDir(id)));
+    const repos = [...new Set([...thin.values()].map((l) => l.repo))].sort();
     const rows: Array<{ entry: string; location: TreeLocation; error: string | null }> = [];
-    for (const [entry, location] of this.thinEntries(readLower(this.layerDir(id)))) {
+    let mountError: string | null = null;
+    if (this.repoMounts && repos.length > 0) {
       try {
-        checkTree(this.shim, this.root, location, id, true);
-        rows.push({ entry, location, error: null });
+        await this.repoMounts.acquire(repos);
       } catch (e) {
-        rows.push({ entry, location, error: `${(e as { code?: string }).code}: ${(e as Error).message}` });
+        mountError = `${(e as { code?: string }).code}: ${(e as Error).message}`;
       }
+    }
+    try {
+      for (const [entry, location] of thin) {
+        if (mountError) {
+          rows.push({ entry, location, error: mountError });
+          continue;
+        }
+        try {
+          checkTree(this.shim, this.root, location, id, true);
+          rows.push({ entry, location, error: null });
+        } catch (e) {
+          rows.push({ entry, location, error: `${(e as { code?: string }).code}: ${(e as Error).message}` });
+        }
+      }
+    } finally {
+      if (this.repoMounts && repos.length > 0 && !mountError) await this.repoMounts.release(repos);
     }
     return rows;
   }
