@@ -82,7 +82,7 @@ export function mountImage(kind: 'ext4' | 'erofs' | 'squashfs', src: string, ima
   if (kind === 'ext4') {
     execFileSync('mkfs.ext4', ['-q', '-F', '-d', src, image, '16M'], { stdio: 'pipe' });
   } else if (kind === 'erofs') {
-    execFileSync('mkfs.erofs', ['-q', image, src], { stdio: 'pipe' });
+    execFileSync('mkfs.erofs', ['--quiet', image, src], { stdio: 'pipe' });
   } else {
     execFileSync('mksquashfs', [src, image, '-quiet', '-noappend', '-xattrs'], { stdio: 'pipe' });
   }
