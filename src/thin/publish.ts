@@ -50,18 +50,26 @@ async function chainOf(driver: Overlay2Driver, top: string): Promise<Array<{ id:
   return topFirst.reverse();
 }
 
-/** Unpacks one layer tar into <root>/<repo>/layers/<hex of its sha256>, unless that tree exists. */
-async function publishLayer(driver: Overlay2Driver, tar: Readable, root: string, repo: string, knownDiffId: string | null,
-  written: string[]): Promise<ThinLayerRef> {
+/** The sha256 of a stream, read to its end. */
+async function digestOf(tar: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of tar) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Unpacks one layer tar into <root>/<repo>/layers/<hex of its diffID>, unless that tree exists. A
+ *  layer without a recorded diffID is hashed first when trees are there already (a second make of
+ *  the same chain reads each layer once and writes nothing). */
+async function publishLayer(driver: Overlay2Driver, exportTar: () => Promise<Readable>, root: string, repo: string,
+  knownDiffId: string | null, written: string[]): Promise<ThinLayerRef> {
   const layersDir = join(root, repo, 'layers');
   fs.mkdirSync(layersDir, { recursive: true, mode: 0o755 });
+  if (knownDiffId === null && fs.readdirSync(layersDir).some((n) => !n.startsWith('.'))) knownDiffId = await digestOf(await exportTar());
   if (knownDiffId !== null) {
     const hex = knownDiffId.slice('sha256:'.length);
-    if (fs.existsSync(join(layersDir, hex))) {
-      tar.destroy();
-      return { digest: knownDiffId, repo, path: `layers/${hex}` };
-    }
+    if (fs.existsSync(join(layersDir, hex))) return { digest: knownDiffId, repo, path: `layers/${hex}` };
   }
+  const tar = await exportTar();
   const staging = fs.mkdtempSync(join(layersDir, `.staging-${process.pid}-`));
   try {
     fs.mkdirSync(join(staging, 'diff'), { mode: 0o755 });
@@ -99,7 +107,7 @@ async function publishChain(driver: Overlay2Driver, top: string, opts: PublishOp
     }
     // A recorded diffID names the tree before any byte is exported; else the export is hashed.
     const known = readLayerRecord(driver.layerDir(item.id))?.diffId ?? null;
-    layers.push(await publishLayer(driver, await driver.diff(item.id, item.parent || null), root, repo, known, written));
+    layers.push(await publishLayer(driver, () => driver.diff(item.id, item.parent || null), root, repo, known, written));
   }
   return layers;
 }
@@ -121,7 +129,7 @@ export async function commitThinLayer(driver: Overlay2Driver, id: string, parent
   const written: string[] = [];
   const layers = await publishChain(driver, parent, opts, written);
   const root = opts.root ?? driver.thinLayers.root;
-  layers.push(await publishLayer(driver, await driver.diff(id, parent), root, validateRepoName(opts.repo, '--repo'), null, written));
+  layers.push(await publishLayer(driver, () => driver.diff(id, parent), root, validateRepoName(opts.repo, '--repo'), null, written));
   return result(layers, opts.origin, written);
 }
 

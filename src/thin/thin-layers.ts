@@ -22,7 +22,7 @@ import type { ThinOptions } from './options.js';
 import { ThinApply, recoverThinApply, THIN_PENDING_FILE } from './apply.js';
 import { manifestFileOf, readManifest, readThinParent, writeThinParent } from './layer-files.js';
 import { isLayerLinkTarget, locationOfEntry } from './links.js';
-import { checkTree, type TreeLocation } from './tree-paths.js';
+import { checkTree, checkTrees, type TreeLocation } from './tree-paths.js';
 import { RepoMounts } from './repo-mounts.js';
 import { manifestTar } from './manifest-tar.js';
 import type { ThinManifest } from './manifest.js';
@@ -123,16 +123,18 @@ export class ThinLayers {
     try {
       const seen = new Set<string>();
       const out: string[] = [];
+      const check: TreeLocation[] = [];
       for (const e of lowerEntries) {
         const loc = thin.get(e);
         if (loc) {
           const key = `${loc.repo}/${loc.path}`;
           if (seen.has(key)) continue;
           seen.add(key);
-          checkTree(this.shim, this.root, loc, id);
+          check.push(loc);
         }
         out.push(e);
       }
+      checkTrees(this.shim, this.root, check, id);
       return out;
     } catch (e) {
       await this.afterUnmount(id);

@@ -36,25 +36,44 @@ function explain(e: unknown, root: string, loc: TreeLocation, what: 'root' | 're
 }
 
 /**
- * Opens <root>/<repo>/<path> beneath <root>/<repo> and closes it again: throws
- * ERR_THIN_ROOT_NOT_MOUNTED (root or repository missing), ERR_THIN_UNSAFE_PATH (the repository
- * directory is a symlink, or the path leaves the repository) or ERR_THIN_LAYER_MISSING (no such
- * directory, or not readable when `readable`).
+ * Opens each <root>/<repo>/<path> beneath <root>/<repo> and closes it again (the root once, each
+ * repository once): throws ERR_THIN_ROOT_NOT_MOUNTED (root or repository missing),
+ * ERR_THIN_UNSAFE_PATH (the repository directory is a symlink, or the path leaves the repository) or
+ * ERR_THIN_LAYER_MISSING (no such directory, or not readable when `readable`).
  */
-export function checkTree(shim: Shim, root: string, loc: TreeLocation, layer: string, readable = false): void {
+export function checkTrees(shim: Shim, root: string, locs: readonly TreeLocation[], layer: string, readable = false): void {
   const flags = (readable ? O_RDONLY : O_PATH) | O_DIRECTORY | O_CLOEXEC;
-  let rootFd = -1, repoFd = -1, treeFd = -1;
-  try {
-    try { rootFd = shim.openat2(AT_FDCWD, root, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0); } catch (e) { throw explain(e, root, loc, 'root', layer); }
-    // The repository is a directory (or a mount point) of the root itself, never a symlink elsewhere.
+  if (locs.length === 0) return;
+  const fds: number[] = [];
+  const open = (dirfd: number, path: string, f: number, resolve: number, fail: (e: unknown) => Overlay2Error): number => {
     try {
-      repoFd = shim.openat2(rootFd, loc.repo, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      const fd = shim.openat2(dirfd, path, f, 0, resolve);
+      fds.push(fd);
+      return fd;
     } catch (e) {
-      throw explain(e, root, loc, 'repo', layer);
+      throw fail(e);
     }
-    // Inside it symlinks are followed, as far as they stay beneath it.
-    try { treeFd = shim.openat2(repoFd, loc.path, flags, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS); } catch (e) { throw explain(e, root, loc, 'path', layer); }
+  };
+  try {
+    const rootFd = open(AT_FDCWD, root, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, (e) => explain(e, root, locs[0], 'root', layer));
+    const repoFds = new Map<string, number>();
+    for (const loc of locs) {
+      let repoFd = repoFds.get(loc.repo);
+      if (repoFd === undefined) {
+        // The repository is a directory (or a mount point) of the root itself, never a symlink elsewhere.
+        repoFd = open(rootFd, loc.repo, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+          (e) => explain(e, root, loc, 'repo', layer));
+        repoFds.set(loc.repo, repoFd);
+      }
+      // Inside it symlinks are followed, as far as they stay beneath it.
+      closeSync(open(repoFd, loc.path, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, (e) => explain(e, root, loc, 'path', layer)));
+      fds.pop();
+    }
   } finally {
-    for (const fd of [treeFd, repoFd, rootFd]) if (fd >= 0) closeSync(fd);
+    for (const fd of fds.reverse()) closeSync(fd);
   }
+}
+
+export function checkTree(shim: Shim, root: string, loc: TreeLocation, layer: string, readable = false): void {
+  checkTrees(shim, root, [loc], layer, readable);
 }

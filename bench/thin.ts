@@ -1,0 +1,149 @@
+// Thin layers, in one run:
+//   make     `thin make` of a three-layer chain (~200 MB) into a fresh root, beside the naive copy of
+//            the same diff dirs with GNU tar (c | x, no whiteout conversion) and cp -a; then again
+//            with every tree already there (reused)
+//   get+put  a container on a 10-layer thin image (external root; internal, with a bind-mounting
+//            command run on each first use) vs the same image as 10 ordinary layers
+//   node dist/bench/thin.js [iterations]
+import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { execFileSync } from 'node:child_process';
+import { Overlay2Driver } from '../src/driver.js';
+import { makeThinImage } from '../src/thin/publish.js';
+import { serializeManifest, type ThinLayerRef } from '../src/thin/manifest.js';
+import { manifestTar } from '../src/thin/manifest-tar.js';
+import { median, fmtMs, ratio, table } from './lib/stats.js';
+import { timedShell } from './lib/shell.js';
+
+const iterations = Number(process.argv[2] ?? 200);
+
+/** `files` files of `size` bytes of pseudo-random data in 20 directories. */
+function fill(dir: string, files: number, size: number, seed: number): void {
+  let x = seed;
+  const buf = Buffer.alloc(size);
+  for (let i = 0; i < files; i++) {
+    const d = join(dir, `d${i % 20}`);
+    mkdirSync(d, { recursive: true });
+    for (let j = 0; j < size; j += 4) { x = (x * 1103515245 + 12345) >>> 0; buf.writeUInt32LE(x, j); }
+    writeFileSync(join(d, `f${seed}-${i}`), buf);
+  }
+}
+
+async function makeBench(root: string): Promise<(string | number)[][]> {
+  const d = await Overlay2Driver.init(join(root, 'home'));
+  // 100 + 60 + 40 MB of 64 KiB files; the middle layer deletes 100 of the first's
+  await d.create('L1');
+  fill(join(d.home, 'L1', 'diff'), 1600, 65536, 1);
+  await d.create('L2', 'L1');
+  fill(join(d.home, 'L2', 'diff'), 960, 65536, 2);
+  for (let i = 0; i < 100; i++) execFileSync('mknod', [join(d.home, 'L2', 'diff', `d${i % 20}`, `f1-${i}`), 'c', '0', '0']);
+  await d.create('L3', 'L2');
+  fill(join(d.home, 'L3', 'diff'), 640, 65536, 3);
+  execFileSync('sync');
+  const thinRoot = join(root, 'thin-root');
+  mkdirSync(thinRoot);
+  let a = performance.now();
+  const made = await makeThinImage(d, 'L3', { repo: 'bench.example.org', root: thinRoot });
+  const first = performance.now() - a;
+  a = performance.now();
+  const again = await makeThinImage(d, 'L3', { repo: 'bench.example.org', root: thinRoot });
+  const reused = performance.now() - a;
+  if (again.written.length !== 0 || !again.tar.equals(made.tar)) throw new Error('thin make was not reproducible');
+  execFileSync('sync');
+  const dirs = ['L1', 'L2', 'L3'].map((id) => join(d.home, id, 'diff'));
+  const tarCopy = timedShell(dirs.map((s, i) => `mkdir -p ${root}/tarcopy/${i} && tar -C ${s} -cf - . | tar -C ${root}/tarcopy/${i} -xf -`).join(' && '), 'tar | tar');
+  const cpCopy = timedShell(dirs.map((s, i) => `cp -a ${s} ${root}/cpcopy-${i}`).join(' && '), 'cp -a');
+  await d.cleanup();
+  return [
+    ['thin make (export, unpack, hash; 3 layers, 200 MiB)', fmtMs(first), ''],
+    ['thin make again (every tree reused)', fmtMs(reused), ''],
+    ['GNU tar c | tar x of the 3 diff dirs', fmtMs(tarCopy.ms), ratio(tarCopy.ms, first)],
+    ['cp -a of the 3 diff dirs', fmtMs(cpCopy.ms), ratio(cpCopy.ms, first)],
+  ];
+}
+
+async function getPut(d: Overlay2Driver, id: string): Promise<{ get: number; put: number }> {
+  for (let i = 0; i < 10; i++) { await d.get(id); await d.put(id); }
+  const gets: number[] = [], puts: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const a = performance.now();
+    await d.get(id);
+    const b = performance.now();
+    await d.put(id);
+    gets.push(b - a);
+    puts.push(performance.now() - b);
+  }
+  return { get: median(gets), put: median(puts) };
+}
+
+async function mountBench(root: string): Promise<(string | number)[][]> {
+  const src = join(root, 'trees');
+  const refs: ThinLayerRef[] = [];
+  for (let i = 0; i < 10; i++) {
+    const path = `layers/${i.toString(16).padStart(64, '0')}`;
+    fill(join(src, 'repo.example.org', path), 50, 4096, 10 + i);
+    refs.push({ digest: `sha256:${i.toString(16).padStart(64, '0')}`, repo: 'repo.example.org', path });
+  }
+  const tar = manifestTar(serializeManifest({ layers: refs }));
+  const rows: (string | number)[][] = [];
+  // ordinary: the same trees copied into 10 layers' diff dirs
+  const plain = await Overlay2Driver.init(join(root, 'plain'));
+  let parent = '';
+  for (let i = 0; i < 10; i++) {
+    await plain.create(`p${i}`, parent);
+    rmSync(join(plain.home, `p${i}`, 'diff'), { recursive: true });
+    cpSync(join(src, 'repo.example.org', refs[i].path), join(plain.home, `p${i}`, 'diff'), { recursive: true });
+    parent = `p${i}`;
+  }
+  await plain.createReadWrite('pc', parent);
+  const ordinary = await getPut(plain, 'pc');
+  rows.push(['10 ordinary layers', `${fmtMs(ordinary.get)} / ${fmtMs(ordinary.put)}`, '1.0×']);
+  // thin, external: the trees already under the root
+  const ext = await Overlay2Driver.init(join(root, 'ext'), [`thin.root=${src}`]);
+  await ext.create('t');
+  await ext.applyDiff('t', null, tar);
+  await ext.create('t-init', 't');
+  await ext.createReadWrite('tc', 't-init');
+  const external = await getPut(ext, 'tc');
+  rows.push(['10-layer thin image, external', `${fmtMs(external.get)} / ${fmtMs(external.put)}`,
+    ratio(ordinary.get + ordinary.put, external.get + external.put)]);
+  // thin, internal: the repository bind-mounted by a command on first use, unmounted after the last
+  const cmd = join(root, 'mount-repo');
+  writeFileSync(cmd, `#!/bin/sh\nexec mount --bind "${src}/$1" "$2"\n`);
+  chmodSync(cmd, 0o755);
+  const intRoot = join(root, 'int-root');
+  const int = await Overlay2Driver.init(join(root, 'int'), [`thin.root=${intRoot}`, `thin.mount_command=${cmd}`]);
+  await int.create('t');
+  await int.applyDiff('t', null, tar);
+  await int.create('t-init', 't');
+  await int.createReadWrite('tc', 't-init');
+  const internal = await getPut(int, 'tc');
+  rows.push(['10-layer thin image, internal (repository mounted by each get, unmounted by each put)',
+    `${fmtMs(internal.get)} / ${fmtMs(internal.put)}`, ratio(ordinary.get + ordinary.put, internal.get + internal.put)]);
+  // internal with a second container holding the repository: the command runs once
+  await int.createReadWrite('holder', 't-init');
+  await int.get('holder');
+  const held = await getPut(int, 'tc');
+  rows.push(['10-layer thin image, internal, repository held by another container',
+    `${fmtMs(held.get)} / ${fmtMs(held.put)}`, ratio(ordinary.get + ordinary.put, held.get + held.put)]);
+  await int.put('holder');
+  for (const d of [plain, ext, int]) await d.cleanup();
+  return rows;
+}
+
+async function main() {
+  const root = mkdtempSync(join(tmpdir(), 'ovl2-bench-thin-'));
+  try {
+    console.log('## thin make\n');
+    console.log(table(['what', 'ms', 'peer ÷ ours'], await makeBench(root)));
+    console.log(`\n## get + put of a container (median of ${iterations}, ms get / put)\n`);
+    console.log(table(['image', 'get / put', 'ordinary ÷ this'], await mountBench(root)));
+  } finally {
+    execFileSync('sh', ['-c', `grep -o ' ${root}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true`]);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
