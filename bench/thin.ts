@@ -64,18 +64,21 @@ async function makeBench(root: string): Promise<(string | number)[][]> {
   ];
 }
 
-async function getPut(d: Overlay2Driver, id: string): Promise<{ get: number; put: number }> {
-  for (let i = 0; i < 10; i++) { await d.get(id); await d.put(id); }
-  const gets: number[] = [], puts: number[] = [];
+type Contender = { name: string; driver: Overlay2Driver; id: string; gets: number[]; puts: number[] };
+
+/** get+put of every contender in turn, round after round (a loaded machine slows them alike). */
+async function interleaved(contenders: Contender[]): Promise<void> {
+  for (const c of contenders) for (let i = 0; i < 10; i++) { await c.driver.get(c.id); await c.driver.put(c.id); }
   for (let i = 0; i < iterations; i++) {
-    const a = performance.now();
-    await d.get(id);
-    const b = performance.now();
-    await d.put(id);
-    gets.push(b - a);
-    puts.push(performance.now() - b);
+    for (const c of contenders) {
+      const a = performance.now();
+      await c.driver.get(c.id);
+      const b = performance.now();
+      await c.driver.put(c.id);
+      c.gets.push(b - a);
+      c.puts.push(performance.now() - b);
+    }
   }
-  return { get: median(gets), put: median(puts) };
 }
 
 async function mountBench(root: string): Promise<(string | number)[][]> {
@@ -98,38 +101,42 @@ async function mountBench(root: string): Promise<(string | number)[][]> {
     parent = `p${i}`;
   }
   await plain.createReadWrite('pc', parent);
-  const ordinary = await getPut(plain, 'pc');
-  rows.push(['10 ordinary layers', `${fmtMs(ordinary.get)} / ${fmtMs(ordinary.put)}`, '1.0×']);
   // thin, external: the trees already under the root
   const ext = await Overlay2Driver.init(join(root, 'ext'), [`thin.root=${src}`]);
   await ext.create('t');
   await ext.applyDiff('t', null, tar);
   await ext.create('t-init', 't');
   await ext.createReadWrite('tc', 't-init');
-  const external = await getPut(ext, 'tc');
-  rows.push(['10-layer thin image, external', `${fmtMs(external.get)} / ${fmtMs(external.put)}`,
-    ratio(ordinary.get + ordinary.put, external.get + external.put)]);
   // thin, internal: the repository bind-mounted by a command on first use, unmounted after the last
   const cmd = join(root, 'mount-repo');
   writeFileSync(cmd, `#!/bin/sh\nexec mount --bind "${src}/$1" "$2"\n`);
   chmodSync(cmd, 0o755);
-  const intRoot = join(root, 'int-root');
-  const int = await Overlay2Driver.init(join(root, 'int'), [`thin.root=${intRoot}`, `thin.mount_command=${cmd}`]);
+  const int = await Overlay2Driver.init(join(root, 'int'), [`thin.root=${join(root, 'int-root')}`, `thin.mount_command=${cmd}`]);
   await int.create('t');
   await int.applyDiff('t', null, tar);
   await int.create('t-init', 't');
   await int.createReadWrite('tc', 't-init');
-  const internal = await getPut(int, 'tc');
-  rows.push(['10-layer thin image, internal (repository mounted by each get, unmounted by each put)',
-    `${fmtMs(internal.get)} / ${fmtMs(internal.put)}`, ratio(ordinary.get + ordinary.put, internal.get + internal.put)]);
-  // internal with a second container holding the repository: the command runs once
-  await int.createReadWrite('holder', 't-init');
-  await int.get('holder');
-  const held = await getPut(int, 'tc');
-  rows.push(['10-layer thin image, internal, repository held by another container',
-    `${fmtMs(held.get)} / ${fmtMs(held.put)}`, ratio(ordinary.get + ordinary.put, held.get + held.put)]);
-  await int.put('holder');
-  for (const d of [plain, ext, int]) await d.cleanup();
+  // the same, with a second container holding the repository: the command runs once
+  const held = await Overlay2Driver.init(join(root, 'held'), [`thin.root=${join(root, 'held-root')}`, `thin.mount_command=${cmd}`]);
+  await held.create('t');
+  await held.applyDiff('t', null, tar);
+  await held.create('t-init', 't');
+  await held.createReadWrite('tc', 't-init');
+  await held.createReadWrite('holder', 't-init');
+  await held.get('holder');
+  const contenders: Contender[] = [
+    { name: '10 ordinary layers', driver: plain, id: 'pc', gets: [], puts: [] },
+    { name: '10-layer thin image, external', driver: ext, id: 'tc', gets: [], puts: [] },
+    { name: '10-layer thin image, internal (the repository mounted by each get, unmounted by each put)', driver: int, id: 'tc', gets: [], puts: [] },
+    { name: '10-layer thin image, internal, the repository held by another container', driver: held, id: 'tc', gets: [], puts: [] },
+  ];
+  await interleaved(contenders);
+  await held.put('holder');
+  const total = (c: Contender) => median(c.gets) + median(c.puts);
+  for (const c of contenders) {
+    rows.push([c.name, `${fmtMs(median(c.gets))} / ${fmtMs(median(c.puts))}`, ratio(total(contenders[0]), total(c))]);
+  }
+  for (const d of [plain, ext, int, held]) await d.cleanup();
   return rows;
 }
 

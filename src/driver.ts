@@ -444,7 +444,7 @@ export class Overlay2Driver {
         return;
       }
       // A held reference proves the layer has a lower file; only an unknown mount needs the read.
-      if (held === 0 && this.store.mountLowerSync(id) === null) return;
+      if (held === 0 && (this.store.mountLowerSync(id) === null || this.thin.getsOwnDiff(id))) return;
       if (scope === 'process') this.held.delete(id);
       // A process-scope put without a get releases nothing of anyone else's; a persistent one takes
       // one persistent reference. Either way the mount goes when nobody holds it any more.

@@ -127,6 +127,11 @@ test('CLI: thin make writes the tar, thin show/check describe it, bad use is a u
   const check = run(homeB, '-o', `thin.root=${root}`, 'thin', 'check', 'cli-init');
   assert.is(check.status, 0, check.stderr);
   assert.is(check.stdout.trim().split('\n').length, 2);
+  // the home recorded its root at the thin apply: a call without thin.root checks against it too
+  assert.is(readFileSync(join(homeB, '.thin-root'), 'utf8').trim(), root);
+  const recorded = run(homeB, 'thin', 'check', 'cli-init', '--json');
+  assert.is(recorded.status, 0, recorded.stderr);
+  assert.is(JSON.parse(recorded.stdout).length, 2);
   // a tree gone: check names it and fails
   const m = parseManifest(made.stdout, 'thin.json', 'stdout');
   const tree = join(root, m.layers[0].repo, m.layers[0].path);

@@ -123,7 +123,7 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./plugin-command.js').then((m) => m.plugin),
   },
   {
-    name: 'thin', group: 'Thin layers', usage: 'thin make|commit|show|check ID [--repo R] [--root D] [--parent P] [-o FILE] [--json]',
+    name: 'thin', group: 'Thin layers', usage: 'thin make|commit|show|check ID [...]',
     summary: 'publish (make, commit) and inspect (show, check) thin layers',
     description: 'make ID: every layer of ID\'s chain unpacked into <root>/R/layers/<diffID hex> (an existing tree reused), the manifest printed and its one-file tar written to FILE (apply it to get the image back). commit ID --parent P: P\'s chain plus ID\'s changes over P as a new top layer. show ID: the nearest thin layer at or below ID and its manifest. check ID: every thin tree ID mounts is there, readable and inside its repository (exit 1 if not). The root is --root, else thin.root (-o before the command), else <home>/cvmfs.',
     positionals: ['SUBCOMMAND', 'ID'], writes: false,

@@ -11,8 +11,8 @@
 //   remove     the thin layer's own links in l/ go with it; nothing under the root is touched
 // Unlike the fork, the nearest thin ancestor is found from any descendant (a container above an init
 // layer above the thin layer), through the lowers themselves.
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Shim } from '../native/shim.js';
 import type { ApplyTap } from '../diff/apply-tap.js';
@@ -36,18 +36,22 @@ export class ThinLayers {
   /** repositories each layer mounted by this process uses */
   private readonly mountedRepos = new Map<string, string[]>();
   private seenRoot = false;
+  private readonly recorded: boolean;
 
   constructor(private readonly shim: Shim, private readonly home: string, private readonly opts: ThinOptions) {
-    this.root = opts.root ?? join(home, 'cvmfs');
+    // thin.root, else the root recorded by the thin apply that used one, else the fork's <home>/cvmfs
+    this.root = opts.root ?? recordedRoot(home) ?? join(home, 'cvmfs');
+    this.recorded = opts.root === null && this.root !== join(home, 'cvmfs');
     this.method = opts.mountMethod ?? 'external';
     this.repoMounts = this.method === 'internal' && opts.mountCommand
       ? new RepoMounts(shim, { root: this.root, command: opts.mountCommand, stillUsed: (repo) => this.usedByOtherMounts(repo) })
       : null;
   }
 
-  /** Whether thin layers can be here at all: options name them, or the root exists (one stat until it does). */
+  /** Whether thin layers can be here at all: options name them, a root was recorded, or the root
+   *  exists (one stat until it does). */
   private active(): boolean {
-    if (this.seenRoot || this.opts.root !== null || this.opts.mountCommand !== null || this.opts.mountMethod !== null) return true;
+    if (this.seenRoot || this.opts.root !== null || this.recorded || this.opts.mountCommand !== null || this.opts.mountMethod !== null) return true;
     this.seenRoot = existsSync(this.root);
     return this.seenRoot;
   }
@@ -86,7 +90,12 @@ export class ThinLayers {
   /** After a thin apply: the default root is made (as the fork makes it at init), so every later
    *  open of this home checks the trees its layers reach into. */
   applied(): void {
-    if (this.opts.root === null) mkdirSync(this.root, { recursive: true, mode: 0o755 });
+    if (this.root === join(this.home, 'cvmfs')) mkdirSync(this.root, { recursive: true, mode: 0o755 });
+    else if (recordedRoot(this.home) !== this.root) {
+      const file = join(this.home, ROOT_RECORD_FILE);
+      writeFileSync(`${file}.tmp-${process.pid}`, this.root + '\n', { mode: 0o644 });
+      renameSync(`${file}.tmp-${process.pid}`, file);
+    }
     this.seenRoot = true;
   }
 
@@ -251,9 +260,10 @@ export class ThinLayers {
 
   // ---- init / cleanup -----------------------------------------------------------------------
 
-  /** init's sweep of dangling links must keep links into the root (a repository not mounted now). */
+  /** init's sweep of dangling links takes only Docker's own ("../<id>/diff"): a link into a thin root
+   *  dangles whenever its repository is not mounted, and is the thin layer's, not init's, to remove. */
   keepsDanglingLink(target: string): boolean {
-    return !isLayerLinkTarget(target) && resolve(join(this.home, 'l'), target).startsWith(this.root + '/');
+    return !isLayerLinkTarget(target);
   }
 
   /** init: an apply interrupted between its swap and its lower is finished (or dropped). */
@@ -302,6 +312,19 @@ export class ThinLayers {
       if (this.repoMounts && repos.length > 0 && !mountError) await this.repoMounts.release(repos);
     }
     return rows;
+  }
+}
+
+/** A home whose thin layers point into a root other than <home>/cvmfs records it here, so a later
+ *  open without thin.root (a CLI call) still checks every tree against it. Docker ignores dot names. */
+const ROOT_RECORD_FILE = '.thin-root';
+
+function recordedRoot(home: string): string | null {
+  try {
+    const text = readFileSync(join(home, ROOT_RECORD_FILE), 'utf8').trim();
+    return text.startsWith('/') && !/[,:\\\x00-\x1f\x7f]/.test(text) ? text : null;
+  } catch {
+    return null;
   }
 }
 
