@@ -4,7 +4,7 @@
 //            with every tree already there (reused)
 //   get+put  a container on a 10-layer thin image (external root; internal, with a bind-mounting
 //            command run on each first use) vs the same image as 10 ordinary layers
-//   node dist/bench/thin.js [iterations]
+//   node dist/bench/thin.js [get+put iterations] [make rounds]
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { median, fmtMs, ratio, table } from './lib/stats.js';
 import { timedShell } from './lib/shell.js';
 
 const iterations = Number(process.argv[2] ?? 200);
+const rounds = Number(process.argv[3] ?? 3);
 
 /** `files` files of `size` bytes of pseudo-random data in 20 directories. */
 function fill(dir: string, files: number, size: number, seed: number): void {
@@ -42,25 +43,34 @@ async function makeBench(root: string): Promise<(string | number)[][]> {
   await d.create('L3', 'L2');
   fill(join(d.home, 'L3', 'diff'), 640, 65536, 3);
   execFileSync('sync');
-  const thinRoot = join(root, 'thin-root');
-  mkdirSync(thinRoot);
-  let a = performance.now();
-  const made = await makeThinImage(d, 'L3', { repo: 'bench.example.org', root: thinRoot });
-  const first = performance.now() - a;
-  a = performance.now();
-  const again = await makeThinImage(d, 'L3', { repo: 'bench.example.org', root: thinRoot });
-  const reused = performance.now() - a;
-  if (again.written.length !== 0 || !again.tar.equals(made.tar)) throw new Error('thin make was not reproducible');
-  execFileSync('sync');
+  // rounds of the three, in turn (a loaded machine slows them alike); medians
   const dirs = ['L1', 'L2', 'L3'].map((id) => join(d.home, id, 'diff'));
-  const tarCopy = timedShell(dirs.map((s, i) => `mkdir -p ${root}/tarcopy/${i} && tar -C ${s} -cf - . | tar -C ${root}/tarcopy/${i} -xf -`).join(' && '), 'tar | tar');
-  const cpCopy = timedShell(dirs.map((s, i) => `cp -a ${s} ${root}/cpcopy-${i}`).join(' && '), 'cp -a');
+  const first: number[] = [], reused: number[] = [], tarCopy: number[] = [], cpCopy: number[] = [];
+  let tar: Buffer | null = null;
+  for (let round = 0; round < rounds; round++) {
+    const thinRoot = join(root, `thin-root-${round}`);
+    mkdirSync(thinRoot);
+    execFileSync('sync');
+    let a = performance.now();
+    const made = await makeThinImage(d, 'L3', { repo: 'bench.example.org', root: thinRoot });
+    first.push(performance.now() - a);
+    a = performance.now();
+    const again = await makeThinImage(d, 'L3', { repo: 'bench.example.org', root: thinRoot });
+    reused.push(performance.now() - a);
+    if (again.written.length !== 0 || !again.tar.equals(made.tar) || (tar && !tar.equals(made.tar))) throw new Error('thin make was not reproducible');
+    tar = made.tar;
+    execFileSync('sync');
+    tarCopy.push(timedShell(dirs.map((s, i) => `mkdir -p ${root}/tarcopy/${i} && tar -C ${s} -cf - . | tar -C ${root}/tarcopy/${i} -xf -`).join(' && '), 'tar | tar').ms);
+    execFileSync('sync');
+    cpCopy.push(timedShell(dirs.map((s, i) => `cp -a ${s} ${root}/cpcopy-${i}`).join(' && '), 'cp -a').ms);
+    for (const p of [thinRoot, join(root, 'tarcopy'), ...dirs.map((_, i) => join(root, `cpcopy-${i}`))]) rmSync(p, { recursive: true, force: true });
+  }
   await d.cleanup();
   return [
-    ['thin make (export, unpack, hash; 3 layers, 200 MiB)', fmtMs(first), ''],
-    ['thin make again (every tree reused)', fmtMs(reused), ''],
-    ['GNU tar c | tar x of the 3 diff dirs', fmtMs(tarCopy.ms), ratio(tarCopy.ms, first)],
-    ['cp -a of the 3 diff dirs', fmtMs(cpCopy.ms), ratio(cpCopy.ms, first)],
+    ['thin make (export, unpack, hash; 3 layers, 200 MiB)', fmtMs(median(first)), ''],
+    ['thin make again (every tree reused)', fmtMs(median(reused)), ''],
+    ['GNU tar c | tar x of the 3 diff dirs', fmtMs(median(tarCopy)), ratio(median(tarCopy), median(first))],
+    ['cp -a of the 3 diff dirs', fmtMs(median(cpCopy)), ratio(median(cpCopy), median(first))],
   ];
 }
 
@@ -143,7 +153,7 @@ async function mountBench(root: string): Promise<(string | number)[][]> {
 async function main() {
   const root = mkdtempSync(join(tmpdir(), 'ovl2-bench-thin-'));
   try {
-    console.log('## thin make\n');
+    console.log(`## thin make (median of ${rounds} rounds)\n`);
     console.log(table(['what', 'ms', 'peer ÷ ours'], await makeBench(root)));
     console.log(`\n## get + put of a container (median of ${iterations}, ms get / put)\n`);
     console.log(table(['image', 'get / put', 'ordinary ÷ this'], await mountBench(root)));
