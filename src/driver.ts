@@ -600,7 +600,9 @@ export class Overlay2Driver {
     if (await this.useNative(id, p)) {
       const { changesNative } = await import('./diff/changes-native.js');
       try {
-        return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), { userxattr: this.features.userxattr });
+        // The lowers are read directly: a thin layer's repositories must be mounted meanwhile (internal).
+        return await this.thin.withRepositories(id, async () =>
+          changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), { userxattr: this.features.userxattr }));
       } catch (e) {
         if (!isErrno(e, 'ERR_NEEDS_NAIVE')) throw e;
       }

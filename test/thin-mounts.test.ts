@@ -102,7 +102,9 @@ test('internal: the mount command runs once per repository, counted across conta
     assert.equal(calls(), []); // nothing mounted at apply or create
     await d.createReadWrite('c1', 'thin-init');
     await d.createReadWrite('c2', 'thin-init');
-    const v = snapshot(await d.get('c1'));
+    const m1 = await d.get('c1');
+    const v = snapshot(m1);
+    writeFileSync(join(m1, 'etc', 'os-release'), 'changed\n');
     assert.is(v['/from-b'], 'b\n');
     assert.is(v['/etc/os-release'], 'middle\n');
     assert.equal(calls().sort(), [`2|a.example.org|${repoA}`, `2|b.example.org|${repoB}`]);
@@ -115,9 +117,12 @@ test('internal: the mount command runs once per repository, counted across conta
     assert.ok(isMounted(repoA), 'c2 still uses it');
     await d.put('c2');
     assert.ok(!isMounted(repoA) && !isMounted(repoB), 'unmounted after the last user');
+    // docker diff of a stopped container: the native changes read the trees, mounted for the call
+    assert.equal(await d.changes('c1', 'thin-init'), [{ path: '/etc', kind: 'C' }, { path: '/etc/os-release', kind: 'C' }]);
+    assert.ok(!isMounted(repoA) && !isMounted(repoB), 'and released after it');
     // used again: mounted again; cleanup takes it down
     await d.get('c2');
-    assert.is(calls().length, 4);
+    assert.is(calls().length, 6);
     await d.cleanup();
     assert.ok(!isMounted(repoA) && !isMounted(repoB));
     assert.ok(!isMounted(join(base, 'internal-home', 'c2', 'merged')));

@@ -135,6 +135,31 @@ test('hostile manifests: refused at apply with their code, the layer left empty,
   }
 });
 
+test('the fork\'s earlier .thin form: {digest, repo} entries, top first, resolve to REPO/layers/DIGEST', async () => {
+  const refs = publishTrees(root, 'old.example.org', STANDARD_TREES);
+  const { manifestTar } = await import('../src/thin/manifest-tar.js');
+  const dotThin = JSON.stringify({ version: '0.1', layers: [...refs].reverse().map((r) => ({ digest: r.digest.slice(7), repo: r.repo, location: 'layers' })) });
+  await driver.create('old-thin');
+  await driver.applyDiff('old-thin', null, manifestTar(Buffer.from(dotThin), '.thin'));
+  assert.equal(lowerOf('old-thin').map((e) => readlinkSync(join(home, e))),
+    [...refs].reverse().map((r) => `../cvmfs/old.example.org/${r.path}`));
+  assert.equal(await driver.changes('old-thin'), [{ path: '/.thin', kind: 'A' }]);
+  await driver.createReadWrite('c-old', 'old-thin');
+  assert.equal(snapshot(await driver.get('c-old')), STANDARD_VIEW);
+  await driver.put('c-old');
+});
+
+test('a manifest listing more trees than a mount can take is ERR_MAX_DEPTH, the layer left empty', async () => {
+  const layers = Array.from({ length: driver.maxDepth + 1 }, (_, i) => {
+    const hex = i.toString(16).padStart(64, '0');
+    return { digest: `sha256:${hex}`, repo: 'many', path: `layers/${hex}` };
+  });
+  await driver.create('too-deep');
+  await rejectsWithCode(() => driver.applyDiff('too-deep', null, thinTarOf(layers)), 'ERR_MAX_DEPTH');
+  assert.equal(readdirSync(join(home, 'too-deep', 'diff')), []);
+  await driver.remove('too-deep');
+});
+
 test('trees that are missing, or symlinks out of the repository: clear errors at mount, nothing mounted', async () => {
   mkdirSync(join(root, 'evil', 'layers'), { recursive: true });
   symlinkSync('/etc', join(root, 'evil', 'layers', 'abs'));

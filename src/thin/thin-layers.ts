@@ -166,6 +166,20 @@ export class ThinLayers {
     await this.repoMounts.release(repos);
   }
 
+  /** Runs `fn` (which reads `id`'s lower dirs directly, as the native changes do) with the
+   *  repositories those lowers use mounted (internal), released after. */
+  async withRepositories<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.repoMounts || !this.active()) return fn();
+    const repos = [...new Set([...this.thinEntries(readLower(this.layerDir(id))).values()].map((l) => l.repo))].sort();
+    if (repos.length === 0) return fn();
+    await this.repoMounts.acquire(repos);
+    try {
+      return await fn();
+    } finally {
+      await this.repoMounts.release(repos);
+    }
+  }
+
   /** Whether an overlay of this home other than `except` is mounted with a lower in `repo`. */
   private usedByOtherMounts(repo: string, except?: string): boolean {
     const prefix = this.home + '/';
