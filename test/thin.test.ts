@@ -110,6 +110,18 @@ test('a tar that ships thin.json among other files is an ordinary layer', async 
   const view = snapshot(await driver.get('c3'));
   assert.ok(view['/thin.json'] !== undefined && view['/other'] === 'o');
   await driver.put('c3');
+  // nor a thin.json that is a symlink, a directory, or one file in a subdirectory
+  const { symlink, dir } = await import('./apply-tar.js');
+  for (const [i, tar] of [
+    tarOf(symlink('thin.json', '/etc/passwd')),
+    tarOf(dir('thin.json/')),
+    tarOf(dir('sub/'), file('sub/thin.json', serializeManifest({ layers: refs }))),
+  ].entries()) {
+    await driver.create(`notthin${i}`);
+    await driver.applyDiff(`notthin${i}`, null, tar);
+    assert.is(existsSync(join(home, `notthin${i}`, 'lower')), false);
+    assert.equal(await driver.changes(`notthin${i}`), i === 2 ? [{ path: '/sub', kind: 'A' }, { path: '/sub/thin.json', kind: 'A' }] : [{ path: '/thin.json', kind: 'A' }]);
+  }
 });
 
 test('hostile manifests: refused at apply with their code, the layer left empty, no links made', async () => {
