@@ -15,7 +15,7 @@ import type { ApplyTap } from '../diff/apply-tap.js';
 import type { TarEntry, TarSink } from '../tar/reader.js';
 import { generateLinkId, validateLowerEntry } from '../layout/ids.js';
 import { MANIFEST_MAX_BYTES, MANIFEST_NAMES, checkManifestSize, parseManifest, type ManifestName, type ThinManifest } from './manifest.js';
-import { manifestFileOf } from './layer-files.js';
+import { manifestFileOf, readLowerSync } from './layer-files.js';
 import { thinLinkTarget } from './links.js';
 
 export const THIN_PENDING_FILE = '.thin-pending';
@@ -97,7 +97,7 @@ export class ThinApply implements ApplyTap {
     const where = `of layer ${this.ctx.id}`;
     checkManifestSize(this.declaredSize, where);
     const manifest = parseManifest(Buffer.concat(this.bytes), this.name, where);
-    const parentLower = readLowerFile(this.layerDir);
+    const parentLower = readLowerSync(this.layerDir);
     const depth = manifest.layers.length + parentLower.length;
     if (depth > this.ctx.maxDepth) {
       throw new Overlay2Error('ERR_MAX_DEPTH',
@@ -119,16 +119,6 @@ export class ThinApply implements ApplyTap {
   /** The apply failed: nothing of the plan may stay. */
   abandon(): void {
     fs.rmSync(join(this.layerDir, THIN_PENDING_FILE), { force: true });
-  }
-}
-
-function readLowerFile(layerDir: string): string[] {
-  try {
-    const text = fs.readFileSync(join(layerDir, 'lower'), 'utf8');
-    return text === '' ? [] : text.split(':');
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return [];
-    throw e;
   }
 }
 

@@ -48,6 +48,17 @@ export function readThinParent(layerDir: string): string | null {
   return text;
 }
 
+/** The layer's lower entries as its lower file lists them ([] when it has none), read synchronously. */
+export function readLowerSync(layerDir: string): string[] {
+  try {
+    const text = readFileSync(join(layerDir, 'lower'), 'utf8');
+    return text === '' ? [] : text.split(':');
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return [];
+    throw e;
+  }
+}
+
 export function writeThinParent(layerDir: string, parent: string): void {
   writeFileSync(join(layerDir, THIN_PARENT_FILE), parent, { mode: 0o644 });
 }

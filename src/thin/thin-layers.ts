@@ -20,7 +20,7 @@ import type { Change } from '../diff/types.js';
 import { readMountInfo } from '../mount/mountinfo.js';
 import type { ThinOptions } from './options.js';
 import { ThinApply, recoverThinApply, THIN_PENDING_FILE } from './apply.js';
-import { manifestFileOf, readManifest, readThinParent, writeThinParent } from './layer-files.js';
+import { manifestFileOf, readLowerSync, readManifest, readThinParent, writeThinParent } from './layer-files.js';
 import { isLayerLinkTarget, locationOfEntry } from './links.js';
 import { checkTree, checkTrees, type TreeLocation } from './tree-paths.js';
 import { RepoMounts } from './repo-mounts.js';
@@ -342,13 +342,9 @@ function recordedRoot(home: string): string | null {
   }
 }
 
+/** A layer's lower entries; [] when there are none or they cannot be read (a layer being removed). */
 function readLower(layerDir: string): string[] {
-  try {
-    const text = readFileSync(join(layerDir, 'lower'), 'utf8');
-    return text === '' ? [] : text.split(':');
-  } catch {
-    return [];
-  }
+  try { return readLowerSync(layerDir); } catch { return []; }
 }
 
 function readThinParentSafe(layerDir: string): string | null {
