@@ -6,10 +6,11 @@ import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
 import { FS_MAGIC, MNT_DETACH, RENAME_NOREPLACE, AT_FDCWD } from './native/constants.js';
 import type { Features } from './features.js';
+import type { LayerContext } from './context.js';
 import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './options.js';
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
-import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE, PARTIAL_DIR } from './layout/store.js';
+import { LayerStore } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
@@ -19,13 +20,13 @@ import { readMountInfo } from './mount/mountinfo.js';
 import { openHome } from './layout/home.js';
 import { cachedFeatures, writeFeatureCache, isOutOfSpace } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
-import type { Change } from './diff/types.js';
+import type { Change } from './changes/change.js';
 import { ProjectQuota, supportsProjectQuota } from './quota.js';
-import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './diff/staging.js';
-import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './diff/apply-marker.js';
-import { cleanupAfter } from './diff/apply-errors.js';
+import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './apply/staging.js';
+import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './apply/marker.js';
+import { cleanupAfter } from './apply/errors.js';
 import { ProgressCounter, type Control } from './progress.js';
-import type { LayerSource } from './diff/apply-input.js';
+import type { LayerSource } from './apply/input.js';
 import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
 import { ThinLayers, THIN_PENDING_FILE } from './thin/thin-layers.js';
@@ -99,6 +100,11 @@ export class Overlay2Driver {
   /** The cvmfs fork's thin layers (src/thin/): one hook per driver step. */
   private readonly thin: ThinLayers;
 
+  /** What the driver hands the rooms it delegates to (src/context.ts). */
+  private get context(): LayerContext {
+    return { shim: this.shim, userxattr: this.features.userxattr, idMappings: this.idMappings };
+  }
+
   private constructor(home: string, shim: Shim, features: Features, options: DriverOptions, idMappings: IdMappings,
     private readonly quota: ProjectQuota | null, referenceScope: RefScope) {
     this.home = home;
@@ -137,14 +143,15 @@ export class Overlay2Driver {
     const root = idMappings.root();
     const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid });
 
-    const partialExisted = existsSync(join(home, PARTIAL_DIR));
+    const store = new LayerStore(home);
+    const partialExisted = existsSync(store.partialDir());
     // Cached, probed, or — on a full filesystem — unprobed (see feature-cache.ts): a full disk must
     // not keep remove() from freeing space. The probes load only on a cache miss: a CLI call on a
     // known home never parses them.
     const features = await cachedFeatures(shim, home, dev, readOnly,
-      async () => (await import('./features.js')).detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck }));
+      async () => (await import('./features.js')).detectFeatures(shim, { home, scratch: store.partialDir(), overrideKernelCheck: opts.overrideKernelCheck }));
     // the probes' scratch dir: a read-only open leaves the home as it found it
-    if (readOnly && !partialExisted) removeTreeSync(join(home, PARTIAL_DIR), home);
+    if (readOnly && !partialExisted) removeTreeSync(store.partialDir(), home);
     let quota: ProjectQuota | null = null;
     let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs or ext4`;
     if (supportsProjectQuota(features.backingFs) && !readOnly) {
@@ -171,7 +178,7 @@ export class Overlay2Driver {
     if (!this.features.unprobed) return;
     try {
       const { detectFeatures } = await import('./features.js');
-      const fresh = await detectFeatures(this.shim, { home: this.home, overrideKernelCheck: this.options.overrideKernelCheck });
+      const fresh = await detectFeatures(this.shim, { home: this.home, scratch: this.store.partialDir(), overrideKernelCheck: this.options.overrideKernelCheck });
       fresh.projectQuota = this.quota !== null;
       Object.assign(this.features, fresh, { unprobed: undefined });
       delete this.features.unprobed;
@@ -194,7 +201,7 @@ export class Overlay2Driver {
     // remove() needs to move a layer out of sight.
     try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }
     for (const e of readdirSync(this.home, { withFileTypes: true })) {
-      if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
+      if (!e.isDirectory() || !LayerStore.isLayerName(e.name)) continue;
       let names: string[];
       try { names = readdirSync(this.store.dir(e.name)); } catch { continue; }
       if (names.some((n) => n.startsWith(STAGING_PREFIX))) await removeStaleStaging(this.store.dir(e.name));
@@ -260,8 +267,7 @@ export class Overlay2Driver {
       let thinParent: string | null = null;
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
-        const parentLink = await this.store.readLinkId(parent);
-        ({ lower, thinParent } = this.thin.childLower(parent, `${LINK_DIR}/${parentLink}`, await this.store.readLower(parent)));
+        ({ lower, thinParent } = this.thin.childLower(parent, await this.store.lowerForChild(parent)));
         if (lower.length > this.maxDepth) {
           throw new Overlay2Error('ERR_MAX_DEPTH',
             `overlay2: max depth exceeded: layer ${id} would have ${lower.length} lower layers (limit ${this.maxDepth})`, { id });
@@ -279,22 +285,17 @@ export class Overlay2Driver {
         throw noSpace(e, `create layer ${id}`, id);
       }
       const linkId = generateLinkId();
-      const linkPath = join(this.store.linkDir(), linkId);
-      let linked = false;
+      let linkPath = '';
       try {
         await setOwnerMode(tmp, 0o710, me.uid, root.gid);
         // The project id is set before anything is created inside, so diff/ and work/ inherit it.
         if (size > 0 && this.quota) this.quota.setQuota(tmp, size);
         await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
-        await fsp.writeFile(join(tmp, LINK_FILE), linkId, { mode: 0o644 });
-        if (parent !== '') {
-          await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
-          await fsp.writeFile(join(tmp, LOWER_FILE), lower.join(':'), { mode: 0o666 });
-          this.thin.recordThinParent(tmp, thinParent);
-        }
-        await fsp.symlink(join('..', id, 'diff'), linkPath);
-        linked = true;
-        if (parent !== '') await fsp.writeFile(join(this.store.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
+        if (parent !== '') await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
+        await this.store.writeLayerFiles(tmp, linkId, lower);
+        this.thin.recordThinParent(tmp, thinParent);
+        linkPath = await this.store.createLink(id, linkId);
+        if (parent !== '') await this.store.markCommitted(parent);
         try {
           this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
           this.quota?.moved(tmp, this.store.dir(id));
@@ -307,7 +308,7 @@ export class Overlay2Driver {
       } catch (e) {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
         throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
-          if (linked) await fsp.rm(linkPath, { force: true });
+          if (linkPath !== '') await fsp.rm(linkPath, { force: true });
           await removeTree(tmp, this.home);
         });
       }
@@ -351,9 +352,9 @@ export class Overlay2Driver {
         // file (a dir without one is not a layer), deleted where it is.
         if (!isOutOfSpace(this.shim, this.home, e)) throw e;
         doomed = this.store.dir(id);
-        await fsp.rm(join(doomed, LINK_FILE), { force: true });
+        await this.store.dropLinkFile(doomed);
       }
-      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
+      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
       for (const entry of thinLinks) await fsp.rm(join(this.home, entry), { force: true });
       await removeTree(doomed, this.home);
     });
@@ -361,14 +362,8 @@ export class Overlay2Driver {
 
   /** Layers whose lower file names `id`'s link (its children and their descendants). */
   private async childrenOf(id: string): Promise<string[]> {
-    let linkId: string;
-    try { linkId = await this.store.readLinkId(id); } catch { return []; }
-    const entry = `${LINK_DIR}/${linkId}`;
-    const found: string[] = [];
-    for (const other of await this.store.listLayers()) {
-      if (other === id) continue;
-      if ((await this.store.readLower(other).catch(() => [] as string[])).includes(entry)) found.push(other);
-    }
+    const found = await this.store.layersAbove(id);
+    // a thin layer's children list its trees, not its link: they name it in thin_parent
     for (const child of this.thin.childrenOf(id, await this.store.listLayers())) if (!found.includes(child)) found.push(child);
     return found;
   }
@@ -413,11 +408,11 @@ export class Overlay2Driver {
       try {
         const entries = await this.thin.prepareMount(id, lowerEntries);
         thinPrepared = true;
-        const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
+        const readonly = this.store.isCommitted(id);
         const root = this.idMappings.root();
         makeMountPoint(merged, root.uid, root.gid);
         const method = mountLayer(this.shim, this.features,
-          { home: this.home, id, lowerEntries: entries, readonly, mountLabel }, this.mountStrategy);
+          { id, paths: this.store.mountPaths(id), lowerEntries: entries, readonly, mountLabel }, this.mountStrategy);
         this.lastMountMethod.set(id, method);
         // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
         if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
@@ -529,7 +524,7 @@ export class Overlay2Driver {
   async layers(): Promise<LayerInfo[]> {
     const ids = await this.store.listLayers();
     const mounts = new Set(mountPoints());
-    const { directorySize } = await import('./diff/size.js');
+    const { directorySize } = await import('./size/directory-size.js');
     const rows: LayerInfo[] = [];
     for (const id of ids) {
       rows.push({
@@ -585,11 +580,11 @@ export class Overlay2Driver {
     const p = await this.checkPair(id, parent);
     if (this.thin.isThin(id)) return this.thin.ownDiffSize(id);
     if (await this.useNative(id, p)) {
-      const { directorySize } = await import('./diff/size.js');
+      const { directorySize } = await import('./size/directory-size.js');
       return directorySize(this.store.diffDir(id));
     }
     const changes = await this.changesNaive(id, p);
-    const { changesSize } = await import('./diff/changes-size.js');
+    const { changesSize } = await import('./size/changes-size.js');
     return this.withMounted(id, (root) => changesSize(root, changes));
   }
 
@@ -598,13 +593,13 @@ export class Overlay2Driver {
     const p = await this.checkPair(id, parent);
     if (this.thin.isThin(id)) return this.thin.ownChanges(id);
     if (await this.useNative(id, p)) {
-      const { changesNative } = await import('./diff/changes-native.js');
+      const { changesNative, NeedsNaive } = await import('./changes/native.js');
       try {
         // The lowers are read directly: a thin layer's repositories must be mounted meanwhile (internal).
         return await this.thin.withRepositories(id, async () =>
-          changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), { userxattr: this.features.userxattr }));
+          changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), this.context));
       } catch (e) {
-        if (!isErrno(e, 'ERR_NEEDS_NAIVE')) throw e;
+        if (!(e instanceof NeedsNaive)) throw e;
       }
     }
     return this.changesNaive(id, p);
@@ -613,7 +608,7 @@ export class Overlay2Driver {
   /** The naive comparison of the layer's mount with its parent's (moby's NaiveDiffDriver.Changes). */
   async changesNaive(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
-    const { changesNaive } = await import('./diff/changes-naive.js');
+    const { changesNaive } = await import('./changes/naive.js');
     return this.withMounted(id, (layerRoot) =>
       p === '' ? changesNaive(layerRoot, null) : this.withMounted(p, (parentRoot) => changesNaive(layerRoot, parentRoot)));
   }
@@ -630,8 +625,8 @@ export class Overlay2Driver {
   private async diffStream(id: string, parent: string | null | undefined, opts: DiffOptions): Promise<Readable> {
     const p = await this.checkPair(id, parent);
     if (this.thin.isThin(id)) return this.thin.ownDiff(id);
-    const exportOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings, xattrs: opts.xattrs ?? 'docker' };
-    const { exportLayer, exportChanges } = await import('./diff/export.js');
+    const exportOpts = { ...this.context, xattrs: opts.xattrs ?? 'docker' as const };
+    const { exportLayer, exportChanges } = await import('./export/export.js');
     if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
     const changes = await this.changesNaive(id, p);
     const root = await this.acquire(id, undefined, 'process');
@@ -654,7 +649,7 @@ export class Overlay2Driver {
    * image archive is refused (use load()); an abort or error leaves the layer as it was.
    */
   async applyDiff(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions = {}): Promise<number> {
-    const { normalizeLayerSource } = await import('./diff/apply-input.js');
+    const { normalizeLayerSource } = await import('./apply/input.js');
     const { input, totalBytes } = normalizeLayerSource(tar);
     let p: string;
     try {
@@ -664,12 +659,12 @@ export class Overlay2Driver {
       (input as Partial<Readable>).destroy?.(); // the input is ours to end, as when it is read
       throw e;
     }
-    const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
-    const { LayerTap } = await import('./diff/apply-tap.js');
-    const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./diff/tar-split-record.js');
+    const { applyLayer, applyThroughMount } = await import('./apply/apply.js');
+    const { LayerTap } = await import('./apply/tap.js');
+    const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./tar-split/record.js');
     const { dropLayerRecord, writeLayerRecord } = await import('./image/layer-record.js');
     const layerDir = this.store.dir(id);
-    const run = async (apply: (applyOpts: import('./diff/apply.js').ApplyOptions) => Promise<number>, thinCandidate = false): Promise<number> => {
+    const run = async (apply: (applyOpts: import('./apply/apply.js').ApplyOptions) => Promise<number>, thinCandidate = false): Promise<number> => {
       // Only a tar applied to an empty layer describes the whole layer.
       const whole = isEmptyDir(this.store.diffDir(id));
       dropLayerRecord(layerDir);
@@ -679,7 +674,7 @@ export class Overlay2Driver {
       const thin = whole && thinCandidate ? this.thin.detector(id, tap, this.maxDepth) : null;
       let size: number;
       try {
-        size = await apply({ userxattr: this.features.userxattr, idMappings: this.idMappings, tap: thin ?? tap, layer: id });
+        size = await apply({ ...this.context, tap: thin ?? tap, layer: id });
       } catch (e) {
         recorder?.discard();
         thin?.abandon();
@@ -709,7 +704,7 @@ export class Overlay2Driver {
       });
     }
     // Written into the live diff/ through a mount: marked while it runs, so a crash cannot leave a
-    // half-applied layer that looks complete (see diff/apply-marker.ts).
+    // half-applied layer that looks complete (see src/apply/marker.ts).
     return withApplyMarker(this.store.dir(id), () =>
       this.withMounted(id, (root) => run((applyOpts) => applyThroughMount(root, input, applyOpts))));
   }

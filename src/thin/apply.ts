@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
-import type { ApplyTap } from '../diff/apply-tap.js';
+import type { ApplyTap } from '../apply/tap.js';
 import type { TarEntry, TarSink } from '../tar/reader.js';
 import { generateLinkId, validateLowerEntry } from '../layout/ids.js';
 import { MANIFEST_MAX_BYTES, MANIFEST_NAMES, checkManifestSize, parseManifest, type ManifestName, type ThinManifest } from './manifest.js';

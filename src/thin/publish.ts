@@ -2,7 +2,7 @@
 // unpacked into <root>/<repo>/layers/<hex of its diffID> — staged beside it and renamed in, an
 // existing tree reused — and a manifest listing them (base first) is written with its one-file tar.
 // The trees are written the way overlay reads them (whiteouts as 0/0 character devices, opaque dirs
-// marked with the overlay xattr: the importer of src/diff/apply.ts converts Docker's .wh. entries),
+// marked with the overlay xattr: the importer of src/apply/apply.ts converts Docker's .wh. entries),
 // so a deletion in a layer stays deleted when the tree is mounted as a lower. The fork's published
 // trees kept the .wh. files, so deleted files came back.
 //   make    the chain ending at TOP; a thin layer in it contributes its manifest's layers
@@ -76,7 +76,7 @@ async function publishLayer(driver: Overlay2Driver, exportTar: () => Promise<Rea
     const hash = createHash('sha256');
     const hashing = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); cb(null, chunk); } });
     tar.on('error', (e) => hashing.destroy(e));
-    const { applyLayer } = await import('../diff/apply.js');
+    const { applyLayer } = await import('../apply/apply.js');
     await applyLayer(staging, tar.pipe(hashing), { userxattr: driver.features.userxattr, idMappings: driver.idMappings, layer: `${repo}/layers` });
     // The layer's diffID names its tree: the recorded one (the tar it was applied from) when known,
     // else that of the export just unpacked.

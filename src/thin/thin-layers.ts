@@ -15,8 +15,8 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSyn
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Shim } from '../native/shim.js';
-import type { ApplyTap } from '../diff/apply-tap.js';
-import type { Change } from '../diff/types.js';
+import type { ApplyTap } from '../apply/tap.js';
+import type { Change } from '../changes/change.js';
 import { readMountInfo } from '../mount/mountinfo.js';
 import type { ThinOptions } from './options.js';
 import { ThinApply, recoverThinApply, THIN_PENDING_FILE } from './apply.js';
@@ -69,10 +69,11 @@ export class ThinLayers {
 
   // ---- create -------------------------------------------------------------------------------
 
-  /** The lower of a new child of `parent`, and the thin layer it is made on (for its thin_parent). */
-  childLower(parent: string, parentLink: string, parentLower: string[]): { lower: string[]; thinParent: string | null } {
-    if (!this.isThin(parent)) return { lower: [parentLink, ...parentLower], thinParent: null };
-    return { lower: parentLower, thinParent: parent };
+  /** The lower of a new child of `parent` (`ordinary`: the parent's link, then its lowers), and the
+   *  thin layer it is made on (for its thin_parent): a thin parent's own link is left out. */
+  childLower(parent: string, ordinary: string[]): { lower: string[]; thinParent: string | null } {
+    if (!this.isThin(parent)) return { lower: ordinary, thinParent: null };
+    return { lower: ordinary.slice(1), thinParent: parent };
   }
 
   recordThinParent(childDir: string, thinParent: string | null): void {
@@ -239,7 +240,7 @@ export class ThinLayers {
   async ownDiff(id: string): Promise<Readable> {
     const dir = this.layerDir(id);
     const { readLayerRecord } = await import('../image/layer-record.js');
-    const { hasTarSplit, assembleLayer } = await import('../diff/tar-split-assemble.js');
+    const { hasTarSplit, assembleLayer } = await import('../tar-split/assemble.js');
     const record = readLayerRecord(dir);
     if (record && hasTarSplit(dir)) return Readable.from(assembleLayer(dir, id, record.diffId, record.tarSize));
     const name = manifestFileOf(dir) ?? 'thin.json';
