@@ -1,5 +1,5 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { promises as fsp, readFileSync, readlinkSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
@@ -29,6 +29,7 @@ import { ProgressCounter, type Control } from './progress.js';
 import type { LayerSource } from './apply/input.js';
 import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
+import { ThinLayers, THIN_PENDING_FILE } from './thin/thin-layers.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -100,6 +101,8 @@ export class Overlay2Driver {
   private readonly held = new Map<string, number>();
   private readonly locks = new KeyedMutex();
   private readonly referenceScope: RefScope;
+  /** The cvmfs fork's thin layers (src/thin/): one hook per driver step. */
+  private readonly thin: ThinLayers;
 
   /** What the driver hands the rooms it delegates to (src/context.ts). */
   private get context(): LayerContext {
@@ -116,6 +119,7 @@ export class Overlay2Driver {
     this.store = new LayerStore(home);
     this.refs = new SharedRefs(shim, home);
     this.referenceScope = referenceScope;
+    this.thin = new ThinLayers(shim, home, options.thin);
   }
 
   /**
@@ -210,13 +214,14 @@ export class Overlay2Driver {
           try { this.shim.umount2(this.store.mergedDir(e.name), MNT_DETACH); } catch { /* not mounted */ }
         });
       }
+      if (names.includes(THIN_PENDING_FILE)) this.thin.recover(e.name);
       if (names.some((n) => n.startsWith('ovl2-') && n.includes('.tmp-'))) {
         (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
       }
     }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
-      if (statSync(link, { throwIfNoEntry: false }) === undefined) rmSync(link, { force: true });
+      if (statSync(link, { throwIfNoEntry: false }) === undefined && !this.thin.keepsDanglingLink(readlinkSync(link))) rmSync(link, { force: true });
     }
   }
 
@@ -263,9 +268,10 @@ export class Overlay2Driver {
         throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
       }
       let lower: string[] = [];
+      let thinParent: string | null = null;
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
-        lower = await this.store.lowerForChild(parent);
+        ({ lower, thinParent } = this.thin.childLower(parent, await this.store.lowerForChild(parent)));
         if (lower.length > this.maxDepth) {
           throw new Overlay2Error('ERR_MAX_DEPTH',
             `overlay2: max depth exceeded: layer ${id} would have ${lower.length} lower layers (limit ${this.maxDepth})`, { id });
@@ -291,6 +297,7 @@ export class Overlay2Driver {
         await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
         if (parent !== '') await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
         await this.store.writeLayerFiles(tmp, linkId, lower);
+        this.thin.recordThinParent(tmp, thinParent);
         linkPath = await this.store.createLink(id, linkId);
         if (parent !== '') await this.store.markCommitted(parent);
         try {
@@ -338,6 +345,7 @@ export class Overlay2Driver {
       // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
       let linkId = '';
       try { linkId = await this.store.readLinkId(id); } catch { /* no link file */ }
+      const thinLinks = this.thin.ownLinks(id);
       this.quota?.release(this.store.dir(id));
       let doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
       try {
@@ -351,13 +359,17 @@ export class Overlay2Driver {
         await this.store.dropLinkFile(doomed);
       }
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
+      for (const entry of thinLinks) await fsp.rm(join(this.home, entry), { force: true });
       await removeTree(doomed, this.home);
     });
   }
 
   /** Layers whose lower file names `id`'s link (its children and their descendants). */
   private async childrenOf(id: string): Promise<string[]> {
-    return this.store.layersAbove(id);
+    const found = await this.store.layersAbove(id);
+    // a thin layer's children list its trees, not its link: they name it in thin_parent
+    for (const child of this.thin.childrenOf(id, await this.store.listLayers())) if (!found.includes(child)) found.push(child);
+    return found;
   }
 
   /**
@@ -382,7 +394,7 @@ export class Overlay2Driver {
     return this.locks.run(id, async () => {
       const lowerEntries = this.store.mountLowerSync(id);
       requireComplete(this.store.dir(id), id);
-      if (lowerEntries === null) return this.store.diffDir(id);
+      if (lowerEntries === null || this.thin.getsOwnDiff(id)) return this.store.diffDir(id);
       const merged = this.store.mergedDir(id);
       const held = this.held.get(id) ?? 0;
       if (scope === 'process' && held > 0) {
@@ -396,17 +408,21 @@ export class Overlay2Driver {
       // is mounted here is stale — a crashed holder's, maybe stacked by repeated crashes. All of it
       // goes, and the layer is mounted afresh (src/mount/stale.ts).
       unmountStale(this.shim, merged);
+      let thinPrepared = false;
       try {
+        const entries = await this.thin.prepareMount(id, lowerEntries);
+        thinPrepared = true;
         const readonly = this.store.isCommitted(id);
         const root = this.idMappings.root();
         makeMountPoint(merged, root.uid, root.gid);
         const method = mountLayer(this.shim, this.features,
-          { id, paths: this.store.mountPaths(id), lowerEntries, readonly, mountLabel }, this.mountStrategy);
+          { id, paths: this.store.mountPaths(id), lowerEntries: entries, readonly, mountLabel }, this.mountStrategy);
         this.lastMountMethod.set(id, method);
         // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
         if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
         return merged;
       } catch (e) {
+        if (thinPrepared) await this.thin.afterUnmount(id);
         if (scope === 'process') this.held.delete(id);
         if (this.refs.release(id, scope) <= 0) {
           try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
@@ -427,7 +443,7 @@ export class Overlay2Driver {
         return;
       }
       // A held reference proves the layer has a lower file; only an unknown mount needs the read.
-      if (held === 0 && this.store.mountLowerSync(id) === null) return;
+      if (held === 0 && (this.store.mountLowerSync(id) === null || this.thin.getsOwnDiff(id))) return;
       if (scope === 'process') this.held.delete(id);
       // A process-scope put without a get releases nothing of anyone else's; a persistent one takes
       // one persistent reference. Either way the mount goes when nobody holds it any more.
@@ -442,6 +458,7 @@ export class Overlay2Driver {
       }
       // Removing the mount point also drops copies of the mount in other mount namespaces.
       try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
+      await this.thin.afterUnmount(id);
     });
   }
 
@@ -492,13 +509,14 @@ export class Overlay2Driver {
   /** Unmounts every mount under the home (deepest first) and forgets all reference counts. */
   async cleanup(): Promise<void> {
     const prefix = this.home.endsWith('/') ? this.home : this.home + '/';
-    const points = mountPoints().filter((p) => p.startsWith(prefix)).sort((a, b) => b.length - a.length);
+    const points = mountPoints().filter((p) => p.startsWith(prefix) && this.thin.sweeps(p)).sort((a, b) => b.length - a.length);
     for (const p of points) {
       try { this.shim.umount2(p, MNT_DETACH); } catch { /* raced */ }
       if (p.endsWith('/merged')) await fsp.rmdir(p).catch(() => undefined);
     }
     this.held.clear();
     this.refs.forgetAll();
+    this.thin.cleanup();
   }
 
   /** Every layer id in the home. */
@@ -528,6 +546,8 @@ export class Overlay2Driver {
     validateId(id);
     await this.store.requireLayer(id);
     const lower = await this.store.readLower(id);
+    const thinAnswer = this.thin.parentOf(id, lower);
+    if (thinAnswer !== null) return thinAnswer;
     return lower.length === 0 ? '' : this.store.idOfLowerEntry(lower[0]);
   }
 
@@ -535,6 +555,8 @@ export class Overlay2Driver {
 
   /** moby's isParent: is `parent` the layer directly below `id` ('' for none)? */
   async isParent(id: string, parent: string): Promise<boolean> {
+    const thinAnswer = this.thin.parentOf(id, await this.store.readLower(id));
+    if (thinAnswer !== null) return thinAnswer === parent;
     const lowers = await this.store.lowerDiffDirs(id);
     if (parent === '' ) return lowers.length === 0;
     return lowers.length > 0 && dirname(lowers[0]) === this.store.dir(parent);
@@ -560,6 +582,7 @@ export class Overlay2Driver {
   /** Bytes the layer adds over `parent`: its upper dir's size, or (naive) the size of its changes. */
   async diffSize(id: string, parent?: string | null): Promise<number> {
     const p = await this.checkPair(id, parent);
+    if (this.thin.isThin(id)) return this.thin.ownDiffSize(id);
     if (await this.useNative(id, p)) {
       const { directorySize } = await import('./size/directory-size.js');
       return directorySize(this.store.diffDir(id));
@@ -572,10 +595,13 @@ export class Overlay2Driver {
   /** Paths that differ between the layer and `parent`, sorted, as `docker diff` lists them. */
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
+    if (this.thin.isThin(id)) return this.thin.ownChanges(id);
     if (await this.useNative(id, p)) {
       const { changesNative, NeedsNaive } = await import('./changes/native.js');
       try {
-        return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), this.context);
+        // The lowers are read directly: a thin layer's repositories must be mounted meanwhile (internal).
+        return await this.thin.withRepositories(id, async () =>
+          changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), this.context));
       } catch (e) {
         if (!(e instanceof NeedsNaive)) throw e;
       }
@@ -602,6 +628,7 @@ export class Overlay2Driver {
 
   private async diffStream(id: string, parent: string | null | undefined, opts: DiffOptions): Promise<Readable> {
     const p = await this.checkPair(id, parent);
+    if (this.thin.isThin(id)) return this.thin.ownDiff(id);
     const exportOpts = { ...this.context, xattrs: opts.xattrs ?? 'docker' as const };
     const { exportLayer, exportChanges } = await import('./export/export.js');
     if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
@@ -641,18 +668,21 @@ export class Overlay2Driver {
     const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./tar-split/record.js');
     const { dropLayerRecord, writeLayerRecord } = await import('./image/layer-record.js');
     const layerDir = this.store.dir(id);
-    const run = async (apply: (applyOpts: import('./apply/apply.js').ApplyOptions) => Promise<number>): Promise<number> => {
+    const run = async (apply: (applyOpts: import('./apply/apply.js').ApplyOptions) => Promise<number>, thinCandidate = false): Promise<number> => {
       // Only a tar applied to an empty layer describes the whole layer.
       const whole = isEmptyDir(this.store.diffDir(id));
       dropLayerRecord(layerDir);
       const recorder = whole && opts.layerRecord !== false ? new TarSplitRecorder(join(layerDir, TAR_SPLIT_FILE)) : null;
       const digest = recorder !== null || opts.expectDiffId !== undefined;
       const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId, digest);
+      // A whole-layer tar of one manifest file makes a thin layer (src/thin/apply.ts).
+      const thin = whole && thinCandidate ? this.thin.detector(id, tap, this.maxDepth) : null;
       let size: number;
       try {
-        size = await apply({ ...this.context, tap, layer: id });
+        size = await apply({ ...this.context, tap: thin ?? tap, layer: id });
       } catch (e) {
         recorder?.discard();
+        thin?.abandon();
         // The abort itself, whatever the extractor made of it on the way out.
         if (opts.signal?.aborted) throw opts.signal.reason;
         throw e;
@@ -660,6 +690,10 @@ export class Overlay2Driver {
       if (recorder && tap.result) {
         recorder.commit();
         writeLayerRecord(layerDir, { diffId: tap.result.diffId, tarSize: tap.result.tarSize, tarSplit: true });
+      }
+      if (thin?.manifest) {
+        thin.complete();
+        this.thin.applied();
       }
       return size;
     };
@@ -671,7 +705,7 @@ export class Overlay2Driver {
         if ((this.held.get(id) ?? 0) > 0 || this.isOverlayMount(merged)) {
           throw new Overlay2Error('ERR_LAYER_BUSY', `overlay2: layer ${id} is mounted; put() it before applyDiff`, { id });
         }
-        return run((applyOpts) => applyLayer(layerDir, input, applyOpts));
+        return run((applyOpts) => applyLayer(layerDir, input, applyOpts), true);
       });
     }
     // Written into the live diff/ through a mount: marked while it runs, so a crash cannot leave a
@@ -698,6 +732,11 @@ export class Overlay2Driver {
   async save(top: string, output: string, opts: SaveOptions = {}): Promise<{ configDigest: string; diffIds: string[] }> {
     const { saveImage } = await import('./image/save.js');
     return saveImage(this, top, output, opts);
+  }
+
+  /** @internal The thin-layer side (src/thin/), for the `thin` commands. */
+  get thinLayers(): ThinLayers {
+    return this.thin;
   }
 
   /** @internal The layer's directory (HOME/<id>), for the image code. */

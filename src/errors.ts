@@ -21,7 +21,12 @@ export type Overlay2ErrorCode =
   | 'ERR_LAYER_CHANGED'       // save: a layer's files differ from the tar it was applied from
   | 'ERR_BAD_IMAGE'           // load: not an image archive/layout we can read (missing or malformed manifest, config)
   | 'ERR_INVALID_ARG_TYPE'    // an argument of the wrong type (applyDiff's input)
-  | 'ERR_SOCKET_IN_USE';      // another live process serves the plugin socket
+  | 'ERR_SOCKET_IN_USE'       // another live process serves the plugin socket
+  | 'ERR_THIN_MANIFEST'       // a thin layer's manifest is not one we read (not JSON, too big, wrong types, scheme, digest)
+  | 'ERR_THIN_VERSION'        // a thin manifest's min_version is newer than this reader
+  | 'ERR_THIN_UNSAFE_PATH'    // a thin layer path that would leave <root>/<repo> (.., absolute, NUL, a symlink out)
+  | 'ERR_THIN_ROOT_NOT_MOUNTED' // the thin root or a repository under it is not there (not mounted)
+  | 'ERR_THIN_LAYER_MISSING'; // a thin layer's tree is not in its repository
 
 export interface Overlay2ErrorDetails {
   id?: string;

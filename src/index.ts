@@ -17,3 +17,6 @@ export type { LayerSource } from './apply/input.js';
 export type { ImageSource, LoadOptions, LoadResult } from './image/load.js';
 export type { SaveOptions, SaveResult } from './image/save.js';
 export * from './plugin/index.js';
+export { makeThinImage, commitThinLayer, type PublishOptions, type PublishResult } from './thin/publish.js';
+export { parseManifest, serializeManifest, type ThinManifest, type ThinLayerRef } from './thin/manifest.js';
+export type { ThinOptions, ThinMountMethod } from './thin/options.js';

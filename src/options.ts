@@ -1,11 +1,14 @@
 // Driver options ("overlay2.*", as dockerd's --storage-opt) and per-layer storage options.
 import { Overlay2Error } from './errors.js';
+import { defaultThinOptions, parseThinOption, settleThinOptions, type ThinOptions } from './thin/options.js';
 
 export interface DriverOptions {
   /** overlay2.override_kernel_check: accepted for compatibility; the kernel check is a warning only. */
   overrideKernelCheck: boolean;
   /** overlay2.size: default quota of read-write layers, bytes (0 = none). Needs XFS project quotas. */
   quotaSize: number;
+  /** cvmfsMountMethod, thin.root, thin.mount_command (src/thin/options.ts) */
+  thin: ThinOptions;
 }
 
 const UNITS: Record<string, number> = {
@@ -51,7 +54,7 @@ export function parseDriverOptions(options: readonly string[] | Record<string, s
   const list = Array.isArray(options)
     ? options
     : Object.entries(options as Record<string, string>).map(([k, v]) => `${k}=${v}`);
-  const out: DriverOptions = { overrideKernelCheck: false, quotaSize: 0 };
+  const out: DriverOptions = { overrideKernelCheck: false, quotaSize: 0, thin: defaultThinOptions() };
   for (const option of list) {
     if (typeof option !== 'string') {
       throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: option ${JSON.stringify(option)} is not a string`);
@@ -65,9 +68,11 @@ export function parseDriverOptions(options: readonly string[] | Record<string, s
         out.quotaSize = parseSize(value, key);
         break;
       default:
+        if (parseThinOption(out.thin, key, value)) break;
         throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: unknown option ${key}`, { option: key });
     }
   }
+  settleThinOptions(out.thin);
   return out;
 }
 

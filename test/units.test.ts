@@ -34,9 +34,9 @@ test('id validation', () => {
 });
 
 test('driver options as dockerd parses them', () => {
-  assert.equal(parseDriverOptions([]), { overrideKernelCheck: false, quotaSize: 0 });
+  assert.equal(parseDriverOptions([]), { overrideKernelCheck: false, quotaSize: 0, thin: { mountMethod: 'external', root: null, mountCommand: null } });
   assert.equal(parseDriverOptions(['Overlay2.Override_Kernel_Check=1', 'overlay2.size=10G']),
-    { overrideKernelCheck: true, quotaSize: 10 * 1024 ** 3 });
+    { overrideKernelCheck: true, quotaSize: 10 * 1024 ** 3, thin: { mountMethod: 'external', root: null, mountCommand: null } });
   assert.equal(parseDriverOptions({ 'overlay2.size': '512m' }).quotaSize, 512 * 1024 ** 2);
   assert.is(code(() => parseDriverOptions(['overlay2.unknown=1'])), 'ERR_BAD_OPTION');
   assert.is(code(() => parseDriverOptions(['noequals'])), 'ERR_BAD_OPTION');

@@ -47,7 +47,7 @@ export function uniquePluginName(prefix = 'ovl2-e2e'): string {
   return `${prefix}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
-export async function startDockerd(root: string, driver: string, opts: { experimental?: boolean } = {}): Promise<PrivateDockerd> {
+export async function startDockerd(root: string, driver: string, opts: { experimental?: boolean; storageOpts?: string[] } = {}): Promise<PrivateDockerd> {
   mkdirSync(root, { recursive: true });
   const dataRoot = join(root, 'data');
   const execRoot = join(root, 'exec');
@@ -63,6 +63,7 @@ export async function startDockerd(root: string, driver: string, opts: { experim
     ...(opts.experimental ? ['--experimental'] : []),
     '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--host', `unix://${socket}`,
     '--config-file', config, '--storage-driver', driver,
+    ...(opts.storageOpts ?? []).flatMap((o) => ['--storage-opt', o]),
     '--iptables=false', '--ip6tables=false', '--bridge=none',
     // dockerd uses a system containerd when one listens on /run/containerd/containerd.sock (else it
     // starts its own under the exec root); own namespaces keep even that case apart.

@@ -130,6 +130,21 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./batch.js').then((m) => m.batch),
   },
   {
+    name: 'thin', group: 'Thin layers', usage: 'thin make|commit|show|check ID [...]',
+    summary: 'publish (make, commit) and inspect (show, check) thin layers',
+    description: 'make ID: every layer of ID\'s chain unpacked into <root>/R/layers/<diffID hex> (an existing tree reused), the manifest printed and its one-file tar written to FILE (apply it to get the image back). commit ID --parent P: P\'s chain plus ID\'s changes over P as a new top layer. show ID: the nearest thin layer at or below ID and its manifest. check ID: every thin tree ID mounts is there, readable and inside its repository (exit 1 if not). The root is --root, else thin.root (-o before the command), else <home>/cvmfs.',
+    positionals: ['SUBCOMMAND', 'ID'], writes: false,
+    options: {
+      repo: { type: 'string', arg: 'R', help: 'make/commit: the repository the trees go to' },
+      root: { type: 'string', arg: 'D', help: 'make/commit: the thin root (default thin.root, else <home>/cvmfs)' },
+      parent: { type: 'string', arg: 'P', help: 'commit: the layer the changes are over' },
+      output: { type: 'string', short: 'o', arg: 'FILE', help: 'make/commit: where the thin image\'s layer tar goes' },
+      origin: { type: 'string', arg: 'NAME', help: 'make/commit: the manifest\'s origin field' },
+      json,
+    },
+    load: () => import('./thin-commands.js').then((m) => m.thin),
+  },
+  {
     name: 'status', group: 'Driver', usage: 'status [--json]', summary: 'backing filesystem, features, layer count and disk use',
     positionals: [], writes: false, options: { json },
     load: () => import('./status.js').then((m) => m.status),
