@@ -1,5 +1,5 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
@@ -11,6 +11,7 @@ import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE, PARTIAL_DIR } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
+import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
@@ -252,9 +253,10 @@ export class Overlay2Driver {
         throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
       }
       let lower: string[] = [];
+      let parentLink = '';
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
-        const parentLink = await this.store.readLinkId(parent);
+        parentLink = await this.store.readLinkId(parent);
         lower = [`${LINK_DIR}/${parentLink}`, ...(await this.store.readLower(parent))];
         if (lower.length > this.maxDepth) {
           throw new Overlay2Error('ERR_MAX_DEPTH',
@@ -287,16 +289,23 @@ export class Overlay2Driver {
         }
         await fsp.symlink(join('..', id, 'diff'), linkPath);
         linked = true;
-        if (parent !== '') await fsp.writeFile(join(this.store.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
-        try {
-          this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
-          this.quota?.moved(tmp, this.store.dir(id));
-        } catch (e) {
-          if (isErrno(e, 'EEXIST') || isErrno(e, 'ENOTEMPTY')) {
-            throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
+        // One step for every process on the home: the parent is still there when the child appears
+        // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
+        this.refs.locked(() => {
+          if (parent !== '') {
+            requireParentSync(this.home, parent, parentLink, id);
+            writeFileSync(join(this.store.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
           }
-          throw e;
-        }
+          try {
+            this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
+            this.quota?.moved(tmp, this.store.dir(id));
+          } catch (e) {
+            if (isErrno(e, 'EEXIST') || isErrno(e, 'ENOTEMPTY')) {
+              throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
+            }
+            throw e;
+          }
+        });
       } catch (e) {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
         throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
@@ -308,59 +317,48 @@ export class Overlay2Driver {
   }
 
   /**
-   * Removes a layer, its link and (after unmounting it) everything it holds. A layer other layers
-   * are built on is refused (ERR_LAYER_HAS_CHILDREN) unless `force` (moby removes it anyway and its
-   * children break).
+   * Removes a layer, its link and (after unmounting it) everything it holds. Refused, unless
+   * `force`: a layer other layers are built on (ERR_LAYER_HAS_CHILDREN), and one another live process
+   * holds mounted — a library user's get(), or `overlay2 mount` (ERR_LAYER_BUSY, naming them). This
+   * process's own references do not stop it (moby's Remove unmounts and deletes what its own process
+   * still holds). `force` removes it anyway: the children break and the other holders' mounts are
+   * detached under them, as with moby.
    */
   async remove(id: string, opts: RemoveOptions = {}): Promise<void> {
     validateId(id);
     await this.locks.run(id, async () => {
       await this.store.requireLayer(id);
-      if (!opts.force) {
-        const children = await this.childrenOf(id);
-        if (children.length > 0) {
-          throw new Overlay2Error('ERR_LAYER_HAS_CHILDREN',
-            `overlay2: layer ${id} has ${children.length} child layer${children.length > 1 ? 's' : ''} (${children.slice(0, 3).join(', ')}${children.length > 3 ? ', ...' : ''}); remove them first, or force it (--force, { force: true })`, { id });
-        }
-      }
       const merged = this.store.mergedDir(id);
-      if ((this.held.get(id) ?? 0) > 0 || this.isOverlayMount(merged)) {
-        try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
-      }
+      const heldHere = (this.held.get(id) ?? 0) > 0;
+      // The checks and the move out of sight are one step for every process on the home (under the
+      // refs lock): no child created, nor mount taken, in between (src/layout/layer-guard.ts).
+      const { linkId, doomed } = this.refs.update(id, (state) => {
+        const linkId = checkRemovable(this.home, id, state, opts.force === true);
+        if (heldHere || totalRefs(state) > 0 || this.isOverlayMount(merged)) {
+          try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
+        }
+        state.persistent = 0;
+        state.pids = {};
+        this.quota?.release(this.store.dir(id));
+        // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
+        let doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
+        try {
+          mkdirSync(this.store.partialDir(), { recursive: true, mode: 0o700 });
+          renameSync(this.store.dir(id), doomed);
+        } catch (e) {
+          // A full filesystem has no inode for .partial/: then out of sight means without its link
+          // file (a dir without one is not a layer), deleted where it is.
+          if (!isOutOfSpace(this.shim, this.home, e)) throw e;
+          doomed = this.store.dir(id);
+          rmSync(join(doomed, LINK_FILE), { force: true });
+        }
+        return { linkId, doomed };
+      });
       this.held.delete(id);
-      this.refs.forget(id);
       this.lastMountMethod.delete(id);
-      // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
-      let linkId = '';
-      try { linkId = await this.store.readLinkId(id); } catch { /* no link file */ }
-      this.quota?.release(this.store.dir(id));
-      let doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
-      try {
-        await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
-        await fsp.rename(this.store.dir(id), doomed);
-      } catch (e) {
-        // A full filesystem has no inode for .partial/: then out of sight means without its link
-        // file (a dir without one is not a layer), deleted where it is.
-        if (!isOutOfSpace(this.shim, this.home, e)) throw e;
-        doomed = this.store.dir(id);
-        await fsp.rm(join(doomed, LINK_FILE), { force: true });
-      }
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
       await removeTree(doomed, this.home);
     });
-  }
-
-  /** Layers whose lower file names `id`'s link (its children and their descendants). */
-  private async childrenOf(id: string): Promise<string[]> {
-    let linkId: string;
-    try { linkId = await this.store.readLinkId(id); } catch { return []; }
-    const entry = `${LINK_DIR}/${linkId}`;
-    const found: string[] = [];
-    for (const other of await this.store.listLayers()) {
-      if (other === id) continue;
-      if ((await this.store.readLower(other).catch(() => [] as string[])).includes(entry)) found.push(other);
-    }
-    return found;
   }
 
   /**
@@ -392,32 +390,39 @@ export class Overlay2Driver {
         this.held.set(id, held + 1);
         return merged;
       }
-      const before = this.refs.acquire(id, scope);
+      // The 0→1 reference mounts under the home's refs lock: no other process counts on the mount
+      // before it exists (src/mount/shared-refs.ts).
+      this.refs.acquire(id, scope, () => this.mountFirst(id, lowerEntries, mountLabel));
       if (scope === 'process') this.held.set(id, 1);
-      if (before > 0) return merged;
-      // No live reference, of any process (the shared records drop dead holders): whatever overlay
-      // is mounted here is stale — a crashed holder's, maybe stacked by repeated crashes. All of it
-      // goes, and the layer is mounted afresh (src/mount/stale.ts).
-      unmountStale(this.shim, merged);
-      try {
-        const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
-        const root = this.idMappings.root();
-        makeMountPoint(merged, root.uid, root.gid);
-        const method = mountLayer(this.shim, this.features,
-          { home: this.home, id, lowerEntries, readonly, mountLabel }, this.mountStrategy);
-        this.lastMountMethod.set(id, method);
-        // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
-        if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
-        return merged;
-      } catch (e) {
-        if (scope === 'process') this.held.delete(id);
-        if (this.refs.release(id, scope) <= 0) {
-          try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
-          try { rmdirSync(merged); } catch { /* not there */ }
-        }
-        throw e;
-      }
+      return merged;
     });
+  }
+
+  /** The mount the first reference of any process makes (under the refs lock, synchronous). */
+  private mountFirst(id: string, lowerEntries: string[], mountLabel: string | undefined): void {
+    const merged = this.store.mergedDir(id);
+    // removed by another process since this get() read the layer
+    if (!existsSync(this.store.dir(id))) {
+      throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: layer ${id} does not exist in ${this.home}`, { id });
+    }
+    // No live reference, of any process (the shared records drop dead holders): whatever overlay
+    // is mounted here is stale — a crashed holder's, maybe stacked by repeated crashes. All of it
+    // goes, and the layer is mounted afresh (src/mount/stale.ts).
+    unmountStale(this.shim, merged);
+    try {
+      const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
+      const root = this.idMappings.root();
+      makeMountPoint(merged, root.uid, root.gid);
+      const method = mountLayer(this.shim, this.features,
+        { home: this.home, id, lowerEntries, readonly, mountLabel }, this.mountStrategy);
+      this.lastMountMethod.set(id, method);
+      // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
+      if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
+    } catch (e) {
+      try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
+      try { rmdirSync(merged); } catch { /* not there */ }
+      throw e;
+    }
   }
 
   private async release(id: string, scope: RefScope): Promise<void> {
@@ -433,18 +438,17 @@ export class Overlay2Driver {
       if (held === 0 && this.store.mountLowerSync(id) === null) return;
       if (scope === 'process') this.held.delete(id);
       // A process-scope put without a get releases nothing of anyone else's; a persistent one takes
-      // one persistent reference. Either way the mount goes when nobody holds it any more.
-      const left = scope === 'process' && held === 0
-        ? this.refs.update(id, (state) => totalRefs(state))
-        : this.refs.release(id, scope);
-      if (left > 0) return;
-      try {
-        this.shim.umount2(merged, MNT_DETACH);
-      } catch (e) {
-        if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw e;
-      }
-      // Removing the mount point also drops copies of the mount in other mount namespaces.
-      try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
+      // one persistent reference. Either way the mount goes when nobody holds it any more — under
+      // the refs lock, so no other process's get() counts on it meanwhile.
+      this.refs.release(id, scope === 'process' && held === 0 ? null : scope, () => {
+        try {
+          this.shim.umount2(merged, MNT_DETACH);
+        } catch (e) {
+          if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw e;
+        }
+        // Removing the mount point also drops copies of the mount in other mount namespaces.
+        try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
+      });
     });
   }
 

@@ -1,0 +1,100 @@
+// Several processes on one home (the shared mount references of src/mount/shared-refs.ts), each a
+// real node process (test/support/refs-child.ts): the 0→1 mount and 1→0 unmount are one step for
+// every other process, load from two processes leaks nothing, and remove() refuses a layer another
+// live process holds.
+import { test as uvuTest } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Overlay2Driver } from '../src/driver.js';
+import { isMountReferenced } from '../src/mount/shared-refs.js';
+import { mountTest, scratchRoot, isMounted, rejectsWithCode } from './support/env.js';
+
+const test = mountTest(uvuTest);
+const scratch = scratchRoot('ovl2-procs-');
+test.after(() => scratch.remove());
+const CHILD = new URL('./support/refs-child.js', import.meta.url).pathname;
+
+interface ChildReport { failures: string[]; bad: number; errors: number; ebusy: number; pid: number }
+interface Running { child: ChildProcess; ready: Promise<void>; report: Promise<ChildReport>; go(): void; kill(): Promise<void> }
+
+function run(mode: string, home: string, ...args: string[]): Running {
+  const child = spawn(process.execPath, [CHILD, mode, home, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout!.on('data', (b: Buffer) => { out += b; });
+  child.stderr!.on('data', (b: Buffer) => { err += b; });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', () => { if (out.includes('ready\n')) resolve(); });
+    child.once('exit', (code) => reject(new Error(`${mode} child exited ${code} before ready: ${err}`)));
+  });
+  const report = new Promise<ChildReport>((resolve, reject) => {
+    child.stdout!.on('data', () => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line) as ChildReport);
+    });
+    child.once('exit', (code) => reject(new Error(`${mode} child exited ${code} without a report: ${err}`)));
+  });
+  return {
+    child, ready, report,
+    go: () => { child.stdin!.write('go\n'); },
+    kill: () => new Promise((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      child.once('exit', () => done());
+      child.kill('SIGKILL');
+    }),
+  };
+}
+
+function mountsUnder(dir: string): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p.startsWith(dir + '/'));
+}
+
+/** A home with a base layer and `n` read-write layers c0..c(n-1) on it, each holding a file "own". */
+async function homeWith(n: number): Promise<{ home: string; driver: Overlay2Driver; ids: string[] }> {
+  const home = join(scratch.fresh(), 'home');
+  const driver = await Overlay2Driver.init(home);
+  await driver.create('base');
+  fs.writeFileSync(join(home, 'base', 'diff', 'shared'), 'base');
+  const ids = [...Array(n).keys()].map((i) => `c${i}`);
+  for (const id of ids) {
+    await driver.createReadWrite(id, 'base');
+    fs.writeFileSync(join(home, id, 'diff', 'own'), id);
+  }
+  return { home, driver, ids };
+}
+
+async function together(children: Running[]): Promise<ChildReport[]> {
+  await Promise.all(children.map((c) => c.ready));
+  for (const c of children) c.go();
+  return Promise.all(children.map((c) => c.report));
+}
+
+const ROUNDS = Number(process.env.REFS_ROUNDS ?? 400);
+
+test(`two processes get/put one layer ${ROUNDS} times each: every get returns a mounted overlay`, async () => {
+  const { home, ids } = await homeWith(1);
+  const reports = await together([run('rounds', home, ids[0]!, String(ROUNDS)), run('rounds', home, ids[0]!, String(ROUNDS))]);
+  assert.equal(reports.flatMap((r) => r.failures), [], 'no get returned an unmounted dir, no error');
+  assert.not.ok(isMountReferenced(home, ids[0]!), 'no reference left');
+  assert.equal(mountsUnder(home), [], 'no mount left');
+});
+
+const OPS = Number(process.env.REFS_OPS ?? 500);
+
+test(`two processes, ${OPS} concurrent get/put each over 50 shared ids: 0 failures, 0 EBUSY, 0 leaks`, async () => {
+  const { home, ids } = await homeWith(50);
+  const reports = await together([
+    run('load', home, String(OPS), '1', ids.join(',')),
+    run('load', home, String(OPS), '2', ids.join(',')),
+  ]);
+  assert.equal(reports.flatMap((r) => r.failures), [], 'every get saw its layer mounted, every put succeeded');
+  assert.is(reports.reduce((n, r) => n + r.ebusy, 0), 0, 'no EBUSY');
+  for (const id of ids) assert.not.ok(isMountReferenced(home, id), `${id}: no reference left`);
+  assert.not.ok(fs.existsSync(join(home, '.refs')) && fs.readdirSync(join(home, '.refs')).some((n) => n.endsWith('.json')),
+    'no reference record left');
+  assert.equal(mountsUnder(home), [], 'no leaked mount');
+});
+
+test.run();
