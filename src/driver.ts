@@ -256,8 +256,14 @@ export class Overlay2Driver {
       let parentLink = '';
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
-        parentLink = await this.store.readLinkId(parent);
-        lower = [`${LINK_DIR}/${parentLink}`, ...(await this.store.readLower(parent))];
+        try {
+          parentLink = await this.store.readLinkId(parent);
+          lower = [`${LINK_DIR}/${parentLink}`, ...(await this.store.readLower(parent))];
+        } catch (e) {
+          if (!isErrno(e, 'ENOENT')) throw e;
+          // removed (by another process) since requireLayer
+          throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: parent layer ${parent} does not exist in ${this.home}`, { id });
+        }
         if (lower.length > this.maxDepth) {
           throw new Overlay2Error('ERR_MAX_DEPTH',
             `overlay2: max depth exceeded: layer ${id} would have ${lower.length} lower layers (limit ${this.maxDepth})`, { id });

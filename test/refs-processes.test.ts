@@ -30,7 +30,7 @@ function run(mode: string, home: string, ...args: string[]): Running {
   });
   const report = new Promise<ChildReport>((resolve, reject) => {
     child.stdout!.on('data', () => {
-      const line = out.split('\n').find((l) => l.startsWith('{'));
+      const line = out.split('\n').find((l) => l.startsWith('{"failures"'));
       if (line) resolve(JSON.parse(line) as ChildReport);
     });
     child.once('exit', (code) => reject(new Error(`${mode} child exited ${code} without a report: ${err}`)));
@@ -95,6 +95,113 @@ test(`two processes, ${OPS} concurrent get/put each over 50 shared ids: 0 failur
   assert.not.ok(fs.existsSync(join(home, '.refs')) && fs.readdirSync(join(home, '.refs')).some((n) => n.endsWith('.json')),
     'no reference record left');
   assert.equal(mountsUnder(home), [], 'no leaked mount');
+});
+
+test('remove() of a layer another live process holds is refused, naming it; --force removes it; a dead holder holds nothing', async () => {
+  const { home, driver, ids: [a, b] } = await homeWith(2);
+  const holder = run('hold', home, a!);
+  await holder.ready;
+  holder.go();
+  const held = await holder.report;
+  assert.equal(held.failures, [], 'the holder has it mounted');
+  try {
+    const e = await rejectsWithCode(() => driver.remove(a!), 'ERR_LAYER_BUSY');
+    assert.match(e.message, new RegExp(`layer ${a} is mounted by process ${held.pid} \\(node\\)`));
+    assert.not.ok(e.message.includes('\n'), 'one line');
+    assert.ok(await driver.exists(a!), 'still there');
+    assert.ok(isMounted(join(home, a!, 'merged')), 'still mounted for its holder');
+    assert.is(fs.readFileSync(join(home, a!, 'merged', 'own'), 'utf8'), a);
+    // this process's own reference does not stop it (moby's Remove): the mount goes with the layer
+    await driver.get(b!);
+    await driver.remove(b!);
+    assert.not.ok(await driver.exists(b!));
+    assert.not.ok(isMountReferenced(home, b!));
+    // forced: removed under the holder
+    await driver.remove(a!, { force: true });
+    assert.not.ok(await driver.exists(a!));
+    assert.not.ok(isMountReferenced(home, a!));
+  } finally {
+    await holder.kill();
+  }
+  assert.equal(mountsUnder(home), [], 'no mount left');
+});
+
+test('remove() after the holder died (kill -9) succeeds; references from `overlay2 mount` refuse it too', async () => {
+  const { home, driver, ids: [a, b] } = await homeWith(2);
+  const holder = run('hold', home, a!);
+  await holder.ready;
+  holder.go();
+  await holder.report;
+  await holder.kill();
+  await driver.remove(a!);
+  assert.not.ok(await driver.exists(a!));
+  const cli = await Overlay2Driver.init(home, [], { mountReferences: 'persistent' });
+  await cli.get(b!);
+  await cli.get(b!);
+  const e = await rejectsWithCode(() => driver.remove(b!), 'ERR_LAYER_BUSY');
+  assert.match(e.message, /mounted by 2 references from `overlay2 mount`/);
+  await cli.put(b!);
+  await cli.put(b!);
+  await driver.remove(b!);
+  assert.equal(mountsUnder(home), [], 'no mount left');
+});
+
+const PARENT_ROUNDS = Number(process.env.REFS_PARENT_ROUNDS ?? 60);
+
+test(`remove() of a parent while another process creates a child on it (${PARENT_ROUNDS} rounds): never both, no stranded child`, async () => {
+  const home = join(scratch.fresh(), 'home');
+  const driver = await Overlay2Driver.init(home);
+  for (let i = 0; i < PARENT_ROUNDS; i++) await driver.create(`p${i}`);
+  const child = spawn(process.execPath, [CHILD, 'create-on', home], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stderr!.on('data', (b: Buffer) => { err += b; });
+  const waiters: ((line: string) => void)[] = [];
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b;
+    let nl: number;
+    while ((nl = out.indexOf('\n')) >= 0) { const line = out.slice(0, nl); out = out.slice(nl + 1); waiters.shift()?.(line); }
+  });
+  const nextLine = () => new Promise<string>((resolve, reject) => {
+    waiters.push(resolve);
+    child.once('exit', (code) => reject(new Error(`create-on child exited ${code}: ${err}`)));
+  });
+  child.setMaxListeners(0);
+  try {
+    assert.is(await nextLine(), 'ready');
+    child.stdin!.write('go\n');
+    const seen = { childWon: 0, removeWon: 0 };
+    for (let i = 0; i < PARENT_ROUNDS; i++) {
+      const created = nextLine();
+      child.stdin!.write(`${i}\n`);
+      // vary who gets there first
+      await new Promise((r) => setTimeout(r, i % 4));
+      let removed = 'ok';
+      try { await driver.remove(`p${i}`); } catch (e) { removed = (e as { code?: string }).code ?? String(e); }
+      const { code } = JSON.parse(await created) as { code: string };
+      if (code === 'ok') {
+        assert.is(removed, 'ERR_LAYER_HAS_CHILDREN', `round ${i}: the child was made, so its parent stays`);
+        seen.childWon++;
+      } else {
+        assert.is(code, 'ERR_LAYER_NOT_FOUND', `round ${i}: the create failed because the parent went`);
+        assert.is(removed, 'ok', `round ${i}`);
+        assert.not.ok(await driver.exists(`k${i}`), `round ${i}: no child`);
+        seen.removeWon++;
+      }
+    }
+    child.stdin!.end('end\n');
+    console.error(`   parent/child race: ${seen.childWon} children made (parent kept), ${seen.removeWon} parents removed (create refused)`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  // no stranded child: every lower entry of every layer resolves
+  for (const id of await driver.list()) {
+    const lowerFile = join(home, id, 'lower');
+    if (!fs.existsSync(lowerFile)) continue;
+    for (const entry of fs.readFileSync(lowerFile, 'utf8').split(':')) {
+      assert.ok(fs.existsSync(join(home, entry)), `${id}: lower ${entry} resolves`);
+    }
+  }
+  assert.equal(fs.readdirSync(join(home, '.partial')), [], 'nothing left in .partial');
 });
 
 test.run();

@@ -6,6 +6,8 @@
 //   load HOME OPS SEED IDS  OPS concurrent get/put over the comma-separated IDS, each holding its mount
 //                           over 0-4 event-loop turns and reading "own" through it
 //   hold HOME ID            get ID, print the JSON line, and hold the mount until killed
+//   create-on HOME          for each line "I" on stdin after "go": create kI on pI, print
+//                           {"i":I,"code":"ok"|error code}
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Driver } from '../../src/driver.js';
@@ -15,10 +17,20 @@ import { rng } from './rng.js';
 const [mode, home, ...args] = process.argv.slice(2);
 const driver = await Overlay2Driver.init(home!);
 process.stdout.write('ready\n');
-await new Promise<void>((resolve) => {
-  let seen = '';
-  process.stdin.on('data', (b: Buffer) => { seen += b; if (seen.includes('go')) resolve(); });
+let input = '';
+const lines: string[] = [];
+let wake: (() => void) | null = null;
+process.stdin.on('data', (b: Buffer) => {
+  input += b;
+  let nl: number;
+  while ((nl = input.indexOf('\n')) >= 0) { lines.push(input.slice(0, nl)); input = input.slice(nl + 1); }
+  wake?.();
 });
+async function nextLine(): Promise<string> {
+  while (lines.length === 0) await new Promise<void>((r) => { wake = r; });
+  return lines.shift()!;
+}
+while ((await nextLine()) !== 'go') { /* wait for the start */ }
 
 const failures: string[] = [];
 let errors = 0, ebusy = 0, bad = 0;
@@ -66,6 +78,15 @@ switch (mode) {
     process.stdout.write(JSON.stringify({ failures, bad, errors, ebusy, pid: process.pid }) + '\n');
     setInterval(() => undefined, 1000);
     await new Promise(() => undefined);
+    break;
+  case 'create-on':
+    for (;;) {
+      const i = await nextLine();
+      if (i === 'end') break;
+      let code = 'ok';
+      try { await driver.create(`k${i}`, `p${i}`); } catch (e) { code = (e as { code?: string }).code ?? String(e); }
+      process.stdout.write(JSON.stringify({ i: Number(i), code }) + '\n');
+    }
     break;
   default:
     throw new Error(`refs-child: unknown mode ${mode}`);
