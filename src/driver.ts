@@ -204,6 +204,10 @@ export class Overlay2Driver {
         (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
       }
     }
+    // Layers a killed load() created but never finished (src/image/load-journal.ts).
+    if (existsSync(join(this.home, '.loads'))) {
+      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.home, (id) => this.remove(id));
+    }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
       if (statSync(link, { throwIfNoEntry: false }) === undefined) rmSync(link, { force: true });
