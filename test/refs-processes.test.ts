@@ -75,7 +75,9 @@ const ROUNDS = Number(process.env.REFS_ROUNDS ?? 400);
 
 test(`two processes get/put one layer ${ROUNDS} times each: every get returns a mounted overlay`, async () => {
   const { home, ids } = await homeWith(1);
+  const started = Date.now();
   const reports = await together([run('rounds', home, ids[0]!, String(ROUNDS)), run('rounds', home, ids[0]!, String(ROUNDS))]);
+  console.error(`   rounds: 2 x ${ROUNDS} get/check/put of one layer: ${reports.reduce((n, r) => n + r.bad, 0)} bad gets/errors in ${Date.now() - started} ms`);
   assert.equal(reports.flatMap((r) => r.failures), [], 'no get returned an unmounted dir, no error');
   assert.not.ok(isMountReferenced(home, ids[0]!), 'no reference left');
   assert.equal(mountsUnder(home), [], 'no mount left');
@@ -85,10 +87,13 @@ const OPS = Number(process.env.REFS_OPS ?? 500);
 
 test(`two processes, ${OPS} concurrent get/put each over 50 shared ids: 0 failures, 0 EBUSY, 0 leaks`, async () => {
   const { home, ids } = await homeWith(50);
+  const started = Date.now();
   const reports = await together([
     run('load', home, String(OPS), '1', ids.join(',')),
     run('load', home, String(OPS), '2', ids.join(',')),
   ]);
+  console.error(`   load: 2 x ${OPS} concurrent get/put over ${ids.length} ids: ${reports.reduce((n, r) => n + r.bad, 0)} failures, ` +
+    `${reports.reduce((n, r) => n + r.ebusy, 0)} EBUSY, ${mountsUnder(home).length} mounts left in ${Date.now() - started} ms`);
   assert.equal(reports.flatMap((r) => r.failures), [], 'every get saw its layer mounted, every put succeeded');
   assert.is(reports.reduce((n, r) => n + r.ebusy, 0), 0, 'no EBUSY');
   for (const id of ids) assert.not.ok(isMountReferenced(home, id), `${id}: no reference left`);
