@@ -12,6 +12,7 @@ import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE, PARTIAL_DIR } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
+import { sweepIfAlone } from './layout/partial-sweep.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
@@ -186,7 +187,10 @@ export class Overlay2Driver {
    * costs microseconds, a thread-pool round trip per layer would cost more than the work.
    */
   private async recover(): Promise<void> {
-    if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
+    // Only when no other live process uses the home: .partial/ holds its work in progress too.
+    sweepIfAlone(this.shim, this.home, () => {
+      if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
+    });
     // Made again at once (best effort): on a full filesystem the inode just freed is the one that
     // remove() needs to move a layer out of sight.
     try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }

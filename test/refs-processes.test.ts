@@ -6,7 +6,8 @@ import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { buildOciLayout } from './image-fixtures.js';
 import { Overlay2Driver } from '../src/driver.js';
 import { isMountReferenced } from '../src/mount/shared-refs.js';
 import { mountTest, scratchRoot, isMounted, rejectsWithCode } from './support/env.js';
@@ -207,6 +208,39 @@ test(`remove() of a parent while another process creates a child on it (${PARENT
     }
   }
   assert.equal(fs.readdirSync(join(home, '.partial')), [], 'nothing left in .partial');
+});
+
+test('a read-write init leaves .partial alone while another live process uses the home (a load spooling stdin)', async () => {
+  const home = join(scratch.fresh(), 'home');
+  const driver = await Overlay2Driver.init(home);
+  await driver.create('base');
+  const layout = join(scratch.fresh(), 'layout');
+  const image = buildOciLayout(join(layout, '..', 'work'), layout, [{ files: { 'a/': '', 'a/f': 'x\n'.repeat(1000) } }]);
+  const archive = execFileSync('tar', ['-cf', '-', '-C', image.layout, '.'], { maxBuffer: 1 << 28 });
+  const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  const load = spawn(process.execPath, [cli, '--home', home, 'load', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  load.stderr!.on('data', (b: Buffer) => { err += b; });
+  const exited = new Promise<number | null>((r) => load.once('exit', (code) => r(code)));
+  const partial = join(home, '.partial');
+  const spooled = () => (fs.existsSync(partial) ? fs.readdirSync(partial) : []).some((n) => n.startsWith('load-'));
+  try {
+    load.stdin!.write(archive.subarray(0, archive.length >> 1));
+    // the load is spooling into .partial/ ...
+    for (let i = 0; i < 3000 && !spooled(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(spooled(), 'the load spools its stream');
+    // ... when another process (this one) opens the home read-write
+    await Overlay2Driver.init(home);
+    assert.ok(spooled(), 'the spool is still there');
+    load.stdin!.end(archive.subarray(archive.length >> 1));
+    assert.is(await exited, 0, `the load finished: ${err}`);
+  } finally {
+    load.kill('SIGKILL');
+  }
+  // once nobody else uses the home, an init sweeps what a killed process left
+  fs.mkdirSync(join(partial, 'left-by-a-crash'));
+  await Overlay2Driver.init(home);
+  assert.equal(fs.readdirSync(partial), [], 'swept');
 });
 
 test.run();
