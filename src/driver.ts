@@ -188,7 +188,7 @@ export class Overlay2Driver {
    */
   private async recover(): Promise<void> {
     // Only when no other live process uses the home: .partial/ holds its work in progress too.
-    sweepIfAlone(this.shim, this.home, () => {
+    sweepIfAlone(this.refs, () => {
       if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
     });
     // Made again at once (best effort): on a full filesystem the inode just freed is the one that

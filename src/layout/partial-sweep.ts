@@ -1,58 +1,50 @@
 // Who may sweep HOME/.partial/. It holds every process's work in progress — create()'s layer being
 // built, remove()'s layer being deleted, load()'s spooled stream — and a read-write init used to
 // delete all of it, including what another live process was building at that moment (a load reading
-// stdin lost its spool; a create failed with a raw ENOENT). Now every process with a read-write
-// driver on the home holds a shared flock on HOME/.refs/users.lock for as long as it lives (the
-// kernel drops it when the process dies), and init sweeps only when it can turn that into an
-// exclusive lock: no other live process uses the home. Otherwise .partial is left to a later init.
-// One open file per process and home: flocks on two open files conflict even within one process.
-import { openSync, mkdirSync, realpathSync } from 'node:fs';
+// stdin lost its spool; a create failed with a raw ENOENT). Now every process that opens the home
+// read-write records itself in HOME/.refs/.users ({ "<pid>": "<start time>" }, under the refs
+// lock, like the mount references: a process that is gone, or whose pid was reused, drops out at the
+// next read), and init sweeps only when no other live process is recorded. Otherwise .partial is left
+// to a later init. No file stays open (an open lock file would keep the home's file system busy).
+// The sweep runs under the lock, so no other process starts work in .partial meanwhile; it is
+// normally empty (leftovers exist only after a crash).
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Shim } from '../native/shim.js';
-import { LOCK_EX, LOCK_NB, LOCK_SH } from '../native/constants.js';
-import { isErrno } from '../errors.js';
-import { REFS_DIR } from '../mount/shared-refs.js';
+import { processStart, REFS_DIR, type SharedRefs } from '../mount/shared-refs.js';
 
-const usersLocks = new Map<string, number>();
+// not "<id>.json" (ids never start with a dot): no layer's reference record can be this file
+const USERS_FILE = '.users';
 
-function usersLock(home: string): number | null {
-  const key = realpathSync(home);
-  let fd = usersLocks.get(key);
-  if (fd !== undefined) return fd;
+function readUsers(file: string): Record<string, string> {
   try {
-    mkdirSync(join(home, REFS_DIR), { recursive: true, mode: 0o700 });
-    fd = openSync(join(home, REFS_DIR, 'users.lock'), 'a', 0o600);
-  } catch (e) {
-    // a full file system: no lock to share, and init's sweep is what frees space
-    if (isErrno(e, 'ENOSPC') || isErrno(e, 'EDQUOT')) return null;
-    throw e;
+    const users = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return users !== null && typeof users === 'object' ? users as Record<string, string> : {};
+  } catch {
+    return {};
   }
-  usersLocks.set(key, fd);
-  return fd;
 }
 
 /**
- * Runs `sweep` if no other live process uses `home` read-write; from then on this process counts as
- * one that does. Returns whether it swept.
+ * Runs `sweep` if no other live process has opened `refs.home` read-write; records this process as
+ * one that has. Returns whether it swept.
  */
-export function sweepIfAlone(shim: Shim, home: string, sweep: () => void): boolean {
-  const fd = usersLock(home);
-  if (fd === null) {
-    sweep();
-    return true;
-  }
-  let alone = false;
-  try {
-    shim.flock(fd, LOCK_EX | LOCK_NB);
-    alone = true;
-  } catch (e) {
-    if (!isErrno(e, 'EAGAIN') && !isErrno(e, 'EWOULDBLOCK')) throw e;
-  }
-  try {
+export function sweepIfAlone(refs: SharedRefs, sweep: () => void): boolean {
+  const file = join(refs.home, REFS_DIR, USERS_FILE);
+  return refs.locked(() => {
+    const users = readUsers(file);
+    const me = String(process.pid);
+    for (const [pid, start] of Object.entries(users)) {
+      if (pid === me || processStart(Number(pid)) !== start) delete users[pid];
+    }
+    const alone = Object.keys(users).length === 0;
     if (alone) sweep();
-  } finally {
-    // (a failed conversion drops the shared lock this process held: take it again either way)
-    shim.flock(fd, LOCK_SH);
-  }
-  return alone;
+    users[me] = processStart(process.pid);
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify(users), { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+    } catch {
+      // a full file system: unrecorded, this process's work in .partial is unprotected until it has space
+    }
+    return alone;
+  });
 }
