@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { PassThrough, Readable } from 'node:stream';
 import { execFileSync, spawnSync } from 'node:child_process';
 import tarStream from 'tar-stream';
-import { applyLayer } from '../src/diff/apply.js';
+import { applyLayer } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { TarReader } from '../src/tar/reader.js';
 import { fillSmallFiles, fillLargeFiles } from './lib/trees.js';

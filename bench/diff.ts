@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
-import { exportLayer } from '../src/diff/export.js';
+import { exportLayer } from '../src/export/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { fillSmallFiles, fillLargeFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';

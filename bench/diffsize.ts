@@ -3,7 +3,7 @@
 //   node dist/bench/diffsize.js [runs=7]
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { directorySize } from '../src/diff/size.js';
+import { directorySize } from '../src/size/directory-size.js';
 import { withCore } from '../src/core/wasm.js';
 import { scanStream } from '../src/scan/stream.js';
 import { tryLoadShim } from '../src/native/shim.js';

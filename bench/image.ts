@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { Overlay2Driver } from '../src/driver.js';
-import { applyLayer } from '../src/diff/apply.js';
+import { applyLayer } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { buildOciLayout, type LayerSpec } from '../test/image-fixtures.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';

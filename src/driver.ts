@@ -1,15 +1,16 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync, writeFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
 import { FS_MAGIC, MNT_DETACH, RENAME_NOREPLACE, AT_FDCWD } from './native/constants.js';
 import type { Features } from './features.js';
+import type { LayerContext } from './context.js';
 import { parseDriverOptions, parseStorageOpt, type DriverOptions } from './options.js';
 import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
-import { LayerStore, LINK_DIR, LOWER_FILE, LINK_FILE, COMMITTED_FILE, PARTIAL_DIR } from './layout/store.js';
+import { LayerStore } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
 import { sweepIfAlone } from './layout/partial-sweep.js';
@@ -21,13 +22,13 @@ import { readMountInfo } from './mount/mountinfo.js';
 import { openHome } from './layout/home.js';
 import { cachedFeatures, writeFeatureCache, isOutOfSpace } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
-import type { Change } from './diff/types.js';
+import type { Change } from './changes/change.js';
 import { ProjectQuota, supportsProjectQuota } from './quota.js';
-import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './diff/staging.js';
-import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './diff/apply-marker.js';
-import { cleanupAfter } from './diff/apply-errors.js';
+import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './apply/staging.js';
+import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './apply/marker.js';
+import { cleanupAfter } from './apply/errors.js';
 import { ProgressCounter, type Control } from './progress.js';
-import type { LayerSource } from './diff/apply-input.js';
+import type { LayerSource } from './apply/input.js';
 import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
 
@@ -98,6 +99,11 @@ export class Overlay2Driver {
   private readonly locks = new KeyedMutex();
   private readonly referenceScope: RefScope;
 
+  /** What the driver hands the rooms it delegates to (src/context.ts). */
+  private get context(): LayerContext {
+    return { shim: this.shim, userxattr: this.features.userxattr, idMappings: this.idMappings };
+  }
+
   private constructor(home: string, shim: Shim, features: Features, options: DriverOptions, idMappings: IdMappings,
     private readonly quota: ProjectQuota | null, referenceScope: RefScope) {
     this.home = home;
@@ -135,14 +141,15 @@ export class Overlay2Driver {
     const root = idMappings.root();
     const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid });
 
-    const partialExisted = existsSync(join(home, PARTIAL_DIR));
+    const store = new LayerStore(home);
+    const partialExisted = existsSync(store.partialDir());
     // Cached, probed, or — on a full filesystem — unprobed (see feature-cache.ts): a full disk must
     // not keep remove() from freeing space. The probes load only on a cache miss: a CLI call on a
     // known home never parses them.
     const features = await cachedFeatures(shim, home, dev, readOnly,
-      async () => (await import('./features.js')).detectFeatures(shim, { home, overrideKernelCheck: opts.overrideKernelCheck }));
+      async () => (await import('./features.js')).detectFeatures(shim, { home, scratch: store.partialDir(), overrideKernelCheck: opts.overrideKernelCheck }));
     // the probes' scratch dir: a read-only open leaves the home as it found it
-    if (readOnly && !partialExisted) removeTreeSync(join(home, PARTIAL_DIR), home);
+    if (readOnly && !partialExisted) removeTreeSync(store.partialDir(), home);
     let quota: ProjectQuota | null = null;
     let quotaWhyNot = `${home} is on ${features.backingFs}, not xfs or ext4`;
     if (supportsProjectQuota(features.backingFs) && !readOnly) {
@@ -169,7 +176,7 @@ export class Overlay2Driver {
     if (!this.features.unprobed) return;
     try {
       const { detectFeatures } = await import('./features.js');
-      const fresh = await detectFeatures(this.shim, { home: this.home, overrideKernelCheck: this.options.overrideKernelCheck });
+      const fresh = await detectFeatures(this.shim, { home: this.home, scratch: this.store.partialDir(), overrideKernelCheck: this.options.overrideKernelCheck });
       fresh.projectQuota = this.quota !== null;
       Object.assign(this.features, fresh, { unprobed: undefined });
       delete this.features.unprobed;
@@ -195,7 +202,7 @@ export class Overlay2Driver {
     // remove() needs to move a layer out of sight.
     try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }
     for (const e of readdirSync(this.home, { withFileTypes: true })) {
-      if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
+      if (!e.isDirectory() || !LayerStore.isLayerName(e.name)) continue;
       let names: string[];
       try { names = readdirSync(this.store.dir(e.name)); } catch { continue; }
       if (names.some((n) => n.startsWith(STAGING_PREFIX))) await removeStaleStaging(this.store.dir(e.name));
@@ -209,8 +216,8 @@ export class Overlay2Driver {
       }
     }
     // Layers a killed load() created but never finished (src/image/load-journal.ts).
-    if (existsSync(join(this.home, '.loads'))) {
-      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.home, (id) => this.remove(id));
+    if (existsSync(this.store.loadsDir())) {
+      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.store, (id) => this.remove(id));
     }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
@@ -261,12 +268,10 @@ export class Overlay2Driver {
         throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
       }
       let lower: string[] = [];
-      let parentLink = '';
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
         try {
-          parentLink = await this.store.readLinkId(parent);
-          lower = [`${LINK_DIR}/${parentLink}`, ...(await this.store.readLower(parent))];
+          lower = await this.store.lowerForChild(parent);
         } catch (e) {
           if (!isErrno(e, 'ENOENT')) throw e;
           // removed (by another process) since requireLayer
@@ -289,26 +294,21 @@ export class Overlay2Driver {
         throw noSpace(e, `create layer ${id}`, id);
       }
       const linkId = generateLinkId();
-      const linkPath = join(this.store.linkDir(), linkId);
-      let linked = false;
+      let linkPath = '';
       try {
         await setOwnerMode(tmp, 0o710, me.uid, root.gid);
         // The project id is set before anything is created inside, so diff/ and work/ inherit it.
         if (size > 0 && this.quota) this.quota.setQuota(tmp, size);
         await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
-        await fsp.writeFile(join(tmp, LINK_FILE), linkId, { mode: 0o644 });
-        if (parent !== '') {
-          await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
-          await fsp.writeFile(join(tmp, LOWER_FILE), lower.join(':'), { mode: 0o666 });
-        }
-        await fsp.symlink(join('..', id, 'diff'), linkPath);
-        linked = true;
+        if (parent !== '') await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
+        await this.store.writeLayerFiles(tmp, linkId, lower);
+        linkPath = await this.store.createLink(id, linkId);
         // One step for every process on the home: the parent is still there when the child appears
         // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
         this.refs.locked(() => {
           if (parent !== '') {
-            requireParentSync(this.home, parent, parentLink, id);
-            writeFileSync(join(this.store.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
+            requireParentSync(this.store, parent, lower[0]!, id);
+            this.store.markCommitted(parent);
           }
           try {
             this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
@@ -323,7 +323,7 @@ export class Overlay2Driver {
       } catch (e) {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
         throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
-          if (linked) await fsp.rm(linkPath, { force: true });
+          if (linkPath !== '') await fsp.rm(linkPath, { force: true });
           await removeTree(tmp, this.home);
         });
       }
@@ -347,7 +347,7 @@ export class Overlay2Driver {
       // The checks and the move out of sight are one step for every process on the home (under the
       // refs lock): no child created, nor mount taken, in between (src/layout/layer-guard.ts).
       const { linkId, doomed } = this.refs.update(id, (state) => {
-        const linkId = checkRemovable(this.home, id, state, opts.force === true);
+        const linkId = checkRemovable(this.store, id, state, opts.force === true);
         if (heldHere || totalRefs(state) > 0 || this.isOverlayMount(merged)) {
           try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
         }
@@ -364,13 +364,13 @@ export class Overlay2Driver {
           // file (a dir without one is not a layer), deleted where it is.
           if (!isOutOfSpace(this.shim, this.home, e)) throw e;
           doomed = this.store.dir(id);
-          rmSync(join(doomed, LINK_FILE), { force: true });
+          this.store.dropLinkFileSync(doomed);
         }
         return { linkId, doomed };
       });
       this.held.delete(id);
       this.lastMountMethod.delete(id);
-      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(join(this.store.linkDir(), linkId), { force: true });
+      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
       await removeTree(doomed, this.home);
     });
   }
@@ -424,11 +424,11 @@ export class Overlay2Driver {
     // goes, and the layer is mounted afresh (src/mount/stale.ts).
     unmountStale(this.shim, merged);
     try {
-      const readonly = existsSync(join(this.store.dir(id), COMMITTED_FILE));
+      const readonly = this.store.isCommitted(id);
       const root = this.idMappings.root();
       makeMountPoint(merged, root.uid, root.gid);
       const method = mountLayer(this.shim, this.features,
-        { home: this.home, id, lowerEntries, readonly, mountLabel }, this.mountStrategy);
+        { id, paths: this.store.mountPaths(id), lowerEntries, readonly, mountLabel }, this.mountStrategy);
       this.lastMountMethod.set(id, method);
       // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
       if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
@@ -531,7 +531,7 @@ export class Overlay2Driver {
   async layers(): Promise<LayerInfo[]> {
     const ids = await this.store.listLayers();
     const mounts = new Set(mountPoints());
-    const { directorySize } = await import('./diff/size.js');
+    const { directorySize } = await import('./size/directory-size.js');
     const rows: LayerInfo[] = [];
     for (const id of ids) {
       rows.push({
@@ -582,11 +582,11 @@ export class Overlay2Driver {
   async diffSize(id: string, parent?: string | null): Promise<number> {
     const p = await this.checkPair(id, parent);
     if (await this.useNative(id, p)) {
-      const { directorySize } = await import('./diff/size.js');
+      const { directorySize } = await import('./size/directory-size.js');
       return directorySize(this.store.diffDir(id));
     }
     const changes = await this.changesNaive(id, p);
-    const { changesSize } = await import('./diff/changes-size.js');
+    const { changesSize } = await import('./size/changes-size.js');
     return this.withMounted(id, (root) => changesSize(root, changes));
   }
 
@@ -594,11 +594,11 @@ export class Overlay2Driver {
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
     if (await this.useNative(id, p)) {
-      const { changesNative } = await import('./diff/changes-native.js');
+      const { changesNative, NeedsNaive } = await import('./changes/native.js');
       try {
-        return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), { userxattr: this.features.userxattr });
+        return await changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), this.context);
       } catch (e) {
-        if (!isErrno(e, 'ERR_NEEDS_NAIVE')) throw e;
+        if (!(e instanceof NeedsNaive)) throw e;
       }
     }
     return this.changesNaive(id, p);
@@ -607,7 +607,7 @@ export class Overlay2Driver {
   /** The naive comparison of the layer's mount with its parent's (moby's NaiveDiffDriver.Changes). */
   async changesNaive(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
-    const { changesNaive } = await import('./diff/changes-naive.js');
+    const { changesNaive } = await import('./changes/naive.js');
     return this.withMounted(id, (layerRoot) =>
       p === '' ? changesNaive(layerRoot, null) : this.withMounted(p, (parentRoot) => changesNaive(layerRoot, parentRoot)));
   }
@@ -623,8 +623,8 @@ export class Overlay2Driver {
 
   private async diffStream(id: string, parent: string | null | undefined, opts: DiffOptions): Promise<Readable> {
     const p = await this.checkPair(id, parent);
-    const exportOpts = { userxattr: this.features.userxattr, idMappings: this.idMappings, xattrs: opts.xattrs ?? 'docker' };
-    const { exportLayer, exportChanges } = await import('./diff/export.js');
+    const exportOpts = { ...this.context, xattrs: opts.xattrs ?? 'docker' as const };
+    const { exportLayer, exportChanges } = await import('./export/export.js');
     if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
     const changes = await this.changesNaive(id, p);
     const root = await this.acquire(id, undefined, 'process');
@@ -647,7 +647,7 @@ export class Overlay2Driver {
    * image archive is refused (use load()); an abort or error leaves the layer as it was.
    */
   async applyDiff(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions = {}): Promise<number> {
-    const { normalizeLayerSource } = await import('./diff/apply-input.js');
+    const { normalizeLayerSource } = await import('./apply/input.js');
     const { input, totalBytes } = normalizeLayerSource(tar);
     let p: string;
     try {
@@ -657,12 +657,12 @@ export class Overlay2Driver {
       (input as Partial<Readable>).destroy?.(); // the input is ours to end, as when it is read
       throw e;
     }
-    const { applyLayer, applyThroughMount } = await import('./diff/apply.js');
-    const { LayerTap } = await import('./diff/apply-tap.js');
-    const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./diff/tar-split-record.js');
+    const { applyLayer, applyThroughMount } = await import('./apply/apply.js');
+    const { LayerTap } = await import('./apply/tap.js');
+    const { TarSplitRecorder, TAR_SPLIT_FILE } = await import('./tar-split/record.js');
     const { dropLayerRecord, writeLayerRecord } = await import('./image/layer-record.js');
     const layerDir = this.store.dir(id);
-    const run = async (apply: (applyOpts: import('./diff/apply.js').ApplyOptions) => Promise<number>): Promise<number> => {
+    const run = async (apply: (applyOpts: import('./apply/apply.js').ApplyOptions) => Promise<number>): Promise<number> => {
       // Only a tar applied to an empty layer describes the whole layer.
       const whole = isEmptyDir(this.store.diffDir(id));
       dropLayerRecord(layerDir);
@@ -670,7 +670,7 @@ export class Overlay2Driver {
       const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId);
       let size: number;
       try {
-        size = await apply({ userxattr: this.features.userxattr, idMappings: this.idMappings, tap, layer: id });
+        size = await apply({ ...this.context, tap, layer: id });
       } catch (e) {
         recorder?.discard();
         // The abort itself, whatever the extractor made of it on the way out.
@@ -695,7 +695,7 @@ export class Overlay2Driver {
       });
     }
     // Written into the live diff/ through a mount: marked while it runs, so a crash cannot leave a
-    // half-applied layer that looks complete (see diff/apply-marker.ts).
+    // half-applied layer that looks complete (see src/apply/marker.ts).
     return withApplyMarker(this.store.dir(id), () =>
       this.withMounted(id, (root) => run((applyOpts) => applyThroughMount(root, input, applyOpts))));
   }

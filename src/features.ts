@@ -1,16 +1,15 @@
 // What the kernel and the backing filesystem can do, found out once at init the way moby's overlay2
 // Init and overlayutils find out — by trying — and reported by status().
-import { promises as fsp, readFileSync, existsSync, closeSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { release } from 'node:os';
 import { Overlay2Error, isErrno } from './errors.js';
 import type { Shim } from './native/shim.js';
-import { baseOptions } from './mount/data.js';
+import { baseOptions, mountData } from './mount/data.js';
+import { fsconfigOverlay, mountOverlay } from './mount/mounter.js';
 import { removeTree } from './layout/remove-tree.js';
-import {
-  FS_MAGIC, MNT_DETACH, FSOPEN_CLOEXEC, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSMOUNT_CLOEXEC,
-  FSCONFIG_SET_FLAG,
-} from './native/constants.js';
+import { OPAQUE_VALUE, isOpaqueValue, opaqueXattr, redirectXattr } from './overlay-format.js';
+import { FS_MAGIC, MNT_DETACH } from './native/constants.js';
 
 export interface Features {
   backingFs: string;          // "extfs", "xfs", ... (moby's FsNames) or "<unknown>"
@@ -141,6 +140,8 @@ async function mkdirs(base: string, names: string[]): Promise<void> {
 
 export interface DetectOptions {
   home: string;
+  /** Where the probes make their scratch dirs: inside the home's filesystem (LayerStore.partialDir). */
+  scratch: string;
   overrideKernelCheck: boolean;
 }
 
@@ -160,20 +161,19 @@ export async function detectFeatures(shim: Shim, opts: DetectOptions): Promise<F
     throw new Overlay2Error('ERR_INCOMPATIBLE_FS', `overlay2: backing filesystem ${bad} of ${testDir} cannot hold overlay layers`, { path: testDir });
   }
 
-  const scratch = join(opts.home, '.partial');
+  const scratch = opts.scratch;
   const indexOff = readParam('index') !== null;
   const redirectDirOff = readParam('redirect_dir') !== null;
   const metacopyOff = readParam('metacopy') !== null;
   const userxattr = inUserNamespace();
-  const base = baseOptions({ indexOff, userxattr, redirectDirOff, metacopyOff }).join(',');
-  const xattrPrefix = userxattr ? 'user.overlay.' : 'trusted.overlay.';
+  const base = baseOptions({ indexOff, userxattr, redirectDirOff, metacopyOff });
 
   // 1. overlay itself, with two lower dirs (moby's SupportsOverlay(d, checkMultipleLowers=true))
   const mountError = await withProbe(shim, scratch, async (d) => {
     await mkdirs(d, ['lower1', 'lower2', 'upper', 'work', 'merged']);
     try {
-      shim.mount('overlay', join(d, 'merged'), 'overlay', 0,
-        `${base ? base + ',' : ''}lowerdir=${join(d, 'lower2')}:${join(d, 'lower1')},upperdir=${join(d, 'upper')},workdir=${join(d, 'work')}`);
+      mountOverlay(shim, join(d, 'merged'),
+        mountData(base, { lowers: [join(d, 'lower2'), join(d, 'lower1')], upper: join(d, 'upper'), work: join(d, 'work') }, undefined, false));
       shim.umount2(join(d, 'merged'), 0);
       return null;
     } catch (e) {
@@ -197,20 +197,20 @@ export async function detectFeatures(shim: Shim, opts: DetectOptions): Promise<F
   // 3. native diff: the opaque copy-up bug (kernels < 4.8) and directory redirects (moby's doesSupportNativeDiff)
   const nativeDiffReason = await withProbe(shim, scratch, async (d) => {
     await mkdirs(d, ['l1/d', 'l1/d1', 'l2/d', 'l3', 'work', 'merged']);
-    shim.lsetxattr(join(d, 'l2', 'd'), xattrPrefix + 'opaque', 'y', 0);
-    shim.mount('overlay', join(d, 'merged'), 'overlay', 0,
-      `${base ? base + ',' : ''}lowerdir=${join(d, 'l2')}:${join(d, 'l1')},upperdir=${join(d, 'l3')},workdir=${join(d, 'work')}`);
+    shim.lsetxattr(join(d, 'l2', 'd'), opaqueXattr(userxattr), OPAQUE_VALUE, 0);
+    mountOverlay(shim, join(d, 'merged'),
+      mountData(base, { lowers: [join(d, 'l2'), join(d, 'l1')], upper: join(d, 'l3'), work: join(d, 'work') }, undefined, false));
     try {
       await fsp.writeFile(join(d, 'merged', 'd', 'f'), '');
-      const opaque = shim.lgetxattr(join(d, 'l3', 'd'), xattrPrefix + 'opaque');
-      if (opaque?.toString() === 'y') return 'opaque flag erroneously copied up (kernel < 4.8)';
+      const opaque = shim.lgetxattr(join(d, 'l3', 'd'), opaqueXattr(userxattr));
+      if (isOpaqueValue(opaque)) return 'opaque flag erroneously copied up (kernel < 4.8)';
       try {
         await fsp.rename(join(d, 'merged', 'd1'), join(d, 'merged', 'd2'));
       } catch (e) {
         if (isErrno(e, 'EXDEV')) return '';
         return `rename of a lower directory failed: ${(e as Error).message}`;
       }
-      const redirect = shim.lgetxattr(join(d, 'l3', 'd2'), xattrPrefix + 'redirect');
+      const redirect = shim.lgetxattr(join(d, 'l3', 'd2'), redirectXattr(userxattr));
       return redirect?.toString() === 'd1' ? 'the kernel writes directory redirects (redirect_dir on)' : '';
     } finally {
       shim.umount2(join(d, 'merged'), MNT_DETACH);
@@ -220,19 +220,11 @@ export async function detectFeatures(shim: Shim, opts: DetectOptions): Promise<F
   // 4. the new mount API with lowerdir+ (no page-size limit on the lower list)
   const lowerdirPlus = await withProbe(shim, scratch, async (d) => {
     await mkdirs(d, ['lower1', 'lower2', 'merged']);
-    let fsfd = -1, mfd = -1;
     try {
-      fsfd = shim.fsopen('overlay', FSOPEN_CLOEXEC);
-      for (const l of ['lower2', 'lower1']) shim.fsconfig(fsfd, FSCONFIG_SET_STRING, 'lowerdir+', join(d, l), 0);
-      if (userxattr) shim.fsconfig(fsfd, FSCONFIG_SET_FLAG, 'userxattr', null, 0);
-      shim.fsconfig(fsfd, FSCONFIG_CMD_CREATE, null, null, 0);
-      mfd = shim.fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+      fsconfigOverlay(shim, userxattr ? ['userxattr'] : [], [join(d, 'lower2'), join(d, 'lower1')], null, null, null);
       return true;
     } catch {
       return false;
-    } finally {
-      if (mfd >= 0) closeSync(mfd);
-      if (fsfd >= 0) closeSync(fsfd);
     }
   });
 

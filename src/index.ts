@@ -4,16 +4,16 @@ export {
   type CreateOpts, type DiffOptions, type InitOptions, type RemoveOptions, type LayerInfo,
 } from './driver.js';
 export { Overlay2Error, type Overlay2ErrorCode, type Overlay2ErrorDetails } from './errors.js';
-export type { Change, ChangeKind } from './diff/types.js';
+export type { Change, ChangeKind } from './changes/change.js';
 export type { Features } from './features.js';
 export type { DriverOptions } from './options.js';
 export type { IdMap, IdMapOptions } from './idmap.js';
 export type { MountMethod, MountStrategy } from './mount/mounter.js';
 export type { RefScope } from './mount/shared-refs.js';
 export { isMountReferenced } from './mount/shared-refs.js';
-export { changesBetween, type ChangesBetweenOptions } from './diff/changes-dirs.js';
+export { changesBetween, type ChangesBetweenOptions } from './changes/between.js';
 export type { Progress, Control } from './progress.js';
-export type { LayerSource } from './diff/apply-input.js';
+export type { LayerSource } from './apply/input.js';
 export type { ImageSource, LoadOptions, LoadResult } from './image/load.js';
 export type { SaveOptions, SaveResult } from './image/save.js';
 export * from './plugin/index.js';

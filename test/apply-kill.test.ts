@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
-import { applyLayer, removeStaleStaging } from '../src/diff/apply.js';
+import { applyLayer, removeStaleStaging } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { isRoot, tempDir, testIf } from './support/env.js';
 import { dir, file, tarOf } from './apply-tar.js';
@@ -46,7 +46,7 @@ maybe('SIGKILL mid-import: diff/ stays empty, staging is swept, the import then 
     fs.mkdirSync(diff, { recursive: true });
     const tar = bigTar();
     const script = `
-      import { applyLayer } from ${JSON.stringify(new URL('../src/diff/apply.js', import.meta.url).href)};
+      import { applyLayer } from ${JSON.stringify(new URL('../src/apply/apply.js', import.meta.url).href)};
       import { IdMappings } from ${JSON.stringify(new URL('../src/idmap.js', import.meta.url).href)};
       await applyLayer(${JSON.stringify(layer)}, process.stdin, { userxattr: false, idMappings: new IdMappings() });
       console.log('finished');`;

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { applyThroughMount } from '../src/diff/apply.js';
+import { applyThroughMount } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
 import { MNT_DETACH } from '../src/native/constants.js';

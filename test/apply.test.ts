@@ -6,7 +6,7 @@ import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { applyLayer, removeStaleStaging, type ApplyOptions } from '../src/diff/apply.js';
+import { applyLayer, removeStaleStaging, type ApplyOptions } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
 import { isRoot, tempDir, testIf } from './support/env.js';
@@ -494,7 +494,7 @@ testIf(canUnshare, 'the user-namespace device test', isRoot ? '`unshare -U -r` d
     file('f', 'x'),
   ));
   const script = `
-    import { applyLayer } from ${JSON.stringify(new URL('../src/diff/apply.js', import.meta.url).href)};
+    import { applyLayer } from ${JSON.stringify(new URL('../src/apply/apply.js', import.meta.url).href)};
     import { IdMappings } from ${JSON.stringify(new URL('../src/idmap.js', import.meta.url).href)};
     import fs from 'node:fs';
     const warnings = [];

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { applyLayer } from '../src/diff/apply.js';
+import { applyLayer } from '../src/apply/apply.js';
 import { Overlay2Driver } from '../src/driver.js';
 import { IdMappings } from '../src/idmap.js';
 import { isRoot, testIf, mountTest, scratchRoot } from './support/env.js';

@@ -9,9 +9,9 @@ import {
   AT_FDCWD, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC,
   MNT_DETACH, MOVE_MOUNT_F_EMPTY_PATH,
 } from '../src/native/constants.js';
-import { changesNative } from '../src/diff/changes-native.js';
-import { changesNaive } from '../src/diff/changes-naive.js';
-import type { Change } from '../src/diff/types.js';
+import { changesNative } from '../src/changes/native.js';
+import { changesNaive } from '../src/changes/naive.js';
+import type { Change } from '../src/changes/change.js';
 
 const shim = loadShim();
 

@@ -7,9 +7,9 @@ import {
   RECORD_SIZE, encodeRecord, FLAG_CAPS, FLAG_FAILED, FLAG_METACOPY, FLAG_OPAQUE, FLAG_REDIRECT,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, SCAN_CAPS, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_METACOPY,
 } from '../src/core/records.js';
-import { takeChanges } from '../src/core/change-list.js';
-import { classifyUpper, type LowerAccess } from '../src/diff/changes-native.js';
-import type { Change } from '../src/diff/types.js';
+import { takeChanges } from '../src/changes/change-list.js';
+import { classifyUpper, type LowerAccess } from '../src/changes/native.js';
+import type { Change } from '../src/changes/change.js';
 import type { BatchConsumer } from '../src/scan/stream.js';
 
 export type EntryType = 'f' | 'd' | 'l' | 'c' | 'b' | 's' | 'p' | 'wh';

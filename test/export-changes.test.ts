@@ -6,11 +6,11 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { exportChanges, exportLayer } from '../src/diff/export.js';
+import { exportChanges, exportLayer } from '../src/export/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
 import { AT_FDCWD } from '../src/native/constants.js';
-import type { Change } from '../src/diff/types.js';
+import type { Change } from '../src/changes/change.js';
 import { CAPS_V3, LONG_BASE_FILE, LONG_SPLIT_FILE, collect, parseTar, patternBytes, type TarEntry } from './export-fixture.js';
 import { isRoot, hasOverlay, testIf, scratchRoot } from './support/env.js';
 

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { CHUNK_SIZE, exportLayer } from '../src/diff/export.js';
+import { CHUNK_SIZE, exportLayer } from '../src/export/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { collect, parseTar, patternBytes } from './export-fixture.js';
 import { scratchRoot } from './support/env.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { exportLayer } from '../src/diff/export.js';
+import { exportLayer } from '../src/export/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
 import { AT_FDCWD } from '../src/native/constants.js';

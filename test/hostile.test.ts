@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { applyLayer } from '../src/diff/apply.js';
+import { applyLayer } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { isRoot, tempDir, testIf } from './support/env.js';
 import { dir, file, gnuLong, hardlink, member, pax, symlink, tarOf } from './apply-tar.js';

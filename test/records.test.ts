@@ -7,6 +7,7 @@ import { readFileSync, mkdirSync, writeFileSync, symlinkSync, linkSync, lstatSyn
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as R from '../src/core/records.js';
+import { decodeRecord } from '../src/scan/record-view.js';
 import { acquireCore, releaseCore } from '../src/core/wasm.js';
 import { SCAN_STREAMS } from '../src/core/regions.js';
 import { tryLoadShim } from '../src/native/shim.js';
@@ -48,7 +49,7 @@ test('a record encoded by TS decodes identically in TS and in WASM', () => {
       nameLen: 255, extraLen: 20, depth: 65535, flags: R.FLAG_CAPS | R.FLAG_OPAQUE,
     };
     R.encodeRecord(core.low, at, rec);
-    assert.equal(R.decodeRecord(core.low, at), rec);
+    assert.equal(decodeRecord(core.low, at), rec);
     const fromWasm = R.RECORD_FIELDS.map((_, i) => core.exports.recordField(at, i));
     const expected = R.RECORD_FIELDS.map((k) => BigInt.asIntN(64, BigInt(rec[k])));
     assert.equal(fromWasm, expected);
@@ -90,7 +91,7 @@ withShim('the C scanner writes what lstat says, and TS and WASM decode it the sa
       const stack: string[] = [];
       for (let i = 0; i < batch.count; i++) {
         const at = slot.recordsAddr + i * R.RECORD_SIZE;
-        const r = R.decodeRecord(core.low, at);
+        const r = decodeRecord(core.low, at);
         const wasm = R.RECORD_FIELDS.map((_, k) => core.exports.recordField(at, k));
         assert.equal(wasm, R.RECORD_FIELDS.map((k) => BigInt.asIntN(64, BigInt(r[k]))), 'WASM decodes what TS decodes');
         const name = Buffer.from(core.low.subarray(slot.heapAddr + r.nameOff, slot.heapAddr + r.nameOff + r.nameLen)).toString();

@@ -5,12 +5,13 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { withCore, type Core } from '../src/core/wasm.js';
-import { decodeRecord, RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, type RecordFields } from '../src/core/records.js';
+import { RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, type RecordFields } from '../src/core/records.js';
+import { decodeRecord } from '../src/scan/record-view.js';
 import { SCAN_RECORDS_PER_BATCH, type ScanSlot } from '../src/core/regions.js';
 import { scanStream, type ScanOptions } from '../src/scan/stream.js';
 import { scanUnordered } from '../src/scan/unordered.js';
 import { tryLoadShim } from '../src/native/shim.js';
-import { changesNaive } from '../src/diff/changes-naive.js';
+import { changesNaive } from '../src/changes/naive.js';
 import { tempDir, removeTree, testIf } from './support/env.js';
 
 const shim = tryLoadShim();

@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { directorySize } from '../src/diff/size.js';
-import { changesSize } from '../src/diff/changes-size.js';
+import { directorySize } from '../src/size/directory-size.js';
+import { changesSize } from '../src/size/changes-size.js';
 import { tempDir, removeTree, mountTest } from './support/env.js';
 import { Stack } from './changes-fixtures.js';
 

@@ -60,7 +60,8 @@ export const RECORD_FIELDS = [
   'nameLen', 'extraLen', 'depth', 'flags',
 ] as const;
 
-/** One record as an object: for tests, fallbacks and debugging, never for the hot path. */
+/** One record as an object: for tests, fallbacks and debugging, never for the hot path (the host
+ *  reads records through src/scan/record-view.ts). */
 export interface RecordFields {
   ino: bigint;
   size: bigint;
@@ -77,27 +78,6 @@ export interface RecordFields {
   extraLen: number;
   depth: number;
   flags: number;
-}
-
-export function decodeRecord(bytes: Uint8Array, at: number): RecordFields {
-  const v = new DataView(bytes.buffer, bytes.byteOffset + at, RECORD_SIZE);
-  return {
-    ino: v.getBigUint64(OFF_INO, true),
-    size: v.getBigInt64(OFF_SIZE, true),
-    mtimeSec: v.getBigInt64(OFF_MTIME_SEC, true),
-    mtimeNsec: v.getUint32(OFF_MTIME_NSEC, true),
-    mode: v.getUint32(OFF_MODE, true),
-    uid: v.getUint32(OFF_UID, true),
-    gid: v.getUint32(OFF_GID, true),
-    nlink: v.getUint32(OFF_NLINK, true),
-    dev: v.getUint32(OFF_DEV, true),
-    rdev: v.getUint32(OFF_RDEV, true),
-    nameOff: v.getUint32(OFF_NAME_OFF, true),
-    nameLen: v.getUint16(OFF_NAME_LEN, true),
-    extraLen: v.getUint16(OFF_EXTRA_LEN, true),
-    depth: v.getUint16(OFF_DEPTH, true),
-    flags: v.getUint16(OFF_FLAGS, true),
-  };
 }
 
 export function encodeRecord(bytes: Uint8Array, at: number, r: RecordFields): void {

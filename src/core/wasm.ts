@@ -5,6 +5,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MEMORY_BASE } from './regions.js';
+import { Overlay2Error } from '../errors.js';
 
 export interface CoreExports {
   recordVersion(): number;
@@ -78,9 +79,7 @@ function wasmPath(): string {
     if (up === dir) break;
     dir = up;
   }
-  const err = new Error('overlay2: build/core.wasm not found (run `npm run build:wasm`)') as Error & { code: string };
-  err.code = 'ERR_NOT_SUPPORTED';
-  throw err;
+  throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2: build/core.wasm not found (run `npm run build:wasm`)');
 }
 
 function coreModule(): WasmModule {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { TarReader } from '../tar/reader.js';
 import { decompressed, detectCompression } from '../tar/decompress.js';
-import { cleanName } from '../diff/archive-safety.js';
+import { cleanName } from '../tar/archive-safety.js';
 import { badImage } from './digest.js';
 
 export interface Member {

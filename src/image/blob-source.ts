@@ -4,7 +4,7 @@
 // (legacy docker save links duplicate layer.tar files) are followed inside the archive.
 import * as fs from 'node:fs';
 import { join, posix } from 'node:path';
-import { cleanName } from '../diff/archive-safety.js';
+import { cleanName } from '../tar/archive-safety.js';
 import { indexArchive, type Member } from './archive-index.js';
 import { badImage } from './digest.js';
 

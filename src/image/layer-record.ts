@@ -3,7 +3,7 @@
 // a loaded layer count as complete. Docker's overlay2 never reads unknown names in a layer dir.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { TAR_SPLIT_FILE } from '../diff/tar-split-record.js';
+import { TAR_SPLIT_FILE } from '../tar-split/record.js';
 
 export const LAYER_RECORD_FILE = 'ovl2-layer.json';
 

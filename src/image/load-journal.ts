@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { processStart } from '../mount/shared-refs.js';
 import { readLayerRecord } from './layer-record.js';
 import { validateId } from '../layout/ids.js';
-
-export const LOADS_DIR = '.loads';
+import type { LayerStore } from '../layout/store.js';
 
 interface JournalRecord { pid: number; start: string; ids: string[] }
 
@@ -21,8 +20,8 @@ export class LoadJournal {
   private readonly file: string;
   private readonly record: JournalRecord;
 
-  constructor(home: string) {
-    this.file = join(home, LOADS_DIR, `${process.pid}.json`);
+  constructor(loadsDir: string) {
+    this.file = join(loadsDir, `${process.pid}.json`);
     this.record = { pid: process.pid, start: processStart(process.pid), ids: [] };
   }
 
@@ -46,8 +45,8 @@ export class LoadJournal {
  * driver's remove(): unmounted, out of sight, deleted); a layer it cannot remove (another process has
  * built on it or holds it since) is left, and so is the journal, to be tried again. Returns the ids removed.
  */
-export async function recoverInterruptedLoads(home: string, remove: (id: string) => Promise<void>): Promise<string[]> {
-  const dir = join(home, LOADS_DIR);
+export async function recoverInterruptedLoads(store: LayerStore, remove: (id: string) => Promise<void>): Promise<string[]> {
+  const dir = store.loadsDir();
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -75,8 +74,8 @@ export async function recoverInterruptedLoads(home: string, remove: (id: string)
     let settled = true;
     for (const id of [...(Array.isArray(record.ids) ? record.ids : [])].reverse()) {
       try { validateId(id); } catch { continue; } // not a journal this driver wrote
-      if (!fs.existsSync(join(home, id))) continue;
-      if (readLayerRecord(join(home, id)) !== null) continue; // finished: complete
+      if (!fs.existsSync(store.dir(id))) continue;
+      if (readLayerRecord(store.dir(id)) !== null) continue; // finished: complete
       try {
         await remove(id);
         removed.push(id);

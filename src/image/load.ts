@@ -7,9 +7,9 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { Overlay2Driver } from '../driver.js';
+import type { LayerDriver } from './layer-driver.js';
 import { Overlay2Error } from '../errors.js';
-import { PARTIAL_DIR } from '../layout/store.js';
+import { LOADS_DIR, PARTIAL_DIR } from '../layout/store.js';
 import type { Control } from '../progress.js';
 import { isCompressedFile, spool } from './archive-index.js';
 import { openSource, type BlobSource } from './blob-source.js';
@@ -41,7 +41,7 @@ export interface LoadResult {
   names: string[];
 }
 
-export async function loadImage(driver: Overlay2Driver, source: ImageSource, opts: LoadOptions): Promise<LoadResult[]> {
+export async function loadImage(driver: LayerDriver, source: ImageSource, opts: LoadOptions): Promise<LoadResult[]> {
   opts.signal?.throwIfAborted();
   const temps: string[] = [];
   try {
@@ -61,7 +61,7 @@ export async function loadImage(driver: Overlay2Driver, source: ImageSource, opt
     const total = totalOf(src, plans);
     const progress = { bytes: 0, entries: 0 };
     // What this load creates, for the init after a crash (load-journal.ts).
-    const journal = new LoadJournal(driver.home);
+    const journal = new LoadJournal(join(driver.home, LOADS_DIR));
     try {
       for (const plan of plans) results.push(await loadOne(driver, src, plan, created, progress, total, opts, journal));
     } catch (e) {
@@ -90,7 +90,7 @@ function totalOf(src: BlobSource, plans: ImagePlan[]): number {
   return total;
 }
 
-async function loadOne(driver: Overlay2Driver, src: BlobSource, plan: ImagePlan, created: string[],
+async function loadOne(driver: LayerDriver, src: BlobSource, plan: ImagePlan, created: string[],
   progress: { bytes: number; entries: number }, total: number, opts: LoadOptions, journal: LoadJournal): Promise<LoadResult> {
   const configBytes = await readAll(src, plan.config.name);
   const configDigest = sha256(configBytes);
@@ -157,7 +157,7 @@ function inLayer(e: unknown, i: number, name: string): unknown {
 }
 
 /** A layer a previous load finished: its record names the same diffID, and it sits on `parent`. */
-async function isComplete(driver: Overlay2Driver, id: string, parent: string, diffId: string): Promise<boolean> {
+async function isComplete(driver: LayerDriver, id: string, parent: string, diffId: string): Promise<boolean> {
   if (!(await driver.exists(id))) return false;
   const record = readLayerRecord(driver.layerDir(id));
   if (!record || record.diffId !== diffId) return false;
@@ -171,7 +171,7 @@ async function readAll(src: BlobSource, name: string): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function spoolTemp(driver: Overlay2Driver, input: AsyncIterable<Uint8Array>, temps: string[], opts: LoadOptions): Promise<string> {
+async function spoolTemp(driver: LayerDriver, input: AsyncIterable<Uint8Array>, temps: string[], opts: LoadOptions): Promise<string> {
   const dir = join(driver.home, PARTIAL_DIR);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, `load-${process.pid}-${randomBytes(6).toString('hex')}.tar`);

@@ -1,7 +1,7 @@
 // driver.save(): the chain ending at a layer, out as an image archive `docker load` and skopeo take:
 // 'docker' (docker save's manifest.json + <hex>/layer.tar + <hex>.json) or 'oci' (an OCI image
 // layout in a tar). Each layer goes out uncompressed, with the bytes it was applied from when its
-// tar-split is kept (same diffID as the image it came in: tar-split-assemble.ts, which fails with
+// tar-split is kept (same diffID as the image it came in: src/tar-split/assemble.ts, which fails with
 // ERR_LAYER_CHANGED rather than ship other bytes), else as the driver's own diff (a layer made
 // here), spooled once to learn its size and diffID. The archive is written to a temp name beside
 // the output and renamed when complete: an error or abort leaves no partial file.
@@ -11,10 +11,10 @@ import { once } from 'node:events';
 import { dirname, basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tarStream from 'tar-stream';
-import type { Overlay2Driver } from '../driver.js';
+import type { LayerDriver } from './layer-driver.js';
 import { Overlay2Error } from '../errors.js';
 import { ProgressCounter, type Control } from '../progress.js';
-import { assembleLayer, hasTarSplit } from '../diff/tar-split-assemble.js';
+import { assembleLayer, hasTarSplit } from '../tar-split/assemble.js';
 import { readLayerRecord } from './layer-record.js';
 import { IMAGE_CONFIG_FILE } from './load.js';
 import { hexOf, sha256 } from './digest.js';
@@ -45,7 +45,7 @@ interface LayerOut {
 
 const EPOCH = new Date(0);
 
-export async function saveImage(driver: Overlay2Driver, top: string, output: string, opts: SaveOptions): Promise<SaveResult> {
+export async function saveImage(driver: LayerDriver, top: string, output: string, opts: SaveOptions): Promise<SaveResult> {
   const format = opts.format ?? 'docker';
   if (format !== 'docker' && format !== 'oci') {
     throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: save format must be docker or oci, got ${JSON.stringify(format)}`, { option: 'format' });
@@ -151,7 +151,7 @@ async function writeOci(add: Add, layers: LayerOut[], config: Buffer, configDige
 }
 
 /** How one layer goes out: its original tar (tar-split), else its diff spooled to learn size and digest. */
-async function layerOut(driver: Overlay2Driver, id: string, parent: string, output: string, temps: string[], opts: SaveOptions): Promise<LayerOut> {
+async function layerOut(driver: LayerDriver, id: string, parent: string, output: string, temps: string[], opts: SaveOptions): Promise<LayerOut> {
   const dir = driver.layerDir(id);
   const record = readLayerRecord(dir);
   if (record?.tarSplit && hasTarSplit(dir)) {
@@ -180,7 +180,7 @@ async function* fileChunks(file: string): AsyncGenerator<Buffer> {
   for await (const c of fs.createReadStream(file, { highWaterMark: 1 << 20 })) yield c as Buffer;
 }
 
-function configFor(driver: Overlay2Driver, top: string, diffIds: string[], opts: SaveOptions): Buffer {
+function configFor(driver: LayerDriver, top: string, diffIds: string[], opts: SaveOptions): Buffer {
   let base: Record<string, unknown> | undefined = opts.config;
   if (!base) {
     try {

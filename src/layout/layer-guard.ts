@@ -6,50 +6,23 @@
 // - create(): the parent is still there, with the link the new layer's lower file names, in the same
 //   step as the rename into place — else a remove() of the parent between the two strands the child.
 // Synchronous on purpose: the lock is a blocking flock, never held across an await.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Overlay2Error, isErrno } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { Overlay2Error } from '../errors.js';
 import { otherHolders, type RefState } from '../mount/shared-refs.js';
-import { LINK_DIR, LINK_FILE, LOWER_FILE } from './store.js';
-
-function readLinkIdSync(home: string, id: string): string | null {
-  try {
-    return readFileSync(join(home, id, LINK_FILE), 'utf8').trim();
-  } catch (e) {
-    if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return null;
-    throw e;
-  }
-}
-
-/** Layers whose lower file names the link `linkId` (the layer's children and their descendants). */
-export function layersBuiltOnSync(home: string, id: string, linkId: string): string[] {
-  const entry = `${LINK_DIR}/${linkId}`;
-  const found: string[] = [];
-  for (const e of readdirSync(home, { withFileTypes: true })) {
-    if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.') || e.name === id) continue;
-    let lower: string;
-    try {
-      lower = readFileSync(join(home, e.name, LOWER_FILE), 'utf8');
-    } catch {
-      continue; // a base layer, or not a layer
-    }
-    if (lower.trim().split(':').includes(entry)) found.push(e.name);
-  }
-  return found.sort();
-}
+import { LINK_DIR, type LayerStore } from './store.js';
 
 /**
  * remove()'s refusals, unless `force`: ERR_LAYER_NOT_FOUND when another process removed it first,
  * ERR_LAYER_HAS_CHILDREN, ERR_LAYER_BUSY naming the other holders. `state`: the layer's references
  * (dead holders pruned). Returns the layer's link id ('' when it has none).
  */
-export function checkRemovable(home: string, id: string, state: RefState, force: boolean): string {
-  const linkId = readLinkIdSync(home, id) ?? (existsSync(join(home, id)) ? '' : null);
+export function checkRemovable(store: LayerStore, id: string, state: RefState, force: boolean): string {
+  const linkId = store.readLinkIdSync(id) ?? (existsSync(store.dir(id)) ? '' : null);
   if (linkId === null) {
-    throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: layer ${id} does not exist in ${home}`, { id });
+    throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: layer ${id} does not exist in ${store.home}`, { id });
   }
   if (force) return linkId;
-  const children = linkId === '' ? [] : layersBuiltOnSync(home, id, linkId);
+  const children = linkId === '' ? [] : store.layersAboveSync(id, linkId);
   if (children.length > 0) {
     throw new Overlay2Error('ERR_LAYER_HAS_CHILDREN',
       `overlay2: layer ${id} has ${children.length} child layer${children.length > 1 ? 's' : ''} (${children.slice(0, 3).join(', ')}${children.length > 3 ? ', ...' : ''}); remove them first, or force it (--force, { force: true })`, { id });
@@ -62,9 +35,11 @@ export function checkRemovable(home: string, id: string, state: RefState, force:
   return linkId;
 }
 
-/** create()'s last check before the rename into place: the parent is there with link `linkId`. */
-export function requireParentSync(home: string, parent: string, linkId: string, child: string): void {
-  if (readLinkIdSync(home, parent) !== linkId) {
+/** create()'s last check before the rename into place: the parent is there, with the link its
+ *  child's lower file names first (`parentEntry`, "l/<link id>"). */
+export function requireParentSync(store: LayerStore, parent: string, parentEntry: string, child: string): void {
+  const linkId = store.readLinkIdSync(parent);
+  if (linkId === null || `${LINK_DIR}/${linkId}` !== parentEntry) {
     throw new Overlay2Error('ERR_LAYER_NOT_FOUND',
       `overlay2: parent layer ${parent} of ${child} was removed while ${child} was being created`, { id: child });
   }

@@ -6,9 +6,10 @@
 //   HOME/<id>/work/       overlay's work dir (layers with a parent)
 //   HOME/<id>/merged/     the mount point, present while mounted
 //   HOME/<id>/committed   the layer has a child, so it mounts read-only
-// Ours alone: HOME/.partial/ holds layers being created or removed, HOME/<id>/.staging-diff-*
-// holds an applyDiff in progress (src/diff/staging.ts); init empties both.
-import { promises as fsp, readFileSync, existsSync } from 'node:fs';
+// Ours alone: HOME/.partial/ holds layers being created or removed (and the feature probes'
+// scratch dirs), HOME/.loads/ the journals of loads in progress, HOME/<id>/.staging-diff-* holds an applyDiff in progress (src/apply/staging.ts);
+// init empties both. This class is the one place those names are joined into paths.
+import { promises as fsp, readFileSync, existsSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
 import { validateId, validateLowerEntry } from './ids.js';
@@ -21,6 +22,8 @@ export const DIFF_DIR = 'diff';
 export const WORK_DIR = 'work';
 export const MERGED_DIR = 'merged';
 export const PARTIAL_DIR = '.partial';
+/** load()'s journals of the layers it creates (src/image/load-journal.ts). */
+export const LOADS_DIR = '.loads';
 
 export class LayerStore {
   constructor(readonly home: string) {}
@@ -31,6 +34,94 @@ export class LayerStore {
   mergedDir(id: string): string { return join(this.home, id, MERGED_DIR); }
   linkDir(): string { return join(this.home, LINK_DIR); }
   partialDir(): string { return join(this.home, PARTIAL_DIR); }
+  loadsDir(): string { return join(this.home, LOADS_DIR); }
+  /** HOME/l/<link id>, the short name of a layer's diff dir. */
+  linkPath(linkId: string): string { return join(this.home, LINK_DIR, linkId); }
+
+  /** What the mounter needs of layer `id`: its dirs, absolute and relative to the home (the
+   *  'relative' mount method chdirs there to keep the mount data short). */
+  mountPaths(id: string): LayerMountPaths {
+    return {
+      home: this.home,
+      diff: this.diffDir(id),
+      work: this.workDir(id),
+      merged: this.mergedDir(id),
+      relative: { diff: join(id, DIFF_DIR), work: join(id, WORK_DIR), merged: join(id, MERGED_DIR) },
+    };
+  }
+
+  /** A layer with a child mounts read-only (its committed file). */
+  isCommitted(id: string): boolean {
+    return existsSync(join(this.dir(id), COMMITTED_FILE));
+  }
+
+  /** The lower file of a new child of `parent`: the parent's link first, then the parent's lowers. */
+  async lowerForChild(parent: string): Promise<string[]> {
+    return [lowerEntry(await this.readLinkId(parent)), ...(await this.readLower(parent))];
+  }
+
+  /** Writes the files of a layer being built in `dir` (not yet in place): its link id and, for a
+   *  layer with a parent, its lower file. */
+  async writeLayerFiles(dir: string, linkId: string, lower: string[]): Promise<void> {
+    await fsp.writeFile(join(dir, LINK_FILE), linkId, { mode: 0o644 });
+    if (lower.length > 0) await fsp.writeFile(join(dir, LOWER_FILE), lower.join(':'), { mode: 0o666 });
+  }
+
+  /** Creates HOME/l/<link id> -> ../<id>/diff; returns its path. */
+  async createLink(id: string, linkId: string): Promise<string> {
+    const path = this.linkPath(linkId);
+    await fsp.symlink(join('..', id, DIFF_DIR), path);
+    return path;
+  }
+
+  /** The layer has a child now (synchronous: create()'s last step runs under the refs lock). */
+  markCommitted(id: string): void {
+    writeFileSync(join(this.dir(id), COMMITTED_FILE), '', { mode: 0o600 });
+  }
+
+  /** The layer's link id; null when it has no link file (or no dir). Synchronous: for the checks
+   *  made under the refs lock (src/layout/layer-guard.ts). */
+  readLinkIdSync(id: string): string | null {
+    try {
+      return readFileSync(join(this.dir(id), LINK_FILE), 'utf8').trim();
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return null;
+      throw e;
+    }
+  }
+
+  /** Layers whose lower file names link `linkId` of layer `id` (its children and their descendants).
+   *  Synchronous: remove() checks under the refs lock (src/layout/layer-guard.ts). */
+  layersAboveSync(id: string, linkId: string): string[] {
+    const entry = lowerEntry(linkId);
+    const found: string[] = [];
+    for (const e of readdirSync(this.home, { withFileTypes: true })) {
+      if (!e.isDirectory() || !LayerStore.isLayerName(e.name) || e.name === id) continue;
+      let lower: string;
+      try {
+        lower = readFileSync(join(this.dir(e.name), LOWER_FILE), 'utf8');
+      } catch {
+        continue; // a base layer, or not a layer
+      }
+      if (lower.trim().split(':').includes(entry)) found.push(e.name);
+    }
+    return found.sort();
+  }
+
+  /** dropLinkFile, synchronous (remove() on a full file system, under the refs lock). */
+  dropLinkFileSync(dir: string): void {
+    rmSync(join(dir, LINK_FILE), { force: true });
+  }
+
+  /** Takes away the link file of a layer dir: a dir without one is not a layer (listLayers). */
+  async dropLinkFile(dir: string): Promise<void> {
+    await fsp.rm(join(dir, LINK_FILE), { force: true });
+  }
+
+  /** Whether `name` (an entry of the home) can be a layer dir: not l/, not a dot-dir of ours. */
+  static isLayerName(name: string): boolean {
+    return name !== LINK_DIR && !name.startsWith('.');
+  }
 
   async exists(id: string): Promise<boolean> {
     try {
@@ -88,6 +179,7 @@ export class LayerStore {
     }));
   }
 
+
   /** The id a lower entry's link points at ("l/X" -> "../<id>/diff" -> id). */
   async idOfLowerEntry(entry: string): Promise<string> {
     const target = await fsp.readlink(join(this.home, entry));
@@ -99,7 +191,7 @@ export class LayerStore {
     const entries = await fsp.readdir(this.home, { withFileTypes: true });
     const ids: string[] = [];
     for (const e of entries) {
-      if (!e.isDirectory() || e.name === LINK_DIR || e.name.startsWith('.')) continue;
+      if (!e.isDirectory() || !LayerStore.isLayerName(e.name)) continue;
       try {
         await fsp.access(join(this.home, e.name, LINK_FILE));
         ids.push(e.name);
@@ -109,6 +201,20 @@ export class LayerStore {
     }
     return ids.sort();
   }
+}
+
+/** Paths of one layer for mounting it (see LayerStore.mountPaths). */
+export interface LayerMountPaths {
+  home: string;
+  diff: string;
+  work: string;
+  merged: string;
+  relative: { diff: string; work: string; merged: string };
+}
+
+/** A lower file's entry for the layer whose link id is `linkId`. */
+function lowerEntry(linkId: string): string {
+  return `${LINK_DIR}/${linkId}`;
 }
 
 /** A lower file's entries, each checked: they go into mount data verbatim. */

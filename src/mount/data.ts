@@ -1,11 +1,18 @@
 // Overlay mount options, built as moby builds them (index=off, userxattr, lowerdir/upperdir/workdir,
 // SELinux context=), plus redirect_dir=off and metacopy=off: with those the kernel never writes
 // redirects or metacopy files into our upper dirs, so the native diff can trust the upper dir alone.
-import type { Features } from '../features.js';
 import { Overlay2Error } from '../errors.js';
 
+/** What the probed kernel decided about the options every mount carries (see src/features.ts). */
+export interface BaseOptionChoices {
+  indexOff: boolean;
+  userxattr: boolean;
+  redirectDirOff: boolean;
+  metacopyOff: boolean;
+}
+
 /** The leading options every overlay mount of this driver carries, in moby's order. */
-export function baseOptions(f: Pick<Features, 'indexOff' | 'userxattr' | 'redirectDirOff' | 'metacopyOff'>): string[] {
+export function baseOptions(f: BaseOptionChoices): string[] {
   const opts: string[] = [];
   if (f.indexOff) opts.push('index=off');
   if (f.userxattr) opts.push('userxattr');

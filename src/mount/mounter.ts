@@ -12,15 +12,22 @@ import {
   AT_FDCWD, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC,
   FSOPEN_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH,
 } from '../native/constants.js';
-import type { Features } from '../features.js';
-import { baseOptions, mountData, pathFitsMountData } from './data.js';
+import type { LayerMountPaths } from '../layout/store.js';
+import { baseOptions, mountData, pathFitsMountData, type BaseOptionChoices } from './data.js';
+
+/** What a mount needs of the probed features (src/features.ts). */
+export interface MountFeatures extends BaseOptionChoices {
+  selinuxEnabled: boolean;
+  lowerdirPlus: boolean;
+}
 
 export type MountMethod = 'absolute' | 'relative' | 'fsconfig';
 export type MountStrategy = 'auto' | MountMethod;
 
 export interface LayerMountRequest {
-  home: string;
   id: string;
+  /** the layer's dirs (LayerStore.mountPaths) */
+  paths: LayerMountPaths;
   /** the layer's lower entries as in its lower file ("l/<link id>"), parent first */
   lowerEntries: string[];
   readonly: boolean;
@@ -30,12 +37,10 @@ export interface LayerMountRequest {
 /** The kernel refuses mount data of a page or more (moby compares against pageSize - 1). */
 const PAGE_SIZE = 4096;
 
-/** Mounts the layer at HOME/<id>/merged; returns the method that worked. */
-export function mountLayer(shim: Shim, features: Features, req: LayerMountRequest, strategy: MountStrategy = 'auto'): MountMethod {
-  const { home, id } = req;
-  const diff = join(home, id, 'diff');
-  const work = join(home, id, 'work');
-  const merged = join(home, id, 'merged');
+/** Mounts the layer at its merged dir; returns the method that worked. */
+export function mountLayer(shim: Shim, features: MountFeatures, req: LayerMountRequest, strategy: MountStrategy = 'auto'): MountMethod {
+  const { id, paths } = req;
+  const { home, diff, work, merged } = paths;
   const base = baseOptions(features);
 
   const absLowers = req.lowerEntries.map((l) => join(home, l));
@@ -43,8 +48,8 @@ export function mountLayer(shim: Shim, features: Features, req: LayerMountReques
     ? mountData(base, { lowers: [diff, ...absLowers] }, req.mountLabel, features.selinuxEnabled)
     : mountData(base, { lowers: absLowers, upper: diff, work }, req.mountLabel, features.selinuxEnabled);
   const rel = req.readonly
-    ? mountData(base, { lowers: [join(id, 'diff'), ...req.lowerEntries] }, req.mountLabel, features.selinuxEnabled)
-    : mountData(base, { lowers: req.lowerEntries, upper: join(id, 'diff'), work: join(id, 'work') }, req.mountLabel, features.selinuxEnabled);
+    ? mountData(base, { lowers: [paths.relative.diff, ...req.lowerEntries] }, req.mountLabel, features.selinuxEnabled)
+    : mountData(base, { lowers: req.lowerEntries, upper: paths.relative.diff, work: paths.relative.work }, req.mountLabel, features.selinuxEnabled);
 
   // Ids and lower entries are validated where they enter; checked again here because this is where
   // a separator would become syntax.
@@ -62,17 +67,17 @@ export function mountLayer(shim: Shim, features: Features, req: LayerMountReques
   try {
     switch (method) {
       case 'absolute':
-        shim.mount('overlay', merged, 'overlay', 0, abs);
+        mountOverlay(shim, merged, abs);
         break;
       case 'relative':
         if (rel.length >= PAGE_SIZE) {
           throw new Overlay2Error('ERR_MAX_DEPTH', `overlay2: cannot mount layer ${id}: mount data too large ${rel.length}`, { id });
         }
-        shim.mountAt(home, 'overlay', join(id, 'merged'), 'overlay', 0, rel);
+        shim.mountAt(home, 'overlay', paths.relative.merged, 'overlay', 0, rel);
         break;
       case 'fsconfig':
-        mountWithFsconfig(shim, features, base, req.readonly ? [diff, ...absLowers] : absLowers,
-          req.readonly ? null : { upper: diff, work }, merged, req.mountLabel);
+        fsconfigOverlay(shim, base, req.readonly ? [diff, ...absLowers] : absLowers,
+          req.readonly ? null : { upper: diff, work }, merged, features.selinuxEnabled && req.mountLabel ? req.mountLabel : null);
         break;
     }
   } catch (e) {
@@ -84,8 +89,15 @@ export function mountLayer(shim: Shim, features: Features, req: LayerMountReques
   return method;
 }
 
-function mountWithFsconfig(shim: Shim, features: Features, base: string[], lowers: string[],
-  rw: { upper: string; work: string } | null, target: string, mountLabel: string | undefined): void {
+/** mount(2) of an overlay with `data` (mountData) at `target`. */
+export function mountOverlay(shim: Shim, target: string, data: string): void {
+  shim.mount('overlay', target, 'overlay', 0, data);
+}
+
+/** An overlay built with the new mount API — one fsconfig per option and per lower ("lowerdir+") —
+ *  attached at `target`, or (target null) only created: what the lowerdir+ feature probe asks. */
+export function fsconfigOverlay(shim: Shim, base: string[], lowers: string[],
+  rw: { upper: string; work: string } | null, target: string | null, context: string | null): void {
   let fsfd = -1, mfd = -1;
   try {
     fsfd = shim.fsopen('overlay', FSOPEN_CLOEXEC);
@@ -106,14 +118,14 @@ function mountWithFsconfig(shim: Shim, features: Features, base: string[], lower
       set('upperdir', rw.upper);
       set('workdir', rw.work);
     }
-    if (features.selinuxEnabled && mountLabel) set('context', mountLabel);
+    if (context !== null) set('context', context);
     try {
       shim.fsconfig(fsfd, FSCONFIG_CMD_CREATE, null, null, 0);
     } catch (e) {
       throw withKernelLog(e as Error, fsfd, 'create');
     }
     mfd = shim.fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
-    shim.moveMount(mfd, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+    if (target !== null) shim.moveMount(mfd, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
   } finally {
     if (mfd >= 0) closeSync(mfd);
     if (fsfd >= 0) closeSync(fsfd);

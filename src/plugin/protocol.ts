@@ -4,7 +4,7 @@
 // `Err` is empty on success. Field names here are proxy.go's, byte for byte. Two calls stream:
 // GraphDriver.Diff answers with the raw layer tar as its body, and GraphDriver.ApplyDiff sends the raw
 // tar as its request body, with `id` and `parent` in the query string (unescaped by dockerd).
-import type { Change, ChangeKind } from '../diff/types.js';
+import type { Change, ChangeKind } from '../changes/change.js';
 import type { IdMap } from '../idmap.js';
 
 /** The media type dockerd sends in Accept; ours answer with it. */

@@ -16,7 +16,7 @@ import { AT_FDCWD } from '../native/constants.js';
 import type { Core } from '../core/wasm.js';
 import type { ScanStreamSlots } from '../core/regions.js';
 import { RECORD_SIZE, SCAN_NO_RECURSE, encodeRecord, kernelDev } from '../core/records.js';
-import type { BatchConsumer } from './stream.js';
+import type { BatchConsumer } from './batches.js';
 
 interface Listed {
   parts: Buffer[]; // path components, as bytes

@@ -8,25 +8,26 @@
 // once (a scan never emits its root, and an expansion emits the subdirectories it queues).
 import { join } from 'node:path';
 import type { Core } from '../core/wasm.js';
-import { RECORD_SIZE, SCAN_NO_RECURSE, S_IFDIR, S_IFMT, OFF_MODE, OFF_NAME_OFF, OFF_NAME_LEN } from '../core/records.js';
+import { SCAN_NO_RECURSE, S_IFDIR, S_IFMT } from '../core/records.js';
 import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
 import { scanStream, type BatchConsumer } from './stream.js';
+import { coreRecordView } from './record-view.js';
 
 const EXPAND_DEPTH = 2;  // always split the top levels
 const QUEUE_TARGET = 16; // below that many waiting directories, keep splitting
 
-/** Thrown (code ERR_SCAN_UNSPLITTABLE) when a directory name is not UTF-8 and cannot be reopened by
- *  path: nothing is in flight any more, but part of the tree was consumed — reset the consumer and
- *  scan sequentially. */
-function unsplittable(name: string): Error {
-  return Object.assign(new Error(`overlay2: directory name ${JSON.stringify(name)} cannot be reopened by path`), { code: 'ERR_SCAN_UNSPLITTABLE' });
-}
+/** Thrown inside the split scan when a directory name is not UTF-8 and cannot be reopened by path;
+ *  scanUnordered turns it into its 'unsplittable' result. */
+class Unsplittable extends Error {}
 
-/** Scans the whole tree under `root` with every scan stream of `core`; returns the entry count. */
-export async function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer): Promise<number> {
+/** The tree could not be split (a directory name that is not UTF-8): nothing is in flight any more,
+ *  but part of the tree was consumed — reset the consumer and scan sequentially. */
+export const UNSPLITTABLE = 'unsplittable';
+
+/** Scans the whole tree under `root` with every scan stream of `core`; returns the entry count,
+ *  or UNSPLITTABLE. */
+export async function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer): Promise<number | typeof UNSPLITTABLE> {
   const queue: Array<{ rel: string; depth: number }> = [{ rel: '', depth: 0 }];
-  const low = core.low;
-  const view = new DataView(low.buffer, low.byteOffset, low.byteLength);
   let busy = 0;
   let entries = 0;
   let failure: unknown = null;
@@ -40,13 +41,12 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
   const expand = async (rel: string, depth: number, stream: number): Promise<number> => {
     const found: Array<{ rel: string; depth: number }> = [];
     const n = (await scanStream(core, join(root, rel), flags | SCAN_NO_RECURSE, (slot: ScanSlot, count: number, heapUsed: number) => {
+      const r = coreRecordView(core, slot);
       for (let i = 0; i < count; i++) {
-        const r = slot.recordsAddr + i * RECORD_SIZE;
-        if ((view.getUint32(r + OFF_MODE, true) & S_IFMT) !== S_IFDIR) continue;
-        const off = slot.heapAddr + view.getUint32(r + OFF_NAME_OFF, true);
-        const bytes = low.subarray(off, off + view.getUint16(r + OFF_NAME_LEN, true));
-        const name = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-        if (Buffer.byteLength(name) !== bytes.length || !Buffer.from(name).equals(bytes)) throw unsplittable(name);
+        if ((r.seek(i).mode & S_IFMT) !== S_IFDIR) continue;
+        const bytes = r.nameBytes();
+        const name = bytes.toString('utf8');
+        if (Buffer.byteLength(name) !== bytes.length || !Buffer.from(name).equals(bytes)) throw new Unsplittable(name);
         found.push({ rel: rel ? `${rel}/${name}` : name, depth: depth + 1 });
       }
       consume(slot, count, heapUsed);
@@ -87,6 +87,7 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
   };
 
   await Promise.all(SCAN_STREAMS.map((_, k) => worker(k)));
+  if (failure instanceof Unsplittable) return UNSPLITTABLE;
   if (failure) throw failure;
   return entries;
 }

@@ -8,7 +8,7 @@ import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
-import { applyLayer } from '../../src/diff/apply.js';
+import { applyLayer } from '../../src/apply/apply.js';
 import { IdMappings } from '../../src/idmap.js';
 import { Overlay2Error } from '../../src/errors.js';
 import { rng } from './rng.js';
@@ -21,7 +21,7 @@ export const DOCUMENTED_CODES = new Set(['ERR_BAD_ARCHIVE', 'ERR_UNSAFE_ARCHIVE'
 
 /**
  * Raw errnos an import may still end with unwrapped: none. The extractor maps every errno an archive
- * can provoke to an Overlay2Error naming the layer and entry (src/diff/apply-errors.ts); one that
+ * can provoke to an Overlay2Error naming the layer and entry (src/apply/errors.ts); one that
  * slips through is a finding.
  */
 export const KNOWN_RAW_ERRNOS = new Set<string>();

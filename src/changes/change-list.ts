@@ -1,6 +1,6 @@
 // Reads the core's sorted change list ("<kind><path>\0" per change) into Change objects.
-import type { Change, ChangeKind } from '../diff/types.js';
-import type { Core } from './wasm.js';
+import type { Change, ChangeKind } from './change.js';
+import type { Core } from '../core/wasm.js';
 
 export function takeChanges(core: Core): Change[] {
   const len = core.exports.changesFinish();

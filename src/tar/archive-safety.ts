@@ -85,8 +85,3 @@ export function symlinkEscapes(parentPath: string, target: string): boolean {
   }
   return false;
 }
-
-/** Which overlay xattrs are kernel bookkeeping (not layer content). */
-export function isOverlayBookkeeping(name: string): boolean {
-  return (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) && !name.endsWith('.overlay.opaque');
-}

@@ -1,11 +1,11 @@
 // What watches an apply: progress and abort, the image-archive check, the tar-split recorder and
-// the diffID. applyDiff passes one ApplyTap to the extractor (src/diff/apply.ts), which calls it
+// the diffID. applyDiff passes one ApplyTap to the extractor (src/apply/apply.ts), which calls it
 // around every uncompressed chunk and wraps its TarSink with it.
 import { createHash, type Hash } from 'node:crypto';
 import { Overlay2Error } from '../errors.js';
 import type { TarEntry, TarSink } from '../tar/reader.js';
 import type { ProgressCounter } from '../progress.js';
-import type { TarSplitRecorder } from './tar-split-record.js';
+import type { TarSplitRecorder } from '../tar-split/record.js';
 
 export interface ApplyTap {
   /** The sink the tar reader feeds: sees each entry, then hands it to the extractor's. */

@@ -1,5 +1,5 @@
-// Docker's header rules for a layer export, shared by both sources (export-upper.ts and
-// export-changes.ts); the rules themselves are listed at the top of export.ts.
+// Docker's header rules for a layer export, shared by both sources (upper-source.ts and
+// changes-source.ts); the rules themselves are listed at the top of export.ts.
 import { isUtf8 } from 'node:buffer';
 import { Overlay2Error, isErrno } from '../errors.js';
 import type { Shim } from '../native/shim.js';
@@ -8,10 +8,9 @@ import {
 } from '../tar/header.js';
 import { IdNames } from '../tar/names.js';
 import { S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO } from '../core/records.js';
-import type { ExportOptions } from './export.js';
+import type { ExportOptions } from './options.js';
+import { TAR_OPAQUE_MARKER, TAR_WHITEOUT_PREFIX, isOverlayXattr, isWhiteoutDevice, tarWhiteoutName } from '../overlay-format.js';
 
-const WHITEOUT_PREFIX = '.wh.';
-const OPAQUE_MARKER = '.wh..wh..opq';
 export const CAPS_XATTR = 'security.capability';
 
 /** What the header rules need to know about one file, from a scan record or an lstat. */
@@ -85,8 +84,8 @@ export class HeaderRules {
         this.seen.set(f.inodeKey, name);
       }
     }
-    const whiteout = type === S_IFCHR && h.devmajor === 0 && h.devminor === 0;
-    if (!whiteout && !baseName(name).startsWith(WHITEOUT_PREFIX) && !this.opts.idMappings.empty) {
+    const whiteout = isWhiteoutDevice(f.mode, h.devmajor, h.devminor);
+    if (!whiteout && !baseName(name).startsWith(TAR_WHITEOUT_PREFIX) && !this.opts.idMappings.empty) {
       const ids = this.opts.idMappings.toContainer(f.uid, f.gid);
       h.uid = ids.uid;
       h.gid = ids.gid;
@@ -96,9 +95,8 @@ export class HeaderRules {
 
   /** A header for the D change of `rel` (naive export): an empty 0600 file owned by root. */
   deletedHeader(rel: string): TarHeader {
-    const slash = rel.lastIndexOf('/');
     return {
-      name: rel.slice(0, slash + 1) + WHITEOUT_PREFIX + rel.slice(slash + 1),
+      name: tarWhiteoutName(rel),
       linkname: '',
       typeflag: TYPE_REG,
       mode: 0o600,
@@ -117,8 +115,7 @@ export class HeaderRules {
 
 /** overlayWhiteoutConverter.ConvertWrite for a char device 0/0: rename to .wh.NAME, 0600 file. */
 export function toWhiteout(h: TarHeader): void {
-  const slash = h.name.lastIndexOf('/');
-  h.name = h.name.slice(0, slash + 1) + WHITEOUT_PREFIX + h.name.slice(slash + 1);
+  h.name = tarWhiteoutName(h.name);
   h.mode = 0o600;
   h.typeflag = TYPE_REG;
   h.size = 0;
@@ -127,7 +124,7 @@ export function toWhiteout(h: TarHeader): void {
 /** The entry Docker writes after an opaque directory's own. */
 export function opaqueMarker(dir: TarHeader): TarHeader {
   return {
-    name: dir.name + OPAQUE_MARKER, // dir.name ends with "/"
+    name: dir.name + TAR_OPAQUE_MARKER, // dir.name ends with "/"
     linkname: '',
     typeflag: TYPE_REG,
     mode: dir.mode & 0o777,
@@ -158,10 +155,6 @@ function dockerCapability(raw: Buffer): Buffer {
     return v2;
   }
   return raw;
-}
-
-function isOverlayXattr(name: string): boolean {
-  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }
 
 export const ASCII_ONLY = /^[\x00-\x7f]*$/;

@@ -8,33 +8,36 @@
 // O_PATH fd per visible lower dir, closed when the walk leaves it, so open fds stay bounded by
 // depth × visible layers.
 import { closeSync } from 'node:fs';
-import type { Change } from './types.js';
+import { getSystemErrorName } from 'node:util';
+import type { Change } from './change.js';
+import type { LayerContext } from '../context.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../native/constants.js';
 import { withCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE } from '../core/wasm.js';
-import { takeChanges } from '../core/change-list.js';
+import { takeChanges } from './change-list.js';
 import {
-  FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_NO_RECURSE, SCAN_OPAQUE, SCAN_REDIRECT,
-  SCAN_SORTED, SCAN_USER_XATTR,
+  FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
+  SCAN_USER_XATTR,
 } from '../core/records.js';
 import {
   LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
   LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_SIZE,
 } from '../core/regions.js';
-import { scanStream, type BatchConsumer } from '../scan/stream.js';
-import { scanTree } from './changes-naive.js';
+import type { BatchConsumer } from '../scan/stream.js';
+import { listDirectory, lookupNames } from '../scan/lookup.js';
+import { scanTree } from './tree.js';
 
-export interface NativeChangesOptions {
-  /** The overlay mount uses `userxattr`: overlay xattrs are user.overlay.* instead of trusted.overlay.*. */
-  userxattr: boolean;
-}
+/** The context's shim and userxattr (src/context.ts): which namespace overlay's xattrs are in. */
+export type NativeChangesOptions = Pick<LayerContext, 'shim' | 'userxattr'>;
 
 /** Thrown when the layer holds something only the naive comparison handles (redirects,
- *  metacopy, names the walk cannot reopen): the caller falls back to changesNaive. */
-export function needsNaive(why: string): Error & { code: 'ERR_NEEDS_NAIVE' } {
-  const err = new Error(`overlay2: native changes not possible: ${why}`) as Error & { code: 'ERR_NEEDS_NAIVE' };
-  err.code = 'ERR_NEEDS_NAIVE';
-  return err;
+ *  metacopy, names the walk cannot reopen): the caller falls back to changesNaive. An internal
+ *  signal, never shown to a user (the driver catches it by class). */
+export class NeedsNaive extends Error {
+  constructor(readonly why: string) {
+    super(`overlay2: native changes not possible: ${why}`);
+    this.name = 'NeedsNaive';
+  }
 }
 
 const ROOT = -1;
@@ -43,7 +46,7 @@ const OPEN_DIR = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 /** How the walk reaches the lower dirs: a directory handle per visible lower dir. The shim
  *  implementation below uses O_PATH fds; unit tests answer from hand-built records. */
 export interface LowerAccess {
-  /** lookupBatch semantics (src/native/shim.ts): one record per NUL-terminated name, in order. */
+  /** lookupNames semantics (src/scan/lookup.ts): one record per NUL-terminated name, in order. */
   lookup(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): void;
   /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots. */
   list(core: Core, dir: number, consume: BatchConsumer): Promise<void>;
@@ -54,8 +57,8 @@ export interface LowerAccess {
 
 function shimAccess(shim: Shim): LowerAccess {
   return {
-    lookup: (dir, names, count, records, heap, flags) => void shim.lookupBatch(dir, names, count, records, heap, flags),
-    list: async (core, dir, consume) => void await scanStream(core, '.', SCAN_SORTED | SCAN_NO_RECURSE, consume, { dirfd: dir }),
+    lookup: (dir, names, count, records, heap, flags) => void lookupNames(shim, dir, names, count, records, heap, flags),
+    list: (core, dir, consume) => listDirectory(core, dir, consume),
     openChild: (dir, name) => shim.openat2(dir, name, OPEN_DIR, 0, 0),
     close: (dir) => closeSync(dir),
   };
@@ -75,15 +78,18 @@ function childName(w: Walk, node: number): string {
   const ex = w.core.exports;
   const bytes = w.core.buffer(ex.treeNameAddr(0, node), ex.treeNameLen(0, node));
   const name = bytes.toString('utf8');
-  if (!Buffer.from(name).equals(bytes)) throw needsNaive(`a directory name that is not UTF-8 (${JSON.stringify(name)})`);
+  if (!Buffer.from(name).equals(bytes)) throw new NeedsNaive(`a directory name that is not UTF-8 (${JSON.stringify(name)})`);
   return name;
 }
 
+/** A failed lookup in a lower dir is an errno like any failed fs call: Node's shape (code, errno, syscall). */
 function lookupError(w: Walk): Error {
   const errno = w.core.exports.nativeLastErrno();
-  const err = new Error(`overlay2: a lookup in a lower dir failed with errno ${errno}`) as Error & { errno: number; code: string };
+  const code = getSystemErrorName(-errno);
+  const err = new Error(`${code}: a lookup in a lower dir failed (errno ${errno})`) as Error & { errno: number; code: string; syscall: string };
   err.errno = -errno;
-  err.code = 'ERR_LOOKUP';
+  err.code = code;
+  err.syscall = 'fstatat';
   return err;
 }
 
@@ -96,7 +102,7 @@ async function walkDir(w: Walk, node: number, layers: readonly number[], dirs: r
       if (count === 0) break;
       w.access.lookup(dirs[pos]!, w.names, count, w.records, w.heap, w.lookupFlags);
       const rc = ex.nativeLookupApply(layers[pos]!, LOOKUP_RECORDS_ADDR, count, LOOKUP_HEAP_ADDR);
-      if (rc === CORE_ERR_NEEDS_NAIVE) throw needsNaive('a lower dir has a redirect or metacopy entry');
+      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('a lower dir has a redirect or metacopy entry');
       if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
     }
   }
@@ -153,18 +159,18 @@ export async function classifyUpper(core: Core, access: LowerAccess, roots: read
 }
 
 export async function changesNative(upperDir: string, lowerDirs: string[], opts: NativeChangesOptions): Promise<Change[]> {
-  const shim = (() => {
+  const shim = opts.shim ?? (() => {
     try {
       return loadShim();
     } catch (e) {
-      throw needsNaive(`the shim is not built (${(e as Error).message})`);
+      throw new NeedsNaive(`the shim is not built (${(e as Error).message})`);
     }
   })();
   const xattr = opts.userxattr ? SCAN_USER_XATTR : 0;
   return withCore(async (core) => {
     await scanTree(core, 0, upperDir, SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY | xattr);
     if ((core.exports.treeFlagsSeen(0) & (FLAG_REDIRECT | FLAG_METACOPY)) !== 0) {
-      throw needsNaive(`${upperDir} has a redirect or metacopy entry`);
+      throw new NeedsNaive(`${upperDir} has a redirect or metacopy entry`);
     }
     const roots: number[] = [];
     try {

@@ -1,12 +1,12 @@
 // Naive export source: the changed paths, read through the layer's mounted tree.
 import { lstatSync, openSync, readlinkSync } from 'node:fs';
-import type { Change } from './types.js';
+import type { Change } from '../changes/change.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import { TYPE_REG, cleanPath } from '../tar/header.js';
 import { S_IFMT, S_IFSOCK, S_IFLNK } from '../core/records.js';
-import { HeaderRules, readXattrs, shimPath, type FileFacts } from './export-rules.js';
-import { O_FILE, type EntrySource, type ExportEntry } from './export-entry.js';
-import type { ExportOptions } from './export.js';
+import { HeaderRules, readXattrs, shimPath, type FileFacts } from './header-rules.js';
+import { O_FILE, type EntrySource, type ExportEntry } from './entry.js';
+import type { ExportOptions } from './options.js';
 
 interface SortedChange {
   rel: string;      // byte string, no leading "/"
@@ -24,7 +24,7 @@ export class ChangesSource implements EntrySource {
   private lastPath = Buffer.alloc(0);
 
   constructor(root: string, changes: Change[], opts: ExportOptions) {
-    this.shim = loadShim();
+    this.shim = opts.shim ?? loadShim();
     this.rules = new HeaderRules(opts);
     this.rootUtf8 = root.replace(/\/+$/, '') || '/';
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');

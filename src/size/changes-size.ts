@@ -3,7 +3,7 @@
 // A path that cannot be stat'ed is skipped (moby logs it and goes on).
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Change } from './types.js';
+import type { Change } from '../changes/change.js';
 
 export async function changesSize(root: string, changes: Change[]): Promise<number> {
   let size = 0n;

@@ -26,23 +26,15 @@
 // the scan, which reads them relative to directory fds.
 import { Readable } from 'node:stream';
 import { closeSync, readSync } from 'node:fs';
-import type { Change } from './types.js';
-import type { IdMappings } from '../idmap.js';
+import type { Change } from '../changes/change.js';
 import { Overlay2Error } from '../errors.js';
 import { END_OF_ARCHIVE, TarHeaderEncoder, blockPadding } from '../tar/header.js';
-import { NOT_READY, type EntrySource, type ExportEntry } from './export-entry.js';
-import { UpperDirSource } from './export-upper.js';
-import { ChangesSource } from './export-changes.js';
+import { NOT_READY, type EntrySource, type ExportEntry } from './entry.js';
+import { UpperDirSource } from './upper-source.js';
+import { ChangesSource } from './changes-source.js';
+import type { ExportOptions } from './options.js';
 
-export interface ExportOptions {
-  /** The opaque marker is user.overlay.opaque instead of trusted.overlay.opaque (rootless). */
-  userxattr: boolean;
-  /** The tar carries container ids (toContainer) — except whiteouts, which keep the kernel's. */
-  idMappings: IdMappings;
-  /** 'docker' (default): only security.capability, like Docker. 'all': every xattr except the
-   *  overlay's own trusted.overlay.* / user.overlay.* bookkeeping. */
-  xattrs?: 'docker' | 'all';
-}
+export type { ExportOptions } from './options.js';
 
 /** Native export: the upper dir of a layer whose parent is its lower, in Docker's layer format. */
 export function exportLayer(upperDir: string, opts: ExportOptions): Readable {

@@ -3,9 +3,9 @@
 import * as fs from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ApplyTap } from './apply-tap.js';
+import type { ApplyTap } from './tap.js';
 import { Overlay2Error, isErrno } from '../errors.js';
-import type { IdMappings } from '../idmap.js';
+import type { LayerContext } from '../context.js';
 import { loadShim, type Shim } from '../native/shim.js';
 import {
   AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
@@ -14,19 +14,22 @@ import {
 import { feed } from '../tar/input.js';
 import { TarReader, type TarEntry, type TarSink } from '../tar/reader.js';
 import { S_IFCHR, S_IFBLK, S_IFIFO } from '../core/records.js';
-import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace, treeSize } from './staging.js';
-import { RESOLVE, bad, cleanName, isOverlayBookkeeping, symlinkEscapes, unsafe } from './archive-safety.js';
+import { createStaging, isEmptyDir, removeStaleStaging as removeStaging, swapIntoPlace } from './staging.js';
+import { directorySize } from '../size/directory-size.js';
+import { RESOLVE, bad, cleanName, symlinkEscapes, unsafe } from '../tar/archive-safety.js';
+import {
+  OPAQUE_VALUE, TAR_AUFS_META_PREFIX, TAR_OPAQUE_MARKER, TAR_WHITEOUT_PREFIX, WHITEOUT_DEVICE, isOpaqueXattr,
+  isOverlayBookkeeping, opaqueXattr,
+} from '../overlay-format.js';
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
-import { applyFailure, cleanupAfter } from './apply-errors.js';
+import { applyFailure, cleanupAfter } from './errors.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
 
 export { cleanName };
 
-export interface ApplyOptions {
-  /** Opaque marker: user.overlay.opaque instead of trusted.overlay.opaque. */
-  userxattr: boolean;
-  /** Archive ids are container ids; files get idMappings.toHost of them. */
-  idMappings: IdMappings;
+/** The context (src/context.ts: shim, userxattr — the opaque marker's namespace —, idMappings:
+ *  archive ids are container ids, files get idMappings.toHost of them) plus the apply's own options. */
+export interface ApplyOptions extends LayerContext {
   /** Told about what was skipped (a device node where mknod is not permitted, an xattr the
    *  filesystem does not take). */
   onWarning?: (msg: string) => void;
@@ -51,13 +54,14 @@ const CREATE_FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
  *  Returns moby's directory.Size of the resulting diff dir. */
 export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
   const layer = opts.layer ?? basename(layerDir);
-  const shim = loadShim();
+  const shim = opts.shim ?? loadShim();
   const diffDir = join(layerDir, 'diff');
   let staging = '';
   try {
     if (!isEmptyDir(diffDir)) {
+      // the extractor's running count only holds for a tree it wrote from empty
       await extract(shim, diffDir, tar, opts, 'layer');
-      return treeSize(diffDir);
+      return await directorySize(diffDir);
     }
     staging = createStaging(layerDir, diffDir);
     const size = await extract(shim, staging, tar, opts, 'layer');
@@ -79,7 +83,7 @@ export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyO
  *  moby returns there: the sum of the archive's entry sizes. */
 export async function applyThroughMount(mergedDir: string, tar: ApplyInput, opts: ApplyOptions): Promise<number> {
   try {
-    return await extract(loadShim(), mergedDir, tar, opts, 'mount');
+    return await extract(opts.shim ?? loadShim(), mergedDir, tar, opts, 'mount');
   } catch (e) {
     endInput(tar);
     throw applyFailure(e, opts.layer ?? '', (e as { entry?: string }).entry ?? '');
@@ -183,7 +187,7 @@ class Extractor implements TarSink {
     private readonly opts: ApplyOptions,
     private readonly mode: Mode,
   ) {
-    this.opaqueName = opts.userxattr ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
+    this.opaqueName = opaqueXattr(opts.userxattr);
     this.identityIds = opts.idMappings.empty;
     this.umask = currentUmask();
     const root = opts.idMappings.root();
@@ -211,7 +215,7 @@ class Extractor implements TarSink {
       this.rootAttributes(e);
       return;
     }
-    if (path.includes('.wh.') && this.whiteoutEntry(e, path)) return;
+    if (path.includes(TAR_WHITEOUT_PREFIX) && this.whiteoutEntry(e, path)) return;
 
     const slash = path.lastIndexOf('/');
     const parent = slash < 0 ? '' : path.slice(0, slash);
@@ -416,23 +420,23 @@ class Extractor implements TarSink {
   /** Handles AUFS whiteout and metadata names; false when `path` is an ordinary entry after all. */
   private whiteoutEntry(e: TarEntry, path: string): boolean {
     const parts = path.split('/');
-    if (parts[0].startsWith('.wh..wh.') && path !== '.wh..wh..opq') {
+    if (parts[0].startsWith(TAR_AUFS_META_PREFIX) && path !== TAR_OPAQUE_MARKER) {
       this.skipping = true; // AUFS metadata (.wh..wh.plnk, .wh..wh.aufs, ...) and what is under it
       return true;
     }
     for (let i = 0; i < parts.length - 1; i++) {
-      if (parts[i].startsWith('.wh.')) throw unsafe(e.name, 'a whiteout cannot have children');
+      if (parts[i].startsWith(TAR_WHITEOUT_PREFIX)) throw unsafe(e.name, 'a whiteout cannot have children');
     }
     const base = parts[parts.length - 1];
-    if (!base.startsWith('.wh.')) return false;
+    if (!base.startsWith(TAR_WHITEOUT_PREFIX)) return false;
     this.skipping = true;
     const parent = parts.slice(0, -1).join('/');
-    if (base === '.wh..wh..opq') {
+    if (base === TAR_OPAQUE_MARKER) {
       this.opaque(e, parent);
       return true;
     }
-    if (base.startsWith('.wh..wh.')) return true; // AUFS metadata deeper down: nothing to apply
-    const victim = base.slice(4);
+    if (base.startsWith(TAR_AUFS_META_PREFIX)) return true; // AUFS metadata deeper down: nothing to apply
+    const victim = base.slice(TAR_WHITEOUT_PREFIX.length);
     if (victim === '' || victim === '.' || victim === '..') throw unsafe(e.name, `invalid whiteout name ${JSON.stringify(base)}`);
     const victimPath = parent === '' ? victim : `${parent}/${victim}`;
     if (this.mode === 'mount') {
@@ -444,7 +448,7 @@ class Extractor implements TarSink {
     }
     const pfd = this.dirs.parentFd(parent, e.name, true);
     this.ids(e.uid, e.gid);
-    this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), 0, 0);
+    this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), WHITEOUT_DEVICE.major, WHITEOUT_DEVICE.minor);
     if (this.needsChown(pfd)) this.shim.fchownat(pfd, victim, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, victim, e.mode);
     return true;
@@ -455,7 +459,7 @@ class Extractor implements TarSink {
       const pfd = dir === '' ? this.rootFd : this.dirs.parentFd(dir, e.name, true);
       const fd = this.shim.openat2(pfd, '.', O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE);
       try {
-        this.shim.fsetxattr(fd, this.opaqueName, 'y', 0);
+        this.shim.fsetxattr(fd, this.opaqueName, OPAQUE_VALUE, 0);
       } finally {
         fs.closeSync(fd);
       }
@@ -580,7 +584,7 @@ class Extractor implements TarSink {
   }
 
   private xattrName(name: string): string | null {
-    if (!isOverlayBookkeeping(name)) return name.endsWith('.overlay.opaque') ? this.opaqueName : name;
+    if (!isOverlayBookkeeping(name)) return isOpaqueXattr(name) ? this.opaqueName : name;
     return null;
   }
 

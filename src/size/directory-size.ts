@@ -1,11 +1,12 @@
 // diffSize of a layer: moby's pkg/directory.Size over the layer's diff dir, streamed through the
 // WASM core — the sum of st_size of every non-directory, an inode with more than one link counted
-// once per (dev, ino). Whiteouts are empty, so they add nothing.
+// once per (dev, ino). Whiteouts are empty, so they add nothing. This is the project's one "size of
+// a tree" (diffSize, the layer record, an apply into a non-empty diff dir); changes-size.ts is the
+// other thing moby sizes: a change list read through a mount.
 import { withCore } from '../core/wasm.js';
 import { scanStream } from '../scan/stream.js';
-import { scanUnordered } from '../scan/unordered.js';
+import { scanUnordered, UNSPLITTABLE } from '../scan/unordered.js';
 import { tryLoadShim } from '../native/shim.js';
-import { isErrno } from '../errors.js';
 
 export async function directorySize(dir: string): Promise<number> {
   return withCore(async (core) => {
@@ -13,13 +14,8 @@ export async function directorySize(dir: string): Promise<number> {
     const consume = (slot: { recordsAddr: number }, count: number) => ex.sizeConsume(slot.recordsAddr, count);
     // unsorted (the sum does not depend on order) and split over the scan streams (all cores)
     if (tryLoadShim()) {
-      try {
-        await scanUnordered(core, dir, 0, consume);
-        return Number(ex.sizeTotal());
-      } catch (e) {
-        if (!isErrno(e, 'ERR_SCAN_UNSPLITTABLE')) throw e;
-        ex.coreReset();
-      }
+      if (await scanUnordered(core, dir, 0, consume) !== UNSPLITTABLE) return Number(ex.sizeTotal());
+      ex.coreReset();
     }
     await scanStream(core, dir, 0, consume);
     return Number(ex.sizeTotal());

@@ -1,25 +1,14 @@
 // The naive change list (the oracle): two whole trees compared in the WASM core, exactly moby's
 // archive.ChangesDirs(newRoot, oldRoot) — see assembly/naive.ts for the rules — sorted by path.
 import { lstatSync } from 'node:fs';
-import type { Change } from './types.js';
-import { withCore, type Core, CORE_ERR_BAD_DEPTH } from '../core/wasm.js';
-import { takeChanges } from '../core/change-list.js';
+import type { Change } from './change.js';
+import { withCore } from '../core/wasm.js';
+import { takeChanges } from './change-list.js';
 import { SCAN_SORTED, SCAN_CAPS } from '../core/records.js';
-import { scanStream, type ScanOptions } from '../scan/stream.js';
+import { scanTree } from './tree.js';
 
 const NEW_TREE = 0;
 const OLD_TREE = 1;
-
-/** Scans `root` into one of the core's two trees. */
-export async function scanTree(core: Core, tree: number, root: string, flags: number,
-                               options: ScanOptions = {}): Promise<void> {
-  const ex = core.exports;
-  await scanStream(core, root, flags, (slot, count) => {
-    const rc = ex.treeAppend(tree, slot.recordsAddr, count, slot.heapAddr);
-    if (rc === CORE_ERR_BAD_DEPTH) throw new Error(`overlay2: scanner records out of depth order under ${root}`);
-  }, options);
-  ex.treeFinish(tree);
-}
 
 export interface NaiveOptions {
   /** Scan with the fast-glob fallback even when the shim is built (it sees no capabilities). */

@@ -2,7 +2,7 @@
 // layer back byte for byte (same diffID) although no exporter could re-create another writer's
 // headers, padding and trailer. What is kept: every byte that is not a regular file's content
 // (headers, PAX/GNU records, padding, the end-of-archive blocks and whatever follows them), and for
-// each regular file its path and size; the content is read back from diff/ (tar-split-assemble.ts).
+// each regular file its path and size; the content is read back from diff/ (assemble.ts).
 // Content the extractor does not keep (whiteout and AUFS-metadata entries with data) stays inline.
 //
 // The file: HOME/<id>/ovl2-tar-split.gz. Docker's overlay2 never lists a layer dir (it only knows
@@ -13,7 +13,8 @@
 import * as fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { TarEntry, TarSink } from '../tar/reader.js';
-import { cleanName } from './archive-safety.js';
+import { cleanName } from '../tar/archive-safety.js';
+import { TAR_WHITEOUT_PREFIX } from '../overlay-format.js';
 
 export const TAR_SPLIT_FILE = 'ovl2-tar-split.gz';
 export const TAR_SPLIT_MAGIC = Buffer.from('OVL2TS1\n');
@@ -135,6 +136,6 @@ export class TarSplitRecorder {
 function keptPath(name: string): string | null {
   const path = cleanName(name);
   if (path === null || path === '') return null;
-  if (path.split('/').some((c) => c.startsWith('.wh.'))) return null;
+  if (path.split('/').some((c) => c.startsWith(TAR_WHITEOUT_PREFIX))) return null;
   return path;
 }

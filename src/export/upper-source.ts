@@ -1,20 +1,21 @@
 // Native export source: the shim's sorted depth-first scan of the upper dir.
 import { closeSync, constants as fsConstants, openSync, readlinkSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { loadShim, type Shim, type ScanHandle } from '../native/shim.js';
+import { loadShim, type Shim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC } from '../native/constants.js';
 import { TYPE_REG } from '../tar/header.js';
 import {
-  RECORD_SIZE, OFF_INO, OFF_SIZE, OFF_MTIME_SEC, OFF_MODE, OFF_UID, OFF_GID, OFF_NLINK, OFF_DEV, OFF_RDEV,
-  OFF_NAME_OFF, OFF_NAME_LEN, OFF_EXTRA_LEN, OFF_DEPTH, OFF_FLAGS, FLAG_OPAQUE, FLAG_CAPS,
-  SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
-  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR, S_IFCHR,
+  RECORD_SIZE, FLAG_OPAQUE, FLAG_CAPS, SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
+  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR,
 } from '../core/records.js';
+import { NOT_READY as SCAN_NOT_READY, ScanBatches, type BatchSlot } from '../scan/batches.js';
+import { RecordView } from '../scan/record-view.js';
 import {
   ASCII_ONLY, CAPS_XATTR, HeaderRules, opaqueMarker, readXattrs, shimPath, toWhiteout, type FileFacts,
-} from './export-rules.js';
-import { NOT_READY, O_FILE, type EntrySource, type ExportEntry } from './export-entry.js';
-import type { ExportOptions } from './export.js';
+} from './header-rules.js';
+import { NOT_READY, O_FILE, type EntrySource, type ExportEntry } from './entry.js';
+import type { ExportOptions } from './options.js';
+import { isWhiteoutDevice } from '../overlay-format.js';
 
 // SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
 
@@ -23,14 +24,10 @@ const HEAP_SIZE = 1 << 20; // names + capability values of one batch; ≥ 255 + 
 
 const O_DIR = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW | O_CLOEXEC;
 
-interface BatchBuffers {
-  records: Buffer;
-  heap: Buffer;
-}
-
 /**
- * The upper dir as entries, from the shim's sorted depth-first scan. The scan runs one batch ahead
- * on the libuv pool (a second core) while this thread opens, reads and encodes the current batch.
+ * The upper dir as entries, from the shim's sorted depth-first scan (src/scan/batches.ts). The scan
+ * runs one batch ahead on the libuv pool (a second core) while this thread opens, reads and encodes
+ * the current batch.
  * File data is opened relative to a cached fd of its directory (openat2 of one name: no path walk,
  * and a renamed-away parent cannot redirect it).
  */
@@ -39,16 +36,11 @@ export class UpperDirSource implements EntrySource {
   private readonly rules: HeaderRules;
   private readonly rootUtf8: string;
   private readonly rootBytes: string;
-  private handle: ScanHandle | null;
-  private readonly buffers: [BatchBuffers, BatchBuffers];
-  private current = 0;                       // which buffers hold the batch being read
+  private readonly batches: ScanBatches;
+  private readonly views: [RecordView, RecordView];
+  private view: RecordView;                  // the batch being read
   private count = 0;
   private index = 0;
-  private scanDone = false;
-  private prefetching = false;
-  private prefetched: { count: number; done: boolean } | null = null;
-  private prefetchError: Error | null = null;
-  private onReady: ((err: Error | null) => void) | null = null;
   private closed = false;
   private readonly dirs: string[] = [];       // rel path of the directory at each depth (index depth-1)
   private readonly dirFds: number[] = [];     // fd of that directory (index depth; 0 = root), -1 unknown
@@ -58,16 +50,18 @@ export class UpperDirSource implements EntrySource {
   private lastNameStart = 0;
 
   constructor(upperDir: string, opts: ExportOptions) {
-    this.shim = loadShim();
+    this.shim = opts.shim ?? loadShim();
     this.rules = new HeaderRules(opts);
     this.rootUtf8 = upperDir.replace(/\/+$/, '') || '/';
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
-    const batch = () => ({ records: Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH), heap: Buffer.alloc(HEAP_SIZE) });
-    this.buffers = [batch(), batch()];
+    const batch = (): BatchSlot => ({ records: Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH), heap: Buffer.alloc(HEAP_SIZE) });
+    const slots = [batch(), batch()] as const;
+    this.views = [new RecordView(slots[0].records, slots[0].heap), new RecordView(slots[1].records, slots[1].heap)];
+    this.view = this.views[0];
     const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0);
     this.dirFds[0] = openSync(this.rootUtf8, O_DIR);
     try {
-      this.handle = this.shim.scanOpen(AT_FDCWD, upperDir, flags);
+      this.batches = new ScanBatches(this.shim, AT_FDCWD, upperDir, flags, slots, { syncFirst: true });
     } catch (e) {
       closeSync(this.dirFds[0]);
       throw e;
@@ -82,46 +76,22 @@ export class UpperDirSource implements EntrySource {
     }
     for (;;) {
       if (this.index === this.count) {
-        if (this.scanDone || this.handle === null) return null;
-        if (this.prefetching) return NOT_READY;
-        if (this.prefetchError !== null) throw this.prefetchError;
-        let batch: { count: number; done: boolean };
-        if (this.prefetched !== null) {
-          batch = this.prefetched;
-          this.prefetched = null;
-          this.current ^= 1;
-        } else {
-          const b = this.buffers[this.current];
-          batch = this.shim.scanNextSync(this.handle, b.records, b.heap); // the first batch
-        }
+        const batch = this.batches.take();
+        if (batch === SCAN_NOT_READY) return NOT_READY;
+        if (batch === null) return null;
+        this.view = this.views[batch.slot];
         this.count = batch.count;
         this.index = 0;
-        this.scanDone = batch.done;
-        if (!batch.done) this.prefetch();
         continue;
       }
-      const entry = this.entry(this.index++ * RECORD_SIZE);
+      const entry = this.entry(this.view.seek(this.index++));
       if (entry !== null) return entry;
     }
   }
 
-  private prefetch(): void {
-    const b = this.buffers[this.current ^ 1];
-    this.prefetching = true;
-    this.shim.scanNext(this.handle!, b.records, b.heap, (err, batch) => {
-      this.prefetching = false;
-      if (this.closed) return;
-      if (err) this.prefetchError = err;
-      else this.prefetched = batch;
-      const cb = this.onReady;
-      this.onReady = null;
-      cb?.(null); // next() reports a failure
-    });
-  }
-
   whenReady(cb: (err: Error | null) => void): void {
-    if (this.prefetching) this.onReady = cb;
-    else setImmediate(cb, null);
+    // a failed batch is reported by the next next()
+    this.batches.whenReady(() => { if (!this.closed) cb(null); });
   }
 
   openData(): number {
@@ -162,58 +132,45 @@ export class UpperDirSource implements EntrySource {
   close(): void {
     this.closed = true;
     this.forgetDirFds(0);
-    if (this.handle !== null) {
-      const h = this.handle;
-      this.handle = null;
-      this.shim.scanClose(h); // waits for an in-flight batch by itself
-    }
+    this.batches.close(); // the shim waits for an in-flight batch by itself
   }
 
-  private entry(off: number): ExportEntry | null {
-    const { records: r, heap } = this.buffers[this.current];
-    const depth = r.readUInt16LE(off + OFF_DEPTH);
-    const nameOff = r.readUInt32LE(off + OFF_NAME_OFF);
-    const nameLen = r.readUInt16LE(off + OFF_NAME_LEN);
-    const name = heap.toString('latin1', nameOff, nameOff + nameLen);
+  private entry(r: RecordView): ExportEntry | null {
+    const depth = r.depth;
+    const name = r.nameLatin1();
     const rel = depth === 1 ? name : this.dirs[depth - 2] + '/' + name;
-    const mode = r.readUInt32LE(off + OFF_MODE);
+    const mode = r.mode;
     const type = mode & S_IFMT;
     if (type === S_IFDIR) {
       this.dirs[depth - 1] = rel;
       if (depth < this.dirFds.length) this.forgetDirFds(depth);
     }
     if (type === S_IFSOCK) return null;
-    const flags = r.readUInt16LE(off + OFF_FLAGS);
-    const nlink = r.readUInt32LE(off + OFF_NLINK);
-    const rdev = r.readUInt32LE(off + OFF_RDEV);
+    const flags = r.flags;
+    const nlink = r.nlink;
+    const rdev = r.rdev;
     const facts: FileFacts = {
       mode,
-      uid: r.readUInt32LE(off + OFF_UID),
-      gid: r.readUInt32LE(off + OFF_GID),
-      size: r.readUInt32LE(off + OFF_SIZE) + r.readInt32LE(off + OFF_SIZE + 4) * 0x1_0000_0000,
-      mtimeSec: r.readUInt32LE(off + OFF_MTIME_SEC) + r.readInt32LE(off + OFF_MTIME_SEC + 4) * 0x1_0000_0000,
+      uid: r.uid,
+      gid: r.gid,
+      size: r.size,
+      mtimeSec: r.mtimeSec,
       nlink,
-      inodeKey: nlink > 1
-        ? `${r.readUInt32LE(off + OFF_DEV)}:${r.readUInt32LE(off + OFF_INO + 4)}:${r.readUInt32LE(off + OFF_INO)}`
-        : '',
+      inodeKey: nlink > 1 ? r.inodeKey() : '',
       devmajor: rdev >>> 20,
       devminor: rdev & 0xfffff,
     };
 
     // The scan read security.capability for every entry (Docker reads it for every entry too:
     // directories and symlinks can carry one).
-    let caps: Buffer | null = null;
-    if (flags & FLAG_CAPS) {
-      const extraLen = r.readUInt16LE(off + OFF_EXTRA_LEN);
-      caps = Buffer.from(heap.subarray(nameOff + nameLen, nameOff + nameLen + extraLen));
-    }
+    const caps = flags & FLAG_CAPS ? r.extra() : null;
     const all = this.rules.allXattrs;
     const xattrs = readXattrs(this.shim, all ? shimPath(this.rootUtf8, rel) : null, all, caps);
     const link = type === S_IFLNK ? readlinkSync(Buffer.from(this.rootBytes + '/' + rel, 'latin1'), { encoding: 'latin1' }) : '';
     const h = this.rules.header(rel, facts, link, xattrs);
     if (h === null) return null;
 
-    if (type === S_IFCHR && h.devmajor === 0 && h.devminor === 0) {
+    if (isWhiteoutDevice(mode, h.devmajor, h.devminor)) {
       toWhiteout(h);
       if (this.rules.allXattrs) h.xattrs = keepCaps(h.xattrs);
     } else if (type === S_IFDIR && flags & FLAG_OPAQUE) {

@@ -1,4 +1,4 @@
-// Rebuilds a layer's original tar from its tar-split file (tar-split-record.ts) and the file
+// Rebuilds a layer's original tar from its tar-split file (record.ts) and the file
 // contents in diff/, hashing as it goes: a layer whose files changed since the apply (other size,
 // other bytes, gone) fails with ERR_LAYER_CHANGED before a wrong byte could be taken for the
 // original (the last chunk is held back until the digest is known).
@@ -9,9 +9,9 @@ import { createGunzip } from 'node:zlib';
 import { Overlay2Error } from '../errors.js';
 import { loadShim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC, O_NOFOLLOW, O_RDONLY } from '../native/constants.js';
-import { RESOLVE } from './archive-safety.js';
-import { DIR_PATH_FLAGS } from './dir-fd-cache.js';
-import { TAR_SPLIT_FILE, TAR_SPLIT_MAGIC } from './tar-split-record.js';
+import { RESOLVE } from '../tar/archive-safety.js';
+import { DIR_PATH_FLAGS } from '../apply/dir-fd-cache.js';
+import { TAR_SPLIT_FILE, TAR_SPLIT_MAGIC } from './record.js';
 
 const READ = 1 << 20;
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { Overlay2Error, isErrno } from '../errors.js';
 import type { Shim } from '../native/shim.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../native/constants.js';
-import { RESOLVE, bad, unsafe } from './archive-safety.js';
+import { RESOLVE, bad, unsafe } from '../tar/archive-safety.js';
 
 export const DIR_PATH_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const PARENT_CACHE_LIMIT = 128;

@@ -59,28 +59,3 @@ export function isEmptyDir(dir: string): boolean {
     d.closeSync();
   }
 }
-
-/** moby's directory.Size: Σ st_size of every non-directory, each hardlinked inode once. Used only
- *  when an import went into a non-empty diff/ (the extractor counts as it writes otherwise). */
-export function treeSize(dir: string): number {
-  let total = 0;
-  const seen = new Set<string>();
-  const walk = (d: string): void => {
-    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, ent.name);
-      if (ent.isDirectory()) {
-        walk(p);
-        continue;
-      }
-      const st = fs.lstatSync(p, { bigint: true });
-      if (st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-      }
-      total += Number(st.size);
-    }
-  };
-  walk(dir);
-  return total;
-}

@@ -1,5 +1,5 @@
-// What the export stream (export.ts) pulls tar entries from: the upper dir's scan (export-upper.ts)
-// or a change list read through a mount (export-changes.ts).
+// What the export stream (export.ts) pulls tar entries from: the upper dir's scan (upper-source.ts)
+// or a change list read through a mount (changes-source.ts).
 import { constants as fsConstants } from 'node:fs';
 import { O_CLOEXEC } from '../native/constants.js';
 import type { TarHeader } from '../tar/header.js';
