@@ -10,11 +10,12 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Overlay2Driver } from '../src/driver.js';
 import { chainIds, hexOf } from '../src/image/digest.js';
 import { readLayerRecord } from '../src/image/layer-record.js';
+import { processStart } from '../src/mount/shared-refs.js';
 import { mountTest, scratchRoot } from './support/env.js';
 import { rng } from './support/rng.js';
 import { buildOciLayout, type LayerSpec } from './image-fixtures.js';
@@ -279,6 +280,26 @@ test(`kill -9 of the plugin during a Diff response stream: nothing changes, no m
   console.error(`faults: plugin Diff: ${midStream} of ${TRIALS} kills landed mid-stream`);
   const d = await Overlay2Driver.init(home);
   await d.remove('big');
+});
+
+test('init removes the unrecorded layers of a dead load, not those a running load journals', async () => {
+  const d = await Overlay2Driver.init(home);
+  await d.create('j-dead');
+  await d.create('j-shared');
+  await d.create('j-done');
+  fs.writeFileSync(join(home, 'j-done', 'ovl2-layer.json'), JSON.stringify({ diffId: `sha256:${'0'.repeat(64)}`, tarSize: 0, tarSplit: false }));
+  const gone = spawnSync('true').pid!;
+  const loads = join(home, '.loads');
+  fs.mkdirSync(loads, { recursive: true });
+  fs.writeFileSync(join(loads, `${gone}.json`), JSON.stringify({ pid: gone, start: '1', ids: ['j-done', 'j-dead', 'j-shared'] }));
+  fs.writeFileSync(join(loads, `${process.pid}.json`), JSON.stringify({ pid: process.pid, start: processStart(process.pid), ids: ['j-shared'] }));
+  const again = await Overlay2Driver.init(home);
+  assert.not.ok(await again.exists('j-dead'), 'the dead load\'s unrecorded layer is removed');
+  assert.ok(await again.exists('j-shared'), 'a layer a running load journals is left to it');
+  assert.ok(await again.exists('j-done'), 'a recorded (complete) layer stays');
+  assert.equal(fs.readdirSync(loads), [`${process.pid}.json`], 'the dead load\'s journal is gone, the running one\'s kept');
+  fs.rmSync(join(loads, `${process.pid}.json`));
+  for (const id of ['j-shared', 'j-done']) await again.remove(id);
 });
 
 uvuTest.run();

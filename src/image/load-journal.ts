@@ -53,6 +53,21 @@ export async function recoverInterruptedLoads(store: LayerStore, remove: (id: st
   } catch {
     return [];
   }
+  // The ids a running load journals are its own, even where a dead load listed them too (a second
+  // load of the same image, started after the first was killed): those are left to it.
+  const live = new Set<string>();
+  const records = new Map<string, JournalRecord>();
+  for (const name of names) {
+    if (name.endsWith('.tmp')) continue;
+    try {
+      const record = JSON.parse(fs.readFileSync(join(dir, name), 'utf8')) as JournalRecord;
+      records.set(name, record);
+      const start = processStart(record.pid);
+      if (start !== '' && start === record.start && Array.isArray(record.ids)) for (const id of record.ids) live.add(id);
+    } catch {
+      // unreadable: handled below
+    }
+  }
   const removed: string[] = [];
   for (const name of names) {
     const file = join(dir, name);
@@ -62,10 +77,8 @@ export async function recoverInterruptedLoads(store: LayerStore, remove: (id: st
       if (!(pid > 0) || processStart(pid) === '') fs.rmSync(file, { force: true });
       continue;
     }
-    let record: JournalRecord;
-    try {
-      record = JSON.parse(fs.readFileSync(file, 'utf8')) as JournalRecord;
-    } catch {
+    const record = records.get(name);
+    if (!record) {
       fs.rmSync(file, { force: true }); // not ours to read: nothing to settle
       continue;
     }
@@ -74,6 +87,7 @@ export async function recoverInterruptedLoads(store: LayerStore, remove: (id: st
     let settled = true;
     for (const id of [...(Array.isArray(record.ids) ? record.ids : [])].reverse()) {
       try { validateId(id); } catch { continue; } // not a journal this driver wrote
+      if (live.has(id)) continue;
       if (!fs.existsSync(store.dir(id))) continue;
       if (readLayerRecord(store.dir(id)) !== null) continue; // finished: complete
       try {
