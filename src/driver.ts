@@ -1,5 +1,5 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync, readlinkSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { promises as fsp, readFileSync, readlinkSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
@@ -12,6 +12,8 @@ import { IdMappings, type IdMapOptions } from './idmap.js';
 import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
+import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
+import { sweepIfAlone } from './layout/partial-sweep.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
@@ -200,7 +202,10 @@ export class Overlay2Driver {
    * costs microseconds, a thread-pool round trip per layer would cost more than the work.
    */
   private async recover(): Promise<void> {
-    if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
+    // Only when no other live process uses the home: .partial/ holds its work in progress too.
+    sweepIfAlone(this.refs, () => {
+      if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
+    });
     // Made again at once (best effort): on a full filesystem the inode just freed is the one that
     // remove() needs to move a layer out of sight.
     try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }
@@ -218,6 +223,10 @@ export class Overlay2Driver {
       if (names.some((n) => n.startsWith('ovl2-') && n.includes('.tmp-'))) {
         (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
       }
+    }
+    // Layers a killed load() created but never finished (src/image/load-journal.ts).
+    if (existsSync(this.store.loadsDir())) {
+      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.store, (id) => this.remove(id));
     }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
@@ -271,7 +280,13 @@ export class Overlay2Driver {
       let thinParent: string | null = null;
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
-        ({ lower, thinParent } = this.thin.childLower(parent, await this.store.lowerForChild(parent)));
+        try {
+          ({ lower, thinParent } = this.thin.childLower(parent, await this.store.lowerForChild(parent)));
+        } catch (e) {
+          if (!isErrno(e, 'ENOENT')) throw e;
+          // removed (by another process) since requireLayer
+          throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: parent layer ${parent} does not exist in ${this.home}`, { id });
+        }
         if (lower.length > this.maxDepth) {
           throw new Overlay2Error('ERR_MAX_DEPTH',
             `overlay2: max depth exceeded: layer ${id} would have ${lower.length} lower layers (limit ${this.maxDepth})`, { id });
@@ -299,16 +314,23 @@ export class Overlay2Driver {
         await this.store.writeLayerFiles(tmp, linkId, lower);
         this.thin.recordThinParent(tmp, thinParent);
         linkPath = await this.store.createLink(id, linkId);
-        if (parent !== '') await this.store.markCommitted(parent);
-        try {
-          this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
-          this.quota?.moved(tmp, this.store.dir(id));
-        } catch (e) {
-          if (isErrno(e, 'EEXIST') || isErrno(e, 'ENOTEMPTY')) {
-            throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
+        // One step for every process on the home: the parent is still there when the child appears
+        // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
+        this.refs.locked(() => {
+          if (parent !== '') {
+            requireParentSync(this.store, parent, lower[0]!, id);
+            this.store.markCommitted(parent);
           }
-          throw e;
-        }
+          try {
+            this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
+            this.quota?.moved(tmp, this.store.dir(id));
+          } catch (e) {
+            if (isErrno(e, 'EEXIST') || isErrno(e, 'ENOTEMPTY')) {
+              throw new Overlay2Error('ERR_LAYER_EXISTS', `overlay2: layer ${id} already exists`, { id });
+            }
+            throw e;
+          }
+        });
       } catch (e) {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
         throw await cleanupAfter(noSpace(e, `create layer ${id}`, id), async () => {
@@ -320,56 +342,52 @@ export class Overlay2Driver {
   }
 
   /**
-   * Removes a layer, its link and (after unmounting it) everything it holds. A layer other layers
-   * are built on is refused (ERR_LAYER_HAS_CHILDREN) unless `force` (moby removes it anyway and its
-   * children break).
+   * Removes a layer, its link and (after unmounting it) everything it holds. Refused, unless
+   * `force`: a layer other layers are built on (ERR_LAYER_HAS_CHILDREN), and one another live process
+   * holds mounted — a library user's get(), or `overlay2 mount` (ERR_LAYER_BUSY, naming them). This
+   * process's own references do not stop it (moby's Remove unmounts and deletes what its own process
+   * still holds). `force` removes it anyway: the children break and the other holders' mounts are
+   * detached under them, as with moby.
    */
   async remove(id: string, opts: RemoveOptions = {}): Promise<void> {
     validateId(id);
     await this.locks.run(id, async () => {
       await this.store.requireLayer(id);
-      if (!opts.force) {
-        const children = await this.childrenOf(id);
-        if (children.length > 0) {
-          throw new Overlay2Error('ERR_LAYER_HAS_CHILDREN',
-            `overlay2: layer ${id} has ${children.length} child layer${children.length > 1 ? 's' : ''} (${children.slice(0, 3).join(', ')}${children.length > 3 ? ', ...' : ''}); remove them first, or force it (--force, { force: true })`, { id });
-        }
-      }
       const merged = this.store.mergedDir(id);
-      if ((this.held.get(id) ?? 0) > 0 || this.isOverlayMount(merged)) {
-        try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
-      }
-      this.held.delete(id);
-      this.refs.forget(id);
-      this.lastMountMethod.delete(id);
-      // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
-      let linkId = '';
-      try { linkId = await this.store.readLinkId(id); } catch { /* no link file */ }
+      const heldHere = (this.held.get(id) ?? 0) > 0;
+      // The checks and the move out of sight are one step for every process on the home (under the
+      // refs lock): no child created, nor mount taken, in between (src/layout/layer-guard.ts).
       const thinLinks = this.thin.ownLinks(id);
-      this.quota?.release(this.store.dir(id));
-      let doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
-      try {
-        await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
-        await fsp.rename(this.store.dir(id), doomed);
-      } catch (e) {
-        // A full filesystem has no inode for .partial/: then out of sight means without its link
-        // file (a dir without one is not a layer), deleted where it is.
-        if (!isOutOfSpace(this.shim, this.home, e)) throw e;
-        doomed = this.store.dir(id);
-        await this.store.dropLinkFile(doomed);
-      }
+      const { linkId, doomed } = this.refs.update(id, (state) => {
+        // a thin layer's children list its trees, not its link: they name it in thin_parent
+        const thinChildren = () => this.thin.childrenOf(id, this.store.layerNamesSync());
+        const linkId = checkRemovable(this.store, id, state, opts.force === true, thinChildren);
+        if (heldHere || totalRefs(state) > 0 || this.isOverlayMount(merged)) {
+          try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
+        }
+        state.persistent = 0;
+        state.pids = {};
+        this.quota?.release(this.store.dir(id));
+        // Move it out of sight first, so a crash mid-delete never leaves a layer that looks whole.
+        let doomed = join(this.store.partialDir(), `${id}.removing.${process.pid}.${Date.now()}`);
+        try {
+          mkdirSync(this.store.partialDir(), { recursive: true, mode: 0o700 });
+          renameSync(this.store.dir(id), doomed);
+        } catch (e) {
+          // A full filesystem has no inode for .partial/: then out of sight means without its link
+          // file (a dir without one is not a layer), deleted where it is.
+          if (!isOutOfSpace(this.shim, this.home, e)) throw e;
+          doomed = this.store.dir(id);
+          this.store.dropLinkFileSync(doomed);
+        }
+        return { linkId, doomed };
+      });
+      this.held.delete(id);
+      this.lastMountMethod.delete(id);
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
       for (const entry of thinLinks) await fsp.rm(join(this.home, entry), { force: true });
       await removeTree(doomed, this.home);
     });
-  }
-
-  /** Layers whose lower file names `id`'s link (its children and their descendants). */
-  private async childrenOf(id: string): Promise<string[]> {
-    const found = await this.store.layersAbove(id);
-    // a thin layer's children list its trees, not its link: they name it in thin_parent
-    for (const child of this.thin.childrenOf(id, await this.store.listLayers())) if (!found.includes(child)) found.push(child);
-    return found;
   }
 
   /**
@@ -401,36 +419,50 @@ export class Overlay2Driver {
         this.held.set(id, held + 1);
         return merged;
       }
-      const before = this.refs.acquire(id, scope);
-      if (scope === 'process') this.held.set(id, 1);
-      if (before > 0) return merged;
-      // No live reference, of any process (the shared records drop dead holders): whatever overlay
-      // is mounted here is stale — a crashed holder's, maybe stacked by repeated crashes. All of it
-      // goes, and the layer is mounted afresh (src/mount/stale.ts).
-      unmountStale(this.shim, merged);
-      let thinPrepared = false;
+      // The 0→1 reference mounts under the home's refs lock: no other process counts on the mount
+      // before it exists (src/mount/shared-refs.ts).
+      // Thin trees among the lowers: their repositories are mounted first (src/thin/), outside the
+      // refs lock, which is never held across an await.
+      const entries = await this.thin.prepareMount(id, lowerEntries);
+      let mountedHere = false;
       try {
-        const entries = await this.thin.prepareMount(id, lowerEntries);
-        thinPrepared = true;
-        const readonly = this.store.isCommitted(id);
-        const root = this.idMappings.root();
-        makeMountPoint(merged, root.uid, root.gid);
-        const method = mountLayer(this.shim, this.features,
-          { id, paths: this.store.mountPaths(id), lowerEntries: entries, readonly, mountLabel }, this.mountStrategy);
-        this.lastMountMethod.set(id, method);
-        // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
-        if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
-        return merged;
+        this.refs.acquire(id, scope, () => { this.mountFirst(id, entries, mountLabel); mountedHere = true; });
       } catch (e) {
-        if (thinPrepared) await this.thin.afterUnmount(id);
-        if (scope === 'process') this.held.delete(id);
-        if (this.refs.release(id, scope) <= 0) {
-          try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
-          try { rmdirSync(merged); } catch { /* not there */ }
-        }
+        await this.thin.afterUnmount(id);
         throw e;
       }
+      // Another process's mount serves this reference: the repositories are counted for that mount.
+      if (!mountedHere) await this.thin.afterUnmount(id);
+      if (scope === 'process') this.held.set(id, 1);
+      return merged;
     });
+  }
+
+  /** The mount the first reference of any process makes (under the refs lock, synchronous). */
+  private mountFirst(id: string, lowerEntries: string[], mountLabel: string | undefined): void {
+    const merged = this.store.mergedDir(id);
+    // removed by another process since this get() read the layer
+    if (!existsSync(this.store.dir(id))) {
+      throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: layer ${id} does not exist in ${this.home}`, { id });
+    }
+    // No live reference, of any process (the shared records drop dead holders): whatever overlay
+    // is mounted here is stale — a crashed holder's, maybe stacked by repeated crashes. All of it
+    // goes, and the layer is mounted afresh (src/mount/stale.ts).
+    unmountStale(this.shim, merged);
+    try {
+      const readonly = this.store.isCommitted(id);
+      const root = this.idMappings.root();
+      makeMountPoint(merged, root.uid, root.gid);
+      const method = mountLayer(this.shim, this.features,
+        { id, paths: this.store.mountPaths(id), lowerEntries, readonly, mountLabel }, this.mountStrategy);
+      this.lastMountMethod.set(id, method);
+      // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
+      if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
+    } catch (e) {
+      try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
+      try { rmdirSync(merged); } catch { /* not there */ }
+      throw e;
+    }
   }
 
   private async release(id: string, scope: RefScope): Promise<void> {
@@ -446,19 +478,20 @@ export class Overlay2Driver {
       if (held === 0 && (this.store.mountLowerSync(id) === null || this.thin.getsOwnDiff(id))) return;
       if (scope === 'process') this.held.delete(id);
       // A process-scope put without a get releases nothing of anyone else's; a persistent one takes
-      // one persistent reference. Either way the mount goes when nobody holds it any more.
-      const left = scope === 'process' && held === 0
-        ? this.refs.update(id, (state) => totalRefs(state))
-        : this.refs.release(id, scope);
-      if (left > 0) return;
-      try {
-        this.shim.umount2(merged, MNT_DETACH);
-      } catch (e) {
-        if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw e;
-      }
-      // Removing the mount point also drops copies of the mount in other mount namespaces.
-      try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
-      await this.thin.afterUnmount(id);
+      // one persistent reference. Either way the mount goes when nobody holds it any more — under
+      // the refs lock, so no other process's get() counts on it meanwhile.
+      let unmounted = false;
+      this.refs.release(id, scope === 'process' && held === 0 ? null : scope, () => {
+        try {
+          this.shim.umount2(merged, MNT_DETACH);
+        } catch (e) {
+          if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw e;
+        }
+        // Removing the mount point also drops copies of the mount in other mount namespaces.
+        try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
+        unmounted = true;
+      });
+      if (unmounted) await this.thin.afterUnmount(id);
     });
   }
 

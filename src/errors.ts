@@ -6,7 +6,7 @@ export type Overlay2ErrorCode =
   | 'ERR_MAX_DEPTH'           // the chain is deeper than the mount can take
   | 'ERR_LAYER_NOT_FOUND'     // no layer with that id (or parent)
   | 'ERR_LAYER_EXISTS'        // create() of an id that is already there
-  | 'ERR_LAYER_BUSY'          // an operation that needs the layer unmounted, or a tree changed under an import
+  | 'ERR_LAYER_BUSY'          // an operation that needs the layer unmounted (applyDiff; remove of one another process holds), or a tree changed under an import
   | 'ERR_LAYER_INCOMPLETE'    // an import through the layer's mount was interrupted after it had content
   | 'ERR_NO_SPACE'            // the filesystem (or its quota) is full: ENOSPC / EDQUOT, kept as `cause`
   | 'ERR_INVALID_ID'          // an id that cannot name a directory safely

@@ -172,11 +172,11 @@ test('rm, rmi, load, run, rmi: the plugin home holds no layer afterwards', async
   assert.is(catA, catB);
   await both(['rmi', 'e2e:2']);
   const home = join(ours.dataRoot, plugin.name);
-  // Nothing but l/ and the driver's own dot-named bookkeeping: empty dirs (.partial, .refs holds only
-  // its lock) and the feature cache file.
+  // Nothing but l/ and the driver's own dot-named bookkeeping: empty dirs (.partial, .loads; .refs
+  // holds only its lock and the record of processes using the home) and the feature cache file.
   assert.equal(readdirSync(home).filter((n) => n !== 'l' && !n.startsWith('.')), []);
   for (const n of readdirSync(home).filter((x) => x.startsWith('.') && statSync(join(home, x)).isDirectory())) {
-    assert.equal(readdirSync(join(home, n)).filter((x) => x !== 'lock'), [], n);
+    assert.equal(readdirSync(join(home, n)).filter((x) => x !== 'lock' && x !== '.users'), [], n);
   }
   assert.equal(readdirSync(join(home, 'l')), []);
 });

@@ -27,9 +27,9 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'remove', group: 'Layers', usage: 'remove ID [--force]', summary: 'remove a layer (unmounting it)',
-    description: 'Removes the layer and everything in it. A layer other layers are built on is refused unless --force (the children then break).',
+    description: 'Removes the layer and everything in it. A layer other layers are built on, or one another live process holds mounted (a library get(), `overlay2 mount`), is refused unless --force (the children then break, the mounts are detached under their holders).',
     positionals: ['ID'], writes: true,
-    options: { force: { type: 'boolean', short: 'f', help: 'remove it even when other layers are built on it' } },
+    options: { force: { type: 'boolean', short: 'f', help: 'remove it even when other layers are built on it or another process holds it mounted' } },
     load: () => import('./layers.js').then((m) => m.remove),
   },
   {

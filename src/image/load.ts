@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { LayerDriver } from './layer-driver.js';
 import { Overlay2Error } from '../errors.js';
-import { PARTIAL_DIR } from '../layout/store.js';
+import { LOADS_DIR, PARTIAL_DIR } from '../layout/store.js';
 import type { Control } from '../progress.js';
 import { isCompressedFile, spool } from './archive-index.js';
 import { openSource, type BlobSource } from './blob-source.js';
@@ -18,6 +18,7 @@ import { DOCKER_MANIFEST, dockerPlans } from './docker-manifest.js';
 import { OCI_INDEX, OCI_LAYOUT, ociPlans } from './oci-layout.js';
 import type { ImagePlan } from './plan.js';
 import { readLayerRecord } from './layer-record.js';
+import { LoadJournal } from './load-journal.js';
 
 export const IMAGE_CONFIG_FILE = 'ovl2-image-config.json';
 
@@ -59,13 +60,18 @@ export async function loadImage(driver: LayerDriver, source: ImageSource, opts: 
     const created: string[] = [];
     const total = totalOf(src, plans);
     const progress = { bytes: 0, entries: 0 };
+    // What this load creates, for the init after a crash (load-journal.ts).
+    const journal = new LoadJournal(join(driver.home, LOADS_DIR));
     try {
-      for (const plan of plans) results.push(await loadOne(driver, src, plan, created, progress, total, opts));
+      for (const plan of plans) results.push(await loadOne(driver, src, plan, created, progress, total, opts, journal));
     } catch (e) {
       // Nothing this call created survives it (newest first: children before parents).
-      for (const id of created.reverse()) await driver.remove(id).catch(() => undefined);
+      let left = 0;
+      for (const id of created.reverse()) await driver.remove(id).catch(() => { left++; });
+      if (left === 0) journal.close();
       throw e;
     }
+    journal.close();
     return results;
   } finally {
     for (const t of temps) fs.rmSync(t, { force: true });
@@ -85,7 +91,7 @@ function totalOf(src: BlobSource, plans: ImagePlan[]): number {
 }
 
 async function loadOne(driver: LayerDriver, src: BlobSource, plan: ImagePlan, created: string[],
-  progress: { bytes: number; entries: number }, total: number, opts: LoadOptions): Promise<LoadResult> {
+  progress: { bytes: number; entries: number }, total: number, opts: LoadOptions, journal: LoadJournal): Promise<LoadResult> {
   const configBytes = await readAll(src, plan.config.name);
   const configDigest = sha256(configBytes);
   if (plan.config.digest && plan.config.digest !== configDigest) throw mismatch(`config ${plan.config.name}`, configDigest, plan.config.digest);
@@ -118,6 +124,7 @@ async function loadOne(driver: LayerDriver, src: BlobSource, plan: ImagePlan, cr
       continue;
     }
     if (await driver.exists(id)) await driver.remove(id); // an earlier load that did not finish
+    journal.willCreate(id);
     await driver.create(id, parent || null);
     created.push(id);
     const blob = layer.digest ? verified(src.read(layer.name), layer.digest, `layer ${layer.name}`) : src.read(layer.name);

@@ -7,9 +7,9 @@
 //   HOME/<id>/merged/     the mount point, present while mounted
 //   HOME/<id>/committed   the layer has a child, so it mounts read-only
 // Ours alone: HOME/.partial/ holds layers being created or removed (and the feature probes'
-// scratch dirs), HOME/<id>/.staging-diff-* holds an applyDiff in progress (src/apply/staging.ts);
+// scratch dirs), HOME/.loads/ the journals of loads in progress, HOME/<id>/.staging-diff-* holds an applyDiff in progress (src/apply/staging.ts);
 // init empties both. This class is the one place those names are joined into paths.
-import { promises as fsp, readFileSync, existsSync, statSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, statSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
 import { validateId, validateLowerEntry } from './ids.js';
@@ -22,6 +22,8 @@ export const DIFF_DIR = 'diff';
 export const WORK_DIR = 'work';
 export const MERGED_DIR = 'merged';
 export const PARTIAL_DIR = '.partial';
+/** load()'s journals of the layers it creates (src/image/load-journal.ts). */
+export const LOADS_DIR = '.loads';
 
 export class LayerStore {
   constructor(readonly home: string) {}
@@ -32,6 +34,7 @@ export class LayerStore {
   mergedDir(id: string): string { return join(this.home, id, MERGED_DIR); }
   linkDir(): string { return join(this.home, LINK_DIR); }
   partialDir(): string { return join(this.home, PARTIAL_DIR); }
+  loadsDir(): string { return join(this.home, LOADS_DIR); }
   /** HOME/l/<link id>, the short name of a layer's diff dir. */
   linkPath(linkId: string): string { return join(this.home, LINK_DIR, linkId); }
 
@@ -52,10 +55,6 @@ export class LayerStore {
     return existsSync(join(this.dir(id), COMMITTED_FILE));
   }
 
-  async markCommitted(id: string): Promise<void> {
-    await fsp.writeFile(join(this.dir(id), COMMITTED_FILE), '', { mode: 0o600 });
-  }
-
   /** The lower file of a new child of `parent`: the parent's link first, then the parent's lowers. */
   async lowerForChild(parent: string): Promise<string[]> {
     return [lowerEntry(await this.readLinkId(parent)), ...(await this.readLower(parent))];
@@ -73,6 +72,51 @@ export class LayerStore {
     const path = this.linkPath(linkId);
     await fsp.symlink(join('..', id, DIFF_DIR), path);
     return path;
+  }
+
+  /** The layer has a child now (synchronous: create()'s last step runs under the refs lock). */
+  markCommitted(id: string): void {
+    writeFileSync(join(this.dir(id), COMMITTED_FILE), '', { mode: 0o600 });
+  }
+
+  /** The layer's link id; null when it has no link file (or no dir). Synchronous: for the checks
+   *  made under the refs lock (src/layout/layer-guard.ts). */
+  readLinkIdSync(id: string): string | null {
+    try {
+      return readFileSync(join(this.dir(id), LINK_FILE), 'utf8').trim();
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return null;
+      throw e;
+    }
+  }
+
+  /** The names of the layer directories in the home, synchronous (for checks under the refs lock). */
+  layerNamesSync(): string[] {
+    return readdirSync(this.home, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && LayerStore.isLayerName(e.name)).map((e) => e.name);
+  }
+
+  /** Layers whose lower file names link `linkId` of layer `id` (its children and their descendants).
+   *  Synchronous: remove() checks under the refs lock (src/layout/layer-guard.ts). */
+  layersAboveSync(id: string, linkId: string): string[] {
+    const entry = lowerEntry(linkId);
+    const found: string[] = [];
+    for (const e of readdirSync(this.home, { withFileTypes: true })) {
+      if (!e.isDirectory() || !LayerStore.isLayerName(e.name) || e.name === id) continue;
+      let lower: string;
+      try {
+        lower = readFileSync(join(this.dir(e.name), LOWER_FILE), 'utf8');
+      } catch {
+        continue; // a base layer, or not a layer
+      }
+      if (lower.trim().split(':').includes(entry)) found.push(e.name);
+    }
+    return found.sort();
+  }
+
+  /** dropLinkFile, synchronous (remove() on a full file system, under the refs lock). */
+  dropLinkFileSync(dir: string): void {
+    rmSync(join(dir, LINK_FILE), { force: true });
   }
 
   /** Takes away the link file of a layer dir: a dir without one is not a layer (listLayers). */
@@ -141,18 +185,6 @@ export class LayerStore {
     }));
   }
 
-  /** The layers whose lower file names `id`'s link: its children and their descendants. */
-  async layersAbove(id: string): Promise<string[]> {
-    let linkId: string;
-    try { linkId = await this.readLinkId(id); } catch { return []; }
-    const entry = lowerEntry(linkId);
-    const found: string[] = [];
-    for (const other of await this.listLayers()) {
-      if (other === id) continue;
-      if ((await this.readLower(other).catch(() => [] as string[])).includes(entry)) found.push(other);
-    }
-    return found;
-  }
 
   /** The id a lower entry's link points at ("l/X" -> "../<id>/diff" -> id). */
   async idOfLowerEntry(entry: string): Promise<string> {

@@ -10,7 +10,12 @@
 //   crash recovery; a dead holder's references drop out at the next read.
 // Every read-modify-write happens under flock(HOME/.refs/lock) (the kernel drops the lock when its
 // holder dies, so a crash never leaves a stale lock) and replaces the file by rename (a crash never
-// leaves half a file).
+// leaves half a file). The lock is held over the mount that the 0→1 reference makes and the unmount
+// that the 1→0 one makes (acquire's onFirst, release's onLast): no other process sees a reference
+// before its mount exists, nor takes one while the last holder is unmounting (the race of issue 11:
+// a second get() returned merged/ while the first was still mounting, and a put() unmounted the
+// mount a get() had just counted on). remove() and create() hold it too (src/layout/layer-guard.ts).
+// Every section under it is synchronous: a process never holds it across an await.
 import { openSync, closeSync, readFileSync, writeFileSync, renameSync, rmSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
@@ -18,6 +23,10 @@ import { LOCK_EX, LOCK_UN } from '../native/constants.js';
 import { isErrno } from '../errors.js';
 
 export const REFS_DIR = '.refs';
+
+function isOutOfSpaceErrno(e: unknown): boolean {
+  return isErrno(e, 'ENOSPC') || isErrno(e, 'EDQUOT');
+}
 
 interface PidHold { count: number; start: string }
 export interface RefState { persistent: number; pids: Record<string, PidHold> }
@@ -96,37 +105,80 @@ export function isMountReferenced(home: string, id: string): boolean {
 
 export type RefScope = 'process' | 'persistent';
 
+/**
+ * Who other than this process holds the layer's mount, in words ("process 4242 (node)", "2
+ * references from `overlay2 mount`"), or '' when nobody does. Dead holders must already be pruned.
+ */
+export function otherHolders(state: RefState): string {
+  const parts: string[] = [];
+  for (const [pid, hold] of Object.entries(state.pids)) {
+    if (pid === String(process.pid) || hold.count <= 0) continue;
+    let comm = '';
+    try { comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { /* gone since */ }
+    parts.push(`process ${pid}${comm ? ` (${comm})` : ''}`);
+  }
+  if (state.persistent > 0) {
+    parts.push(`${state.persistent} reference${state.persistent > 1 ? 's' : ''} from \`overlay2 mount\``);
+  }
+  return parts.join(', ');
+}
+
 export class SharedRefs {
   constructor(private readonly shim: Shim, readonly home: string) {}
 
-  /** Runs `fn` on the layer's reference state under the home's refs lock and saves what it returns. */
-  update<T>(id: string, fn: (state: RefState) => T): T {
+  /**
+   * Runs `fn` under the home's refs lock (one per home, shared with every process using it). `fn`
+   * must be synchronous: the lock is a blocking flock and is never held across an await. Where the
+   * lock file cannot be made for want of space, no process has ever taken a reference in this home
+   * (every get() makes it), and `fn` runs unlocked: a full disk must not keep remove() from freeing it.
+   */
+  locked<T>(fn: () => T): T {
     const dir = join(this.home, REFS_DIR);
     let fd: number;
     try {
       fd = openSync(join(dir, 'lock'), 'a', 0o600);
     } catch (e) {
+      if (isOutOfSpaceErrno(e)) return fn();
       if (!isErrno(e, 'ENOENT')) throw e;
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      fd = openSync(join(dir, 'lock'), 'a', 0o600);
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        fd = openSync(join(dir, 'lock'), 'a', 0o600);
+      } catch (e2) {
+        if (isOutOfSpaceErrno(e2) || (isErrno(e2, 'ENOENT') && !existsSync(dir))) return fn();
+        throw e2;
+      }
     }
     try {
       this.shim.flock(fd, LOCK_EX);
-      const state = readState(this.home, id);
-      pruneDead(state);
-      const result = fn(state);
-      writeState(this.home, id, state);
-      return result;
+      return fn();
     } finally {
       try { this.shim.flock(fd, LOCK_UN); } catch { /* closing releases it too */ }
       closeSync(fd);
     }
   }
 
-  /** Adds one reference; returns the total before it. */
-  acquire(id: string, scope: RefScope): number {
+  /**
+   * Runs `fn` on the layer's reference state under the home's refs lock and saves the state as `fn`
+   * left it; a throwing `fn` saves nothing.
+   */
+  update<T>(id: string, fn: (state: RefState) => T): T {
+    return this.locked(() => {
+      const state = readState(this.home, id);
+      pruneDead(state);
+      const result = fn(state);
+      writeState(this.home, id, state);
+      return result;
+    });
+  }
+
+  /**
+   * Adds one reference; returns the total before it. `onFirst` runs (under the lock) when there was
+   * none — the mount; when it throws, no reference is added.
+   */
+  acquire(id: string, scope: RefScope, onFirst?: () => void): number {
     return this.update(id, (state) => {
       const before = totalRefs(state);
+      if (before === 0) onFirst?.();
       if (scope === 'persistent') state.persistent++;
       else {
         const key = String(process.pid);
@@ -139,19 +191,28 @@ export class SharedRefs {
   }
 
   /**
-   * Drops one reference of `scope` (a persistent release with none persistent left drops nothing);
-   * returns the total after it.
+   * Drops one reference of `scope` (a persistent release with none persistent left drops nothing;
+   * `scope` null drops none: a put() without a get() only looks); returns the total after it.
+   * `onLast` runs (under the lock) when none is left — the unmount; the reference is dropped even
+   * when it throws (its error is thrown after the state is saved).
    */
-  release(id: string, scope: RefScope): number {
-    return this.update(id, (state) => {
+  release(id: string, scope: RefScope | null, onLast?: () => void): number {
+    let failed: { error: unknown } | null = null;
+    const left = this.update(id, (state) => {
       if (scope === 'persistent') {
         if (state.persistent > 0) state.persistent--;
-      } else {
+      } else if (scope === 'process') {
         const hold = state.pids[String(process.pid)];
         if (hold && --hold.count <= 0) delete state.pids[String(process.pid)];
       }
-      return totalRefs(state);
+      const total = totalRefs(state);
+      if (total === 0 && onLast) {
+        try { onLast(); } catch (error) { failed = { error }; }
+      }
+      return total;
     });
+    if (failed) throw (failed as { error: unknown }).error;
+    return left;
   }
 
   /** Forgets every reference to `id` (remove). */
