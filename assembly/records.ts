@@ -1,4 +1,4 @@
-// THE record contract between the C scanner (shim/overlay2_shim.c), this WASM core and the
+// THE record contract between the C scanner (shim/records.h), this WASM core and the
 // TypeScript host (src/core/records.ts mirrors every constant below; test/records.test.ts checks
 // both sides agree). Change it here first, then the two mirrors, then bump RECORD_VERSION.
 //

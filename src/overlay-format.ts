@@ -68,3 +68,43 @@ export function tarWhiteoutName(path: string): string {
   const slash = path.lastIndexOf('/');
   return path.slice(0, slash + 1) + TAR_WHITEOUT_PREFIX + path.slice(slash + 1);
 }
+
+/** Which attributes the scanner reads for one kind of entry: `flags` are tested for presence (and,
+ *  with `equals`, for that exact value) and set `bit` in the record's flags; `extra`'s raw value
+ *  becomes the record's extra bytes (and sets its bit when present). */
+export interface XattrKindPlan {
+  flags: { name: string; bit: number; equals?: string }[];
+  extra?: { name: string; bit: number };
+}
+
+/** The scanner's xattr plan: one per kind of entry (directories, regular files, everything else). */
+export interface XattrPlan { dir: XattrKindPlan; reg: XattrKindPlan; other: XattrKindPlan }
+
+/** What a scan of an upper dir asks for, and the record flag bits (src/core/records.ts) to report them. */
+export interface UpperXattrWants {
+  userxattr: boolean;
+  opaque: boolean;    // directories: overlay.opaque = "y"
+  redirect: boolean;  // directories: overlay.redirect (the extra, unless caps take it: then a flag)
+  metacopy: boolean;  // regular files: overlay.metacopy present
+  caps: boolean;      // every entry: security.capability as the extra (moby compares it on every entry)
+  bits: { opaque: number; redirect: number; metacopy: number; caps: number };
+}
+
+/** Overlay's rules for which entry carries which mark, as the scanner's plan: opaque and redirect
+ *  live on directories only, metacopy on regular files only, capabilities on anything. */
+export function upperXattrPlan(w: UpperXattrWants): XattrPlan {
+  const prefix = overlayXattrPrefix(w.userxattr);
+  const caps = w.caps ? { name: CAPABILITY_XATTR, bit: w.bits.caps } : undefined;
+  const dir: XattrKindPlan = { flags: [] };
+  if (w.opaque) dir.flags.push({ name: prefix + OPAQUE, bit: w.bits.opaque, equals: OPAQUE_VALUE });
+  if (w.redirect && caps) dir.flags.push({ name: prefix + REDIRECT, bit: w.bits.redirect });
+  const dirExtra = caps ?? (w.redirect ? { name: prefix + REDIRECT, bit: w.bits.redirect } : undefined);
+  if (dirExtra) dir.extra = dirExtra;
+  const reg: XattrKindPlan = { flags: w.metacopy ? [{ name: prefix + METACOPY, bit: w.bits.metacopy }] : [] };
+  const other: XattrKindPlan = { flags: [] };
+  if (caps) { reg.extra = caps; other.extra = caps; }
+  return { dir, reg, other };
+}
+
+/** File capabilities: compared on every entry by moby's naive diff, and carried in layer tars. */
+export const CAPABILITY_XATTR = 'security.capability';

@@ -367,7 +367,12 @@ it('a redirect or metacopy xattr in the upper asks for the naive path', async ()
     let caught: unknown = null;
     try { await changesNative(upper, stack.lowersOfTop, { userxattr: false }); } catch (e) { caught = e; }
     assert.ok(caught instanceof NeedsNaive, String(caught));
-    shim.lremovexattr(join(upper, 'etc'), 'trusted.overlay.redirect');
+    // A fresh directory in its place carries no redirect (the shim has no removexattr: nothing else needs one).
+    fs.mkdirSync(join(upper, 'etc.fresh'), { mode: fs.statSync(join(upper, 'etc')).mode & 0o7777 });
+    for (const name of fs.readdirSync(join(upper, 'etc'))) fs.renameSync(join(upper, 'etc', name), join(upper, 'etc.fresh', name));
+    fs.rmdirSync(join(upper, 'etc'));
+    fs.renameSync(join(upper, 'etc.fresh'), join(upper, 'etc'));
+    assert.is(shim.lgetxattr(join(upper, 'etc'), 'trusted.overlay.redirect'), null);
     shim.lsetxattr(join(upper, 'etc/new'), 'trusted.overlay.metacopy', '', 0);
     caught = null;
     try { await changesNative(upper, stack.lowersOfTop, { userxattr: false }); } catch (e) { caught = e; }

@@ -41,9 +41,15 @@ uvuTest.after(() => scratch.remove());
 uvuTest('the tarball holds the built package, the license and the bundled prebuilt, no sources or tests', () => {
   const list = sh('tar', ['tzf', tarball]).out.split('\n');
   for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/src/cli/main.js', 'package/LICENSE',
-    'package/build/core.wasm', 'package/shim/overlay2_shim.c', `package/node_modules/overlay2-${platform}/overlay2-shim.${platform}.node`]) {
+    'package/build/core.wasm', 'package/shim/binding.gyp', `package/node_modules/overlay2-${platform}/overlay2-shim.${platform}.node`]) {
     assert.ok(list.includes(f), f);
   }
+  // every C source and header of the shim, so an install without a prebuilt can compile it
+  const shimDir = join(root, 'shim');
+  const gyp = JSON.parse(readFileSync(join(shimDir, 'binding.gyp'), 'utf8')) as { targets: { sources: string[] }[] };
+  const headers = readdirSync(shimDir).filter((f) => f.endsWith('.h'));
+  assert.ok(headers.length > 0);
+  for (const f of [...gyp.targets[0]!.sources, ...headers]) assert.ok(list.includes(`package/shim/${f}`), f);
   assert.not.ok(list.some((f) => f.startsWith('package/dist/test/') || f.startsWith('package/src/')));
   assert.match(readFileSync(join(project, 'node_modules', 'overlay2', 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
 });

@@ -27,6 +27,21 @@ test('the TS mirror has every constant of assembly/records.ts with the same valu
   }
 });
 
+test('the C header (shim/records.h) has the same offsets, record size and shim-side constants', () => {
+  const text = readFileSync(new URL('../../shim/records.h', import.meta.url), 'utf8');
+  const offsets = [...text.matchAll(/offsetof\(struct scan_record, \w+\) == (\d+), "(\w+)"/g)];
+  const offKey = (field: string) => 'OFF_' + field.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+  assert.is(offsets.length, R.RECORD_FIELDS.length, 'one offset check per record field');
+  for (const [, off, field] of offsets) {
+    assert.is(Number(off), (R as unknown as Record<string, number>)[offKey(field!)], field);
+  }
+  const define = (name: string) => Number(new RegExp(`#define ${name} (\\S+)`).exec(text)?.[1]);
+  assert.is(define('RECORD_SIZE'), R.RECORD_SIZE);
+  assert.is(define('FLAG_FAILED'), R.FLAG_FAILED);
+  assert.is(define('SCAN_SORTED'), R.SCAN_SORTED);
+  assert.is(define('SCAN_NO_RECURSE'), R.SCAN_NO_RECURSE);
+});
+
 test('the WASM table equals the TS mirror, key by key', () => {
   const core = acquireCore();
   try {

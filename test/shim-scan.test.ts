@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { loadShim, type ScanHandle, type ScanBatch, type ShimError } from '../src/native/shim.js';
 import * as C from '../src/native/constants.js';
+import { encodeXattrPlan } from '../src/native/xattr-plan.js';
 import { isRoot, testIf } from './support/env.js';
 
 const shim = loadShim();
@@ -532,6 +533,42 @@ test('lookupBatch: one record per name in order, failures inline, extras packed 
       expectError(() => shim.lookupBatch(dfd, one, 1, rec, new Uint8Array(4), SCAN_CAPS), 'ENOBUFS');
     }
   } finally { fs.closeSync(dfd); }
+});
+
+// The C scanner knows no attribute name: it reads what the plan (shim/xattr_plan.h) names, per file
+// type. Called on the raw addon with a plan of made-up user.* names and bits.
+test('the scanner reads exactly the xattr plan it is given, per file type (no names of its own)', () => {
+  const d = join(base, 'plan');
+  fs.mkdirSync(join(d, 'on'), { recursive: true });
+  fs.mkdirSync(join(d, 'off'));
+  fs.writeFileSync(join(d, 'file'), '');
+  fs.writeFileSync(join(d, 'plain'), '');
+  fs.symlinkSync('file', join(d, 'link'));
+  shim.lsetxattr(join(d, 'on'), 'user.mark', 'on', 0);
+  shim.lsetxattr(join(d, 'off'), 'user.mark', 'off', 0);
+  shim.lsetxattr(join(d, 'file'), 'user.mark', 'on', 0);   // a file: the directory rule does not apply
+  shim.lsetxattr(join(d, 'file'), 'user.data', Buffer.from([1, 2, 3]), 0);
+  shim.lsetxattr(join(d, 'plain'), 'user.present', '', 0);
+  const plan = encodeXattrPlan({
+    dir: { flags: [{ name: 'user.mark', bit: 0x10, equals: 'on' }] },
+    reg: { flags: [{ name: 'user.present', bit: 0x20 }], extra: { name: 'user.data', bit: 0x40 } },
+    other: { flags: [] },
+  });
+  const raw = createRequire(import.meta.url)(join(process.cwd(), 'shim', 'build', 'Release', 'overlay2_shim.node'));
+  const h = raw.scanOpen(C.AT_FDCWD, d, SCAN_SORTED, plan);
+  const rec = new Uint8Array(16 * RECORD_SIZE), heap = new Uint8Array(4096);
+  let got: Rec[];
+  try { got = readRecords(rec, heap, raw.scanNextSync(h, rec, heap).count); } finally { raw.scanClose(h); }
+  assert.equal(got.map((r) => [r.name, r.flags, [...r.extra]]), [
+    ['file', 0x40, [1, 2, 3]], ['link', 0, []], ['off', 0, []], ['on', 0x10, []], ['plain', 0x20, []],
+  ]);
+  // the same plan through lookupBatch
+  const names = Buffer.from('on\0file\0');
+  const dfd = fs.openSync(d, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try { assert.is(raw.lookupBatch(dfd, names, 2, rec, heap, plan), 3); } finally { fs.closeSync(dfd); }
+  assert.equal(readRecords(rec, heap, 2, names).map((r) => [r.name, r.flags]), [['on', 0x10], ['file', 0x40]]);
+  // a malformed plan is refused before anything is read
+  assert.throws(() => raw.scanOpen(C.AT_FDCWD, d, 0, Uint8Array.from([9])), (e: ShimError) => e.code === 'EINVAL');
 });
 
 test.run();

@@ -3,7 +3,7 @@
 // archive chose, and something may still write into them while they go: a path-based recursive rm
 // (lstat, then readdir/unlink by path) follows a directory swapped for a symlink in between and deletes
 // outside the store. The shim's removeTree walks through directory fds only (see its comment in
-// shim/overlay2_shim.c): symlinks are unlinked, never followed; mount points are not entered.
+// shim/remove_tree.c): symlinks are unlinked, never followed; mount points are not entered.
 import { promises as fsp, openSync, closeSync, constants } from 'node:fs';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { loadShim, type ShimError } from '../native/shim.js';

@@ -111,3 +111,7 @@ export const PSEUDO_FS_MAGIC: Record<number, string> = {
   0x6e736673: 'nsfs',
   0x0187: 'autofs',
 };
+
+// utimensat's special nanosecond values: set that time to now / leave it unchanged.
+export const UTIME_NOW = 2 ** 30 - 1;
+export const UTIME_OMIT = 2 ** 30 - 2;

@@ -1,10 +1,13 @@
-// The typed face of the C shim (shim/overlay2_shim.c). Every function is one syscall or one
-// batched loop of them; every failure throws a Node-style Error (see ShimError). No policy here.
+// The typed face of the C shim (shim/*.c, table in shim/module.c). Every function is one syscall or
+// one batched loop of them; every failure throws a Node-style Error (see ShimError). No policy here.
+// Argument types are checked here, before the call reaches C (which assumes well-typed arguments), and
+// the scanner's SCAN_* xattr flags become the xattr plan the C scanner reads (src/native/xattr-plan.ts).
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Overlay2Error } from '../errors.js';
+import { WALK_FLAGS_MASK, planForScanFlags } from './xattr-plan.js';
 
 /** The error every shim function throws: shaped like Node's own fs errors. */
 export interface ShimError extends Error {
@@ -45,8 +48,6 @@ export interface Shim {
   lgetxattr(path: string, name: string): Buffer | null;   // null when the attribute is absent (ENODATA)
   lsetxattr(path: string, name: string, value: Buffer | string, flags: number): void;
   llistxattr(path: string): string[];
-  lremovexattr(path: string, name: string): void;
-  fgetxattr(fd: number, name: string): Buffer | null;
   fsetxattr(fd: number, name: string, value: Buffer | string, flags: number): void;
 
   // filesystem facts
@@ -81,7 +82,8 @@ export interface Shim {
             mtimeSec: number, mtimeNsec: number, flags: number): void;
 
   // batched directory scanning into caller-provided regions (layout: assembly/records.ts)
-  /** Opens `path` (relative to dirfd, or absolute with AT_FDCWD) for a resumable depth-first scan. */
+  /** Opens `path` (relative to dirfd, or absolute with AT_FDCWD) for a resumable depth-first scan.
+   *  flags: SCAN_* of src/core/records.ts (the xattr ones are passed to C as an xattr plan). */
   scanOpen(dirfd: number, path: string, flags: number): ScanHandle;
   /** Fills records/heap on the libuv pool; calls back once with the batch. */
   scanNext(handle: ScanHandle, records: Uint8Array, heap: Uint8Array,
@@ -103,10 +105,123 @@ export interface Shim {
    *  type fails after a bounded number of attempts. A missing path is not an error. */
   removeTree(dirfd: number, path: string, callback: (err: ShimError | null) => void): void;
   removeTreeSync(dirfd: number, path: string): void;
+}
 
-  /** Special nanosecond values for utimensat: set that time to now / leave it unchanged. */
-  readonly UTIME_NOW: number;
-  readonly UTIME_OMIT: number;
+// ---- argument checks ---------------------------------------------------------------------------
+// One entry per export: "name:kind" for each parameter. Kinds: s (string), s? (string or null), n
+// (number), b (Uint8Array), bs (Uint8Array or string), bs? (that or null), f (function), h (scan handle).
+const SIGNATURES: Record<keyof Shim, readonly string[]> = {
+  mount: ['source:s?', 'target:s', 'fstype:s?', 'flags:n', 'data:s?'],
+  mountAt: ['dir:s', 'source:s?', 'target:s', 'fstype:s?', 'flags:n', 'data:s?'],
+  umount2: ['target:s', 'flags:n'],
+  fsopen: ['fsname:s', 'flags:n'],
+  fsconfig: ['fd:n', 'cmd:n', 'key:s?', 'value:bs?', 'aux:n'],
+  fsmount: ['fd:n', 'flags:n', 'attrFlags:n'],
+  moveMount: ['fromDirfd:n', 'fromPath:s', 'toDirfd:n', 'toPath:s', 'flags:n'],
+  lgetxattr: ['path:s', 'name:s'],
+  lsetxattr: ['path:s', 'name:s', 'value:bs', 'flags:n'],
+  llistxattr: ['path:s'],
+  fsetxattr: ['fd:n', 'name:s', 'value:bs', 'flags:n'],
+  statfs: ['path:s'],
+  direntTypes: ['path:s'],
+  syncfs: ['fd:n'],
+  flock: ['fd:n', 'operation:n'],
+  fsxattrGet: ['fd:n'],
+  fsxattrSet: ['fd:n', 'xflags:n', 'projid:n'],
+  xfsQuotaSetLimit: ['device:s', 'projid:n', 'bytes:n'],
+  xfsQuotaGet: ['device:s', 'projid:n'],
+  vfsQuotaSetLimit: ['device:s', 'projid:n', 'bytes:n'],
+  openat2: ['dirfd:n', 'path:s', 'flags:n', 'mode:n', 'resolve:n'],
+  mkdirat: ['dirfd:n', 'path:s', 'mode:n'],
+  mknodat: ['dirfd:n', 'path:s', 'mode:n', 'major:n', 'minor:n'],
+  symlinkat: ['target:s', 'dirfd:n', 'path:s'],
+  linkat: ['oldDirfd:n', 'oldPath:s', 'newDirfd:n', 'newPath:s', 'flags:n'],
+  unlinkat: ['dirfd:n', 'path:s', 'flags:n'],
+  renameat2: ['oldDirfd:n', 'oldPath:s', 'newDirfd:n', 'newPath:s', 'flags:n'],
+  fchownat: ['dirfd:n', 'path:s', 'uid:n', 'gid:n', 'flags:n'],
+  fchmodat: ['dirfd:n', 'path:s', 'mode:n'],
+  utimensat: ['dirfd:n', 'path:s', 'atimeSec:n', 'atimeNsec:n', 'mtimeSec:n', 'mtimeNsec:n', 'flags:n'],
+  scanOpen: ['dirfd:n', 'path:s', 'flags:n'],
+  scanNext: ['handle:h', 'records:b', 'heap:b', 'callback:f'],
+  scanNextSync: ['handle:h', 'records:b', 'heap:b'],
+  scanClose: ['handle:h'],
+  lookupBatch: ['dirfd:n', 'names:b', 'count:n', 'records:b', 'heap:b', 'flags:n'],
+  removeTree: ['dirfd:n', 'path:s', 'callback:f'],
+  removeTreeSync: ['dirfd:n', 'path:s'],
+};
+
+const EXPECTED: Record<string, string> = {
+  's': 'of type string', 's?': 'of type string or null', 'n': 'of type number', 'b': 'a Uint8Array or Buffer',
+  'bs': 'of type string or a Buffer', 'bs?': 'of type string, a Buffer or null', 'f': 'a function',
+  'h': 'a scan handle from scanOpen',
+};
+
+/** A caller's programming error, thrown before the syscall: a TypeError with Node's own argument-error
+ *  codes, as Node's fs functions throw for the same mistakes. */
+export class ShimArgumentError extends TypeError {
+  constructor(readonly code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE', message: string) {
+    super(message);
+    this.name = 'TypeError';
+  }
+}
+
+interface Param { name: string; kind: string; base: string; nullable: boolean }
+
+const PARAMS = Object.fromEntries(Object.entries(SIGNATURES).map(([fn, params]) => [fn, params.map((p): Param => {
+  const [name, kind] = p.split(':') as [string, string];
+  const nullable = kind.endsWith('?');
+  return { name, kind, nullable, base: nullable ? kind.slice(0, -1) : kind };
+})])) as Record<keyof Shim, Param[]>;
+
+function checkArg(fn: string, p: Param, v: unknown): void {
+  if (p.nullable && (v === null || v === undefined)) return;
+  let ok: boolean;
+  switch (p.base) {
+    case 's': ok = typeof v === 'string'; break;
+    case 'n': ok = typeof v === 'number'; break;
+    case 'b': ok = v instanceof Uint8Array; break;
+    case 'bs': ok = typeof v === 'string' || v instanceof Uint8Array; break;
+    case 'f': ok = typeof v === 'function'; break;
+    default: ok = typeof v === 'object' && v !== null; break; // 'h': the C side checks it is a scan handle
+  }
+  if (!ok) throw new ShimArgumentError('ERR_INVALID_ARG_TYPE', `The "${p.name}" argument of ${fn} must be ${EXPECTED[p.kind]}`);
+  // The kernel would silently see a shorter path.
+  if (typeof v === 'string' && v.includes('\0')) {
+    throw new ShimArgumentError('ERR_INVALID_ARG_VALUE', `The "${p.name}" argument of ${fn} must be a string without null bytes`);
+  }
+}
+
+/** The addon's exports as loaded: scanOpen and lookupBatch take the xattr plan instead of SCAN_* xattr bits. */
+type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch'> & {
+  scanOpen(dirfd: number, path: string, walkFlags: number, plan: Uint8Array | null): ScanHandle;
+  lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null): number;
+};
+
+function checkArgs(fn: keyof Shim, args: ArrayLike<unknown>): void {
+  const params = PARAMS[fn];
+  for (let i = 0; i < params.length; i++) checkArg(fn, params[i]!, args[i]);
+}
+
+function checked(raw: RawShim): Shim {
+  const out: Record<string, unknown> = {};
+  for (const fn of Object.keys(SIGNATURES) as (keyof Shim)[]) {
+    const call = (raw as unknown as Record<string, (...a: unknown[]) => unknown>)[fn]!;
+    out[fn] = (...args: unknown[]) => {
+      checkArgs(fn, args);
+      return call(...args);
+    };
+  }
+  out.scanOpen = (...args: Parameters<Shim['scanOpen']>) => {
+    checkArgs('scanOpen', args);
+    const [dirfd, path, flags] = args;
+    return raw.scanOpen(dirfd, path, flags & WALK_FLAGS_MASK, planForScanFlags(flags));
+  };
+  out.lookupBatch = (...args: Parameters<Shim['lookupBatch']>) => {
+    checkArgs('lookupBatch', args);
+    const [dirfd, names, count, records, heap, flags] = args;
+    return raw.lookupBatch(dirfd, names, count, records, heap, planForScanFlags(flags));
+  };
+  return out as unknown as Shim;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -142,7 +257,7 @@ export function tryLoadShim(): Shim | null {
   const require = createRequire(import.meta.url);
   for (const c of shimCandidates()) {
     try {
-      loaded = require(c) as Shim;
+      loaded = checked(require(c) as RawShim);
       return loaded;
     } catch (e) {
       loadError ??= e as Error;

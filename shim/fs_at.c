@@ -1,0 +1,242 @@
+// *at operations (for work that must stay beneath a directory fd) and filesystem facts (statfs,
+// syncfs, flock). One syscall per export.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "exports.h"
+#include "napi_args.h"
+#include "syscalls.h"
+
+// openat2(dirfd, path, flags, mode, resolve) -> fd
+napi_value js_openat2(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  int32_t dirfd;
+  int64_t flags, mode, resolve;
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+      !arg_i64(env, argv[2], &flags) || !arg_i64(env, argv[3], &mode) ||
+      !arg_i64(env, argv[4], &resolve))
+    goto out;
+  struct shim_open_how how = {(uint64_t)(uint32_t)flags, (uint64_t)mode, (uint64_t)resolve};
+  long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  if (fd < 0) throw_errno(env, errno, "openat2", path, NULL);
+  else ret = js_number(env, (double)fd);
+out:
+  free(path);
+  return ret;
+}
+
+// mkdirat(dirfd, path, mode)
+napi_value js_mkdirat(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t dirfd;
+  int64_t mode;
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+      !arg_i64(env, argv[2], &mode))
+    goto out;
+  if (mkdirat(dirfd, path, (mode_t)mode) != 0) throw_errno(env, errno, "mkdirat", path, NULL);
+  else ret = js_undefined(env);
+out:
+  free(path);
+  return ret;
+}
+
+// mknodat(dirfd, path, mode, major, minor)
+napi_value js_mknodat(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  int32_t dirfd;
+  int64_t mode, maj, min;
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+      !arg_i64(env, argv[2], &mode) || !arg_i64(env, argv[3], &maj) ||
+      !arg_i64(env, argv[4], &min))
+    goto out;
+  if (mknodat(dirfd, path, (mode_t)mode, makedev((unsigned int)maj, (unsigned int)min)) != 0)
+    throw_errno(env, errno, "mknodat", path, NULL);
+  else
+    ret = js_undefined(env);
+out:
+  free(path);
+  return ret;
+}
+
+// symlinkat(target, dirfd, path)
+napi_value js_symlinkat(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t dirfd;
+  char *target = NULL, *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_string(env, argv[0], &target) || !arg_i32(env, argv[1], &dirfd) ||
+      !arg_string(env, argv[2], &path))
+    goto out;
+  if (symlinkat(target, dirfd, path) != 0) throw_errno(env, errno, "symlinkat", target, path);
+  else ret = js_undefined(env);
+out:
+  free(target); free(path);
+  return ret;
+}
+
+// linkat(oldDirfd, oldPath, newDirfd, newPath, flags)
+napi_value js_linkat(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  int32_t ofd, nfd, flags;
+  char *oldp = NULL, *newp = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &ofd) || !arg_string(env, argv[1], &oldp) ||
+      !arg_i32(env, argv[2], &nfd) || !arg_string(env, argv[3], &newp) ||
+      !arg_i32(env, argv[4], &flags))
+    goto out;
+  if (linkat(ofd, oldp, nfd, newp, flags) != 0) throw_errno(env, errno, "linkat", oldp, newp);
+  else ret = js_undefined(env);
+out:
+  free(oldp); free(newp);
+  return ret;
+}
+
+// unlinkat(dirfd, path, flags)
+napi_value js_unlinkat(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t dirfd, flags;
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+      !arg_i32(env, argv[2], &flags))
+    goto out;
+  if (unlinkat(dirfd, path, flags) != 0) throw_errno(env, errno, "unlinkat", path, NULL);
+  else ret = js_undefined(env);
+out:
+  free(path);
+  return ret;
+}
+
+// renameat2(oldDirfd, oldPath, newDirfd, newPath, flags)
+napi_value js_renameat2(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  int32_t ofd, nfd;
+  int64_t flags;
+  char *oldp = NULL, *newp = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &ofd) || !arg_string(env, argv[1], &oldp) ||
+      !arg_i32(env, argv[2], &nfd) || !arg_string(env, argv[3], &newp) ||
+      !arg_i64(env, argv[4], &flags))
+    goto out;
+  if (syscall(SYS_renameat2, ofd, oldp, nfd, newp, (unsigned int)flags) != 0)
+    throw_errno(env, errno, "renameat2", oldp, newp);
+  else
+    ret = js_undefined(env);
+out:
+  free(oldp); free(newp);
+  return ret;
+}
+
+// fchownat(dirfd, path, uid, gid, flags); -1 leaves an id unchanged
+napi_value js_fchownat(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  int32_t dirfd, flags;
+  int64_t uid, gid;
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+      !arg_i64(env, argv[2], &uid) || !arg_i64(env, argv[3], &gid) ||
+      !arg_i32(env, argv[4], &flags))
+    goto out;
+  if (fchownat(dirfd, path, (uid_t)uid, (gid_t)gid, flags) != 0) throw_errno(env, errno, "fchownat", path, NULL);
+  else ret = js_undefined(env);
+out:
+  free(path);
+  return ret;
+}
+
+// fchmodat(dirfd, path, mode)
+napi_value js_fchmodat(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t dirfd;
+  int64_t mode;
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+      !arg_i64(env, argv[2], &mode))
+    goto out;
+  if (fchmodat(dirfd, path, (mode_t)mode, 0) != 0) throw_errno(env, errno, "fchmodat", path, NULL);
+  else ret = js_undefined(env);
+out:
+  free(path);
+  return ret;
+}
+
+// utimensat(dirfd, path, atimeSec, atimeNsec, mtimeSec, mtimeNsec, flags)
+napi_value js_utimensat(napi_env env, napi_callback_info info) {
+  GET_ARGS(7);
+  int32_t dirfd, flags;
+  int64_t as, an, ms, mn;
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+      !arg_i64(env, argv[2], &as) || !arg_i64(env, argv[3], &an) ||
+      !arg_i64(env, argv[4], &ms) || !arg_i64(env, argv[5], &mn) ||
+      !arg_i32(env, argv[6], &flags))
+    goto out;
+  struct timespec ts[2] = {{(time_t)as, (long)an}, {(time_t)ms, (long)mn}};
+  if (utimensat(dirfd, path, ts, flags) != 0) throw_errno(env, errno, "utimensat", path, NULL);
+  else ret = js_undefined(env);
+out:
+  free(path);
+  return ret;
+}
+
+// statfs(path) -> {type, bsize, blocks, bfree, bavail, files, ffree, namelen, frsize, flags}
+napi_value js_statfs(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  char *path = NULL;
+  napi_value ret = NULL;
+  if (!arg_string(env, argv[0], &path)) goto out;
+  struct statfs s;
+  if (statfs(path, &s) != 0) { throw_errno(env, errno, "statfs", path, NULL); goto out; }
+  napi_create_object(env, &ret);
+  set_num_prop(env, ret, "type", (double)((unsigned long)s.f_type & 0xffffffffUL)); // magics are 32-bit
+  set_num_prop(env, ret, "bsize", (double)s.f_bsize);
+  set_num_prop(env, ret, "blocks", (double)s.f_blocks);
+  set_num_prop(env, ret, "bfree", (double)s.f_bfree);
+  set_num_prop(env, ret, "bavail", (double)s.f_bavail);
+  set_num_prop(env, ret, "files", (double)s.f_files);
+  set_num_prop(env, ret, "ffree", (double)s.f_ffree);
+  set_num_prop(env, ret, "namelen", (double)s.f_namelen);
+  set_num_prop(env, ret, "frsize", (double)s.f_frsize);
+  set_num_prop(env, ret, "flags", (double)s.f_flags);
+out:
+  free(path);
+  return ret;
+}
+
+// syncfs(fd)
+napi_value js_syncfs(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int32_t fd;
+  if (!arg_i32(env, argv[0], &fd)) return NULL;
+  if (syncfs(fd) != 0) { throw_errno(env, errno, "syncfs", NULL, NULL); return NULL; }
+  return js_undefined(env);
+}
+
+// flock(fd, operation): advisory whole-file lock; the kernel drops it when the holder dies, which
+// is what cross-process state in the home needs (no stale lock files after a crash).
+napi_value js_flock(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  int32_t fd, op;
+  if (!arg_i32(env, argv[0], &fd) || !arg_i32(env, argv[1], &op)) return NULL;
+  int rc;
+  do { rc = flock(fd, op); } while (rc != 0 && errno == EINTR);
+  if (rc != 0) { throw_errno(env, errno, "flock", NULL, NULL); return NULL; }
+  return js_undefined(env);
+}

@@ -1,0 +1,50 @@
+// The record contract, C side (the source of truth is assembly/records.ts; src/core/records.ts mirrors
+// it and test/records.test.ts checks the mirror, the WASM table, this header's offsets and what the
+// scanner writes). The compiler checks every offset below against the struct.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are little-endian; this shim writes host order");
+
+struct scan_record {
+  uint64_t ino;
+  int64_t size;
+  int64_t mtime_sec;
+  uint32_t mtime_nsec;
+  uint32_t mode;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t nlink;     // FLAG_FAILED: the positive errno
+  uint32_t dev;       // major << 20 | minor
+  uint32_t rdev;
+  uint32_t name_off;
+  uint16_t name_len;
+  uint16_t extra_len; // extra bytes follow the name in the heap
+  uint16_t depth;
+  uint16_t flags;
+};
+#define RECORD_SIZE 64
+_Static_assert(sizeof(struct scan_record) == RECORD_SIZE, "record size");
+_Static_assert(offsetof(struct scan_record, ino) == 0, "ino");
+_Static_assert(offsetof(struct scan_record, size) == 8, "size");
+_Static_assert(offsetof(struct scan_record, mtime_sec) == 16, "mtimeSec");
+_Static_assert(offsetof(struct scan_record, mtime_nsec) == 24, "mtimeNsec");
+_Static_assert(offsetof(struct scan_record, mode) == 28, "mode");
+_Static_assert(offsetof(struct scan_record, uid) == 32, "uid");
+_Static_assert(offsetof(struct scan_record, gid) == 36, "gid");
+_Static_assert(offsetof(struct scan_record, nlink) == 40, "nlink");
+_Static_assert(offsetof(struct scan_record, dev) == 44, "dev");
+_Static_assert(offsetof(struct scan_record, rdev) == 48, "rdev");
+_Static_assert(offsetof(struct scan_record, name_off) == 52, "nameOff");
+_Static_assert(offsetof(struct scan_record, name_len) == 56, "nameLen");
+_Static_assert(offsetof(struct scan_record, extra_len) == 58, "extraLen");
+_Static_assert(offsetof(struct scan_record, depth) == 60, "depth");
+_Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
+
+// The one record flag the shim sets itself; the xattr flags are bits the caller's plan names.
+#define FLAG_FAILED 0x8000
+
+// The walk flags of scanOpen (the xattr SCAN_* bits are turned into an xattr plan by the caller).
+#define SCAN_SORTED 1
+#define SCAN_NO_RECURSE 64
