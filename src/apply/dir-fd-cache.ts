@@ -5,7 +5,7 @@ import { Overlay2Error, isErrno } from '../errors.js';
 import type { Shim } from '../native/shim.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../native/constants.js';
 import { RESOLVE, bad, unsafe } from '../tar/archive-safety.js';
-import { displayName, shimName } from '../util/byte-names.js';
+import { displayName, osName } from '../util/byte-names.js';
 
 export const DIR_PATH_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const PARENT_CACHE_LIMIT = 128;
@@ -32,7 +32,7 @@ export class DirFdCache {
     let fd = this.parents.get(parent);
     if (fd === undefined) {
       try {
-        fd = this.shim.openat2(this.rootFd, shimName(parent), DIR_PATH_FLAGS, 0, RESOLVE);
+        fd = this.shim.openat2(this.rootFd, osName(parent), DIR_PATH_FLAGS, 0, RESOLVE);
       } catch (err) {
         if (create && isErrno(err, 'ENOENT')) fd = this.makeParents(parent, name);
         else throw this.resolveError(err, name, parent);
@@ -74,12 +74,12 @@ export class DirFdCache {
       }
       let next: number;
       try {
-        next = this.shim.openat2(fd, shimName(comp), DIR_PATH_FLAGS, 0, RESOLVE);
+        next = this.shim.openat2(fd, osName(comp), DIR_PATH_FLAGS, 0, RESOLVE);
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw this.resolveError(err, name, prefix);
-        this.shim.mkdirat(fd, shimName(comp), 0o755);
+        this.shim.mkdirat(fd, osName(comp), 0o755);
         this.madeDir(fd, comp, prefix);
-        next = this.shim.openat2(fd, shimName(comp), DIR_PATH_FLAGS, 0, RESOLVE);
+        next = this.shim.openat2(fd, osName(comp), DIR_PATH_FLAGS, 0, RESOLVE);
       }
       if (prefix !== parent) this.parents.set(prefix, next);
       this.noteSgid(next);

@@ -12,7 +12,7 @@ import { AT_FDCWD, O_CLOEXEC, O_NOFOLLOW, O_RDONLY } from '../native/constants.j
 import { RESOLVE } from '../tar/archive-safety.js';
 import { DIR_PATH_FLAGS } from '../apply/dir-fd-cache.js';
 import { TAR_SPLIT_FILE, TAR_SPLIT_MAGIC } from './record.js';
-import { byteString, displayName, shimName } from '../util/byte-names.js';
+import { byteString, displayName, osName } from '../util/byte-names.js';
 
 const READ = 1 << 20;
 
@@ -100,7 +100,7 @@ async function* records(file: string, id: string): AsyncGenerator<Buffer | { pat
 function* fileContent(shim: ReturnType<typeof loadShim>, rootFd: number, path: string, size: number, id: string): Generator<Buffer> {
   let fd: number;
   try {
-    fd = shim.openat2(rootFd, shimName(path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
+    fd = shim.openat2(rootFd, osName(path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
   } catch (e) {
     throw changed(id, `${JSON.stringify(displayName(path))} cannot be read (${(e as Error).message})`);
   }

@@ -5,7 +5,6 @@
 // person reads the UTF-8 decoding (displayName), and nothing in between "repairs" a name.
 
 import { isUtf8 } from 'node:buffer';
-import { Overlay2Error } from '../errors.js';
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -39,15 +38,6 @@ export function osName(s: string): string | Buffer {
  *  U+FFFD (goDisplay). Never used to name a file. */
 export function displayName(s: string): string {
   return isAscii(s) ? s : goDisplay(Buffer.from(s, 'latin1'));
-}
-
-/** What the shim takes for a byte string. Until the shim takes Buffers: a UTF-8 name goes as its
- *  decoded text (the shim encodes it back to the same bytes); any other is refused, never altered. */
-export function shimName(s: string): string {
-  if (isAscii(s)) return s;
-  const bytes = Buffer.from(s, 'latin1');
-  if (isUtf8(bytes)) return bytes.toString('utf8');
-  throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2: ${JSON.stringify(displayName(s))}: the native shim cannot take a name that is not UTF-8 yet`);
 }
 
 /** Bytes as text the way Go's encoding/json coerces a string (and so `docker diff` shows a path):
