@@ -5,7 +5,7 @@
 // and the CLI.
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { suite } from 'uvu';
@@ -15,7 +15,10 @@ import { loadShim } from '../src/native/shim.js';
 import { TarReader } from '../src/tar/reader.js';
 import { TarHeaderEncoder, TYPE_REG, TYPE_SYMLINK } from '../src/tar/header.js';
 import { escapeBytes, goDisplay, unescapeBytes } from '../src/util/byte-names.js';
-import { mountTest, tempDir, removeTree, testIf } from './support/env.js';
+import { applyLayer } from '../src/apply/apply.js';
+import { IdMappings } from '../src/idmap.js';
+import { isRoot, mountTest, tempDir, removeTree, testIf } from './support/env.js';
+import { member, pax, tarOf } from './apply-tar.js';
 import { findPeer } from './support/peers.js';
 import { CAPS_V2, collect, parseTar } from './export-fixture.js';
 
@@ -234,5 +237,89 @@ units('the header encoder writes a non-UTF-8 name and link target as raw PAX rec
   assert.equal(names, ['caf\xe9>', 'l>d\xff/x']);
 });
 
+// ---- apply's rules on bytes ------------------------------------------------------------------------
+
+const rules = suite('byte names: apply rules');
+const rulesTest = testIf(isRoot, 'apply rules on byte names', 'not running as root', rules);
+const paxNamed = (name: string, data = '', type = '0', linkname?: string) =>
+  Buffer.concat([pax([['path', B(name)], ...(linkname ? [['linkpath', B(linkname)] as [string, Buffer]] : [])]),
+    member({ name: 'placeholder', type, data, linkname: linkname ? 'placeholder' : undefined })]);
+
+async function applyTo(tar: Buffer): Promise<{ diff: string; err: (Error & { code?: string }) | null }> {
+  const layer = join(rulesBase, `rules-${Math.random().toString(36).slice(2)}`);
+  fs.mkdirSync(join(layer, 'diff'), { recursive: true });
+  const err = await applyLayer(layer, Readable.from([tar]), { userxattr: false, idMappings: new IdMappings() })
+    .then(() => null, (e: Error & { code?: string }) => e);
+  return { diff: join(layer, 'diff'), err };
+}
+
+let rulesBase = '';
+rules.before(() => { rulesBase = tempDir(); });
+rules.after(() => removeTree(rulesBase));
+
+rulesTest('a USTAR archive GNU tar writes from Latin-1 names applies (it used to be refused)', async () => {
+  const src = join(rulesBase, 'gnu-src');
+  fs.mkdirSync(at(src, DIR), { recursive: true });
+  fs.writeFileSync(at(src, DIR, LATIN1), 'gnu tar\n');
+  fs.symlinkSync(B(LATIN1), at(src, DIR, 'sl'));
+  const tar = execFileSync('tar', ['--format=ustar', '-C', src, '-cf', '-', '.']);
+  assert.ok(tar.includes(B(LATIN1)), 'GNU tar kept the raw bytes in the USTAR name field');
+  const { diff, err } = await applyTo(tar);
+  assert.is(err, null);
+  assert.is(fs.readFileSync(at(diff, DIR, LATIN1), 'utf8'), 'gnu tar\n');
+  assert.ok(fs.readlinkSync(at(diff, DIR, 'sl'), { encoding: 'buffer' }).equals(B(LATIN1)));
+});
+
+rulesTest('".." climbing out is refused whatever the other bytes are', async () => {
+  for (const name of ['\xff/../../x', 'caf\xe9/../../../x']) {
+    const { err } = await applyTo(tarOf(paxNamed(name, 'x')));
+    assert.is(err?.code, 'ERR_UNSAFE_ARCHIVE', name);
+  }
+  const { err } = await applyTo(tarOf(paxNamed('d\xff/l', '', '2', '../../\xe9')));
+  assert.is(err?.code, 'ERR_UNSAFE_ARCHIVE', 'a symlink target climbing out');
+  const wh = await applyTo(tarOf(paxNamed('.wh.\xff/x', 'x')));
+  assert.is(wh.err?.code, 'ERR_UNSAFE_ARCHIVE', 'a whiteout with children');
+});
+
+rulesTest('bytes are never "repaired": an overlong ".." is a plain name; whiteouts and hardlinks by bytes', async () => {
+  const { diff, err } = await applyTo(tarOf(
+    paxNamed('a/\xc0\xae\xc0\xae/x', 'overlong'), // what a lax decoder reads as "a/../x"
+    paxNamed(LATIN1, 'target'),
+    paxNamed('hl\xff', '', '1', LATIN1),
+    paxNamed('.wh.\xff\xfe'),
+  ));
+  assert.is(err, null, err?.message);
+  assert.is(fs.readFileSync(at(diff, 'a', '\xc0\xae\xc0\xae', 'x'), 'utf8'), 'overlong');
+  assert.not.ok(fs.existsSync(join(diff, 'x')));
+  assert.is(fs.statSync(at(diff, 'hl\xff')).ino, fs.statSync(at(diff, LATIN1)).ino);
+  const wo = fs.lstatSync(at(diff, '\xff\xfe'));
+  assert.ok(wo.isCharacterDevice() && wo.rdev === 0, 'the whiteout device has the bytes after ".wh."');
+});
+
+units('the shim takes a path as bytes, and refuses bytes with a NUL as it refuses such a string', () => {
+  const shim = loadShim();
+  const dir = tempDir('ovl2-bytes-');
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      shim.mkdirat(fd, B(DIR), 0o755);
+      shim.symlinkat(B(LATIN1), fd, at('', DIR, 'l').subarray(1));
+      assert.ok(fs.readlinkSync(at(dir, DIR, 'l'), { encoding: 'buffer' }).equals(B(LATIN1)));
+      const sub = shim.openat2(fd, B(DIR), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, 0, 0);
+      fs.closeSync(sub);
+      let err: (Error & { code?: string }) | null = null;
+      try { shim.mkdirat(fd, B('a\0b'), 0o755); } catch (e) { err = e as Error & { code?: string }; }
+      assert.is(err?.code, 'ERR_INVALID_ARG_VALUE');
+      const missing = (() => { try { shim.unlinkat(fd, B('nope\xe9'), 0); return null; } catch (e) { return e as Error & { code?: string }; } })();
+      assert.is(missing?.code, 'ENOENT');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } finally {
+    removeTree(dir);
+  }
+});
+
 test.run();
 units.run();
+rules.run();
