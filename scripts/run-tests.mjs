@@ -3,7 +3,7 @@
 // "N passed, N failed, N skipped". uvu prints Total/Passed/Skipped but no failed count, and a
 // crash or a file without test.run() can print nothing: both count as failures here.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +22,20 @@ const files = readdirSync(testDir)
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
   .filter((f) => !except.some((o) => f.includes(o)))
   .sort();
+
+// The CLI tests run the package's bin, the bundle of dist/src (scripts/bundle-cli.mjs): after a bare
+// `npx tsc` it would be stale, so it is rebuilt first when any compiled source is newer.
+const bundle = join(root, 'dist', 'cli', 'bundle.cjs');
+const srcDir = join(root, 'dist', 'src');
+const newest = Math.max(...readdirSync(srcDir, { recursive: true }).filter((f) => String(f).endsWith('.js'))
+  .map((f) => statSync(join(srcDir, String(f))).mtimeMs));
+if (!existsSync(bundle) || statSync(bundle).mtimeMs < newest) {
+  const b = spawnSync(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs')], { cwd: root, stdio: 'inherit' });
+  if (b.status !== 0) {
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+}
 
 let passed = 0, failed = 0, skipped = 0;
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');

@@ -72,6 +72,10 @@ export interface DiffOptions extends Control {
 export interface ApplyDiffOptions extends Control {
   /** load: the diffID the tar must have; checked before the layer's content is swapped in. */
   expectDiffId?: string;
+  /** false: keep neither the tar-split record nor the diffID `save` uses to hand the layer back byte
+   *  for byte, and skip the sha256 they need. For callers that keep their own (dockerd keeps
+   *  tar-split data for every layer a plugin imports); default true. */
+  layerRecord?: boolean;
 }
 
 /** moby's maxDepth: the lower file of a layer holds at most this many entries without lowerdir+. */
@@ -641,8 +645,9 @@ export class Overlay2Driver {
       // Only a tar applied to an empty layer describes the whole layer.
       const whole = isEmptyDir(this.store.diffDir(id));
       dropLayerRecord(layerDir);
-      const recorder = whole ? new TarSplitRecorder(join(layerDir, TAR_SPLIT_FILE)) : null;
-      const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId);
+      const recorder = whole && opts.layerRecord !== false ? new TarSplitRecorder(join(layerDir, TAR_SPLIT_FILE)) : null;
+      const digest = recorder !== null || opts.expectDiffId !== undefined;
+      const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId, digest);
       let size: number;
       try {
         size = await apply({ ...this.context, tap, layer: id });

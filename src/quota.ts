@@ -35,8 +35,10 @@ export class ProjectQuota {
   private nextProjectId: number;
   private readonly projectOf = new Map<string, number>();
 
+  private scanned = false;
+
   private constructor(private readonly shim: Shim, readonly device: string, private readonly baseProjectId: number,
-    readonly fs: QuotaFilesystem) {
+    readonly fs: QuotaFilesystem, private readonly home: string) {
     this.nextProjectId = baseProjectId + 1;
   }
 
@@ -51,10 +53,11 @@ export class ProjectQuota {
       shim.mknodat(-100, tmp, S_IFBLK | 0o600, devMajor(dev), devMinor(dev));
       renameSync(tmp, device);
       const base = withDirFd(home, (fd) => shim.fsxattrGet(fd).projid);
-      const q = new ProjectQuota(shim, device, base, fs);
-      q.scanExisting(home);
-      // Fails when project quotas are off. Probed on an id nothing holds yet: clearing the limit of
-      // base + 1 (moby's probe) wiped the limit of the first layer of an earlier run.
+      const q = new ProjectQuota(shim, device, base, fs, home);
+      // Fails when project quotas are off. Probed on an id with no limit and no usage, so clearing
+      // its limit changes nothing (clearing base + 1, moby's probe, wiped the limit of the first
+      // layer of an earlier run). The layer dirs' ids are learned only when a quota is set: every
+      // read-write open (each CLI create) runs this probe, and a scan here cost an open and an ioctl per layer.
       q.setLimit(q.peekFreeProjectId(), 0);
       return q;
     } catch (e) {
@@ -64,7 +67,10 @@ export class ProjectQuota {
   }
 
   /** Learns the project ids earlier runs gave to layer dirs, so new ids never collide. */
-  private scanExisting(home: string): void {
+  private scanExisting(): void {
+    if (this.scanned) return;
+    this.scanned = true;
+    const home = this.home;
     for (const e of readdirSync(home, { withFileTypes: true })) {
       if (!e.isDirectory()) continue;
       const p = join(home, e.name);
@@ -78,6 +84,7 @@ export class ProjectQuota {
 
   /** Limits `dir` (and everything created below it later) to `bytes`. */
   setQuota(dir: string, bytes: number): number {
+    this.scanExisting();
     let projid = this.projectOf.get(dir);
     if (projid === undefined) {
       projid = this.freeProjectId();
@@ -99,6 +106,7 @@ export class ProjectQuota {
   }
 
   private freeProjectId(): number {
+    this.scanExisting();
     const id = this.peekFreeProjectId();
     this.nextProjectId++;
     return id;

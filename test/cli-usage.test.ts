@@ -3,9 +3,10 @@ import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { CLI_BIN } from './support/cli.js';
 import { readFileSync } from 'node:fs';
 
-const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const cli = CLI_BIN;
 const run = (...args: string[]) => {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, OVERLAY2_HOME: '/nonexistent/ovl2-home' } });
   return { code: r.status, out: r.stdout, err: r.stderr };

@@ -1,15 +1,16 @@
-// The CLI as a user runs it (node dist/src/cli/main.js): exit codes, one-line errors, JSON outputs,
+// The CLI as a user runs it (the bin, dist/cli/overlay2.cjs): exit codes, one-line errors, JSON outputs,
 // mount references shared between processes, safe homes.
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { CLI_BIN } from './support/cli.js';
 import { existsSync, writeFileSync, readFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mountTest, tempDir, removeTree, isMounted, testIf } from './support/env.js';
 
 const test = mountTest(uvuTest);
-const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const cli = CLI_BIN;
 let base = '';
 let home = '';
 

@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { CLI_BIN } from './support/cli.js';
 import * as fs from 'node:fs';
 import { mountTest, testIf, tempDir, removeTree } from './support/env.js';
 import { buildOciLayout, hasSkopeo, skopeo, type BuiltImage } from './image-fixtures.js';
@@ -12,7 +13,7 @@ import { chainIds } from '../src/image/digest.js';
 
 const test = mountTest(uvuTest);
 const withSkopeo = testIf(hasSkopeo, 'skopeo CLI save test', 'no skopeo (apt-get install skopeo)', test);
-const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const cli = CLI_BIN;
 let base = '';
 let home = '';
 let img: BuiltImage;

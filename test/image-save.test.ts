@@ -160,6 +160,24 @@ test('applyDiff of a GNU and a POSIX tar records both byte for byte: save gives 
   }
 });
 
+test('applyDiff with layerRecord: false keeps no tar-split or record; save exports that layer from diff/', async () => {
+  const home = join(base, 'home-norecord');
+  const d = await Overlay2Driver.init(home);
+  await d.create('n');
+  await d.applyDiff('n', null, img.layers[0].blob, { layerRecord: false });
+  assert.equal(fs.readdirSync(join(home, 'n')).filter((f) => f.startsWith('ovl2-')), []);
+  assert.is(fs.readFileSync(join(home, 'n', 'diff', 'etc', 'os-release'), 'utf8'), 'ID=test\n');
+  const out = join(base, 'norecord.tar');
+  const r = await d.save('n', out);
+  const dir = join(base, 'norecord');
+  untar(out, dir);
+  const manifest = JSON.parse(fs.readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const layer = fs.readFileSync(join(dir, manifest[0].Layers[0]));
+  assert.equal(r.diffIds, [sha256(layer)]);
+  untar(join(dir, manifest[0].Layers[0]), join(dir, 'rootfs'));
+  assert.is(fs.readFileSync(join(dir, 'rootfs', 'big'), 'utf8'), 'b'.repeat(300000));
+});
+
 test('a layer of 3000 files (a tar-split of several gzip members, records split across chunks) round-trips', async () => {
   const files: Record<string, string> = {};
   for (let i = 0; i < 3000; i++) files[`d${i % 30}/${'f'.repeat(i % 90)}${i}`] = 'c'.repeat(i % 700);

@@ -40,7 +40,8 @@ uvuTest.after(() => scratch.remove());
 
 uvuTest('the tarball holds the built package, the license and the bundled prebuilt, no sources or tests', () => {
   const list = sh('tar', ['tzf', tarball]).out.split('\n');
-  for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/src/cli/main.js', 'package/LICENSE',
+  for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/src/cli/main.js', 'package/dist/cli/overlay2.cjs',
+    'package/dist/cli/bundle.cjs', 'package/dist/cli/bundle.cjs.cache', 'package/LICENSE',
     'package/build/core.wasm', 'package/shim/binding.gyp', `package/node_modules/overlay2-${platform}/overlay2-shim.${platform}.node`]) {
     assert.ok(list.includes(f), f);
   }

@@ -4,13 +4,14 @@
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { servePlugin, type PluginHandle } from '../src/plugin/index.js';
 import { mountTest, scratchRoot, isMounted, rejectsWithCode } from './support/env.js';
 import { openCall, pluginCall } from './support/plugin-client.js';
-import { dir, file, tarOf, hardlink } from './apply-tar.js';
+import { dir, file, tarOf, hardlink, symlink } from './apply-tar.js';
 
 const test = mountTest(uvuTest);
 let scratch: ReturnType<typeof scratchRoot>;
@@ -164,6 +165,56 @@ test('a truncated ApplyDiff body (mid-member, clean close) is a 400 and leaves n
   assert.match(String(r.json.Err), /truncated/);
   assert.equal(layerEntries('trunc'), ['diff', 'link']);
   assert.equal(readdirSync(join(home, 'trunc', 'diff')), []);
+});
+
+test('ApplyDiff in dockerd\'s framing (many small chunks, some turns past 1 MiB) makes the layer applyDiff makes from a file; no tar-split record kept', async () => {
+  const big = Buffer.alloc(1536 * 1024);
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const tar = tarOf(dir('d/', { mode: 0o750 }),
+    ...Array.from({ length: 300 }, (_, i) => file(`d/f${i}`, `content ${i} `.repeat(i % 97), { mode: 0o600 + (i % 64), uid: i % 5 })),
+    file('big', big), symlink('d/link', '../big'), hardlink('d/again', 'big'), file('tail', 'end'));
+  const path = join(scratch.root, 'framing.tar');
+  writeFileSync(path, tar);
+  await call('/GraphDriver.Create', { ID: 'from-file' });
+  const fileSize = await plugin.driver!.applyDiff('from-file', '', path);
+
+  await call('/GraphDriver.Create', { ID: 'from-http' });
+  const { req, reply } = openCall(socket, '/GraphDriver.ApplyDiff?id=from-http&parent=');
+  // dockerd's client flushes every write of its tar-split pipe as a chunk of its own: 512-byte
+  // headers and file data in pieces. Some writes go out in a burst of more than 1 MiB (one I/O turn
+  // on the plugin's side), the rest a few at a time.
+  const sizes = [512, 8192, 100, 32768, 3];
+  for (let off = 0, i = 0; off < tar.length; i++) {
+    const n = sizes[i % sizes.length];
+    req.write(tar.subarray(off, off + n));
+    off += n;
+    if (i % 7 === 0 && (off < 600_000 || off > 1_900_000)) await new Promise((r) => setImmediate(r));
+  }
+  req.end();
+  const r = await reply;
+  assert.is(r.status, 200, r.text);
+  assert.equal(r.json, { Size: fileSize });
+  assert.equal(treeListing(join(home, 'from-http', 'diff')), treeListing(join(home, 'from-file', 'diff')));
+  // dockerd keeps the tar-split data and the diffID of what it imports; the driver's file path keeps its own.
+  assert.ok(existsSync(join(home, 'from-file', 'ovl2-layer.json')));
+  assert.equal(layerEntries('from-http'), ['diff', 'link']);
+});
+
+test('a client that disconnects mid-ApplyDiff after more than a coalesced chunk leaves no layer content', async () => {
+  await call('/GraphDriver.Create', { ID: 'cut-late' });
+  const { req, reply } = openCall(socket, '/GraphDriver.ApplyDiff?id=cut-late&parent=');
+  reply.catch(() => undefined);
+  req.on('error', () => undefined);
+  req.write(Buffer.concat([file('a', Buffer.alloc(3 << 20, 1)), file('b', 'B')]));
+  await waitFor(() => layerEntries('cut-late').some((n) => n.startsWith('.staging')) &&
+    readdirSync(join(home, 'cut-late')).length > 0, 'the apply to start staging');
+  await new Promise((r) => setTimeout(r, 50));
+  req.destroy();
+  const got = await call('/GraphDriver.Get', { ID: 'cut-late' });
+  assert.is(got.status, 200, got.text);
+  assert.equal(readdirSync(String(got.json.Dir)), []);
+  await call('/GraphDriver.Put', { ID: 'cut-late' });
+  assert.equal(layerEntries('cut-late'), ['diff', 'link']);
 });
 
 test('a long ApplyDiff on one layer does not block calls on others; per-layer order holds', async () => {
@@ -320,6 +371,23 @@ async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<vo
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Every entry under `root`: path, type, mode, owner, size, link target, content (sorted). */
+function treeListing(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      const path = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(root, path));
+      const what = st.isSymbolicLink() ? `-> ${readlinkSync(join(root, path))}`
+        : st.isFile() ? `${st.size} ${createHash('sha256').update(readFileSync(join(root, path))).digest('hex')} nlink ${st.nlink}` : 'dir';
+      out.push(`${path} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${what}`);
+      if (st.isDirectory()) walk(path);
+    }
+  };
+  walk('');
+  return out;
 }
 
 /** Member names of a plain tar (no long names here). */

@@ -121,9 +121,9 @@ export interface PluginProcess {
 }
 
 /** Starts `overlay2 plugin --name NAME` (the CLI, as a user runs it) and waits until it listens. */
-export async function startPluginProcess(cli: string, name: string): Promise<PluginProcess> {
+export async function startPluginProcess(cli: string, name: string, nodeArgs: string[] = []): Promise<PluginProcess> {
   const socket = join(PLUGIN_DIR, `${name}.sock`);
-  const child = spawn(process.execPath, [cli, 'plugin', '--name', name], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'plugin', '--name', name], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => { stderr += d; });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

@@ -20,7 +20,7 @@ export interface ApplyTap {
 }
 
 export interface LayerTapResult {
-  /** "sha256:<hex>" of the uncompressed tar. */
+  /** "sha256:<hex>" of the uncompressed tar ('' when the tap was made without a digest). */
   diffId: string;
   /** Bytes of the uncompressed tar. */
   tarSize: number;
@@ -28,13 +28,16 @@ export interface LayerTapResult {
 
 /** The tap applyDiff uses: all of it optional but the diffID. */
 export class LayerTap implements ApplyTap {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | null;
   private tarSize = 0;
   private readonly image = new ImageArchiveDetector();
   result: LayerTapResult | null = null;
 
   constructor(private readonly progress: ProgressCounter, private readonly recorder: TarSplitRecorder | null,
-    private readonly refuseImages: boolean, private readonly expectDiffId?: string) {}
+    private readonly refuseImages: boolean, private readonly expectDiffId?: string, digest = true) {
+    // Without a digest, result.diffId is '' (nobody asked for it: no record, nothing to check).
+    this.hash = digest ? createHash('sha256') : null;
+  }
 
   wrap(sink: TarSink): TarSink {
     const inner = this.recorder ? this.recorder.wrap(sink) : sink;
@@ -50,7 +53,7 @@ export class LayerTap implements ApplyTap {
   }
 
   before(chunk: Buffer): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.tarSize += chunk.length;
     this.recorder?.before(chunk);
   }
@@ -65,7 +68,7 @@ export class LayerTap implements ApplyTap {
   }
 
   finish(): void {
-    this.result = { diffId: `sha256:${this.hash.digest('hex')}`, tarSize: this.tarSize };
+    this.result = { diffId: this.hash ? `sha256:${this.hash.digest('hex')}` : '', tarSize: this.tarSize };
     if (this.expectDiffId !== undefined && this.result.diffId !== this.expectDiffId) {
       throw new Overlay2Error('ERR_DIGEST_MISMATCH',
         `overlay2: digest mismatch: the layer tar is ${this.result.diffId}, the image's diff_ids say ${this.expectDiffId}`);

@@ -22,6 +22,24 @@ export interface CommandContext {
   open(): Promise<Overlay2Driver>;
   /** Throws a usage error (one line, exit 2). */
   usage(message: string): never;
+  /** Runs another command line as the bin runs argv (what `overlay2 batch` does per input line). */
+  runLine(argv: string[], options: RunOptions): Promise<Outcome>;
+}
+
+/** How a command line opens its home; `overlay2 batch` keeps one driver per home across lines. */
+export type HomeOpener = (home: string, options: string[], writes: boolean) => Promise<Overlay2Driver>;
+
+export interface RunOptions {
+  open?: HomeOpener;
+  /** inside `overlay2 batch`: stdin and stdout belong to the batch, no progress line */
+  batch?: boolean;
+}
+
+/** What a command line came to: its exit code and, for a failure, the one line for stderr. */
+export interface Outcome {
+  code: number;
+  error?: string;
+  stack?: string;
 }
 
 /** A handler returns the exit code. */

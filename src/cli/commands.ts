@@ -123,6 +123,13 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./plugin-command.js').then((m) => m.plugin),
   },
   {
+    name: 'batch', group: 'Scripting', usage: 'batch [-f FILE] [--json]', summary: 'run many commands in one process, one per line of stdin or FILE',
+    description: 'Reads command lines, one per line, each written as after `overlay2` in a shell (words split on blanks, \'…\' and "…" quoting, backslash escapes, nothing expanded; blank lines and lines starting with # are skipped), and runs them in order in this one process, so Node starts and each home is opened once. The batch\'s --home and -o are every line\'s defaults. Prints one line per command: its exit code, then its output on one line (JSON compacted, other lines joined by spaces) or its error; --json: one JSON object per command ({line, exit, output, error?}). A failed command does not stop the batch; the exit status is the highest of the commands\'. Inside a batch, diff needs -o FILE, apply needs -i FILE, load cannot read stdin, and batch, plugin and demo cannot run.',
+    positionals: [], writes: false,
+    options: { file: { type: 'string', short: 'f', arg: 'FILE', help: 'read the commands from FILE instead of stdin' }, json },
+    load: () => import('./batch.js').then((m) => m.batch),
+  },
+  {
     name: 'status', group: 'Driver', usage: 'status [--json]', summary: 'backing filesystem, features, layer count and disk use',
     positionals: [], writes: false, options: { json },
     load: () => import('./status.js').then((m) => m.status),

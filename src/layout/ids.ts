@@ -1,4 +1,5 @@
 // Layer ids name directories in the driver home; link ids name the short symlinks in l/.
+import { openSync, readSync, closeSync } from 'node:fs';
 import { Overlay2Error } from '../errors.js';
 
 /** Length of the random link names in l/: short enough that 128 of them fit a mount page (moby's idLength). */
@@ -6,10 +7,28 @@ export const LINK_ID_LENGTH = 26;
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
+/** The kernel's random bytes, read from /dev/urandom: Web Crypto's getRandomValues loads ~10 ms of
+ *  modules on first use (node:crypto more), which every CLI `create` paid. Web Crypto where there is
+ *  no /dev/urandom (a bare chroot). */
+function randomBytes(n: number): Uint8Array {
+  const bytes = new Uint8Array(n);
+  let fd: number;
+  try {
+    fd = openSync('/dev/urandom', 'r');
+  } catch {
+    return globalThis.crypto.getRandomValues(bytes);
+  }
+  try {
+    for (let got = 0; got < n;) got += readSync(fd, bytes, got, n - got, null);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
+
 /** A fresh link id: 26 characters of RFC 4648 base32, as moby's overlayutils.GenerateID makes them. */
 export function generateLinkId(): string {
-  // Web Crypto's global: node:crypto's module graph is costly to load on every CLI start
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(Math.ceil((LINK_ID_LENGTH * 5) / 8)));
+  const bytes = randomBytes(Math.ceil((LINK_ID_LENGTH * 5) / 8));
   let bits = 0, value = 0, out = '';
   for (const b of bytes) {
     value = (value << 8) | b;

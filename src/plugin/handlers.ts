@@ -114,6 +114,8 @@ export class GraphDriverService {
 
   private async applyDiff(call: Call): Promise<Reply> {
     const { id, parent } = readApplyDiffQuery(call.method, call.search);
-    return { json: { Size: await this.ready(call).applyDiff(id, parent, call.body) } };
+    // dockerd keeps the layer's tar-split data and diffID itself (we answer ReproducesExactDiffs:
+    // false): recording and hashing them here too would only double the work.
+    return { json: { Size: await this.ready(call).applyDiff(id, parent, call.body, { layerRecord: false }) } };
   }
 }

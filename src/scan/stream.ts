@@ -6,7 +6,6 @@ import { AT_FDCWD } from '../native/constants.js';
 import { tryLoadShim, type ShimPath } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
 import { SCAN_STREAMS, type ScanStreamSlots } from '../core/regions.js';
-import { fallbackScan } from './fallback.js';
 import { NOT_READY, ScanBatches, type BatchConsumer } from './batches.js';
 import { coreBatchSlot } from './record-view.js';
 
@@ -36,6 +35,8 @@ export async function scanStream(core: Core, path: ShimPath, flags: number, cons
   if (!shim) {
     // callers hand a path as bytes only where the shim is loaded (src/scan/unordered.ts)
     if (typeof path !== 'string') throw new Error('overlay2: internal: the fallback scan takes text paths only');
+    // loaded only here: fast-glob and its matchers cost a CLI call ~10 ms it needs only without the shim
+    const { fallbackScan } = await import('./fallback.js');
     const entries = await fallbackScan(core, slots, dirfd, path, flags, consume);
     return { entries, scanner: 'fallback' };
   }
