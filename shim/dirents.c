@@ -57,7 +57,7 @@ napi_value js_dirent_types(napi_env env, napi_callback_info info) {
   GET_ARGS(1);
   char *path = NULL;
   napi_value ret = NULL, arr;
-  if (!arg_string(env, argv[0], &path)) return NULL;
+  if (!arg_path(env, argv[0], &path)) return NULL;
   struct dir_stream d = {.fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (d.fd < 0) { throw_errno(env, errno, "open", path, NULL); goto out; }
   napi_create_array(env, &arr);

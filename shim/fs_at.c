@@ -22,7 +22,7 @@ napi_value js_openat2(napi_env env, napi_callback_info info) {
   int64_t flags, mode, resolve;
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) ||
       !arg_i64(env, argv[2], &flags) || !arg_i64(env, argv[3], &mode) ||
       !arg_i64(env, argv[4], &resolve))
     goto out;
@@ -42,7 +42,7 @@ napi_value js_mkdirat(napi_env env, napi_callback_info info) {
   int64_t mode;
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) ||
       !arg_i64(env, argv[2], &mode))
     goto out;
   if (mkdirat(dirfd, path, (mode_t)mode) != 0) throw_errno(env, errno, "mkdirat", path, NULL);
@@ -59,7 +59,7 @@ napi_value js_mknodat(napi_env env, napi_callback_info info) {
   int64_t mode, maj, min;
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) ||
       !arg_i64(env, argv[2], &mode) || !arg_i64(env, argv[3], &maj) ||
       !arg_i64(env, argv[4], &min))
     goto out;
@@ -78,8 +78,8 @@ napi_value js_symlinkat(napi_env env, napi_callback_info info) {
   int32_t dirfd;
   char *target = NULL, *path = NULL;
   napi_value ret = NULL;
-  if (!arg_string(env, argv[0], &target) || !arg_i32(env, argv[1], &dirfd) ||
-      !arg_string(env, argv[2], &path))
+  if (!arg_path(env, argv[0], &target) || !arg_i32(env, argv[1], &dirfd) ||
+      !arg_path(env, argv[2], &path))
     goto out;
   if (symlinkat(target, dirfd, path) != 0) throw_errno(env, errno, "symlinkat", target, path);
   else ret = js_undefined(env);
@@ -94,8 +94,8 @@ napi_value js_linkat(napi_env env, napi_callback_info info) {
   int32_t ofd, nfd, flags;
   char *oldp = NULL, *newp = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &ofd) || !arg_string(env, argv[1], &oldp) ||
-      !arg_i32(env, argv[2], &nfd) || !arg_string(env, argv[3], &newp) ||
+  if (!arg_i32(env, argv[0], &ofd) || !arg_path(env, argv[1], &oldp) ||
+      !arg_i32(env, argv[2], &nfd) || !arg_path(env, argv[3], &newp) ||
       !arg_i32(env, argv[4], &flags))
     goto out;
   if (linkat(ofd, oldp, nfd, newp, flags) != 0) throw_errno(env, errno, "linkat", oldp, newp);
@@ -111,7 +111,7 @@ napi_value js_unlinkat(napi_env env, napi_callback_info info) {
   int32_t dirfd, flags;
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) ||
       !arg_i32(env, argv[2], &flags))
     goto out;
   if (unlinkat(dirfd, path, flags) != 0) throw_errno(env, errno, "unlinkat", path, NULL);
@@ -128,8 +128,8 @@ napi_value js_renameat2(napi_env env, napi_callback_info info) {
   int64_t flags;
   char *oldp = NULL, *newp = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &ofd) || !arg_string(env, argv[1], &oldp) ||
-      !arg_i32(env, argv[2], &nfd) || !arg_string(env, argv[3], &newp) ||
+  if (!arg_i32(env, argv[0], &ofd) || !arg_path(env, argv[1], &oldp) ||
+      !arg_i32(env, argv[2], &nfd) || !arg_path(env, argv[3], &newp) ||
       !arg_i64(env, argv[4], &flags))
     goto out;
   if (syscall(SYS_renameat2, ofd, oldp, nfd, newp, (unsigned int)flags) != 0)
@@ -148,7 +148,7 @@ napi_value js_fchownat(napi_env env, napi_callback_info info) {
   int64_t uid, gid;
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) ||
       !arg_i64(env, argv[2], &uid) || !arg_i64(env, argv[3], &gid) ||
       !arg_i32(env, argv[4], &flags))
     goto out;
@@ -166,7 +166,7 @@ napi_value js_fchmodat(napi_env env, napi_callback_info info) {
   int64_t mode;
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) ||
       !arg_i64(env, argv[2], &mode))
     goto out;
   if (fchmodat(dirfd, path, (mode_t)mode, 0) != 0) throw_errno(env, errno, "fchmodat", path, NULL);
@@ -183,7 +183,7 @@ napi_value js_utimensat(napi_env env, napi_callback_info info) {
   int64_t as, an, ms, mn;
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) ||
       !arg_i64(env, argv[2], &as) || !arg_i64(env, argv[3], &an) ||
       !arg_i64(env, argv[4], &ms) || !arg_i64(env, argv[5], &mn) ||
       !arg_i32(env, argv[6], &flags))
@@ -201,7 +201,7 @@ napi_value js_statfs(napi_env env, napi_callback_info info) {
   GET_ARGS(1);
   char *path = NULL;
   napi_value ret = NULL;
-  if (!arg_string(env, argv[0], &path)) goto out;
+  if (!arg_path(env, argv[0], &path)) goto out;
   struct statfs s;
   if (statfs(path, &s) != 0) { throw_errno(env, errno, "statfs", path, NULL); goto out; }
   napi_create_object(env, &ret);

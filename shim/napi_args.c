@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "errors.h"
 
@@ -23,6 +24,20 @@ bool arg_string(napi_env env, napi_value v, char **out) {
   char *s = malloc(len + 1);
   if (!s) { throw_errno(env, ENOMEM, "malloc", NULL, NULL); return false; }
   napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  *out = s;
+  return true;
+}
+
+bool arg_path(napi_env env, napi_value v, char **out) {
+  if (is_string(env, v)) return arg_string(env, v, out);
+  *out = NULL;
+  uint8_t *data;
+  size_t len;
+  if (!arg_bytes(env, v, &data, &len)) return false;
+  char *s = malloc(len + 1);
+  if (!s) { throw_errno(env, ENOMEM, "malloc", NULL, NULL); return false; }
+  if (len > 0) memcpy(s, data, len);
+  s[len] = 0;
   *out = s;
   return true;
 }

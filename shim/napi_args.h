@@ -18,6 +18,9 @@
 // Each returns false after throwing.
 bool arg_string(napi_env env, napi_value v, char **out);         // a malloc'd UTF-8 copy (free it)
 bool arg_string_or_null(napi_env env, napi_value v, char **out); // null/undefined give *out = NULL
+// A path: a string (its UTF-8) or a Uint8Array/Buffer (its bytes exactly: a file name is bytes and
+// need not be UTF-8); *out is a malloc'd NUL-terminated copy (free it).
+bool arg_path(napi_env env, napi_value v, char **out);
 bool arg_i64(napi_env env, napi_value v, int64_t *out);
 bool arg_i32(napi_env env, napi_value v, int32_t *out);
 bool arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len); // a Uint8Array/Buffer's bytes

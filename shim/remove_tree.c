@@ -313,7 +313,7 @@ napi_value js_remove_tree(napi_env env, napi_callback_info info) {
   GET_ARGS(3);
   int32_t dirfd;
   char *path = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path)) return NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path)) return NULL;
   if (!arg_function(env, argv[2])) { free(path); return NULL; }
   struct rm_job *j = calloc(1, sizeof *j);
   if (!j) { free(path); throw_errno(env, ENOMEM, "rmtree", NULL, NULL); return NULL; }
@@ -341,7 +341,7 @@ napi_value js_remove_tree_sync(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
   int32_t dirfd;
   char *path = NULL;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path)) return NULL;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path)) return NULL;
   struct failure f = {0};
   napi_value ret = NULL;
   if (rm_tree(dirfd, path, &f) != 0) napi_throw(env, failure_error(env, &f));

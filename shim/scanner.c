@@ -353,7 +353,7 @@ napi_value js_scan_open(napi_env env, napi_callback_info info) {
   int64_t flags;
   char *path = NULL;
   struct xattr_plan plan;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) || !arg_i64(env, argv[2], &flags) ||
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) || !arg_i64(env, argv[2], &flags) ||
       !arg_plan(env, argv[3], &plan))
     goto fail_out;
   int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

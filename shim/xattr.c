@@ -83,7 +83,7 @@ napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   char *path = NULL, *name = NULL;
   struct xbuf b = {0};
   napi_value ret = NULL;
-  if (!arg_string(env, argv[0], &path) || !arg_string(env, argv[1], &name)) goto out;
+  if (!arg_path(env, argv[0], &path) || !arg_string(env, argv[1], &name)) goto out;
   struct xattr_target t = {XATTR_PATH, -1, path};
   if (xattr_read(&t, name, &b) >= 0) napi_create_buffer_copy(env, b.len, b.p, NULL, &ret);
   else if (errno == ENODATA) napi_get_null(env, &ret);
@@ -99,7 +99,7 @@ napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   char *path = NULL;
   struct xbuf b = {0};
   napi_value ret = NULL;
-  if (!arg_string(env, argv[0], &path)) goto out;
+  if (!arg_path(env, argv[0], &path)) goto out;
   struct xattr_target t = {XATTR_PATH, -1, path};
   if (xattr_read(&t, NULL, &b) < 0) { throw_errno(env, errno, "llistxattr", path, NULL); goto out; }
   napi_create_array(env, &ret);
@@ -126,7 +126,7 @@ napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   size_t len;
   int32_t flags;
   napi_value ret = NULL;
-  if (!arg_string(env, argv[0], &path) || !arg_string(env, argv[1], &name) ||
+  if (!arg_path(env, argv[0], &path) || !arg_string(env, argv[1], &name) ||
       !arg_bytes_or_string(env, argv[2], &value, &len, &owned) || !arg_i32(env, argv[3], &flags))
     goto out;
   if (lsetxattr(path, name, value, len, flags) != 0) throw_errno(env, errno, "lsetxattr", path, NULL);

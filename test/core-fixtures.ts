@@ -216,7 +216,8 @@ export class FakeLowers implements LowerAccess {
     if (b.count > 0) consume(slot, b.count, b.heapUsed);
   }
 
-  openChild(dir: number, name: string): number {
+  openChild(dir: number, nameBytes: Buffer): number {
+    const name = nameBytes.toString('utf8'); // the fixtures' names are UTF-8
     const { layer, dir: path } = this.at(dir);
     const p = path ? `${path}/${name}` : name;
     const e = this.byPath[layer]!.get(p);

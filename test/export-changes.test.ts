@@ -81,12 +81,17 @@ function changesOf(upper: string): Change[] {
       const p = join(dir, name);
       const st = fs.lstatSync(p);
       const path = `${rel}/${name}`;
-      out.push({ path, kind: st.isCharacterDevice() && st.rdev === 0 ? 'D' : 'A' });
+      out.push(change(st.isCharacterDevice() && st.rdev === 0 ? 'D' : 'A', path));
       if (st.isDirectory()) walk(p, path);
     }
   };
   walk(upper, '');
   return out;
+}
+
+/** A Change as the driver gives it: the display path beside the bytes (here always UTF-8). */
+function change(kind: Change['kind'], path: string): Change {
+  return { path, kind, pathBytes: Buffer.from(path) };
 }
 
 const isWhiteout = (e: TarEntry) => /(^|\/)\.wh\./.test(e.name);
@@ -101,7 +106,7 @@ overlayTest('exportChanges through the mount = exportLayer of the upper, entry f
   const changes = changesOf(d.upper);
   // the caller's order does not matter: reversed, with a duplicate and an unclean path
   const messy = [...changes].reverse();
-  messy.push({ path: '/a//b/', kind: 'C' }, changes[0]!);
+  messy.push(change('C', '/a//b/'), changes[0]!);
   mount(d.lower, d.upper, d.work, d.merged, true);
   let naive: TarEntry[];
   try {
@@ -133,8 +138,8 @@ test('exportChanges orders entries as a walk, deleted paths where their names so
   fs.writeFileSync(join(root, 'a/b'), 'b');
   fs.writeFileSync(join(root, 'a.txt'), 't');
   const changes: Change[] = [
-    { path: '/a.txt', kind: 'A' }, { path: '/a/b', kind: 'A' }, { path: '/a0', kind: 'D' },
-    { path: '/a', kind: 'C' }, { path: '/a/c', kind: 'D' }, { path: '/', kind: 'C' }, { path: '/a-b', kind: 'D' },
+    change('A', '/a.txt'), change('A', '/a/b'), change('D', '/a0'),
+    change('C', '/a'), change('D', '/a/c'), change('C', '/'), change('D', '/a-b'),
   ];
   const entries = parseTar(await collect(exportChanges(root, changes, opts)));
   assert.equal(entries.map((e) => e.name), ['a/', 'a/b', 'a/.wh.c', '.wh.a-b', 'a.txt', '.wh.a0']);
@@ -143,7 +148,7 @@ test('exportChanges orders entries as a walk, deleted paths where their names so
 test('exportChanges fails the stream when a changed path is missing from the tree', async () => {
   const root = join(base, 'missing');
   fs.mkdirSync(root, { recursive: true });
-  const err = await collect(exportChanges(root, [{ path: '/nope', kind: 'A' }], opts)).then(() => null, (e: Error & { code?: string }) => e);
+  const err = await collect(exportChanges(root, [change('A', '/nope')], opts)).then(() => null, (e: Error & { code?: string }) => e);
   assert.is(err?.code, 'ENOENT');
 });
 

@@ -6,7 +6,6 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { isUtf8 } from 'node:buffer';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { exportLayer } from '../src/export/export.js';
 import { IdMappings } from '../src/idmap.js';
@@ -116,15 +115,12 @@ function describe(root: string, convert: boolean): Map<string, string> {
         out.set(name.slice(0, slash + 1) + '.wh.' + name.slice(slash + 1), `file 600 ${own} ${mtime} size=0 sha=${EMPTY_SHA} caps=-`);
         continue;
       }
-      const utf8 = Buffer.from(name, 'latin1');
-      let caps = '?'; // a name that is not UTF-8 cannot be passed to the shim
-      if (isUtf8(utf8)) {
-        let raw: Buffer | null = null;
-        try { raw = shim.lgetxattr(join(root, utf8.toString('utf8')), 'security.capability'); } catch { /* none */ }
-        // Docker writes a revision-3 capability as revision 2 (the first 20 bytes)
-        if (convert && raw !== null && raw[3] === 3) { raw = Buffer.from(raw.subarray(0, 20)); raw[3] = 2; }
-        caps = raw?.toString('hex') ?? '-';
-      }
+      let raw: Buffer | null = null;
+      // the shim takes the name's bytes, UTF-8 or not
+      try { raw = shim.lgetxattr(Buffer.concat([Buffer.from(root + '/'), Buffer.from(name, 'latin1')]), 'security.capability'); } catch { /* none */ }
+      // Docker writes a revision-3 capability as revision 2 (the first 20 bytes)
+      if (convert && raw !== null && raw[3] === 3) { raw = Buffer.from(raw.subarray(0, 20)); raw[3] = 2; }
+      const caps = raw?.toString('hex') ?? '-';
       let what: string;
       if (type === S_IFDIR) what = 'dir';
       else if (type === 0o120000) what = `symlink -> ${fs.readlinkSync(p, { encoding: 'latin1' })}`;

@@ -74,7 +74,7 @@ test('a mixed tree: symlinks count, empty files and directories do not, sizes ad
   }
 });
 
-test('a directory name that is not UTF-8 (the split scan falls back to one sequential scan)', async () => {
+test('a directory name that is not UTF-8 (the split scan reopens it by its bytes)', async () => {
   const dir = tempDir('ovl2-size-bytes-');
   try {
     const odd = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0x6e, 0xff, 0xfe])]);

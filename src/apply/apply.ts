@@ -24,6 +24,7 @@ import {
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
 import { applyFailure, cleanupAfter } from './errors.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
+import { byteString, displayName, osName } from '../util/byte-names.js';
 
 export { cleanName };
 
@@ -136,7 +137,7 @@ async function extract(shim: Shim, root: string, tar: ApplyInput, opts: ApplyOpt
 function annotate(e: unknown, name: string): unknown {
   if (e instanceof Overlay2Error || !(e instanceof Error) || !name) return e;
   const err = e as Error & { entry?: string };
-  if (err.entry === undefined) err.entry = name;
+  if (err.entry === undefined) err.entry = displayName(name);
   return err;
 }
 
@@ -247,7 +248,7 @@ class Extractor implements TarSink {
       if (this.fileXattrs) this.setXattrsFd(fd, this.fileXattrs);
       if (this.needsChmod(this.fileMode)) fs.fchmodSync(fd, this.fileMode);
       if (this.fileAn === 0 && this.fileMn === 0) fs.futimesSync(fd, this.fileAs, this.fileMs);
-      else this.shim.utimensat(this.fileParentFd, this.fileBase, this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
+      else this.shim.utimensat(this.fileParentFd, osName(this.fileBase), this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
     } finally {
       fs.closeSync(fd);
     }
@@ -268,7 +269,7 @@ class Extractor implements TarSink {
       }
       const slash = path.lastIndexOf('/');
       const pfd = this.dirs.parentFd(slash < 0 ? '' : path.slice(0, slash), path, false);
-      this.shim.utimensat(pfd, slash < 0 ? path : path.slice(slash + 1), t.as, t.an, t.ms, t.mn, AT_SYMLINK_NOFOLLOW);
+      this.shim.utimensat(pfd, osName(slash < 0 ? path : path.slice(slash + 1)), t.as, t.an, t.ms, t.mn, AT_SYMLINK_NOFOLLOW);
     }
   }
 
@@ -285,11 +286,11 @@ class Extractor implements TarSink {
   private file(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
     let fd: number;
     try {
-      fd = this.shim.openat2(pfd, base, CREATE_FILE_FLAGS, e.mode & 0o777, RESOLVE);
+      fd = this.shim.openat2(pfd, osName(base), CREATE_FILE_FLAGS, e.mode & 0o777, RESOLVE);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
       pfd = this.makeRoom(pfd, parent, base, path);
-      fd = this.shim.openat2(pfd, base, CREATE_FILE_FLAGS, e.mode & 0o777, RESOLVE);
+      fd = this.shim.openat2(pfd, osName(base), CREATE_FILE_FLAGS, e.mode & 0o777, RESOLVE);
     }
     this.fd = fd;
     this.fileChown = this.needsChown(pfd);
@@ -306,21 +307,21 @@ class Extractor implements TarSink {
   private dir(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
     let existed = false;
     try {
-      this.shim.mkdirat(pfd, base, e.mode & 0o777);
+      this.shim.mkdirat(pfd, osName(base), e.mode & 0o777);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
       if (this.lstat(pfd, base).isDirectory()) {
         existed = true;
       } else {
         pfd = this.makeRoom(pfd, parent, base, path);
-        this.shim.mkdirat(pfd, base, e.mode & 0o777);
+        this.shim.mkdirat(pfd, osName(base), e.mode & 0o777);
       }
     }
-    if (existed || this.needsChown(pfd)) this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (existed || this.needsChown(pfd)) this.shim.fchownat(pfd, osName(base), this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (e.xattrs) this.setXattrsDir(pfd, base, e.xattrs);
     // mkdir in a setgid dir inherits S_ISGID: the header's mode must win
     if (existed || this.needsChmod(e.mode) || this.dirs.isSgid(pfd)) {
-      this.shim.fchmodat(pfd, base, e.mode);
+      this.shim.fchmodat(pfd, osName(base), e.mode);
       if (existed) this.dirs.refreshSgid(path);
     }
     this.dirTimes.set(path, this.times(e));
@@ -329,25 +330,25 @@ class Extractor implements TarSink {
   private symlink(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
     const target = e.linkname;
     if (target.includes('\0')) throw bad(e.name, 'NUL in symlink target');
-    if (symlinkEscapes(parent, target)) throw unsafe(e.name, `symlink target ${JSON.stringify(target)} climbs out of the layer`);
+    if (symlinkEscapes(parent, target)) throw unsafe(e.name, `symlink target ${JSON.stringify(displayName(target))} climbs out of the layer`);
     try {
-      this.shim.symlinkat(target, pfd, base);
+      this.shim.symlinkat(osName(target), pfd, osName(base));
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
       pfd = this.makeRoom(pfd, parent, base, path);
-      this.shim.symlinkat(target, pfd, base);
+      this.shim.symlinkat(osName(target), pfd, osName(base));
     }
-    if (this.needsChown(pfd)) this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (this.needsChown(pfd)) this.shim.fchownat(pfd, osName(base), this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (e.xattrs) this.setXattrsPath(pfd, base, e.xattrs);
     this.setTimes(e);
-    this.shim.utimensat(pfd, base, this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
+    this.shim.utimensat(pfd, osName(base), this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
     if (this.mode === 'layer') this.size += Buffer.byteLength(target);
   }
 
   private hardlink(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
     if (e.linkname.includes('\0')) throw bad(e.name, 'NUL in hardlink target');
     const target = cleanName(e.linkname);
-    if (target === null) throw unsafe(e.name, `hardlink target ${JSON.stringify(e.linkname)} climbs out of the layer`);
+    if (target === null) throw unsafe(e.name, `hardlink target ${JSON.stringify(displayName(e.linkname))} climbs out of the layer`);
     if (target === '') throw unsafe(e.name, 'hardlink to the layer root');
     if (target === path) return; // a link to itself: the file is already there
     const tslash = target.lastIndexOf('/');
@@ -355,21 +356,21 @@ class Extractor implements TarSink {
     const tbase = tslash < 0 ? target : target.slice(tslash + 1);
     let tpfd = this.dirs.existingDirFd(tparent, e.name, target);
     try {
-      this.shim.linkat(tpfd, tbase, pfd, base, 0);
+      this.shim.linkat(tpfd, osName(tbase), pfd, osName(base), 0);
     } catch (err) {
       if (isErrno(err, 'EEXIST')) {
         pfd = this.makeRoom(pfd, parent, base, path);
         tpfd = this.dirs.existingDirFd(tparent, e.name, target);
         try {
-          this.shim.linkat(tpfd, tbase, pfd, base, 0);
+          this.shim.linkat(tpfd, osName(tbase), pfd, osName(base), 0);
           return;
         } catch (again) {
           err = again;
         }
       }
-      if (isErrno(err, 'ENOENT')) throw bad(e.name, `hardlink target ${JSON.stringify(e.linkname)} does not exist`);
+      if (isErrno(err, 'ENOENT')) throw bad(e.name, `hardlink target ${JSON.stringify(displayName(e.linkname))} does not exist`);
       if (isErrno(err, 'EPERM') && this.lstatMaybe(tpfd, tbase)?.isDirectory()) {
-        throw unsafe(e.name, `hardlink to a directory ${JSON.stringify(e.linkname)}`);
+        throw unsafe(e.name, `hardlink to a directory ${JSON.stringify(displayName(e.linkname))}`);
       }
       throw err;
     }
@@ -381,26 +382,26 @@ class Extractor implements TarSink {
       this.mknod(pfd, parent, base, path, type | (e.mode & 0o777), e.devmajor, e.devminor);
     } catch (err) {
       if (isErrno(err, 'EPERM') && type !== S_IFIFO) {
-        this.opts.onWarning?.(`overlay2: skipped device node ${JSON.stringify(e.name)}: mknod is not permitted here`);
+        this.opts.onWarning?.(`overlay2: skipped device node ${JSON.stringify(displayName(e.name))}: mknod is not permitted here`);
         this.unpacked?.delete(path);
         return;
       }
       throw err;
     }
-    if (this.needsChown(pfd)) this.shim.fchownat(pfd, base, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (this.needsChown(pfd)) this.shim.fchownat(pfd, osName(base), this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
     if (e.xattrs) this.setXattrsPath(pfd, base, e.xattrs);
-    if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, base, e.mode);
+    if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, osName(base), e.mode);
     this.setTimes(e);
-    this.shim.utimensat(pfd, base, this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
+    this.shim.utimensat(pfd, osName(base), this.fileAs, this.fileAn, this.fileMs, this.fileMn, AT_SYMLINK_NOFOLLOW);
   }
 
   private mknod(pfd: number, parent: string, base: string, path: string, mode: number, major: number, minor: number): number {
     try {
-      this.shim.mknodat(pfd, base, mode, major, minor);
+      this.shim.mknodat(pfd, osName(base), mode, major, minor);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
       pfd = this.makeRoom(pfd, parent, base, path);
-      this.shim.mknodat(pfd, base, mode, major, minor);
+      this.shim.mknodat(pfd, osName(base), mode, major, minor);
     }
     return pfd;
   }
@@ -437,7 +438,7 @@ class Extractor implements TarSink {
     }
     if (base.startsWith(TAR_AUFS_META_PREFIX)) return true; // AUFS metadata deeper down: nothing to apply
     const victim = base.slice(TAR_WHITEOUT_PREFIX.length);
-    if (victim === '' || victim === '.' || victim === '..') throw unsafe(e.name, `invalid whiteout name ${JSON.stringify(base)}`);
+    if (victim === '' || victim === '.' || victim === '..') throw unsafe(e.name, `invalid whiteout name ${JSON.stringify(displayName(base))}`);
     const victimPath = parent === '' ? victim : `${parent}/${victim}`;
     if (this.mode === 'mount') {
       const pfd = this.dirs.lookupDir(parent, e.name);
@@ -449,8 +450,8 @@ class Extractor implements TarSink {
     const pfd = this.dirs.parentFd(parent, e.name, true);
     this.ids(e.uid, e.gid);
     this.mknod(pfd, parent, victim, victimPath, S_IFCHR | (e.mode & 0o777), WHITEOUT_DEVICE.major, WHITEOUT_DEVICE.minor);
-    if (this.needsChown(pfd)) this.shim.fchownat(pfd, victim, this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
-    if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, victim, e.mode);
+    if (this.needsChown(pfd)) this.shim.fchownat(pfd, osName(victim), this.hostUid, this.hostGid, AT_SYMLINK_NOFOLLOW);
+    if (this.needsChmod(e.mode)) this.shim.fchmodat(pfd, osName(victim), e.mode);
     return true;
   }
 
@@ -472,12 +473,13 @@ class Extractor implements TarSink {
   }
 
   private removeUnpackedExcept(dirFd: number, dirPath: string): void {
-    for (const ent of fs.readdirSync(`/proc/self/fd/${dirFd}`, { withFileTypes: true })) {
-      const childPath = dirPath === '' ? ent.name : `${dirPath}/${ent.name}`;
+    for (const ent of fs.readdirSync(`/proc/self/fd/${dirFd}`, { withFileTypes: true, encoding: 'buffer' })) {
+      const name = byteString(ent.name);
+      const childPath = dirPath === '' ? name : `${dirPath}/${name}`;
       if (!this.unpacked!.has(childPath)) {
-        this.remove(dirFd, ent.name, childPath, ent.isDirectory());
+        this.remove(dirFd, name, childPath, ent.isDirectory());
       } else if (ent.isDirectory()) {
-        const fd = this.shim.openat2(dirFd, ent.name, DIR_PATH_FLAGS | O_NOFOLLOW, 0, RESOLVE);
+        const fd = this.shim.openat2(dirFd, osName(name), DIR_PATH_FLAGS | O_NOFOLLOW, 0, RESOLVE);
         try {
           this.removeUnpackedExcept(fd, childPath);
         } finally {
@@ -503,19 +505,20 @@ class Extractor implements TarSink {
         const s = st ?? this.lstat(pfd, base);
         if (s.nlink === 1) this.size -= s.size;
       }
-      this.shim.unlinkat(pfd, base, 0);
+      this.shim.unlinkat(pfd, osName(base), 0);
       return;
     }
     this.forgetBelow(path);
-    const fd = this.shim.openat2(pfd, base, DIR_PATH_FLAGS | O_NOFOLLOW, 0, RESOLVE);
+    const fd = this.shim.openat2(pfd, osName(base), DIR_PATH_FLAGS | O_NOFOLLOW, 0, RESOLVE);
     try {
-      for (const ent of fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true })) {
-        this.remove(fd, ent.name, `${path}/${ent.name}`, ent.isDirectory());
+      for (const ent of fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true, encoding: 'buffer' })) {
+        const name = byteString(ent.name);
+        this.remove(fd, name, `${path}/${name}`, ent.isDirectory());
       }
     } finally {
       fs.closeSync(fd);
     }
-    this.shim.unlinkat(pfd, base, AT_REMOVEDIR);
+    this.shim.unlinkat(pfd, osName(base), AT_REMOVEDIR);
   }
 
   /** Drops cached fds of `path` and everything below it (about to be removed or replaced). */
@@ -533,7 +536,7 @@ class Extractor implements TarSink {
   /** A missing parent the cache just made (0755): owned by the mapped root, as moby does. */
   private madeParent(pfd: number, comp: string, prefix: string): void {
     if (this.mode === 'mount' || this.dirs.isSgid(pfd) || this.rootUid !== this.creatorUid || this.rootGid !== this.creatorGid) {
-      this.shim.fchownat(pfd, comp, this.rootUid, this.rootGid, AT_SYMLINK_NOFOLLOW);
+      this.shim.fchownat(pfd, osName(comp), this.rootUid, this.rootGid, AT_SYMLINK_NOFOLLOW);
     }
     this.unpacked?.add(prefix);
   }
@@ -596,7 +599,7 @@ class Extractor implements TarSink {
   }
 
   private setXattrsDir(pfd: number, base: string, xattrs: Array<[string, Buffer]>): void {
-    const fd = this.shim.openat2(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
+    const fd = this.shim.openat2(pfd, osName(base), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
     try {
       this.setXattrsFd(fd, xattrs);
     } finally {
@@ -610,7 +613,7 @@ class Extractor implements TarSink {
    *  archive's `user.` xattr on a symlink or device node is skipped with a warning, as moby's
    *  createTarFile skips the EPERM it gets for it. */
   private setXattrsPath(pfd: number, base: string, xattrs: Array<[string, Buffer]>): void {
-    const p = `/proc/self/fd/${pfd}/${base}`;
+    const p = osName(`/proc/self/fd/${pfd}/${base}`);
     for (const [name, value] of xattrs) {
       const n = this.xattrName(name);
       if (n === null) continue;
@@ -646,15 +649,15 @@ class Extractor implements TarSink {
   private warnXattr(name: string, why: string): void {
     if (this.warnedXattr) return;
     this.warnedXattr = true;
-    this.opts.onWarning?.(`overlay2: ignored xattr ${name} of ${JSON.stringify(this.currentName)} (and maybe others): ${why}`);
+    this.opts.onWarning?.(`overlay2: ignored xattr ${name} of ${JSON.stringify(displayName(this.currentName))} (and maybe others): ${why}`);
   }
 
   private lstat(pfd: number, base: string): fs.Stats {
-    return fs.lstatSync(`/proc/self/fd/${pfd}/${base}`);
+    return fs.lstatSync(osName(`/proc/self/fd/${pfd}/${base}`));
   }
 
   private lstatMaybe(pfd: number, base: string): fs.Stats | undefined {
-    return fs.lstatSync(`/proc/self/fd/${pfd}/${base}`, { throwIfNoEntry: false });
+    return fs.lstatSync(osName(`/proc/self/fd/${pfd}/${base}`), { throwIfNoEntry: false });
   }
 }
 

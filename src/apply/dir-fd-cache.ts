@@ -5,6 +5,7 @@ import { Overlay2Error, isErrno } from '../errors.js';
 import type { Shim } from '../native/shim.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../native/constants.js';
 import { RESOLVE, bad, unsafe } from '../tar/archive-safety.js';
+import { displayName, osName } from '../util/byte-names.js';
 
 export const DIR_PATH_FLAGS = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const PARENT_CACHE_LIMIT = 128;
@@ -31,7 +32,7 @@ export class DirFdCache {
     let fd = this.parents.get(parent);
     if (fd === undefined) {
       try {
-        fd = this.shim.openat2(this.rootFd, parent, DIR_PATH_FLAGS, 0, RESOLVE);
+        fd = this.shim.openat2(this.rootFd, osName(parent), DIR_PATH_FLAGS, 0, RESOLVE);
       } catch (err) {
         if (create && isErrno(err, 'ENOENT')) fd = this.makeParents(parent, name);
         else throw this.resolveError(err, name, parent);
@@ -57,7 +58,7 @@ export class DirFdCache {
   /** The fd of a hardlink target's directory: it must exist. */
   existingDirFd(dir: string, name: string, target: string): number {
     const fd = this.lookupDir(dir, name);
-    if (fd === null) throw bad(name, `hardlink target ${JSON.stringify(target)} does not exist`);
+    if (fd === null) throw bad(name, `hardlink target ${JSON.stringify(displayName(target))} does not exist`);
     return fd;
   }
 
@@ -73,12 +74,12 @@ export class DirFdCache {
       }
       let next: number;
       try {
-        next = this.shim.openat2(fd, comp, DIR_PATH_FLAGS, 0, RESOLVE);
+        next = this.shim.openat2(fd, osName(comp), DIR_PATH_FLAGS, 0, RESOLVE);
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw this.resolveError(err, name, prefix);
-        this.shim.mkdirat(fd, comp, 0o755);
+        this.shim.mkdirat(fd, osName(comp), 0o755);
         this.madeDir(fd, comp, prefix);
-        next = this.shim.openat2(fd, comp, DIR_PATH_FLAGS, 0, RESOLVE);
+        next = this.shim.openat2(fd, osName(comp), DIR_PATH_FLAGS, 0, RESOLVE);
       }
       if (prefix !== parent) this.parents.set(prefix, next);
       this.noteSgid(next);
@@ -88,10 +89,10 @@ export class DirFdCache {
   }
 
   private resolveError(err: unknown, name: string, dir: string): unknown {
-    if (isErrno(err, 'ELOOP')) return unsafe(name, `path goes through a symlink (${JSON.stringify(dir)})`);
-    if (isErrno(err, 'EXDEV')) return unsafe(name, `path leaves the layer (${JSON.stringify(dir)})`);
-    if (isErrno(err, 'ENOTDIR')) return Object.assign(bad(name, `${JSON.stringify(dir)} is not a directory`), { cause: err });
-    if (isErrno(err, 'ENOENT')) return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${JSON.stringify(dir)} does not exist (entry ${JSON.stringify(name)})`, { path: name, cause: err });
+    if (isErrno(err, 'ELOOP')) return unsafe(name, `path goes through a symlink (${JSON.stringify(displayName(dir))})`);
+    if (isErrno(err, 'EXDEV')) return unsafe(name, `path leaves the layer (${JSON.stringify(displayName(dir))})`);
+    if (isErrno(err, 'ENOTDIR')) return Object.assign(bad(name, `${JSON.stringify(displayName(dir))} is not a directory`), { cause: err });
+    if (isErrno(err, 'ENOENT')) return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${JSON.stringify(displayName(dir))} does not exist (entry ${JSON.stringify(displayName(name))})`, { path: displayName(name), cause: err });
     return err;
   }
 

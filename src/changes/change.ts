@@ -4,11 +4,15 @@ export type ChangeKind = 'A' | 'C' | 'D';
 
 /** One path of a layer that differs from its parent, as `docker diff` prints it. */
 export interface Change {
-  path: string;     // absolute inside the layer, "/etc/passwd"
+  /** Absolute inside the layer, "/etc/passwd", as `docker diff` shows it: a file name is bytes, and
+   *  a byte that is not UTF-8 shows here as U+FFFD (Go's JSON coercion), so this is for reading. */
+  path: string;
   kind: ChangeKind; // A added, C changed, D deleted
+  /** The path's exact bytes, as moby's Change.Path holds them: the one to open or compare. */
+  pathBytes: Buffer;
 }
 
 /** Byte order of paths, the order every change list is returned in. */
-export function comparePaths(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+export function comparePaths(a: Change, b: Change): number {
+  return Buffer.compare(a.pathBytes, b.pathBytes);
 }

@@ -50,8 +50,8 @@ export interface LowerAccess {
   lookup(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): void;
   /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots. */
   list(core: Core, dir: number, consume: BatchConsumer): Promise<void>;
-  /** A handle of directory `name` inside `dir`. */
-  openChild(dir: number, name: string): number;
+  /** A handle of directory `name` (its exact bytes) inside `dir`. */
+  openChild(dir: number, name: Buffer): number;
   close(dir: number): void;
 }
 
@@ -73,13 +73,10 @@ interface Walk {
   heap: Uint8Array;
 }
 
-/** Child `node`'s name for openat: must survive a round trip through a JS string. */
-function childName(w: Walk, node: number): string {
+/** Child `node`'s name for openat: its bytes, copied out of the core (a name is bytes, UTF-8 or not). */
+function childName(w: Walk, node: number): Buffer {
   const ex = w.core.exports;
-  const bytes = w.core.buffer(ex.treeNameAddr(0, node), ex.treeNameLen(0, node));
-  const name = bytes.toString('utf8');
-  if (!Buffer.from(name).equals(bytes)) throw new NeedsNaive(`a directory name that is not UTF-8 (${JSON.stringify(name)})`);
-  return name;
+  return Buffer.from(w.core.buffer(ex.treeNameAddr(0, node), ex.treeNameLen(0, node)));
 }
 
 /** A failed lookup in a lower dir is an errno like any failed fs call: Node's shape (code, errno, syscall). */

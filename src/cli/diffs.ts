@@ -8,6 +8,7 @@ import type { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
 import { withControl } from './image-commands.js';
 import { progressMode } from './progress-line.js';
+import { escapeBytes } from '../util/byte-names.js';
 
 const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -58,7 +59,8 @@ export async function diffsize({ args: [id], values, open }: CommandContext): Pr
 export async function changes({ args: [id], values, open }: CommandContext): Promise<number> {
   const d = await open();
   const list = await d.changes(id!, await parentFor(d, id!, values));
-  if (values.json) write(JSON.stringify(list) + '\n');
+  // --json: a path that is not UTF-8 keeps its bytes as lone surrogates (README: changes --json)
+  if (values.json) write(JSON.stringify(list.map((c) => ({ path: escapeBytes(c.pathBytes), kind: c.kind }))) + '\n');
   else write(list.map((c) => `${c.kind} ${c.path}\n`).join(''));
   return 0;
 }

@@ -7,6 +7,7 @@ import { S_IFMT, S_IFSOCK, S_IFLNK } from '../core/records.js';
 import { HeaderRules, readXattrs, shimPath, type FileFacts } from './header-rules.js';
 import { O_FILE, type EntrySource, type ExportEntry } from './entry.js';
 import type { ExportOptions } from './options.js';
+import { byteString } from '../util/byte-names.js';
 
 interface SortedChange {
   rel: string;      // byte string, no leading "/"
@@ -30,9 +31,9 @@ export class ChangesSource implements EntrySource {
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
     const list: SortedChange[] = [];
     for (const c of changes) {
-      const clean = cleanPath('/' + c.path);
+      const clean = cleanPath('/' + byteString(c.pathBytes));
       if (clean === '/') continue;
-      const rel = Buffer.from(clean.slice(1), 'utf8').toString('latin1');
+      const rel = clean.slice(1);
       list.push({ rel, key: rel.replaceAll('/', '\0'), deleted: c.kind === 'D' });
     }
     list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -21,9 +21,8 @@
 // Deliberate differences from Docker: Docker logs and skips entries it cannot read, encode or
 // map to a container id (leaving a silently incomplete layer); we fail the stream instead. A file
 // that grew since it was listed is cut at the listed size (as Docker does); one that shrank fails.
-// Limit: the shim takes paths as UTF-8 strings, so for a path that is not UTF-8 xattrs:'all' (and,
-// in the naive export, the capability) cannot be read; the native export gets capabilities from
-// the scan, which reads them relative to directory fds.
+// Names are bytes: a name that is not UTF-8 is read, opened and written (PAX path/linkpath records
+// with its raw bytes, as Go's archive/tar writes them) unchanged, its xattrs included.
 import { Readable } from 'node:stream';
 import { closeSync, readSync } from 'node:fs';
 import type { Change } from '../changes/change.js';

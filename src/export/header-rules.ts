@@ -1,8 +1,7 @@
 // Docker's header rules for a layer export, shared by both sources (upper-source.ts and
 // changes-source.ts); the rules themselves are listed at the top of export.ts.
-import { isUtf8 } from 'node:buffer';
 import { Overlay2Error, isErrno } from '../errors.js';
-import type { Shim } from '../native/shim.js';
+import type { Shim, ShimPath } from '../native/shim.js';
 import {
   TYPE_BLOCK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_LINK, TYPE_REG, TYPE_SYMLINK, type TarHeader,
 } from '../tar/header.js';
@@ -159,16 +158,15 @@ function dockerCapability(raw: Buffer): Buffer {
 
 export const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
-/** The path as a JS string the shim can take (it only takes UTF-8), or null when the bytes are
- *  not UTF-8: such paths cannot be handed to lgetxattr/llistxattr through the shim. */
-export function shimPath(rootUtf8: string, rel: string): string | null {
+/** The path of `rel` (a byte string) under the root as the shim takes it: text when ASCII, else
+ *  the exact bytes (a name that is not UTF-8 included). */
+export function shimPath(rootUtf8: string, rel: string): ShimPath {
   if (ASCII_ONLY.test(rel)) return rootUtf8 + '/' + rel;
-  const bytes = Buffer.from(rel, 'latin1');
-  return isUtf8(bytes) ? rootUtf8 + '/' + bytes.toString('utf8') : null;
+  return Buffer.concat([Buffer.from(rootUtf8 + '/'), Buffer.from(rel, 'latin1')]);
 }
 
 /** Xattrs of one entry for its header: the capability (Docker's rule) and, with 'all', the rest. */
-export function readXattrs(shim: Shim, path: string | null, all: boolean, knownCaps: Buffer | null | undefined): Array<[string, Buffer]> | null {
+export function readXattrs(shim: Shim, path: ShimPath | null, all: boolean, knownCaps: Buffer | null | undefined): Array<[string, Buffer]> | null {
   let caps = knownCaps;
   if (caps === undefined) {
     caps = null;

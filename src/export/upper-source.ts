@@ -1,6 +1,5 @@
 // Native export source: the shim's sorted depth-first scan of the upper dir.
 import { closeSync, constants as fsConstants, openSync, readlinkSync } from 'node:fs';
-import { isUtf8 } from 'node:buffer';
 import { loadShim, type Shim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC } from '../native/constants.js';
 import { TYPE_REG } from '../tar/header.js';
@@ -97,25 +96,22 @@ export class UpperDirSource implements EntrySource {
   openData(): number {
     const fd = this.dirFd(this.lastDepth - 1);
     const name = this.lastRel.slice(this.lastNameStart);
-    if (fd >= 0 && ASCII_ONLY.test(name)) return this.shim.openat2(fd, name, O_FILE, 0, 0);
-    const bytes = Buffer.from(name, 'latin1');
-    if (fd >= 0 && isUtf8(bytes)) return this.shim.openat2(fd, bytes.toString('utf8'), O_FILE, 0, 0);
-    return openSync(Buffer.from(this.rootBytes + '/' + this.lastRel, 'latin1'), O_FILE);
+    return this.shim.openat2(fd, ASCII_ONLY.test(name) ? name : Buffer.from(name, 'latin1'), O_FILE, 0, 0);
   }
 
   dataPath(): string {
     return this.rootUtf8 + '/' + Buffer.from(this.lastRel, 'latin1').toString('utf8');
   }
 
-  /** The fd of the directory at `depth` on the current path (opened on first use), or -1 when its
-   *  name cannot be handed to the shim (not UTF-8). */
+  /** The fd of the directory at `depth` on the current path (opened on first use, by the name's
+   *  bytes). */
   private dirFd(depth: number): number {
     const known = this.dirFds[depth];
     if (known !== undefined && known !== -1) return known;
     const parent = this.dirFd(depth - 1);
     const rel = this.dirs[depth - 1]!;
-    const bytes = Buffer.from(rel.slice(rel.lastIndexOf('/') + 1), 'latin1');
-    const fd = parent >= 0 && isUtf8(bytes) ? this.shim.openat2(parent, bytes.toString('utf8'), O_DIR, 0, 0) : -2;
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    const fd = this.shim.openat2(parent, ASCII_ONLY.test(name) ? name : Buffer.from(name, 'latin1'), O_DIR, 0, 0);
     this.dirFds[depth] = fd;
     return fd;
   }

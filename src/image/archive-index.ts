@@ -4,6 +4,7 @@
 // index.json). A compressed archive (docker save | gzip) is first decompressed to a temp file.
 import * as fs from 'node:fs';
 import { TarReader } from '../tar/reader.js';
+import { displayName } from '../util/byte-names.js';
 import { decompressed, detectCompression } from '../tar/decompress.js';
 import { cleanName } from '../tar/archive-safety.js';
 import { badImage } from './digest.js';
@@ -47,7 +48,7 @@ export async function indexArchive(file: string): Promise<Map<string, Member>> {
   } finally {
     fs.closeSync(fd);
   }
-  for (const [name, m] of members) if (m.offset === -2) throw badImage(`cannot locate ${name} in the archive`);
+  for (const [name, m] of members) if (m.offset === -2) throw badImage(`cannot locate ${displayName(name)} in the archive`);
   return members;
 }
 

@@ -7,6 +7,7 @@ import { join, posix } from 'node:path';
 import { cleanName } from '../tar/archive-safety.js';
 import { indexArchive, type Member } from './archive-index.js';
 import { badImage } from './digest.js';
+import { utf8ByteString } from '../util/byte-names.js';
 
 const CHUNK = 1 << 20;
 const MAX_JSON = 64 << 20;
@@ -89,8 +90,9 @@ class ArchiveSource extends Base {
     this.where = file;
   }
 
+  /** `name` comes from the image's JSON (text); the index holds the archive's names as bytes. */
   private member(name: string): Member | null {
-    let clean = cleanName(name);
+    let clean = cleanName(utf8ByteString(name));
     for (let hops = 0; clean && hops < 16; hops++) {
       const m = this.members.get(clean);
       if (!m) return null;

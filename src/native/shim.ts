@@ -18,6 +18,10 @@ export interface ShimError extends Error {
   dest?: string;    // the second path (rename, link, symlink), when it had one
 }
 
+/** A path or file name: a string (its UTF-8 is what the kernel sees) or the exact bytes (a file name
+ *  is bytes and need not be UTF-8: src/util/byte-names.ts). */
+export type ShimPath = string | Uint8Array;
+
 export interface StatFs {
   type: number; bsize: number; blocks: number; bfree: number; bavail: number;
   files: number; ffree: number; namelen: number; frsize: number; flags: number;
@@ -45,15 +49,15 @@ export interface Shim {
   moveMount(fromDirfd: number, fromPath: string, toDirfd: number, toPath: string, flags: number): void;
 
   // extended attributes (l*: never follow a final symlink; f*: on an open fd)
-  lgetxattr(path: string, name: string): Buffer | null;   // null when the attribute is absent (ENODATA)
-  lsetxattr(path: string, name: string, value: Buffer | string, flags: number): void;
-  llistxattr(path: string): string[];
+  lgetxattr(path: ShimPath, name: string): Buffer | null;   // null when the attribute is absent (ENODATA)
+  lsetxattr(path: ShimPath, name: string, value: Buffer | string, flags: number): void;
+  llistxattr(path: ShimPath): string[];
   fsetxattr(fd: number, name: string, value: Buffer | string, flags: number): void;
 
   // filesystem facts
-  statfs(path: string): StatFs;
+  statfs(path: ShimPath): StatFs;
   /** d_type of every entry getdents64 returns for `path` ("." and ".." excluded); 0 = DT_UNKNOWN. */
-  direntTypes(path: string): number[];
+  direntTypes(path: ShimPath): number[];
   syncfs(fd: number): void;
   /** flock(fd, operation) (LOCK_EX, LOCK_UN, LOCK_NB...): released by the kernel when the process dies. */
   flock(fd: number, operation: number): void;
@@ -69,22 +73,22 @@ export interface Shim {
   vfsQuotaSetLimit(device: string, projid: number, bytes: number): void;
 
   // *at operations, for work that must stay beneath a directory fd
-  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
-  mkdirat(dirfd: number, path: string, mode: number): void;
-  mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): void;
-  symlinkat(target: string, dirfd: number, path: string): void;
-  linkat(oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): void;
-  unlinkat(dirfd: number, path: string, flags: number): void;
-  renameat2(oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): void;
-  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): void;
-  fchmodat(dirfd: number, path: string, mode: number): void;
-  utimensat(dirfd: number, path: string, atimeSec: number, atimeNsec: number,
+  openat2(dirfd: number, path: ShimPath, flags: number, mode: number, resolve: number): number;
+  mkdirat(dirfd: number, path: ShimPath, mode: number): void;
+  mknodat(dirfd: number, path: ShimPath, mode: number, major: number, minor: number): void;
+  symlinkat(target: ShimPath, dirfd: number, path: ShimPath): void;
+  linkat(oldDirfd: number, oldPath: ShimPath, newDirfd: number, newPath: ShimPath, flags: number): void;
+  unlinkat(dirfd: number, path: ShimPath, flags: number): void;
+  renameat2(oldDirfd: number, oldPath: ShimPath, newDirfd: number, newPath: ShimPath, flags: number): void;
+  fchownat(dirfd: number, path: ShimPath, uid: number, gid: number, flags: number): void;
+  fchmodat(dirfd: number, path: ShimPath, mode: number): void;
+  utimensat(dirfd: number, path: ShimPath, atimeSec: number, atimeNsec: number,
             mtimeSec: number, mtimeNsec: number, flags: number): void;
 
   // batched directory scanning into caller-provided regions (layout: assembly/records.ts)
   /** Opens `path` (relative to dirfd, or absolute with AT_FDCWD) for a resumable depth-first scan.
    *  flags: SCAN_* of src/core/records.ts (the xattr ones are passed to C as an xattr plan). */
-  scanOpen(dirfd: number, path: string, flags: number): ScanHandle;
+  scanOpen(dirfd: number, path: ShimPath, flags: number): ScanHandle;
   /** Fills records/heap on the libuv pool; calls back once with the batch. */
   scanNext(handle: ScanHandle, records: Uint8Array, heap: Uint8Array,
            callback: (err: ShimError | null, batch: ScanBatch) => void): void;
@@ -103,13 +107,14 @@ export interface Shim {
    *  directory is opened from its parent's fd the same way: a symlink is unlinked, never followed; a
    *  mount point is not entered (EXDEV naming it, nothing below it deleted); a name that keeps changing
    *  type fails after a bounded number of attempts. A missing path is not an error. */
-  removeTree(dirfd: number, path: string, callback: (err: ShimError | null) => void): void;
-  removeTreeSync(dirfd: number, path: string): void;
+  removeTree(dirfd: number, path: ShimPath, callback: (err: ShimError | null) => void): void;
+  removeTreeSync(dirfd: number, path: ShimPath): void;
 }
 
 // ---- argument checks ---------------------------------------------------------------------------
-// One entry per export: "name:kind" for each parameter. Kinds: s (string), s? (string or null), n
-// (number), b (Uint8Array), bs (Uint8Array or string), bs? (that or null), f (function), h (scan handle).
+// One entry per export: "name:kind" for each parameter. Kinds: s (string), s? (string or null), p (a
+// path: string or Uint8Array, the name's bytes), n (number), b (Uint8Array), bs (Uint8Array or
+// string), bs? (that or null), f (function), h (scan handle).
 const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   mount: ['source:s?', 'target:s', 'fstype:s?', 'flags:n', 'data:s?'],
   mountAt: ['dir:s', 'source:s?', 'target:s', 'fstype:s?', 'flags:n', 'data:s?'],
@@ -118,12 +123,12 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   fsconfig: ['fd:n', 'cmd:n', 'key:s?', 'value:bs?', 'aux:n'],
   fsmount: ['fd:n', 'flags:n', 'attrFlags:n'],
   moveMount: ['fromDirfd:n', 'fromPath:s', 'toDirfd:n', 'toPath:s', 'flags:n'],
-  lgetxattr: ['path:s', 'name:s'],
-  lsetxattr: ['path:s', 'name:s', 'value:bs', 'flags:n'],
-  llistxattr: ['path:s'],
+  lgetxattr: ['path:p', 'name:s'],
+  lsetxattr: ['path:p', 'name:s', 'value:bs', 'flags:n'],
+  llistxattr: ['path:p'],
   fsetxattr: ['fd:n', 'name:s', 'value:bs', 'flags:n'],
-  statfs: ['path:s'],
-  direntTypes: ['path:s'],
+  statfs: ['path:p'],
+  direntTypes: ['path:p'],
   syncfs: ['fd:n'],
   flock: ['fd:n', 'operation:n'],
   fsxattrGet: ['fd:n'],
@@ -131,27 +136,27 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   xfsQuotaSetLimit: ['device:s', 'projid:n', 'bytes:n'],
   xfsQuotaGet: ['device:s', 'projid:n'],
   vfsQuotaSetLimit: ['device:s', 'projid:n', 'bytes:n'],
-  openat2: ['dirfd:n', 'path:s', 'flags:n', 'mode:n', 'resolve:n'],
-  mkdirat: ['dirfd:n', 'path:s', 'mode:n'],
-  mknodat: ['dirfd:n', 'path:s', 'mode:n', 'major:n', 'minor:n'],
-  symlinkat: ['target:s', 'dirfd:n', 'path:s'],
-  linkat: ['oldDirfd:n', 'oldPath:s', 'newDirfd:n', 'newPath:s', 'flags:n'],
-  unlinkat: ['dirfd:n', 'path:s', 'flags:n'],
-  renameat2: ['oldDirfd:n', 'oldPath:s', 'newDirfd:n', 'newPath:s', 'flags:n'],
-  fchownat: ['dirfd:n', 'path:s', 'uid:n', 'gid:n', 'flags:n'],
-  fchmodat: ['dirfd:n', 'path:s', 'mode:n'],
-  utimensat: ['dirfd:n', 'path:s', 'atimeSec:n', 'atimeNsec:n', 'mtimeSec:n', 'mtimeNsec:n', 'flags:n'],
-  scanOpen: ['dirfd:n', 'path:s', 'flags:n'],
+  openat2: ['dirfd:n', 'path:p', 'flags:n', 'mode:n', 'resolve:n'],
+  mkdirat: ['dirfd:n', 'path:p', 'mode:n'],
+  mknodat: ['dirfd:n', 'path:p', 'mode:n', 'major:n', 'minor:n'],
+  symlinkat: ['target:p', 'dirfd:n', 'path:p'],
+  linkat: ['oldDirfd:n', 'oldPath:p', 'newDirfd:n', 'newPath:p', 'flags:n'],
+  unlinkat: ['dirfd:n', 'path:p', 'flags:n'],
+  renameat2: ['oldDirfd:n', 'oldPath:p', 'newDirfd:n', 'newPath:p', 'flags:n'],
+  fchownat: ['dirfd:n', 'path:p', 'uid:n', 'gid:n', 'flags:n'],
+  fchmodat: ['dirfd:n', 'path:p', 'mode:n'],
+  utimensat: ['dirfd:n', 'path:p', 'atimeSec:n', 'atimeNsec:n', 'mtimeSec:n', 'mtimeNsec:n', 'flags:n'],
+  scanOpen: ['dirfd:n', 'path:p', 'flags:n'],
   scanNext: ['handle:h', 'records:b', 'heap:b', 'callback:f'],
   scanNextSync: ['handle:h', 'records:b', 'heap:b'],
   scanClose: ['handle:h'],
   lookupBatch: ['dirfd:n', 'names:b', 'count:n', 'records:b', 'heap:b', 'flags:n'],
-  removeTree: ['dirfd:n', 'path:s', 'callback:f'],
-  removeTreeSync: ['dirfd:n', 'path:s'],
+  removeTree: ['dirfd:n', 'path:p', 'callback:f'],
+  removeTreeSync: ['dirfd:n', 'path:p'],
 };
 
 const EXPECTED: Record<string, string> = {
-  's': 'of type string', 's?': 'of type string or null', 'n': 'of type number', 'b': 'a Uint8Array or Buffer',
+  's': 'of type string', 's?': 'of type string or null', 'p': 'of type string or a Buffer', 'n': 'of type number', 'b': 'a Uint8Array or Buffer',
   'bs': 'of type string or a Buffer', 'bs?': 'of type string, a Buffer or null', 'f': 'a function',
   'h': 'a scan handle from scanOpen',
 };
@@ -180,7 +185,7 @@ function checkArg(fn: string, p: Param, v: unknown): void {
     case 's': ok = typeof v === 'string'; break;
     case 'n': ok = typeof v === 'number'; break;
     case 'b': ok = v instanceof Uint8Array; break;
-    case 'bs': ok = typeof v === 'string' || v instanceof Uint8Array; break;
+    case 'bs': case 'p': ok = typeof v === 'string' || v instanceof Uint8Array; break;
     case 'f': ok = typeof v === 'function'; break;
     default: ok = typeof v === 'object' && v !== null; break; // 'h': the C side checks it is a scan handle
   }
@@ -189,11 +194,14 @@ function checkArg(fn: string, p: Param, v: unknown): void {
   if (typeof v === 'string' && v.includes('\0')) {
     throw new ShimArgumentError('ERR_INVALID_ARG_VALUE', `The "${p.name}" argument of ${fn} must be a string without null bytes`);
   }
+  if (p.base === 'p' && v instanceof Uint8Array && v.includes(0)) {
+    throw new ShimArgumentError('ERR_INVALID_ARG_VALUE', `The "${p.name}" argument of ${fn} must be bytes without null bytes`);
+  }
 }
 
 /** The addon's exports as loaded: scanOpen and lookupBatch take the xattr plan instead of SCAN_* xattr bits. */
 type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch'> & {
-  scanOpen(dirfd: number, path: string, walkFlags: number, plan: Uint8Array | null): ScanHandle;
+  scanOpen(dirfd: number, path: ShimPath, walkFlags: number, plan: Uint8Array | null): ScanHandle;
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null): number;
 };
 

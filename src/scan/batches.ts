@@ -2,7 +2,7 @@
 // (WASM regions for the core's consumers, JS Buffers for the export stream). While the consumer
 // reads the batch in one slot, the shim's scanNext (on the libuv pool) fills the other. Pull-based,
 // so both a push loop (stream.ts) and a pull stream (export's UpperDirSource) drive it.
-import type { Shim, ScanBatch, ScanHandle } from '../native/shim.js';
+import type { Shim, ScanBatch, ScanHandle, ShimPath } from '../native/shim.js';
 import type { ScanSlot } from '../core/regions.js';
 
 /** A consumer of batches in the WASM core's scan slots (stream.ts, fallback.ts). Called once per
@@ -41,7 +41,7 @@ export class ScanBatches {
   private idle = 0;
   private onReady: (() => void) | null = null;
 
-  constructor(private readonly shim: Shim, dirfd: number, private readonly path: string, flags: number,
+  constructor(private readonly shim: Shim, dirfd: number, private readonly path: ShimPath, flags: number,
               private readonly slots: readonly [BatchSlot, BatchSlot], opts: ScanBatchesOptions = {}) {
     this.handle = shim.scanOpen(dirfd, path, flags);
     if (!opts.syncFirst) this.fill(0);
@@ -69,7 +69,7 @@ export class ScanBatches {
         return { slot, count: batch.count, heapUsed: batch.heapUsed };
       }
       if (batch.done) return null;
-      if (++this.idle > 2) throw new Error(`overlay2: scanner made no progress in ${this.path}`);
+      if (++this.idle > 2) throw new Error(`overlay2: scanner made no progress in ${typeof this.path === 'string' ? this.path : Buffer.from(this.path).toString()}`);
     }
   }
 

@@ -3,7 +3,7 @@
 // JS sees counts, never entries. Without the shim (tryLoadShim() === null) the fast-glob fallback
 // fills the same slots.
 import { AT_FDCWD } from '../native/constants.js';
-import { tryLoadShim } from '../native/shim.js';
+import { tryLoadShim, type ShimPath } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
 import { SCAN_STREAMS, type ScanStreamSlots } from '../core/regions.js';
 import { NOT_READY, ScanBatches, type BatchConsumer } from './batches.js';
@@ -27,12 +27,14 @@ export interface ScanResult {
 }
 
 /** Scans `path` (flags: SCAN_* of src/core/records.ts), feeding every batch to `consume`. */
-export async function scanStream(core: Core, path: string, flags: number, consume: BatchConsumer,
+export async function scanStream(core: Core, path: ShimPath, flags: number, consume: BatchConsumer,
                                  options: ScanOptions = {}): Promise<ScanResult> {
   const slots: ScanStreamSlots = SCAN_STREAMS[options.stream ?? 0]!;
   const dirfd = options.dirfd ?? AT_FDCWD;
   const shim = options.fallback ? null : tryLoadShim();
   if (!shim) {
+    // callers hand a path as bytes only where the shim is loaded (src/scan/unordered.ts)
+    if (typeof path !== 'string') throw new Error('overlay2: internal: the fallback scan takes text paths only');
     // loaded only here: fast-glob and its matchers cost a CLI call ~10 ms it needs only without the shim
     const { fallbackScan } = await import('./fallback.js');
     const entries = await fallbackScan(core, slots, dirfd, path, flags, consume);

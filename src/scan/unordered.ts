@@ -6,8 +6,9 @@
 // the queue is short) is "expanded": its own entries are scanned without recursing and its
 // subdirectories are queued; any other directory is scanned whole. Every entry is consumed exactly
 // once (a scan never emits its root, and an expansion emits the subdirectories it queues).
-import { join } from 'node:path';
 import type { Core } from '../core/wasm.js';
+import { tryLoadShim, type ShimPath } from '../native/shim.js';
+import { byteString, displayName, osName, utf8ByteString } from '../util/byte-names.js';
 import { SCAN_NO_RECURSE, S_IFDIR, S_IFMT } from '../core/records.js';
 import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
 import { scanStream, type BatchConsumer } from './stream.js';
@@ -16,11 +17,12 @@ import { coreRecordView } from './record-view.js';
 const EXPAND_DEPTH = 2;  // always split the top levels
 const QUEUE_TARGET = 16; // below that many waiting directories, keep splitting
 
-/** Thrown inside the split scan when a directory name is not UTF-8 and cannot be reopened by path;
+/** Thrown inside the split scan when a directory name is not UTF-8 and cannot be reopened by path
+ *  (only the fallback scanner is here, which takes text paths);
  *  scanUnordered turns it into its 'unsplittable' result. */
 class Unsplittable extends Error {}
 
-/** The tree could not be split (a directory name that is not UTF-8): nothing is in flight any more,
+/** The tree could not be split (a directory name that is not UTF-8, no shim): nothing is in flight any more,
  *  but part of the tree was consumed — reset the consumer and scan sequentially. */
 export const UNSPLITTABLE = 'unsplittable';
 
@@ -38,15 +40,22 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
     w?.();
   };
 
+  // rel is a byte string (src/util/byte-names.ts): a directory whose name is not UTF-8 is reopened
+  // by its bytes, which only the shim takes
+  const rootBytes = utf8ByteString(root.replace(/\/+$/, ''));
+  const pathOf = (rel: string): ShimPath => {
+    const path = osName(rel ? `${rootBytes}/${rel}` : rootBytes || '/');
+    if (typeof path !== 'string' && !tryLoadShim()) throw new Unsplittable(displayName(rel));
+    return path;
+  };
+
   const expand = async (rel: string, depth: number, stream: number): Promise<number> => {
     const found: Array<{ rel: string; depth: number }> = [];
-    const n = (await scanStream(core, join(root, rel), flags | SCAN_NO_RECURSE, (slot: ScanSlot, count: number, heapUsed: number) => {
+    const n = (await scanStream(core, pathOf(rel), flags | SCAN_NO_RECURSE, (slot: ScanSlot, count: number, heapUsed: number) => {
       const r = coreRecordView(core, slot);
       for (let i = 0; i < count; i++) {
         if ((r.seek(i).mode & S_IFMT) !== S_IFDIR) continue;
-        const bytes = r.nameBytes();
-        const name = bytes.toString('utf8');
-        if (Buffer.byteLength(name) !== bytes.length || !Buffer.from(name).equals(bytes)) throw new Unsplittable(name);
+        const name = byteString(r.nameBytes());
         found.push({ rel: rel ? `${rel}/${name}` : name, depth: depth + 1 });
       }
       consume(slot, count, heapUsed);
@@ -75,7 +84,7 @@ export async function scanUnordered(core: Core, root: string, flags: number, con
         // (`entries += await ...` would read `entries` before the await and lose the other worker's adds)
         const n = item.depth < EXPAND_DEPTH || queue.length < QUEUE_TARGET
           ? await expand(item.rel, item.depth, stream)
-          : (await scanStream(core, join(root, item.rel), flags, consume, { stream })).entries;
+          : (await scanStream(core, pathOf(item.rel), flags, consume, { stream })).entries;
         entries += n;
       } catch (e) {
         failure ??= e;

@@ -2,7 +2,6 @@
 // root + path; non-directories add st_size, an inode with more than one link only once.
 // A path that cannot be stat'ed is skipped (moby logs it and goes on).
 import { lstatSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Change } from '../changes/change.js';
 
 export async function changesSize(root: string, changes: Change[]): Promise<number> {
@@ -12,7 +11,7 @@ export async function changesSize(root: string, changes: Change[]): Promise<numb
     if (change.kind === 'D') continue;
     let st;
     try {
-      st = lstatSync(join(root, change.path), { bigint: true });
+      st = lstatSync(Buffer.concat([Buffer.from(root + '/'), change.pathBytes]), { bigint: true });
     } catch {
       continue;
     }

@@ -12,6 +12,7 @@ import { AT_FDCWD, O_CLOEXEC, O_NOFOLLOW, O_RDONLY } from '../native/constants.j
 import { RESOLVE } from '../tar/archive-safety.js';
 import { DIR_PATH_FLAGS } from '../apply/dir-fd-cache.js';
 import { TAR_SPLIT_FILE, TAR_SPLIT_MAGIC } from './record.js';
+import { byteString, displayName, osName } from '../util/byte-names.js';
 
 const READ = 1 << 20;
 
@@ -83,7 +84,7 @@ async function* records(file: string, id: string): AsyncGenerator<Buffer | { pat
         at += 5;
       } else if (kind === 0x46) {
         if (buf.length - at < 13 + n) break;
-        const path = buf.toString('utf8', at + 5, at + 5 + n);
+        const path = byteString(buf, at + 5, at + 5 + n);
         const size = buf.readUInt32LE(at + 5 + n) * 0x100000000 + buf.readUInt32LE(at + 9 + n);
         at += 13 + n;
         yield { path, size };
@@ -99,18 +100,18 @@ async function* records(file: string, id: string): AsyncGenerator<Buffer | { pat
 function* fileContent(shim: ReturnType<typeof loadShim>, rootFd: number, path: string, size: number, id: string): Generator<Buffer> {
   let fd: number;
   try {
-    fd = shim.openat2(rootFd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
+    fd = shim.openat2(rootFd, osName(path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
   } catch (e) {
-    throw changed(id, `${JSON.stringify(path)} cannot be read (${(e as Error).message})`);
+    throw changed(id, `${JSON.stringify(displayName(path))} cannot be read (${(e as Error).message})`);
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.size !== size) throw changed(id, `${JSON.stringify(path)} is ${st.size} bytes, was ${size}`);
+    if (!st.isFile() || st.size !== size) throw changed(id, `${JSON.stringify(displayName(path))} is ${st.size} bytes, was ${size}`);
     let left = size;
     while (left > 0) {
       const buf = Buffer.allocUnsafe(Math.min(READ, left));
       const got = fs.readSync(fd, buf, 0, buf.length, null);
-      if (got === 0) throw changed(id, `${JSON.stringify(path)} shrank while being read`);
+      if (got === 0) throw changed(id, `${JSON.stringify(displayName(path))} shrank while being read`);
       left -= got;
       yield got === buf.length ? buf : buf.subarray(0, got);
     }

@@ -9,12 +9,13 @@
 // link, lower, diff, work, merged, committed and removes the dir whole), and Docker keeps its own
 // tar-split in image/overlay2/layerdb, so the file is invisible to it. Format (gzip members,
 // concatenated): "OVL2TS1\n", then records: 'R' u32le n <n raw bytes> | 'F' u32le n <n bytes
-// path> u32le hi u32le lo (size). Written to a temp name during the apply, renamed by commit().
+// path, as on disk> u32le hi u32le lo (size). Written to a temp name during the apply, renamed by commit().
 import * as fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { TarEntry, TarSink } from '../tar/reader.js';
 import { cleanName } from '../tar/archive-safety.js';
 import { TAR_WHITEOUT_PREFIX } from '../overlay-format.js';
+import { nameBytes } from '../util/byte-names.js';
 
 export const TAR_SPLIT_FILE = 'ovl2-tar-split.gz';
 export const TAR_SPLIT_MAGIC = Buffer.from('OVL2TS1\n');
@@ -106,7 +107,7 @@ export class TarSplitRecorder {
   }
 
   private fileRecord(path: string, size: number): void {
-    const name = Buffer.from(path);
+    const name = nameBytes(path);
     const rec = Buffer.allocUnsafe(13 + name.length);
     rec[0] = 0x46;
     rec.writeUInt32LE(name.length, 1);

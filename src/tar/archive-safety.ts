@@ -1,5 +1,8 @@
 // The rules that keep a layer tar applied by apply.ts inside its layer.
 //
+// Names are byte strings (src/util/byte-names.ts): every rule below looks at the bytes '/', '.' and
+// the whiteout prefix, so it holds for names that are not UTF-8 as it does for any other.
+//
 // Safety: every entry is created relative to a directory fd opened with openat2(RESOLVE_BENEATH |
 // RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), and only its last component is created, with the
 // *at calls that never follow a final symlink. Rules, decided here and tested in test/hostile:
@@ -22,15 +25,19 @@
 //   written under the name this driver uses (trusted. or user.).
 import { Overlay2Error } from '../errors.js';
 import { RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native/constants.js';
+import { displayName } from '../util/byte-names.js';
 
 export const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
+/** `name` is the entry's byte string; the message shows its UTF-8 decoding. */
 export function unsafe(name: string, why: string): Overlay2Error {
-  return new Overlay2Error('ERR_UNSAFE_ARCHIVE', `overlay2: unsafe archive: ${why} (entry ${JSON.stringify(name)})`, { path: name });
+  const shown = displayName(name);
+  return new Overlay2Error('ERR_UNSAFE_ARCHIVE', `overlay2: unsafe archive: ${why} (entry ${JSON.stringify(shown)})`, { path: shown });
 }
 
 export function bad(name: string, why: string): Overlay2Error {
-  return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${why} (entry ${JSON.stringify(name)})`, { path: name });
+  const shown = displayName(name);
+  return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${why} (entry ${JSON.stringify(shown)})`, { path: shown });
 }
 
 /** A name relative to the root, cleaned: "" for the root itself; null when ".." climbs above it. */

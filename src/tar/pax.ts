@@ -5,6 +5,8 @@ import { isUtf8 } from 'node:buffer';
 
 /** What a PAX header (local 'x') says about the entry that follows it. Unset fields are undefined. */
 export interface PaxRecords {
+  /** path and linkpath are byte strings (src/util/byte-names.ts): Go writes a name that is not
+   *  UTF-8 into these records as its raw bytes, and reads them back the same way. */
   path?: string;
   linkpath?: string;
   size?: number;
@@ -108,8 +110,7 @@ function applyRecord(out: PaxRecords, key: string, value: Buffer): void {
 
 function textValue(value: Buffer, key: string): string {
   if (value.includes(0)) throw new PaxError(`NUL in PAX ${key}`);
-  if (!isUtf8(value)) throw new PaxError(`PAX ${key} is not UTF-8`);
-  return value.toString('utf8');
+  return value.toString('latin1');
 }
 
 function decimalValue(value: Buffer, key: string): number {

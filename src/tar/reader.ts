@@ -4,15 +4,16 @@
 // tar-stream does not give: binary PAX values (xattrs), strict validation with a code per failure,
 // and no per-entry stream objects or awaits (tar-stream ran ~8x slower on 50k small files; see
 // bench/RESULTS.md, applyDiff section).
-import { isUtf8 } from 'node:buffer';
 import { Overlay2Error } from '../errors.js';
+import { displayName } from '../util/byte-names.js';
 import { parsePax, PaxError, type PaxRecords } from './pax.js';
 
 export type EntryKind = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
 /** One archive member. The reader reuses a single object: a sink that keeps fields must copy them. */
 export interface TarEntry {
-  /** The name as stored (PAX path > GNU long name > ustar prefix/name), not cleaned. */
+  /** The name as stored (PAX path > GNU long name > ustar prefix/name), not cleaned: a byte string
+   *  (src/util/byte-names.ts), so a name that is not UTF-8 arrives unchanged. */
   name: string;
   kind: EntryKind;
   /** Permission and setuid/setgid/sticky bits (07777). */
@@ -26,6 +27,7 @@ export interface TarEntry {
   /** From a PAX atime record; -1 in atimeNsec when the archive carries none. */
   atimeSec: number;
   atimeNsec: number;
+  /** The link target, a byte string like name. */
   linkname: string;
   devmajor: number;
   devminor: number;
@@ -137,16 +139,18 @@ export class TarReader {
     }
     if (this.state === State.Header || this.state === State.AfterZero) {
       const what = this.blockFill > 0 ? 'inside a header' : 'after a PAX or GNU long-name header';
-      const after = this.current ? ` after entry ${JSON.stringify(this.current)}` : '';
-      throw new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: archive is truncated ${what}${after}`, { path: this.current || undefined });
+      const current = displayName(this.current);
+      const after = current ? ` after entry ${JSON.stringify(current)}` : '';
+      throw new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: archive is truncated ${what}${after}`, { path: current || undefined });
     }
     throw this.bad('archive is truncated');
   }
 
   private bad(what: string, cause?: unknown): Overlay2Error {
-    const who = this.current ? `entry ${JSON.stringify(this.current)}` : `entry #${this.index}`;
+    const current = displayName(this.current);
+    const who = current ? `entry ${JSON.stringify(current)}` : `entry #${this.index}`;
     return new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: ${what} (${who})`,
-      { path: this.current || undefined, cause });
+      { path: current || undefined, cause });
   }
 
   private header(buf: Buffer, off: number): void {
@@ -186,7 +190,7 @@ export class TarReader {
     if (stored !== unsigned && stored !== signed) {
       // Before trusting any field, give the error a name to quote when the block looks like a header.
       const name = lenientName(buf, off);
-      const where = name ? `entry ${JSON.stringify(name)}` : this.previous ? `the header after entry ${JSON.stringify(this.previous)}` : `header #${this.index}`;
+      const where = name ? `entry ${JSON.stringify(name)}` : this.previous ? `the header after entry ${JSON.stringify(displayName(this.previous))}` : `header #${this.index}`;
       throw new Overlay2Error('ERR_BAD_ARCHIVE', `overlay2: bad archive: header checksum mismatch in ${where} (not a tar archive, or corrupt)`, { path: name || undefined });
     }
 
@@ -194,8 +198,8 @@ export class TarReader {
     const ustar = buf[off + 257] === 0x75 && buf[off + 258] === 0x73 && buf[off + 259] === 0x74 &&
       buf[off + 260] === 0x61 && buf[off + 261] === 0x72;
     const posix = ustar && buf[off + 262] === 0;
-    let name = this.text(buf, off, 100, 'name');
-    if (posix && buf[off + 345] !== 0) name = this.text(buf, off + 345, 155, 'prefix') + '/' + name;
+    let name = text(buf, off, 100);
+    if (posix && buf[off + 345] !== 0) name = text(buf, off + 345, 155) + '/' + name;
     this.current = name;
 
     // Meta members describe the next one.
@@ -233,7 +237,7 @@ export class TarReader {
     if (name.length === 0) throw this.bad('empty name');
     let linkname = '';
     if (kind === 'hardlink' || kind === 'symlink') {
-      linkname = this.text(buf, off + 157, 100, 'linkname');
+      linkname = text(buf, off + 157, 100);
       if (this.longLink !== undefined) linkname = this.longLink;
       if (pax?.linkpath !== undefined) linkname = pax.linkpath;
       if (linkname.length === 0) throw this.bad(`${kind} without a target`);
@@ -311,29 +315,13 @@ export class TarReader {
       while (end > 0 && meta[end - 1] === 0) end--;
       const value = meta.subarray(0, end);
       if (value.includes(0)) throw this.bad(`NUL inside a GNU long ${type === 0x4c ? 'name' : 'link'}`);
-      if (!isUtf8(value)) throw this.bad('name is not valid UTF-8');
-      if (type === 0x4c) this.longName = value.toString('utf8');
-      else this.longLink = value.toString('utf8');
+      // Bytes, as Go keeps them: a name that is not UTF-8 is still the file's name.
+      if (type === 0x4c) this.longName = value.toString('latin1');
+      else this.longLink = value.toString('latin1');
     }
     const pad = (BLOCK - (meta.length % BLOCK)) % BLOCK;
     this.pad = pad;
     this.state = pad > 0 ? State.Pad : State.Header;
-  }
-
-  /** A NUL-terminated field. Names are bytes in tar and strings in this API: refuse what is not UTF-8. */
-  private text(buf: Buffer, off: number, len: number, field: string): string {
-    let end = off;
-    let high = 0;
-    const limit = off + len;
-    while (end < limit) {
-      const b = buf[end];
-      if (b === 0) break;
-      high |= b;
-      end++;
-    }
-    if (high < 0x80) return buf.toString('latin1', off, end);
-    if (!isUtf8(buf.subarray(off, end))) throw this.bad(`${field} is not valid UTF-8`);
-    return buf.toString('utf8', off, end);
   }
 
   private octal(buf: Buffer, off: number, len: number, field: string): number {
@@ -376,6 +364,14 @@ function mergePax(a: PaxRecords, b: PaxRecords): PaxRecords {
   for (const k of Object.keys(b) as Array<keyof PaxRecords>) if (b[k] === undefined) out[k] = a[k] as never;
   if (a.xattrs && b.xattrs) out.xattrs = [...a.xattrs, ...b.xattrs];
   return out;
+}
+
+/** A NUL-terminated field as a byte string (src/util/byte-names.ts): names are bytes in tar. */
+function text(buf: Buffer, off: number, len: number): string {
+  let end = off;
+  const limit = off + len;
+  while (end < limit && buf[end] !== 0) end++;
+  return buf.toString('latin1', off, end);
 }
 
 /** The name field of a block that failed validation, for the error message only. */

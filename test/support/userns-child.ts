@@ -4,6 +4,7 @@ import { writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Overlay2Driver } from '../../src/driver.js';
+import type { Change } from '../../src/changes/change.js';
 
 const home = process.argv[2];
 const driver = await Overlay2Driver.init(home);
@@ -22,10 +23,11 @@ const chunks: Buffer[] = [];
 for await (const c of await driver.diff('app', 'base')) chunks.push(c as Buffer);
 await driver.create('copy', 'base');
 await driver.applyDiff('copy', 'base', Readable.from([Buffer.concat(chunks)]));
+const plain = (list: Change[]) => list.map((c) => ({ path: c.path, kind: c.kind }));
 console.log(JSON.stringify({
   status: Object.fromEntries(driver.status()),
-  native: await driver.changes('app', 'base'),
-  naive: await driver.changesNaive('app', 'base'),
-  copy: await driver.changes('copy', 'base'),
+  native: plain(await driver.changes('app', 'base')),
+  naive: plain(await driver.changesNaive('app', 'base')),
+  copy: plain(await driver.changes('copy', 'base')),
 }));
 await driver.cleanup();
