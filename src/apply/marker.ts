@@ -12,6 +12,7 @@ import { Overlay2Error } from '../errors.js';
 import { isEmptyDir } from './staging.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
 import { processStart } from '../mount/shared-refs.js';
+import { writeDurably } from '../util/durable-write.js';
 
 export const APPLYING_FILE = '.applying';
 export const INCOMPLETE_FILE = '.incomplete';
@@ -27,16 +28,6 @@ interface ApplyingRecord {
 function fsyncPath(path: string): void {
   const fd = fs.openSync(path, fs.constants.O_RDONLY);
   try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function writeDurably(path: string, text: string): void {
-  const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
-  try {
-    fs.writeSync(fd, text);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -17,6 +17,7 @@ import { generateLinkId, validateLowerEntry } from '../layout/ids.js';
 import { MANIFEST_MAX_BYTES, MANIFEST_NAMES, checkManifestSize, parseManifest, type ManifestName, type ThinManifest } from './manifest.js';
 import { manifestFileOf, readLowerSync } from './layer-files.js';
 import { thinLinkTarget } from './links.js';
+import { writeDurably } from '../util/durable-write.js';
 
 export const THIN_PENDING_FILE = '.thin-pending';
 
@@ -119,16 +120,6 @@ export class ThinApply implements ApplyTap {
   /** The apply failed: nothing of the plan may stay. */
   abandon(): void {
     fs.rmSync(join(this.layerDir, THIN_PENDING_FILE), { force: true });
-  }
-}
-
-function writeDurably(path: string, text: string): void {
-  const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 

@@ -233,7 +233,7 @@ export class ThinLayers {
 
   ownChanges(id: string): Change[] {
     const name = manifestFileOf(this.layerDir(id));
-    return name === null ? [] : [{ path: `/${name}`, kind: 'A' }];
+    return name === null ? [] : [{ path: `/${name}`, pathBytes: Buffer.from(`/${name}`), kind: 'A' }];
   }
 
   /** The tar the layer was applied from when its tar-split was kept, else the reproducible one-file tar. */
