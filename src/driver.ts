@@ -318,7 +318,7 @@ export class Overlay2Driver {
         // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
         this.refs.locked(() => {
           if (parent !== '') {
-            requireParentSync(this.store, parent, lower[0]!, id);
+            requireParentSync(this.store, parent, thinParent === null ? lower[0]! : null, id);
             this.store.markCommitted(parent);
           }
           try {

@@ -39,10 +39,11 @@ export function checkRemovable(store: LayerStore, id: string, state: RefState, f
 }
 
 /** create()'s last check before the rename into place: the parent is there, with the link its
- *  child's lower file names first (`parentEntry`, "l/<link id>"). */
-export function requireParentSync(store: LayerStore, parent: string, parentEntry: string, child: string): void {
+ *  child's lower file names first (`parentEntry`, "l/<link id>"; null for a thin parent, whose
+ *  children list its trees instead, src/thin/). */
+export function requireParentSync(store: LayerStore, parent: string, parentEntry: string | null, child: string): void {
   const linkId = store.readLinkIdSync(parent);
-  if (linkId === null || `${LINK_DIR}/${linkId}` !== parentEntry) {
+  if (linkId === null || (parentEntry !== null && `${LINK_DIR}/${linkId}` !== parentEntry)) {
     throw new Overlay2Error('ERR_LAYER_NOT_FOUND',
       `overlay2: parent layer ${parent} of ${child} was removed while ${child} was being created`, { id: child });
   }
