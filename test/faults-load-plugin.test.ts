@@ -11,7 +11,6 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { Overlay2Driver } from '../src/driver.js';
 import { chainIds, hexOf } from '../src/image/digest.js';
 import { readLayerRecord } from '../src/image/layer-record.js';
@@ -21,6 +20,7 @@ import { rng } from './support/rng.js';
 import { buildOciLayout, type LayerSpec } from './image-fixtures.js';
 import { dir, file, tarOf } from './apply-tar.js';
 import { openCall, pluginCall } from './support/plugin-client.js';
+import { contentDigest } from './support/snapshot.js';
 
 const test = mountTest(uvuTest);
 const SEED = Number(process.env.FAULT_SEED ?? 20261130);
@@ -29,21 +29,6 @@ const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const scratch = scratchRoot('ovl2-faults-lp-');
 const home = join(scratch.root, 'home');
 const totals = { trials: 0, killedMidway: 0, finished: 0 };
-
-function treeDigest(root: string): string {
-  const h = createHash('sha256');
-  const walk = (d: string, rel: string): void => {
-    for (const name of fs.readdirSync(d).sort()) {
-      const p = join(d, name), r = `${rel}/${name}`, st = fs.lstatSync(p);
-      h.update(`${r} ${st.mode}\n`);
-      if (st.isDirectory()) walk(p, r);
-      else if (st.isFile()) h.update(fs.readFileSync(p));
-      else if (st.isSymbolicLink()) h.update(fs.readlinkSync(p));
-    }
-  };
-  walk(root, '');
-  return h.digest('hex');
-}
 
 function mountsUnderHome(): string[] {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
@@ -63,7 +48,7 @@ async function reopen(): Promise<Overlay2Driver> {
     assert.is(fs.realpathSync(join(home, 'l', link)), fs.realpathSync(join(home, id, 'diff')), `${id}: its l/ link resolves`);
   }
   for (const name of fs.readdirSync(join(home, 'l'))) assert.ok(fs.existsSync(join(home, 'l', name)), `l/${name} is not dangling`);
-  assert.is(treeDigest(join(home, 'base', 'diff')), untouched, 'base unchanged');
+  assert.is(contentDigest(join(home, 'base', 'diff')), untouched, 'base unchanged');
   return d;
 }
 
@@ -114,7 +99,7 @@ test.before(async () => {
   await d.applyDiff('base', null, Readable.from([tarOf(dir('etc/'), file('etc/os-release', 'ID=test\n'), file('etc/keep', 'k'))]));
   await d.create('mid', 'base');
   await d.applyDiff('mid', 'base', Readable.from([tarOf(file('mid-file', 'm'))]));
-  untouched = treeDigest(join(home, 'base', 'diff'));
+  untouched = contentDigest(join(home, 'base', 'diff'));
   const work = join(scratch.root, 'image');
   const image = buildOciLayout(work, join(work, 'layout'), specs);
   archive = join(scratch.root, 'image.tar');
@@ -137,7 +122,7 @@ async function checkImageLayers(d: Overlay2Driver): Promise<number> {
       break;
     }
     assert.ok(readLayerRecord(join(home, id)), `layer ${i}: recorded (complete)`);
-    assert.is(treeDigest(join(home, id, 'diff')), treeDigest(layerSources[i]!), `layer ${i}: every file, every byte`);
+    assert.is(contentDigest(join(home, id, 'diff')), contentDigest(layerSources[i]!), `layer ${i}: every file, every byte`);
     assert.is(await d.parentOf(id), i === 0 ? '' : layerIds[i - 1], `layer ${i}: on its parent`);
     present++;
   }
@@ -251,8 +236,8 @@ test(`kill -9 of the plugin during a Diff response stream: nothing changes, no m
     const many = [...Array(2000).keys()].map((i) => file(`big/d${i % 20}/f${i}`, `big ${i}\n`.repeat(1 + (i % 50))));
     await d.applyDiff('big', 'mid', Readable.from([tarOf(dir('big/'), ...[...Array(20).keys()].map((i) => dir(`big/d${i}/`)), ...many)]));
   }
-  const before = treeDigest(join(home, 'big', 'diff'));
-  const midBefore = treeDigest(join(home, 'mid', 'diff'));
+  const before = contentDigest(join(home, 'big', 'diff'));
+  const midBefore = contentDigest(join(home, 'mid', 'diff'));
   let midStream = 0;
   for (let t = 0; t < TRIALS; t++) {
     const { proc, socket } = await startPlugin();
@@ -273,8 +258,8 @@ test(`kill -9 of the plugin during a Diff response stream: nothing changes, no m
     if (how === 'SIGKILL') midStream++;
     req.destroy();
     const d = await reopen();
-    assert.is(treeDigest(join(home, 'big', 'diff')), before, 'the exported layer is unchanged');
-    assert.is(treeDigest(join(home, 'mid', 'diff')), midBefore, 'its parent is unchanged');
+    assert.is(contentDigest(join(home, 'big', 'diff')), before, 'the exported layer is unchanged');
+    assert.is(contentDigest(join(home, 'mid', 'diff')), midBefore, 'its parent is unchanged');
     await settle(d);
   }
   console.error(`faults: plugin Diff: ${midStream} of ${TRIALS} kills landed mid-stream`);

@@ -9,11 +9,11 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { Overlay2Driver } from '../src/driver.js';
 import { mountTest, scratchRoot, rejectsWithCode } from './support/env.js';
 import { rng } from './support/rng.js';
 import { dir, file, tarOf } from './apply-tar.js';
+import { contentDigest } from './support/snapshot.js';
 
 const test = mountTest(uvuTest);
 const SEED = Number(process.env.FAULT_SEED ?? 20261130);
@@ -30,20 +30,6 @@ for (let d = 0; d < DIRS; d++) for (let f = 0; f < PER_DIR; f++) expected.set(`d
 const bigTar = tarOf(...[...Array(DIRS).keys()].flatMap((d) => [
   dir(`d${d}/`), ...[...Array(PER_DIR).keys()].map((f) => file(`d${d}/f${f}`, expected.get(`d${d}/f${f}`)!)),
 ]));
-
-function treeDigest(root: string): string {
-  const h = createHash('sha256');
-  const walk = (d: string, rel: string): void => {
-    for (const name of fs.readdirSync(d).sort()) {
-      const p = join(d, name), r = `${rel}/${name}`, st = fs.lstatSync(p);
-      h.update(`${r} ${st.mode}\n`);
-      if (st.isDirectory()) walk(p, r);
-      else if (st.isFile()) h.update(fs.readFileSync(p));
-    }
-  };
-  walk(root, '');
-  return h.digest('hex');
-}
 
 /** diff/ holds nothing, or exactly the import (every file, every byte). */
 function emptyOrComplete(diff: string, what: string): 'empty' | 'complete' {
@@ -105,7 +91,7 @@ async function reopen(): Promise<Overlay2Driver> {
   for (const name of fs.readdirSync(join(home, 'l'))) {
     assert.ok(fs.existsSync(join(home, 'l', name)), `l/${name} is not dangling`);
   }
-  assert.is(treeDigest(join(home, 'base', 'diff')), untouched, 'base unchanged');
+  assert.is(contentDigest(join(home, 'base', 'diff')), untouched, 'base unchanged');
   return d;
 }
 
@@ -122,7 +108,7 @@ test.before(async () => {
   await d.applyDiff('base', null, Readable.from([tarOf(dir('etc/'), file('etc/os-release', 'ID=test\n'), file('etc/keep', 'k'))]));
   await d.create('mid', 'base');
   await d.applyDiff('mid', 'base', Readable.from([tarOf(file('mid-file', 'm'))]));
-  untouched = treeDigest(join(home, 'base', 'diff'));
+  untouched = contentDigest(join(home, 'base', 'diff'));
 });
 test.after(() => {
   console.error(`faults: ${totals.trials} kill trials (seed ${SEED}): ${totals.killedMidway} killed mid-operation, ${totals.finished} finished first; every one recovered`);

@@ -2,6 +2,7 @@
 // owners, sizes, mtimes, ctimes and contents (symlink targets). Two equal snapshots of a victim dir
 // outside a layer mean nothing touched it.
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 export function snapshot(path: string): string {
@@ -14,4 +15,21 @@ export function snapshot(path: string): string {
   };
   visit(path, '.');
   return out.join('\n');
+}
+
+/** A digest of what a layer's content is — names, modes, file bytes, symlink targets — without
+ *  inodes or times, so a layer can be compared with the tree it was imported from. */
+export function contentDigest(root: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string, rel: string): void => {
+    for (const name of fs.readdirSync(d).sort()) {
+      const p = join(d, name), r = `${rel}/${name}`, st = fs.lstatSync(p);
+      h.update(`${r} ${st.mode}\n`);
+      if (st.isDirectory()) walk(p, r);
+      else if (st.isFile()) h.update(fs.readFileSync(p));
+      else if (st.isSymbolicLink()) h.update(fs.readlinkSync(p));
+    }
+  };
+  walk(root, '');
+  return h.digest('hex');
 }
