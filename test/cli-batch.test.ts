@@ -146,6 +146,34 @@ test('the CLI revalidates the feature cache: a planted answer is used while the 
   assert.is(fresh.features.backingFs, real);
 });
 
+test('exists through the bin loads the driver but none of the streaming modules; the shipped code cache is accepted', () => {
+  // why the driver reaches apply/export/changes/size/image through import(): a CLI call pays for every
+  // module it evaluates, and these (node:stream, child_process, zlib, crypto, tar-stream) are ~10 ms of it
+  const home = join(base, 'lazy');
+  assert.is(bin(['--home', home, 'create', 'a']).code, 0);
+  const probe = join(base, 'probe.cjs');
+  writeFileSync(probe, `
+    const { Script } = require('node:vm');
+    const created = [];
+    const Original = Script;
+    require('node:vm').Script = class extends Original {
+      constructor(src, opts) { super(src, opts); if (opts && opts.cachedData) created.push(this); }
+    };
+    process.on('exit', () => {
+      const loaded = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
+      const pkgs = Object.keys(require.cache).filter((f) => f.includes('node_modules'));
+      process._rawDebug(JSON.stringify({ loaded, pkgs, rejected: created.map((s) => s.cachedDataRejected) }));
+    });`);
+  const r = spawnSync(process.execPath, ['-r', probe, CLI_BIN, '--home', home, 'exists', 'a'], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const seen = JSON.parse(r.stderr.trim().split('\n').pop()!) as { loaded: string[]; pkgs: string[]; rejected: boolean[] };
+  for (const heavy of ['stream', 'child_process', 'zlib', 'crypto', 'net']) {
+    assert.not.ok(seen.loaded.includes(heavy), `exists loaded node:${heavy}`);
+  }
+  assert.equal(seen.pkgs, [], 'exists loaded no npm package');
+  assert.equal(seen.rejected, [false], 'the bin ran with its code cache, and V8 accepted it');
+});
+
 uvuTest('the bundle is strict code, as the ES modules it is made of', () => {
   // a directive only counts first: a banner line before it would leave the whole CLI in sloppy mode
   assert.ok(readFileSync(join(process.cwd(), 'dist', 'cli', 'bundle.cjs'), 'utf8').startsWith("'use strict';\n"));

@@ -4,7 +4,6 @@
 // user. Users are counted per repository in this process; before unmounting, `stillUsed` is asked
 // whether a mount made by another process (the CLI's persistent mounts) still needs it. One repository
 // at a time (a keyed lock), so two first users do not both run the command.
-import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
@@ -63,6 +62,8 @@ export class RepoMounts {
   private async mount(repo: string, target: string): Promise<void> {
     mkdirSync(target, { recursive: true, mode: 0o755 });
     const timeout = this.opts.timeoutMs ?? MOUNT_COMMAND_TIMEOUT_MS;
+    // loaded on the first repository mount, not with the driver: node:child_process costs every CLI call ~3 ms
+    const { execFile } = await import('node:child_process');
     await new Promise<void>((resolve, reject) => {
       execFile(this.opts.command, [repo, target], { timeout, killSignal: 'SIGKILL', shell: false, maxBuffer: 1 << 20 },
         (err, _stdout, stderr) => {

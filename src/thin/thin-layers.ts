@@ -13,7 +13,7 @@
 // layer above the thin layer), through the lowers themselves.
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Shim } from '../native/shim.js';
 import type { ApplyTap } from '../apply/tap.js';
 import type { Change } from '../changes/change.js';
@@ -239,6 +239,8 @@ export class ThinLayers {
   /** The tar the layer was applied from when its tar-split was kept, else the reproducible one-file tar. */
   async ownDiff(id: string): Promise<Readable> {
     const dir = this.layerDir(id);
+    // node:stream is loaded here, not at the top: the driver loads this module at every CLI call
+    const { Readable } = await import('node:stream');
     const { readLayerRecord } = await import('../image/layer-record.js');
     const { hasTarSplit, assembleLayer } = await import('../tar-split/assemble.js');
     const record = readLayerRecord(dir);
