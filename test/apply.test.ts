@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { applyLayer, removeStaleStaging, type ApplyOptions } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { loadShim } from '../src/native/shim.js';
+import { processStart } from '../src/mount/shared-refs.js';
 import { isRoot, tempDir, testIf } from './support/env.js';
 import { dir, file, gnuLong, hardlink, member, pax, symlink, tarOf } from './apply-tar.js';
 
@@ -468,16 +469,25 @@ maybe('an empty archive (or an empty stream) gives an empty layer of size 0', as
   assert.is(b.size, 0);
 });
 
-maybe('removeStaleStaging removes .staging-diff-* and nothing else', async () => {
+maybe('removeStaleStaging removes dead imports\' .staging-diff-* and nothing else', async () => {
   const { layer, diff } = newLayer();
-  fs.mkdirSync(join(layer, '.staging-diff-1-aaaa/deep/er'), { recursive: true });
-  fs.writeFileSync(join(layer, '.staging-diff-1-aaaa/deep/er/f'), 'x');
-  fs.symlinkSync('/etc', join(layer, '.staging-diff-1-aaaa/deep/etc'));
-  fs.mkdirSync(join(layer, '.staging-diff-2-bbbb'));
+  // a pid that is not running (a child that has exited), and this process under another start time
+  const dead = spawnSync('true').pid!;
+  const mine = `${process.pid}-${processStart(process.pid)}`;
+  fs.mkdirSync(join(layer, `.staging-diff-${dead}-123-aaaa/deep/er`), { recursive: true });
+  fs.writeFileSync(join(layer, `.staging-diff-${dead}-123-aaaa/deep/er/f`), 'x');
+  fs.symlinkSync('/etc', join(layer, `.staging-diff-${dead}-123-aaaa/deep/etc`));
+  fs.mkdirSync(join(layer, `.staging-diff-${process.pid}-1-bbbb`));
+  fs.mkdirSync(join(layer, `.staging-diff-${dead}-cccc`));
+  fs.mkdirSync(join(layer, '.staging-diff-x'));
+  // live: this process's own import, and one named the older way (no start time) by a live pid
+  fs.mkdirSync(join(layer, `.staging-diff-${mine}-dddd`));
+  fs.mkdirSync(join(layer, `.staging-diff-${process.pid}-eeee`));
   fs.writeFileSync(join(layer, 'link'), 'ABC');
   fs.writeFileSync(join(diff, 'f'), 'keep');
-  assert.is(await removeStaleStaging(layer), 2);
-  assert.equal(fs.readdirSync(layer).sort(), ['diff', 'link']);
+  assert.is(await removeStaleStaging(layer), 4);
+  assert.equal(fs.readdirSync(layer).sort(), [`.staging-diff-${process.pid}-eeee`, `.staging-diff-${mine}-dddd`, 'diff', 'link'].sort());
+  for (const live of [`.staging-diff-${mine}-dddd`, `.staging-diff-${process.pid}-eeee`]) fs.rmdirSync(join(layer, live));
   assert.ok(fs.existsSync('/etc/passwd'), 'a symlink inside staging was not followed');
   assert.is(fs.readFileSync(join(diff, 'f'), 'utf8'), 'keep');
   assert.is(await removeStaleStaging(join(layer, 'missing')), 0);

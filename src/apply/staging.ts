@@ -1,18 +1,22 @@
 // The staging dir an import extracts into before it becomes the layer's diff/. It lives inside the
-// layer dir (HOME/<id>/.staging-diff-<pid>-<random>): same filesystem as diff/ (so renameat2 can
-// swap them) and under the same project-quota dir; Docker ignores unknown names in a layer dir.
+// layer dir (HOME/<id>/.staging-diff-<pid>-<start>-<random>): same filesystem as diff/ (so renameat2
+// can swap them) and under the same project-quota dir; Docker ignores unknown names in a layer dir.
+// The owner's pid and start time (/proc/PID/stat) tell another process's init whether the import
+// is still running: only a dead owner's staging dir is a leftover.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
 import { AT_FDCWD, RENAME_EXCHANGE } from '../native/constants.js';
 import { removeTree, removeTreeSync } from '../layout/remove-tree.js';
+import { processStart } from '../mount/shared-refs.js';
 
 export const STAGING_PREFIX = '.staging-diff-';
 
 /** Creates an empty staging dir beside `diff`, with diff's owner and mode; returns its path. */
 export function createStaging(layerDir: string, diffDir: string): string {
   const st = fs.lstatSync(diffDir);
-  const path = join(layerDir, `${STAGING_PREFIX}${process.pid}-${Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`);
+  const random = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(6))).toString('hex');
+  const path = join(layerDir, `${STAGING_PREFIX}${process.pid}-${processStart(process.pid) || '0'}-${random}`);
   fs.mkdirSync(path, { mode: 0o700 });
   fs.chownSync(path, st.uid, st.gid);
   fs.chmodSync(path, st.mode & 0o7777);
@@ -32,7 +36,17 @@ export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string, w
   }
 }
 
-/** Removes every staging dir in a layer dir (leftovers of interrupted imports); returns how many. */
+/** Whether the import that made staging dir `name` may still be running: its pid is alive with the
+ *  start time in the name (a name without one, from an older version: the pid is alive). */
+export function stagingOwnerAlive(name: string): boolean {
+  const parts = name.slice(STAGING_PREFIX.length).split('-');
+  const now = /^[1-9][0-9]*$/.test(parts[0]!) ? processStart(Number(parts[0])) : '';
+  if (now === '') return false;
+  return parts.length === 3 ? parts[1] === now : true;
+}
+
+/** Removes the staging dirs of dead imports in a layer dir (leftovers of interrupted imports) and
+ *  leaves those of live ones; returns how many it removed. */
 export async function removeStaleStaging(layerDir: string): Promise<number> {
   let removed = 0;
   let names: string[];
@@ -43,7 +57,7 @@ export async function removeStaleStaging(layerDir: string): Promise<number> {
     throw e;
   }
   for (const name of names) {
-    if (!name.startsWith(STAGING_PREFIX)) continue;
+    if (!name.startsWith(STAGING_PREFIX) || stagingOwnerAlive(name)) continue;
     await removeTree(join(layerDir, name), layerDir);
     removed++;
   }
