@@ -57,3 +57,7 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 #define SCAN_SHARD_COUNT(f) (((f) >> 8) & 0xf)  // 0 or 1: not split
 #define SCAN_SHARD_INDEX(f) (((f) >> 12) & 0xf)
 #define SCAN_SHARD_DEPTH(f) (((f) >> 16) & 0xff)
+// With SCAN_SORTED and depth 1: the root's sorted entries are split into `count` runs of equal
+// length instead of by hash, shard k taking run k — the shards' walks, one after the other, are the
+// whole sorted walk.
+#define SCAN_SHARD_BY_POSITION (1u << 24)

@@ -48,6 +48,14 @@ export function scanShardFlags(index: number, count: number, depth: number): num
   return (count << 8) | (index << 12) | (depth << 16);
 }
 
+/** The walk flags of shard `index` of a SCAN_SORTED scan split `count` ways by position among the
+ *  root's sorted entries (shim/records.h SCAN_SHARD_BY_POSITION): the shards' walks, concatenated
+ *  in shard order, are the whole sorted walk. */
+export function scanRunFlags(index: number, count: number): number {
+  return scanShardFlags(index, count, 1) | SCAN_SHARD_BY_POSITION;
+}
+export const SCAN_SHARD_BY_POSITION = 1 << 24;
+
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;
 export const S_IFLNK = 0o120000;
