@@ -46,6 +46,8 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 #define FLAG_FAILED 0x8000
 // A split scan's copy of a directory another shard owns (see SCAN_SHARD_* below).
 #define FLAG_SHARD_COPY 0x4000
+// SCAN_INLINE_DATA: the file's st_size bytes of content follow the extra in the heap.
+#define FLAG_DATA 0x2000
 
 // The walk flags of scanOpen (the xattr SCAN_* bits are turned into an xattr plan by the caller).
 #define SCAN_SORTED 1
@@ -61,3 +63,7 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 // length instead of by hash, shard k taking run k — the shards' walks, one after the other, are the
 // whole sorted walk.
 #define SCAN_SHARD_BY_POSITION (1u << 24)
+// Regular files of 1 to 2^k bytes (k = SCAN_INLINE_DATA_LOG2(flags), 0: none) are read on the scan's
+// thread into the heap (FLAG_DATA) — open, read, close beside the stat — when they still hold their
+// listed size; any other file (or one that cannot be opened or shrank) comes without data.
+#define SCAN_INLINE_DATA_LOG2(f) (((f) >> 25) & 0x1f)

@@ -94,6 +94,25 @@ static int entry_xattrs(const struct xattr_plan *plan, int dirfd, const char *na
   return 0;
 }
 
+// SCAN_INLINE_DATA: the `size` bytes of regular file `name` into data, FLAG_DATA on r; nothing
+// when it cannot be opened or holds fewer bytes now (the caller's own read reports that).
+static void read_inline(int dirfd, const char *name, size_t size, struct xbuf *data, struct scan_record *r) {
+  if (xbuf_reserve(data, size) != 0) return;
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, data->p + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  if (got != size) return;
+  data->len = size;
+  r->flags |= FLAG_DATA;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The walk: state (one open fd + its entries per depth) lives in the handle, so a walk can stop at
 // any batch boundary and resume exactly there.
@@ -113,6 +132,7 @@ struct pending {        // the next entry, fully examined but not yet written
   char name[NAME_MAX + 1];
   size_t name_len;
   struct xbuf extra;
+  struct xbuf data;     // SCAN_INLINE_DATA: the file's contents (len 0: none)
   int child_fd;         // a directory to descend into once this record is written; -1 otherwise
 };
 
@@ -178,6 +198,7 @@ static void scan_destroy(struct scan *s) {
   free(s->levels);
   free(s->root_path);
   free(s->pend.extra.p);
+  free(s->pend.data.p);
   free(s->tmp[0].p);
   free(s->tmp[1].p);
   failure_clear(&s->broken);
@@ -326,6 +347,10 @@ static int scan_prepare(struct scan *s, struct failure *f) {
       return fail(s, f, err, which, name);
     }
     if (copy) p->rec.flags |= FLAG_SHARD_COPY;
+    p->data.len = 0;
+    uint32_t inline_log2 = SCAN_INLINE_DATA_LOG2(s->flags);
+    if (inline_log2 && S_ISREG(st.st_mode) && st.st_size > 0 && !copy && (uint64_t)st.st_size <= (1ull << inline_log2))
+      read_inline(l->dir.fd, name, (size_t)st.st_size, &p->data, &p->rec);
     p->valid = true;
     return 1;
   }
@@ -358,7 +383,7 @@ static int scan_fill(struct scan *s, uint8_t *rec, size_t rec_len, uint8_t *heap
       }
     }
     struct pending *p = &s->pend;
-    size_t need = p->name_len + p->extra.len;
+    size_t need = p->name_len + p->extra.len + p->data.len;
     if (count >= max || heap_len - used < need) {
       if (count > 0) break;
       f->err = ENOBUFS;
@@ -371,6 +396,7 @@ static int scan_fill(struct scan *s, uint8_t *rec, size_t rec_len, uint8_t *heap
     memcpy(rec + count * RECORD_SIZE, &p->rec, RECORD_SIZE);
     memcpy(heap + used, p->name, p->name_len);
     if (p->extra.len) memcpy(heap + used + p->name_len, p->extra.p, p->extra.len);
+    if (p->data.len) memcpy(heap + used + p->name_len + p->extra.len, p->data.p, p->data.len);
     used += need;
     count++;
     p->valid = false;

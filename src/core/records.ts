@@ -29,6 +29,8 @@ export const FLAG_FAILED = 0x8000;
 /** A split scan's copy of a directory another shard owns (shim/records.h; never in the WASM core's
  *  table: the core's consumers ignore directories or take records from one shard). */
 export const FLAG_SHARD_COPY = 0x4000;
+/** SCAN_INLINE_DATA: the file's st_size bytes of content follow the extra in the heap. */
+export const FLAG_DATA = 0x2000;
 
 export const SCAN_SORTED = 1;
 export const SCAN_OPAQUE = 2;
@@ -55,6 +57,13 @@ export function scanRunFlags(index: number, count: number): number {
   return scanShardFlags(index, count, 1) | SCAN_SHARD_BY_POSITION;
 }
 export const SCAN_SHARD_BY_POSITION = 1 << 24;
+
+/** Walk flags that have regular files of 1 to 2^log2 bytes read on the scan's thread into the
+ *  batch (FLAG_DATA; shim/records.h SCAN_INLINE_DATA_LOG2). The heap must hold name + extra + data. */
+export function scanInlineDataFlags(log2: number): number {
+  if (!(Number.isInteger(log2) && log2 >= 1 && log2 <= 24)) throw new RangeError(`overlay2: no inline data limit 2^${log2}`);
+  return log2 * (1 << 25);
+}
 
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;
