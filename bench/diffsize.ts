@@ -80,8 +80,9 @@ async function measure(set: DataSet, mobyBin: string | null): Promise<Row> {
       if (i < 3) row.fallback.push(await timeIt(() => fallbackSize(set.dir)));
     }
     const one = await peakRss(process.execPath, [process.argv[1]!, '--one', set.dir]);
-    row.oursRssMiB = one.selfMiB;
-    if (JSON.parse(one.stdout).size !== row.size) console.error(`!! --one size differs on ${set.name}`);
+    const report = JSON.parse(one.stdout) as { size: number; hwmKiB: number };
+    row.oursRssMiB = report.hwmKiB / 1024; // the process's own VmHWM at its end (the sampler's can catch a stranger)
+    if (report.size !== row.size) console.error(`!! --one size differs on ${set.name}`);
     row.duRssMiB = (await peakRss('du', ['-sb', set.dir])).selfMiB;
     const fb = await fallbackSize(set.dir);
     if (fb !== row.size) console.error(`!! fallback size ${fb} != shim size ${row.size} on ${set.name}`);
