@@ -39,6 +39,7 @@ test('the C header (shim/records.h) has the same offsets, record size and shim-s
   assert.is(define('RECORD_SIZE'), R.RECORD_SIZE);
   assert.is(define('FLAG_FAILED'), R.FLAG_FAILED);
   assert.is(define('FLAG_SHARD_COPY'), R.FLAG_SHARD_COPY);
+  assert.is(define('FLAG_DATA'), R.FLAG_DATA);
   assert.is(define('SCAN_SORTED'), R.SCAN_SORTED);
   assert.is(define('SCAN_NO_RECURSE'), R.SCAN_NO_RECURSE);
 });

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { loadShim, type ScanHandle, type ScanBatch, type ShimError } from '../src/native/shim.js';
 import * as C from '../src/native/constants.js';
 import { encodeXattrPlan } from '../src/native/xattr-plan.js';
-import { scanShardFlags, scanRunFlags } from '../src/core/records.js';
+import { scanShardFlags, scanRunFlags, scanInlineDataFlags } from '../src/core/records.js';
 import { isRoot, testIf } from './support/env.js';
 
 const shim = loadShim();
@@ -20,7 +20,7 @@ const rootTest = testIf(isRoot, 'shim-scan.test: trusted.* xattr, caps and devic
 // C side against the contract text, not against another mirror.
 const SCAN_SORTED = 1, SCAN_OPAQUE = 2, SCAN_USER_XATTR = 4, SCAN_CAPS = 8, SCAN_REDIRECT = 16,
   SCAN_METACOPY = 32, SCAN_NO_RECURSE = 64;
-const FLAG_OPAQUE = 1, FLAG_REDIRECT = 2, FLAG_METACOPY = 4, FLAG_CAPS = 8, FLAG_FAILED = 0x8000, FLAG_SHARD_COPY = 0x4000;
+const FLAG_OPAQUE = 1, FLAG_REDIRECT = 2, FLAG_METACOPY = 4, FLAG_CAPS = 8, FLAG_FAILED = 0x8000, FLAG_SHARD_COPY = 0x4000, FLAG_DATA = 0x2000;
 const RECORD_SIZE = 64;
 const ALL_XATTRS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
@@ -434,6 +434,29 @@ test('runs of a sorted scan (split by position among the root\'s entries), conca
     assert.equal(runs.map((e) => [e.path, e.depth, e.flags]), whole.map((e) => [e.path, e.depth, e.flags]), `${count} runs`);
   }
   expectError(() => shim.scanOpen(C.AT_FDCWD, tree, scanRunFlags(0, 2) & ~SCAN_SORTED), 'EINVAL', 'scan');
+});
+
+test('SCAN_INLINE_DATA: regular files of 1 to 2^k bytes come with their contents after the extra', () => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ovl2-inline-'));
+  try {
+    fs.writeFileSync(join(dir, 'small'), 'hello');
+    fs.writeFileSync(join(dir, 'exact'), Buffer.alloc(1024, 7));
+    fs.writeFileSync(join(dir, 'big'), Buffer.alloc(1025, 8));
+    fs.writeFileSync(join(dir, 'empty'), '');
+    fs.symlinkSync('small', join(dir, 'link'));
+    const h = shim.scanOpen(C.AT_FDCWD, dir, SCAN_SORTED | SCAN_CAPS | scanInlineDataFlags(10));
+    const rec = new Uint8Array(16 * RECORD_SIZE), heap = new Uint8Array(1 << 16);
+    try {
+      const b = shim.scanNextSync(h, rec, heap);
+      const got = readRecords(rec, heap, b.count).map((r) => {
+        const at = r.nameOff + r.nameLen + r.extraLen;
+        return [r.name, (r.flags & FLAG_DATA) !== 0 ? Buffer.from(heap.subarray(at, at + Number(r.size))).toString('latin1') : null];
+      });
+      assert.equal(got, [['big', null], ['empty', null], ['exact', '\x07'.repeat(1024)], ['link', null], ['small', 'hello']]);
+    } finally { shim.scanClose(h); }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('two scanNext calls may be in flight (filled in call order); a third throws EBUSY; scanClose while busy defers', async () => {
