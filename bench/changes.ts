@@ -14,12 +14,15 @@ import type { Change } from '../src/changes/change.js';
 import { loadShim } from '../src/native/shim.js';
 import { MNT_DETACH, MS_RDONLY } from '../src/native/constants.js';
 import { ensurePeer } from './lib/peers.js';
+import { baselineModule } from './lib/baseline.js';
 import { median, fmtMs, ratio, table } from './lib/stats.js';
 import { debianMinbase, systemUsr, countEntries, pickPaths, manyNewFilesUpper, MobyHome, DATA, type DataSet } from './lib/trees.js';
 
 const runs = Math.max(3, Number(process.argv[2] ?? 5));
 const pickBases = (process.argv[3] ?? 'debian,usr').split(',');
 const pickUppers = (process.argv[4] ?? 'small,many').split(',');
+// OVERLAY2_BASELINE=DIR: that build's changesNative too, interleaved (bench/lib/baseline.ts)
+const baseline = await baselineModule<{ changesNative: typeof changesNative }>('src/changes/native.js');
 const shim = loadShim();
 
 function asLines(changes: Change[]): string {
@@ -50,10 +53,10 @@ function viewMount(target: string, lowers: string[]): void {
   shim.mount('overlay', target, 'overlay', MS_RDONLY, `lowerdir=${lowers.join(':')},index=off,redirect_dir=off,metacopy=off`);
 }
 
-interface Row { base: string; baseEntries: number; upper: string; changes: number; native: number[]; nativeCpu: number[]; naive: number[]; moby: number[]; same: string }
+interface Row { base: string; baseEntries: number; upper: string; changes: number; native: number[]; nativeCpu: number[]; baseline: number[]; baselineCpu: number[]; naive: number[]; moby: number[]; same: string }
 
 async function measure(mobyBin: string | null, base: DataSet, upperName: string, layer: string, moby: MobyHome, baseEntries: number): Promise<Row> {
-  const row: Row = { base: base.name, baseEntries, upper: upperName, changes: 0, native: [], nativeCpu: [], naive: [], moby: [], same: '' };
+  const row: Row = { base: base.name, baseEntries, upper: upperName, changes: 0, native: [], nativeCpu: [], baseline: [], baselineCpu: [], naive: [], moby: [], same: '' };
   const upper = moby.diffDir(layer);
   const lowers = [moby.diffDir('base')];
   const view = fs.mkdtempSync(join(DATA, 'view-'));
@@ -66,6 +69,15 @@ async function measure(mobyBin: string | null, base: DataSet, upperName: string,
       row.native.push(performance.now() - t);
       const c = process.cpuUsage(c0);
       row.nativeCpu.push((c.user + c.system) / 1000);
+      if (baseline) {
+        const b0 = process.cpuUsage();
+        const bt = performance.now();
+        const b = await baseline.changesNative(upper, lowers, { userxattr: false });
+        row.baseline.push(performance.now() - bt);
+        const bc = process.cpuUsage(b0);
+        row.baselineCpu.push((bc.user + bc.system) / 1000);
+        if (asLines(b) !== asLines(n)) console.error('!! the baseline build lists other changes');
+      }
       nativeOut = asLines(n);
       row.changes = n.length;
       // naive as the driver runs it: mount a view of the layer; the parent (one layer) is its diff dir
@@ -131,6 +143,13 @@ async function main(): Promise<void> {
     rows.map((r) => [r.base, r.baseEntries, r.upper, r.changes, fmtMs(median(r.native)), fmtMs(median(r.nativeCpu)), fmtMs(median(r.naive)),
       fmtMs(median(r.moby)), ratio(median(r.moby), median(r.native)), ratio(median(r.moby), median(r.naive)), r.same]),
   ));
+  if (baseline) {
+    console.log(`\nthe same runs, baseline build ${process.env.OVERLAY2_BASELINE}'s changesNative (interleaved):\n`);
+    console.log(table(['base', 'upper', 'baseline native', 'ours native', 'baseline ÷ ours', 'moby ÷ baseline', 'CPU baseline / ours'], rows.map((r) => [
+      r.base, r.upper, fmtMs(median(r.baseline)), fmtMs(median(r.native)), ratio(median(r.baseline), median(r.native)),
+      ratio(median(r.moby), median(r.baseline)), `${fmtMs(median(r.baselineCpu))} / ${fmtMs(median(r.nativeCpu))}`,
+    ])));
+  }
 }
 
 await main();

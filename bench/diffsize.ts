@@ -14,6 +14,7 @@ import { ensurePeer } from './lib/peers.js';
 import { median, fmtMs, ratio, table } from './lib/stats.js';
 import { timedShell } from './lib/shell.js';
 import { peakRss } from './lib/peak-rss.js';
+import { baselineModule } from './lib/baseline.js';
 import { generatedTree, debianMinbase, systemUsr, smallFilesTree, largeFilesTree, countEntries, MobyHome, type DataSet } from './lib/trees.js';
 
 // `--one DIR`: one diffSize in this process, then its size and peak RSS as JSON (for peakRss)
@@ -26,6 +27,8 @@ if (process.argv[2] === '--one') {
 
 const runs = Math.max(5, Number(process.argv[2] ?? 7));
 const pick = (process.argv[3] ?? 'flat,dirs,generated,debian,usr,large').split(',');
+// OVERLAY2_BASELINE=DIR: that build's directorySize too, interleaved (bench/lib/baseline.ts)
+const baseline = await baselineModule<{ directorySize(dir: string): Promise<number> }>('src/size/directory-size.js');
 
 async function timeIt(fn: () => Promise<unknown> | unknown): Promise<number> {
   const t = performance.now();
@@ -42,7 +45,7 @@ async function fallbackSize(dir: string): Promise<number> {
 
 interface Row {
   set: DataSet; entries: number; ours: number[]; fallback: number[]; du: number[]; moby: number[]; size: number; mobySize: number;
-  oursCpu: number[]; duCpu: number[]; oursRssMiB: number; duRssMiB: number;
+  oursCpu: number[]; duCpu: number[]; oursRssMiB: number; duRssMiB: number; base: number[]; baseCpu: number[];
 }
 
 async function cpuTimeIt(fn: () => Promise<unknown>): Promise<{ ms: number; cpuMs: number }> {
@@ -55,7 +58,7 @@ async function cpuTimeIt(fn: () => Promise<unknown>): Promise<{ ms: number; cpuM
 async function measure(set: DataSet, mobyBin: string | null): Promise<Row> {
   const row: Row = {
     set, entries: countEntries(set.dir), ours: [], fallback: [], du: [], moby: [], size: NaN, mobySize: NaN,
-    oursCpu: [], duCpu: [], oursRssMiB: NaN, duRssMiB: NaN,
+    oursCpu: [], duCpu: [], oursRssMiB: NaN, duRssMiB: NaN, base: [], baseCpu: [],
   };
   let moby: MobyHome | null = null;
   if (mobyBin) {
@@ -65,6 +68,7 @@ async function measure(set: DataSet, mobyBin: string | null): Promise<Row> {
   try {
     // warm the page cache and the JIT once, then interleave the contenders run by run
     row.size = await directorySize(set.dir);
+    if (baseline && await baseline.directorySize(set.dir) !== row.size) console.error(`!! baseline size differs on ${set.name}`);
     spawnSync('du', ['-sb', set.dir]);
     for (let i = 0; i < runs; i++) {
       const o = await cpuTimeIt(() => directorySize(set.dir));
@@ -72,6 +76,11 @@ async function measure(set: DataSet, mobyBin: string | null): Promise<Row> {
       row.oursCpu.push(o.cpuMs);
       row.du.push(await timeIt(() => spawnSync('du', ['-sb', set.dir])));
       row.duCpu.push(timedShell(`du -sb '${set.dir}' > /dev/null`, 'du').cpuMs);
+      if (baseline) {
+        const b = await cpuTimeIt(() => baseline.directorySize(set.dir));
+        row.base.push(b.ms);
+        row.baseCpu.push(b.cpuMs);
+      }
       if (moby) {
         const r = moby.run(['diffsize', 'layer', '-']);
         row.moby.push(r.opMs);
@@ -115,6 +124,13 @@ async function main(): Promise<void> {
       fmtMs(median(r.fallback)),
     ]),
   ));
+  if (baseline) {
+    console.log(`\nthe same runs, baseline build ${process.env.OVERLAY2_BASELINE} (interleaved with ours and du):\n`);
+    console.log(table(['tree', 'baseline', 'ours', 'baseline ÷ ours', 'du ÷ baseline', 'CPU baseline / ours'], rows.map((r) => [
+      r.set.name, fmtMs(median(r.base)), fmtMs(median(r.ours)), ratio(median(r.base), median(r.ours)), ratio(median(r.du), median(r.base)),
+      `${fmtMs(median(r.baseCpu))} / ${fmtMs(median(r.oursCpu))}`,
+    ])));
+  }
   console.log('');
   for (const r of rows) console.log(`${r.set.name}: ${r.set.note} (${r.set.dir})`);
 }
