@@ -77,7 +77,7 @@ export class ScanBatches {
         const s = this.slots[0];
         batch = this.shim.scanNextSync(this.handle, s.records, s.heap); // the first batch (syncFirst)
         slot = 0;
-        this.fill(1);
+        if (!batch.done) this.fill(1);
       } else {
         if (!head.settled) return NOT_READY;
         this.requests.shift();
