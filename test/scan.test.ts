@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { withCore, type Core } from '../src/core/wasm.js';
-import { RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, FLAG_SHARD_COPY, S_IFDIR, S_IFMT, type RecordFields } from '../src/core/records.js';
+import { RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, type RecordFields } from '../src/core/records.js';
 import { decodeRecord } from '../src/scan/record-view.js';
 import { SCAN_RECORDS_PER_BATCH, type ScanSlot } from '../src/core/regions.js';
 import { scanStream, type ScanOptions } from '../src/scan/stream.js';
@@ -152,48 +152,36 @@ withShim('a consumer that throws stops the scan cleanly and the core can be used
   }
 });
 
-for (const shards of [2, 3]) {
-  withShim(`the split scan (${shards} shards at once) consumes every entry exactly once, copies aside`, async () => {
-    const dir = tempDir('ovl2-scan-split-');
-    try {
-      const n = makeTree(dir, 3000);
-      for (let i = 0; i < 3; i++) fs.mkdirSync(join(dir, 'dir-1', 'x', `deep${i}`, 'a', 'b'), { recursive: true });
-      const flat = join(dir, 'flat'); // one big directory: split too
-      fs.mkdirSync(flat);
-      for (let i = 0; i < 500; i++) fs.writeFileSync(join(flat, `f${i}`), '');
-      const whole = await collect(dir, 0);
-      const keys = (xs: Array<{ ino: bigint; nameLen: number; mode: number }>) =>
-        xs.map((x) => `${x.ino}:${x.nameLen}:${x.mode}`).sort();
-      const split = await withCore(async (core) => {
-        const seen: Array<{ ino: bigint; nameLen: number; mode: number }> = [];
-        const streams = new Set<number>();
-        const perStream = new Map<number, number>();
-        let copies = 0;
-        const count = await scanUnordered(core, dir, 0, (slot, c) => {
-          streams.add(slot.recordsAddr);
-          for (let i = 0; i < c; i++) {
-            const r = decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE);
-            if ((r.flags & FLAG_SHARD_COPY) !== 0) {
-              assert.is(r.mode & S_IFMT, S_IFDIR, 'only directories are copied');
-              copies++;
-              continue;
-            }
-            seen.push(r);
-            perStream.set(slot.recordsAddr, (perStream.get(slot.recordsAddr) ?? 0) + 1);
-          }
-        }, shards);
-        assert.is(count, seen.length);
-        assert.ok(copies > 0, 'directories above the shard depth are walked by every shard');
-        assert.ok(streams.size >= shards, 'every shard took part');
-        return seen;
+withShim('the split scan (all streams at once) consumes every entry exactly once, a big flat directory in shards', async () => {
+  const dir = tempDir('ovl2-scan-split-');
+  try {
+    const n = makeTree(dir, 3000);
+    for (let i = 0; i < 3; i++) fs.mkdirSync(join(dir, 'dir-1', 'x', `deep${i}`, 'a', 'b'), { recursive: true });
+    const flat = join(dir, 'flat'); // st_size over BIG_DIR: listed in shards
+    fs.mkdirSync(flat);
+    for (let i = 0; i < 1600; i++) fs.writeFileSync(join(flat, `${'n'.repeat(36)}${String(i).padStart(4, '0')}`), '');
+    for (let i = 0; i < 3; i++) fs.mkdirSync(join(flat, `sub${i}`));
+    assert.ok(fs.statSync(flat).size >= 64 * 1024, 'the flat directory is big enough to be sharded');
+    const whole = await collect(dir, 0);
+    const keys = (xs: Array<{ ino: bigint; nameLen: number; mode: number }>) =>
+      xs.map((x) => `${x.ino}:${x.nameLen}:${x.mode}`).sort();
+    const split = await withCore(async (core) => {
+      const seen: Array<{ ino: bigint; nameLen: number; mode: number }> = [];
+      const streams = new Set<number>();
+      const count = await scanUnordered(core, dir, 0, (slot, c) => {
+        streams.add(slot.recordsAddr);
+        for (let i = 0; i < c; i++) seen.push(decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE));
       });
-      assert.is(split.length, n + 10 + 500);
-      assert.equal(keys(split), keys(whole.seen));
-    } finally {
-      removeTree(dir);
-    }
-  });
-}
+      assert.is(count, seen.length);
+      assert.ok(streams.size >= 2, 'more than one slot took part');
+      return seen;
+    });
+    assert.is(split.length, n + 9 + 1 + 1600 + 3);
+    assert.equal(keys(split), keys(whole.seen));
+  } finally {
+    removeTree(dir);
+  }
+});
 
 test('the fallback alone scans a tree (what runs when the shim is not built)', async () => {
   const dir = tempDir('ovl2-scan-fbonly-');

@@ -1,38 +1,106 @@
 // A whole-tree scan for consumers that do not care about order (the size sum): the tree is split
-// by name into shards (SCAN_SHARD_* of shim/records.h) that the core's scan streams walk at the same
-// time, one libuv pool thread each, so the stat-bound walk uses every core instead of one. Each
-// shard is one continuous scan in 4096-record batches: no per-directory round trips through the main
-// thread, and a single huge directory splits as well as many small ones.
+// into subtrees that the core's scan streams walk at the same time, one libuv pool thread each, so
+// the stat-bound walk uses every core instead of one.
+//
+// Splitting: a work queue of directories, breadth first. A directory near the top (or taken while
+// the queue is short) is "expanded": its own entries are scanned without recursing and its
+// subdirectories are queued; any other directory is scanned whole. Every entry is consumed exactly
+// once (a scan never emits its root, and an expansion emits the subdirectories it queues).
+// A big directory (st_size: thousands of entries) is expanded as SHARDS shards by name hash
+// (SCAN_SHARD_*), so one huge flat directory keeps every stream busy too.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Core } from '../core/wasm.js';
-import { FLAG_SHARD_COPY, SCAN_NO_RECURSE, scanShardFlags } from '../core/records.js';
-import { SCAN_STREAM_COUNT } from '../core/regions.js';
+import { SCAN_NO_RECURSE, S_IFDIR, S_IFMT, scanShardFlags } from '../core/records.js';
+import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
 import { scanStream, type BatchConsumer } from './stream.js';
 import { coreRecordView } from './record-view.js';
 
-/** Entries down to this depth are spread over the shards: deep enough that one big top-level
- *  directory (/usr/lib, /usr/share) is split, shallow enough that the directories every shard walks
- *  through are few. */
-export const SHARD_DEPTH = 3;
+const EXPAND_DEPTH = 2;  // always split the top levels
+const QUEUE_TARGET = 16; // below that many waiting directories, keep splitting
+const BIG_DIR = 64 * 1024; // st_size of a directory worth listing in shards (ext4: ~2000 entries)
 
-/** Two shards: one per core of the machines this runs on; more threads only contend. */
-export const DEFAULT_SHARDS = 2;
+interface Item { rel: string; depth: number; shard: number; shards: number }
 
-/** Scans the whole tree under `root` split over `shards` scan streams of `core`; `consume` sees
- *  every entry once plus, from the other shards, FLAG_SHARD_COPY records of the directories above
- *  SHARD_DEPTH. Returns the number of entries (copies not counted). */
-export async function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer,
-                                    shards = DEFAULT_SHARDS): Promise<number> {
-  const n = Math.min(Math.max(shards, 2), SCAN_STREAM_COUNT);
-  const depth = (flags & SCAN_NO_RECURSE) !== 0 ? 1 : SHARD_DEPTH;
-  let copies = 0;
-  const counting: BatchConsumer = (slot, count, heapUsed) => {
-    const r = coreRecordView(core, slot);
-    for (let i = 0; i < count; i++) if ((r.seek(i).flags & FLAG_SHARD_COPY) !== 0) copies++;
-    consume(slot, count, heapUsed);
+/** `rel` as queue items: SCAN_STREAM_COUNT shards when the directory is big, else one. */
+function items(rel: string, depth: number, dirSize: number): Item[] {
+  const n = dirSize >= BIG_DIR ? SCAN_STREAMS.length : 1;
+  return Array.from({ length: n }, (_, shard) => ({ rel, depth, shard, shards: n }));
+}
+
+/** Thrown inside the split scan when a directory name is not UTF-8 and cannot be reopened by path;
+ *  scanUnordered turns it into its 'unsplittable' result. */
+class Unsplittable extends Error {}
+
+/** The tree could not be split (a directory name that is not UTF-8): nothing is in flight any more,
+ *  but part of the tree was consumed — reset the consumer and scan sequentially. */
+export const UNSPLITTABLE = 'unsplittable';
+
+/** Scans the whole tree under `root` with every scan stream of `core`; returns the entry count,
+ *  or UNSPLITTABLE. */
+export async function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer): Promise<number | typeof UNSPLITTABLE> {
+  const queue: Item[] = items('', 0, statSync(root).size);
+  let busy = 0;
+  let entries = 0;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const signal = () => {
+    const w = wake;
+    wake = null;
+    w?.();
   };
-  const results = await Promise.allSettled(Array.from({ length: n }, (_, k) =>
-    scanStream(core, root, flags | scanShardFlags(k, n, depth), counting, { stream: k })));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.reduce((sum, r) => sum + (r as PromiseFulfilledResult<{ entries: number }>).value.entries, 0) - copies;
+
+  const expand = async ({ rel, depth, shard, shards }: Item, stream: number): Promise<number> => {
+    const found: Item[] = [];
+    const sharded = shards > 1 ? scanShardFlags(shard, shards, 1) : 0;
+    const n = (await scanStream(core, join(root, rel), flags | SCAN_NO_RECURSE | sharded, (slot: ScanSlot, count: number, heapUsed: number) => {
+      const r = coreRecordView(core, slot);
+      for (let i = 0; i < count; i++) {
+        if ((r.seek(i).mode & S_IFMT) !== S_IFDIR) continue;
+        const bytes = r.nameBytes();
+        const name = bytes.toString('utf8');
+        if (Buffer.byteLength(name) !== bytes.length || !Buffer.from(name).equals(bytes)) throw new Unsplittable(name);
+        found.push(...items(rel ? `${rel}/${name}` : name, depth + 1, r.size));
+      }
+      consume(slot, count, heapUsed);
+    }, { stream })).entries;
+    queue.push(...found);
+    return n;
+  };
+
+  const worker = async (stream: number): Promise<void> => {
+    for (;;) {
+      if (failure) return;
+      const item = queue.shift();
+      if (!item) {
+        if (busy === 0) {
+          signal();
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          const prev = wake;
+          wake = () => { prev?.(); resolve(); };
+        });
+        continue;
+      }
+      busy++;
+      try {
+        // (`entries += await ...` would read `entries` before the await and lose the other worker's adds)
+        const n = item.depth < EXPAND_DEPTH || queue.length < QUEUE_TARGET || item.shards > 1
+          ? await expand(item, stream)
+          : (await scanStream(core, join(root, item.rel), flags, consume, { stream })).entries;
+        entries += n;
+      } catch (e) {
+        failure ??= e;
+      } finally {
+        busy--;
+        signal();
+      }
+    }
+  };
+
+  await Promise.all(SCAN_STREAMS.map((_, k) => worker(k)));
+  if (failure instanceof Unsplittable) return UNSPLITTABLE;
+  if (failure) throw failure;
+  return entries;
 }
