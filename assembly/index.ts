@@ -3,7 +3,7 @@
 // Addresses below memoryBase (4 MiB) belong to the host (scan regions, see src/core/regions.ts);
 // everything this module allocates lives above it.
 import { RECORD_VERSION } from './records';
-import { Tree, newTree, nodeAddr, treeAppend as appendTo, treeFinish as finish, treeConcat as concat, nodeNameAddr, nodeNameLen, ERR_BAD_DEPTH } from './tree';
+import { Tree, newTree, nodeAddr, treeAppend as appendTo, treeFinish as finish, nodeNameAddr, nodeNameLen, ERR_BAD_DEPTH } from './tree';
 import { sizeReset } from './size';
 import { inodeSetCount } from './inode-set';
 import { changesReset } from './changes';
@@ -48,11 +48,6 @@ export function treeAppend(t: u32, records: usize, count: u32, heapBase: usize):
 
 export function treeFinish(t: u32): void {
   finish(tree(t));
-}
-
-/** Tree 1 appended to tree 0 (both finished); tree 1 left empty. */
-export function treeConcat(): void {
-  concat(tree(0), tree(1));
 }
 
 export function treeCount(t: u32): u32 {

@@ -118,29 +118,3 @@ export function treeFinish(t: Tree): void {
 
 // @ts-ignore: decorator
 @inline export function nodeMode(t: Tree, i: i32): u32 { return recMode(nodeAddr(t, i)); }
-
-/** Appends finished tree `b` after finished tree `a` (as if b's records had been appended to a) and
- *  empties b: the two halves of an upper dir scanned at once, split by position among the root's
- *  sorted entries (so a's entries all come before b's). */
-export function treeConcat(a: Tree, b: Tree): void {
-  const base = a.count;
-  const nameShift = a.names.used;
-  const nameAt = bufGrow(a.names, b.names.used);
-  memory.copy(a.names.base + nameAt, b.names.base, b.names.used);
-  const at = bufGrow(a.nodes, b.count * NODE_SIZE);
-  memory.copy(a.nodes.base + at, b.nodes.base, <usize>b.count * NODE_SIZE);
-  for (let i: u32 = 0; i < b.count; i++) {
-    const n = a.nodes.base + at + <usize>i * NODE_SIZE;
-    store<u32>(n, load<u32>(n, OFF_NAME_OFF) + nameShift, OFF_NAME_OFF);
-    store<u32>(n, load<u32>(n, N_END) + base, N_END);
-    const p = load<i32>(n, N_PARENT);
-    if (p != ROOT) store<i32>(n, p + <i32>base, N_PARENT);
-  }
-  a.count = base + b.count;
-  a.flagsSeen |= b.flagsSeen;
-  b.nodes.used = 0;
-  b.names.used = 0;
-  b.count = 0;
-  b.depth = 0;
-  b.flagsSeen = 0;
-}

@@ -59,10 +59,6 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 #define SCAN_SHARD_COUNT(f) (((f) >> 8) & 0xf)  // 0 or 1: not split
 #define SCAN_SHARD_INDEX(f) (((f) >> 12) & 0xf)
 #define SCAN_SHARD_DEPTH(f) (((f) >> 16) & 0xff)
-// With SCAN_SORTED and depth 1: the root's sorted entries are split into `count` runs of equal
-// length instead of by hash, shard k taking run k — the shards' walks, one after the other, are the
-// whole sorted walk.
-#define SCAN_SHARD_BY_POSITION (1u << 24)
 // Regular files of 1 to 2^k bytes (k = SCAN_INLINE_DATA_LOG2(flags), 0: none) are read on the scan's
 // thread into the heap (FLAG_DATA) — open, read, close beside the stat — when they still hold their
 // listed size; any other file (or one that cannot be opened or shrank) comes without data.

@@ -156,7 +156,6 @@ struct scan {
   uint32_t magic;
   uint32_t flags;
   uint32_t shard_count, shard_index, shard_depth; // SCAN_SHARD_*; shard_count 0: not split
-  bool shard_by_position;
   struct xattr_plan plan;
   char *root_path;
   struct level *levels;
@@ -256,18 +255,10 @@ static int level_read_sorted(struct level *l) {
   return 0;
 }
 
-// The next name of a directory, or NULL at its end (errno 0) or on error (errno set). run: with
-// count > 1, only run `index` of `count` equal runs of the sorted names (SCAN_SHARD_BY_POSITION).
-static const char *level_next(struct level *l, uint32_t flags, uint32_t index, uint32_t count) {
+// The next name of a directory, or NULL at its end (errno 0) or on error (errno set).
+static const char *level_next(struct level *l, uint32_t flags) {
   if (flags & SCAN_SORTED) {
-    if (!l->sorted) {
-      if (level_read_sorted(l) != 0) return NULL;
-      if (count > 1) {
-        size_t n = l->n;
-        l->i = n * index / count;
-        l->n = n * (index + 1) / count;
-      }
-    }
+    if (!l->sorted && level_read_sorted(l) != 0) return NULL;
     errno = 0;
     return l->i < l->n ? l->sorted[l->i++] : NULL;
   }
@@ -304,8 +295,7 @@ static int scan_prepare(struct scan *s, struct failure *f) {
   for (;;) {
     if (s->depth == 0) return 0;
     struct level *l = &s->levels[s->depth - 1];
-    bool by_position = s->shard_by_position && s->depth == 1;
-    const char *name = level_next(l, s->flags, s->shard_index, by_position ? s->shard_count : 1);
+    const char *name = level_next(l, s->flags);
     if (!name) {
       if (errno) return fail(s, f, errno, "getdents64", NULL);
       level_free(l);
@@ -313,7 +303,7 @@ static int scan_prepare(struct scan *s, struct failure *f) {
       continue;
     }
     bool copy = false; // a directory of another shard's, walked through
-    if (s->shard_count && !s->shard_by_position && s->depth <= s->shard_depth && shard_of(name, s->shard_count) != s->shard_index) {
+    if (s->shard_count && s->depth <= s->shard_depth && shard_of(name, s->shard_count) != s->shard_index) {
       unsigned char type = (unsigned char)name[-1]; // the dirent's d_type sits right before d_name
       if (s->depth == s->shard_depth || (type != DT_DIR && type != DT_UNKNOWN)) continue;
       copy = true;
@@ -428,8 +418,7 @@ napi_value js_scan_open(napi_env env, napi_callback_info info) {
   if (!arg_i32(env, argv[0], &dirfd) || !arg_string(env, argv[1], &path) || !arg_i64(env, argv[2], &flags) ||
       !arg_plan(env, argv[3], &plan))
     goto fail_out;
-  if (SCAN_SHARD_COUNT(flags) > 1 && (SCAN_SHARD_INDEX(flags) >= SCAN_SHARD_COUNT(flags) || SCAN_SHARD_DEPTH(flags) == 0 ||
-      ((flags & SCAN_SHARD_BY_POSITION) && (!(flags & SCAN_SORTED) || SCAN_SHARD_DEPTH(flags) != 1)))) {
+  if (SCAN_SHARD_COUNT(flags) > 1 && (SCAN_SHARD_INDEX(flags) >= SCAN_SHARD_COUNT(flags) || SCAN_SHARD_DEPTH(flags) == 0)) {
     throw_errno(env, EINVAL, "scan", path, NULL);
     goto fail_out;
   }
@@ -445,7 +434,6 @@ napi_value js_scan_open(napi_env env, napi_callback_info info) {
     s->shard_count = SCAN_SHARD_COUNT(flags);
     s->shard_index = SCAN_SHARD_INDEX(flags);
     s->shard_depth = SCAN_SHARD_DEPTH(flags);
-    s->shard_by_position = (flags & SCAN_SHARD_BY_POSITION) != 0;
   }
   s->plan = plan;
   s->root_path = path;

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { loadShim, type ScanHandle, type ScanBatch, type ShimError } from '../src/native/shim.js';
 import * as C from '../src/native/constants.js';
 import { encodeXattrPlan } from '../src/native/xattr-plan.js';
-import { scanShardFlags, scanRunFlags, scanInlineDataFlags } from '../src/core/records.js';
+import { scanShardFlags, scanInlineDataFlags } from '../src/core/records.js';
 import { isRoot, testIf } from './support/env.js';
 
 const shim = loadShim();
@@ -424,16 +424,6 @@ test('shards of a sorted scan: every entry in exactly one shard, in the whole sc
     }
   }
   expectError(() => shim.scanOpen(C.AT_FDCWD, tree, (2 << 8) | (5 << 12) | (1 << 16)), 'EINVAL', 'scan');
-});
-
-test('runs of a sorted scan (split by position among the root\'s entries), concatenated, are the whole scan', () => {
-  const whole = scanAll(tree, SCAN_SORTED | ALL_XATTRS);
-  for (const count of [2, 3, 5]) {
-    const runs: Entry[] = [];
-    for (let index = 0; index < count; index++) runs.push(...scanAll(tree, SCAN_SORTED | ALL_XATTRS | scanRunFlags(index, count)));
-    assert.equal(runs.map((e) => [e.path, e.depth, e.flags]), whole.map((e) => [e.path, e.depth, e.flags]), `${count} runs`);
-  }
-  expectError(() => shim.scanOpen(C.AT_FDCWD, tree, scanRunFlags(0, 2) & ~SCAN_SORTED), 'EINVAL', 'scan');
 });
 
 test('SCAN_INLINE_DATA: regular files of 1 to 2^k bytes come with their contents after the extra', () => {

@@ -17,7 +17,7 @@ import { withCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE } from '../c
 import { takeChanges } from './change-list.js';
 import {
   FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
-  SCAN_USER_XATTR, scanRunFlags,
+  SCAN_USER_XATTR,
 } from '../core/records.js';
 import {
   LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
@@ -158,15 +158,6 @@ export async function classifyUpper(core: Core, access: LowerAccess, roots: read
   await walkDir(w, ROOT, roots.map((_, i) => i), roots);
 }
 
-/** The upper dir into tree 0, scanned as two runs of its root's sorted entries at once (one pool
- *  thread each, into trees 0 and 1), then joined: the same tree as one sorted scan. */
-async function scanUpper(core: Core, upperDir: string, flags: number): Promise<void> {
-  const runs = await Promise.allSettled([0, 1].map((k) => scanTree(core, k, upperDir, flags | scanRunFlags(k, 2), { stream: k })));
-  const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  core.exports.treeConcat();
-}
-
 export async function changesNative(upperDir: string, lowerDirs: string[], opts: NativeChangesOptions): Promise<Change[]> {
   const shim = opts.shim ?? (() => {
     try {
@@ -177,7 +168,7 @@ export async function changesNative(upperDir: string, lowerDirs: string[], opts:
   })();
   const xattr = opts.userxattr ? SCAN_USER_XATTR : 0;
   return withCore(async (core) => {
-    await scanUpper(core, upperDir, SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY | xattr);
+    await scanTree(core, 0, upperDir, SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY | xattr);
     if ((core.exports.treeFlagsSeen(0) & (FLAG_REDIRECT | FLAG_METACOPY)) !== 0) {
       throw new NeedsNaive(`${upperDir} has a redirect or metacopy entry`);
     }

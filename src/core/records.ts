@@ -50,14 +50,6 @@ export function scanShardFlags(index: number, count: number, depth: number): num
   return (count << 8) | (index << 12) | (depth << 16);
 }
 
-/** The walk flags of shard `index` of a SCAN_SORTED scan split `count` ways by position among the
- *  root's sorted entries (shim/records.h SCAN_SHARD_BY_POSITION): the shards' walks, concatenated
- *  in shard order, are the whole sorted walk. */
-export function scanRunFlags(index: number, count: number): number {
-  return scanShardFlags(index, count, 1) | SCAN_SHARD_BY_POSITION;
-}
-export const SCAN_SHARD_BY_POSITION = 1 << 24;
-
 /** Walk flags that have regular files of 1 to 2^log2 bytes read on the scan's thread into the
  *  batch (FLAG_DATA; shim/records.h SCAN_INLINE_DATA_LOG2). The heap must hold name + extra + data. */
 export function scanInlineDataFlags(log2: number): number {

@@ -18,7 +18,6 @@ export interface CoreExports {
   inodeCount(): number;
   treeAppend(tree: number, records: number, count: number, heap: number): number;
   treeFinish(tree: number): void;
-  treeConcat(): void;
   treeCount(tree: number): number;
   treeFlagsSeen(tree: number): number;
   treeNodeAddr(tree: number, node: number): number;

@@ -6,7 +6,7 @@
 // the queue is short) is "expanded": its own entries are scanned without recursing and its
 // subdirectories are queued; any other directory is scanned whole. Every entry is consumed exactly
 // once (a scan never emits its root, and an expansion emits the subdirectories it queues).
-// A big directory (st_size: thousands of entries) is expanded as SHARDS shards by name hash
+// A big directory (st_size: thousands of entries) is expanded as two shards by name hash
 // (SCAN_SHARD_*), so one huge flat directory keeps every stream busy too.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,12 +19,13 @@ import { coreRecordView } from './record-view.js';
 const EXPAND_DEPTH = 2;  // always split the top levels
 const QUEUE_TARGET = 16; // below that many waiting directories, keep splitting
 const BIG_DIR = 64 * 1024; // st_size of a directory worth listing in shards (ext4: ~2000 entries)
+const SHARDS = 2;          // each shard reads the whole directory: one per core, no more
 
 interface Item { rel: string; depth: number; shard: number; shards: number }
 
 /** `rel` as queue items: SCAN_STREAM_COUNT shards when the directory is big, else one. */
 function items(rel: string, depth: number, dirSize: number): Item[] {
-  const n = dirSize >= BIG_DIR ? SCAN_STREAMS.length : 1;
+  const n = dirSize >= BIG_DIR ? SHARDS : 1;
   return Array.from({ length: n }, (_, shard) => ({ rel, depth, shard, shards: n }));
 }
 
