@@ -53,10 +53,9 @@ export class ScanBatches {
   constructor(private readonly shim: Shim, dirfd: number, private readonly path: string, flags: number,
               private readonly slots: readonly [BatchSlot, BatchSlot], opts: ScanBatchesOptions = {}) {
     this.handle = shim.scanOpen(dirfd, path, flags);
-    if (!opts.syncFirst) {
-      this.fill(0);
-      this.fill(1);
-    }
+    // one fill to start: a small directory ends in its first batch, and a second fill queued with it
+    // would be a pool job per directory for nothing; the second slot joins once a batch did not end it
+    if (!opts.syncFirst) this.fill(0);
   }
 
   /** The next batch (the previous one's slot is refilled from now on), null at the end, or
@@ -77,7 +76,6 @@ export class ScanBatches {
         const s = this.slots[0];
         batch = this.shim.scanNextSync(this.handle, s.records, s.heap); // the first batch (syncFirst)
         slot = 0;
-        if (!batch.done) this.fill(1);
       } else {
         if (!head.settled) return NOT_READY;
         this.requests.shift();
@@ -93,6 +91,7 @@ export class ScanBatches {
       if (batch.count > 0) {
         this.idle = 0;
         this.handedOut = slot;
+        if (!this.finished && this.requests.length === 0) this.fill(slot === 0 ? 1 : 0); // the scan goes on meanwhile
         return { slot, count: batch.count, heapUsed: batch.heapUsed };
       }
       if (batch.done) return null;
