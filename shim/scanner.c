@@ -2,7 +2,9 @@
 // and names into caller-provided memory, and lookupBatch, the same records for a list of names. Which
 // xattrs an entry gets asked for comes from the caller's plan (xattr_plan.h): no attribute name, value
 // or file-type rule of overlay's is written here.
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +94,25 @@ static int entry_xattrs(const struct xattr_plan *plan, int dirfd, const char *na
   return 0;
 }
 
+// SCAN_INLINE_DATA: the `size` bytes of regular file `name` into data, FLAG_DATA on r; nothing
+// when it cannot be opened or holds fewer bytes now (the caller's own read reports that).
+static void read_inline(int dirfd, const char *name, size_t size, struct xbuf *data, struct scan_record *r) {
+  if (xbuf_reserve(data, size) != 0) return;
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, data->p + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  if (got != size) return;
+  data->len = size;
+  r->flags |= FLAG_DATA;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The walk: state (one open fd + its entries per depth) lives in the handle, so a walk can stop at
 // any batch boundary and resume exactly there.
@@ -111,21 +132,16 @@ struct pending {        // the next entry, fully examined but not yet written
   char name[NAME_MAX + 1];
   size_t name_len;
   struct xbuf extra;
+  struct xbuf data;     // SCAN_INLINE_DATA: the file's contents (len 0: none)
   int child_fd;         // a directory to descend into once this record is written; -1 otherwise
 };
 
-struct scan {
-  uint32_t magic;
-  uint32_t flags;
-  struct xattr_plan plan;
-  char *root_path;
-  struct level *levels;
-  size_t depth, cap;    // levels[0] is the root; entries of levels[d] have depth d + 1
-  struct pending pend;
-  struct xbuf tmp[2];
-  struct failure broken; // a scan error: every later call reports it again
-  bool is_broken, closed, busy, close_when_idle;
-  // async batch
+struct scan;
+
+struct scan_req {       // one scanNext call
+  struct scan *s;
+  bool used;
+  uint64_t ticket;
   napi_async_work work;
   napi_ref ref_self, ref_records, ref_heap, ref_cb;
   uint8_t *rec_ptr, *heap_ptr;
@@ -134,6 +150,28 @@ struct scan {
   bool out_done;
   int out_rc;
   struct failure out_fail;
+};
+
+struct scan {
+  uint32_t magic;
+  uint32_t flags;
+  uint32_t shard_count, shard_index, shard_depth; // SCAN_SHARD_*; shard_count 0: not split
+  struct xattr_plan plan;
+  char *root_path;
+  struct level *levels;
+  size_t depth, cap;    // levels[0] is the root; entries of levels[d] have depth d + 1
+  struct pending pend;
+  struct xbuf tmp[2];
+  struct failure broken; // a scan error: every later call reports it again
+  bool is_broken, closed, close_when_idle;
+  // async batches: up to two scanNext calls at once (one per slot of the caller's double buffer),
+  // filled in call order — the second waits for its turn on the pool thread, not for the main
+  // thread to come round, so the walk never pauses between batches
+  struct scan_req reqs[2];
+  unsigned inflight;
+  uint64_t next_ticket, turn;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
 };
 
 static void level_free(struct level *l) {
@@ -159,10 +197,14 @@ static void scan_destroy(struct scan *s) {
   free(s->levels);
   free(s->root_path);
   free(s->pend.extra.p);
+  free(s->pend.data.p);
   free(s->tmp[0].p);
   free(s->tmp[1].p);
   failure_clear(&s->broken);
-  failure_clear(&s->out_fail);
+  failure_clear(&s->reqs[0].out_fail);
+  failure_clear(&s->reqs[1].out_fail);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
   s->magic = 0;
   free(s);
 }
@@ -224,6 +266,13 @@ static const char *level_next(struct level *l, uint32_t flags) {
   return d ? d->d_name : NULL;
 }
 
+// FNV-1a: which shard of a split scan owns an entry (any stable spread of names will do).
+static uint32_t shard_of(const char *name, uint32_t count) {
+  uint32_t h = 2166136261u;
+  for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = (h ^ *c) * 16777619u;
+  return h % count;
+}
+
 static int scan_push(struct scan *s, int fd, const char *name) {
   if (s->depth == s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 16;
@@ -253,11 +302,18 @@ static int scan_prepare(struct scan *s, struct failure *f) {
       s->depth--;
       continue;
     }
+    bool copy = false; // a directory of another shard's, walked through
+    if (s->shard_count && s->depth <= s->shard_depth && shard_of(name, s->shard_count) != s->shard_index) {
+      unsigned char type = (unsigned char)name[-1]; // the dirent's d_type sits right before d_name
+      if (s->depth == s->shard_depth || (type != DT_DIR && type != DT_UNKNOWN)) continue;
+      copy = true;
+    }
     struct stat st;
     if (fstatat(l->dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue; // vanished since getdents
       return fail(s, f, errno, "fstatat", name);
     }
+    if (copy && !S_ISDIR(st.st_mode)) continue;
     fill_record(&p->rec, &st);
     if (s->depth > UINT16_MAX) return fail(s, f, EOVERFLOW, "scan", name);
     p->rec.depth = (uint16_t)s->depth;
@@ -280,6 +336,11 @@ static int scan_prepare(struct scan *s, struct failure *f) {
       if (err == ENOENT) continue;
       return fail(s, f, err, which, name);
     }
+    if (copy) p->rec.flags |= FLAG_SHARD_COPY;
+    p->data.len = 0;
+    uint32_t inline_log2 = SCAN_INLINE_DATA_LOG2(s->flags);
+    if (inline_log2 && S_ISREG(st.st_mode) && st.st_size > 0 && !copy && (uint64_t)st.st_size <= (1ull << inline_log2))
+      read_inline(l->dir.fd, name, (size_t)st.st_size, &p->data, &p->rec);
     p->valid = true;
     return 1;
   }
@@ -312,7 +373,7 @@ static int scan_fill(struct scan *s, uint8_t *rec, size_t rec_len, uint8_t *heap
       }
     }
     struct pending *p = &s->pend;
-    size_t need = p->name_len + p->extra.len;
+    size_t need = p->name_len + p->extra.len + p->data.len;
     if (count >= max || heap_len - used < need) {
       if (count > 0) break;
       f->err = ENOBUFS;
@@ -325,6 +386,7 @@ static int scan_fill(struct scan *s, uint8_t *rec, size_t rec_len, uint8_t *heap
     memcpy(rec + count * RECORD_SIZE, &p->rec, RECORD_SIZE);
     memcpy(heap + used, p->name, p->name_len);
     if (p->extra.len) memcpy(heap + used + p->name_len, p->extra.p, p->extra.len);
+    if (p->data.len) memcpy(heap + used + p->name_len + p->extra.len, p->data.p, p->data.len);
     used += need;
     count++;
     p->valid = false;
@@ -356,12 +418,23 @@ napi_value js_scan_open(napi_env env, napi_callback_info info) {
   if (!arg_i32(env, argv[0], &dirfd) || !arg_path(env, argv[1], &path) || !arg_i64(env, argv[2], &flags) ||
       !arg_plan(env, argv[3], &plan))
     goto fail_out;
+  if (SCAN_SHARD_COUNT(flags) > 1 && (SCAN_SHARD_INDEX(flags) >= SCAN_SHARD_COUNT(flags) || SCAN_SHARD_DEPTH(flags) == 0)) {
+    throw_errno(env, EINVAL, "scan", path, NULL);
+    goto fail_out;
+  }
   int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) { throw_errno(env, errno, "openat", path, NULL); goto fail_out; }
   struct scan *s = calloc(1, sizeof *s);
   if (!s) { close(fd); throw_errno(env, ENOMEM, "scanOpen", path, NULL); goto fail_out; }
   s->magic = SCAN_MAGIC;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
   s->flags = (uint32_t)flags;
+  if (SCAN_SHARD_COUNT(flags) > 1) {
+    s->shard_count = SCAN_SHARD_COUNT(flags);
+    s->shard_index = SCAN_SHARD_INDEX(flags);
+    s->shard_depth = SCAN_SHARD_DEPTH(flags);
+  }
   s->plan = plan;
   s->root_path = path;
   s->pend.child_fd = -1;
@@ -405,7 +478,7 @@ napi_value js_scan_next_sync(napi_env env, napi_callback_info info) {
   uint8_t *rec, *heap;
   size_t rec_len, heap_len;
   if (!arg_bytes(env, argv[1], &rec, &rec_len) || !arg_bytes(env, argv[2], &heap, &heap_len)) return NULL;
-  if (s->busy) { throw_errno(env, EBUSY, "scan", s->root_path, NULL); return NULL; }
+  if (s->inflight) { throw_errno(env, EBUSY, "scan", s->root_path, NULL); return NULL; }
   uint32_t count = 0, used = 0;
   bool done;
   struct failure f = {0};
@@ -417,42 +490,58 @@ napi_value js_scan_next_sync(napi_env env, napi_callback_info info) {
 }
 
 static void scan_work_execute(napi_env env, void *data) {
-  struct scan *s = data;
-  s->out_rc = scan_fill(s, s->rec_ptr, s->rec_len, s->heap_ptr, s->heap_len, &s->out_count, &s->out_heap,
-                        &s->out_done, &s->out_fail);
+  struct scan_req *r = data;
+  struct scan *s = r->s;
+  pthread_mutex_lock(&s->mu);
+  while (s->turn != r->ticket) pthread_cond_wait(&s->cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+  r->out_rc = scan_fill(s, r->rec_ptr, r->rec_len, r->heap_ptr, r->heap_len, &r->out_count, &r->out_heap,
+                        &r->out_done, &r->out_fail);
+  pthread_mutex_lock(&s->mu);
+  s->turn++;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
 }
 
 static void scan_work_complete(napi_env env, napi_status status, void *data) {
-  struct scan *s = data;
+  struct scan_req *r = data;
+  struct scan *s = r->s;
   napi_value cb, argv2[2], global, self;
-  napi_get_reference_value(env, s->ref_cb, &cb);
-  napi_get_reference_value(env, s->ref_self, &self); // keeps the handle alive until the callback ran
+  napi_get_reference_value(env, r->ref_cb, &cb);
+  napi_get_reference_value(env, r->ref_self, &self); // keeps the handle alive until the callback ran
   if (status == napi_cancelled) {
+    pthread_mutex_lock(&s->mu); // never ran: let a later call have its turn
+    if (s->turn == r->ticket) s->turn++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
     struct failure f = {ECANCELED, "scan", NULL};
     argv2[0] = failure_error(env, &f);
     napi_get_null(env, &argv2[1]);
-  } else if (s->out_rc != 0) {
-    argv2[0] = failure_error(env, &s->out_fail);
+  } else if (r->out_rc != 0) {
+    argv2[0] = failure_error(env, &r->out_fail);
     napi_get_null(env, &argv2[1]);
   } else {
     napi_get_null(env, &argv2[0]);
-    argv2[1] = batch_object(env, s->out_count, s->out_heap, s->out_done);
+    argv2[1] = batch_object(env, r->out_count, r->out_heap, r->out_done);
   }
-  napi_delete_async_work(env, s->work);
-  napi_delete_reference(env, s->ref_cb);
-  napi_delete_reference(env, s->ref_records);
-  napi_delete_reference(env, s->ref_heap);
-  napi_delete_reference(env, s->ref_self);
-  s->work = NULL;
-  s->busy = false;
-  if (s->close_when_idle) scan_close_all(s);
+  napi_delete_async_work(env, r->work);
+  napi_delete_reference(env, r->ref_cb);
+  napi_delete_reference(env, r->ref_records);
+  napi_delete_reference(env, r->ref_heap);
+  napi_delete_reference(env, r->ref_self);
+  r->work = NULL;
+  r->used = false;
+  s->inflight--;
+  if (s->close_when_idle && s->inflight == 0) scan_close_all(s);
   napi_get_global(env, &global);
   napi_value ignored;
   napi_call_function(env, global, cb, 2, argv2, &ignored); // an exception propagates as uncaught
   (void)self;
 }
 
-// scanNext(handle, records, heap, callback)
+// scanNext(handle, records, heap, callback): the next batch, filled on the libuv pool. A second call
+// may come before the first one's callback (into the other buffer): it continues where the first
+// stops, and its callback comes after the first's. A third is EBUSY.
 napi_value js_scan_next(napi_env env, napi_callback_info info) {
   GET_ARGS(4);
   struct scan *s = get_scan(env, argv[0], false);
@@ -461,23 +550,30 @@ napi_value js_scan_next(napi_env env, napi_callback_info info) {
   size_t rec_len, heap_len;
   if (!arg_bytes(env, argv[1], &rec, &rec_len) || !arg_bytes(env, argv[2], &heap, &heap_len)) return NULL;
   if (!arg_function(env, argv[3])) return NULL;
-  if (s->busy) { throw_errno(env, EBUSY, "scan", s->root_path, NULL); return NULL; }
+  if (s->inflight == 2) { throw_errno(env, EBUSY, "scan", s->root_path, NULL); return NULL; }
+  struct scan_req *r = &s->reqs[s->reqs[0].used ? 1 : 0];
   napi_value name;
   napi_create_string_utf8(env, "overlay2:scanNext", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, scan_work_execute, scan_work_complete, s, &s->work) != napi_ok) return NULL;
-  s->rec_ptr = rec; s->rec_len = rec_len;
-  s->heap_ptr = heap; s->heap_len = heap_len;
-  s->out_rc = 0;
-  napi_create_reference(env, argv[0], 1, &s->ref_self);
-  napi_create_reference(env, argv[1], 1, &s->ref_records);
-  napi_create_reference(env, argv[2], 1, &s->ref_heap);
-  napi_create_reference(env, argv[3], 1, &s->ref_cb);
-  s->busy = true;
-  if (napi_queue_async_work(env, s->work) != napi_ok) {
-    s->busy = false;
-    napi_delete_async_work(env, s->work);
-    napi_delete_reference(env, s->ref_self); napi_delete_reference(env, s->ref_records);
-    napi_delete_reference(env, s->ref_heap); napi_delete_reference(env, s->ref_cb);
+  if (napi_create_async_work(env, NULL, name, scan_work_execute, scan_work_complete, r, &r->work) != napi_ok) return NULL;
+  r->s = s;
+  r->rec_ptr = rec; r->rec_len = rec_len;
+  r->heap_ptr = heap; r->heap_len = heap_len;
+  r->out_rc = 0;
+  failure_clear(&r->out_fail);
+  napi_create_reference(env, argv[0], 1, &r->ref_self);
+  napi_create_reference(env, argv[1], 1, &r->ref_records);
+  napi_create_reference(env, argv[2], 1, &r->ref_heap);
+  napi_create_reference(env, argv[3], 1, &r->ref_cb);
+  r->used = true;
+  r->ticket = s->next_ticket++;
+  s->inflight++;
+  if (napi_queue_async_work(env, r->work) != napi_ok) {
+    r->used = false;
+    s->inflight--;
+    s->next_ticket--;
+    napi_delete_async_work(env, r->work);
+    napi_delete_reference(env, r->ref_self); napi_delete_reference(env, r->ref_records);
+    napi_delete_reference(env, r->ref_heap); napi_delete_reference(env, r->ref_cb);
     throw_errno(env, EAGAIN, "scan", s->root_path, NULL);
     return NULL;
   }
@@ -489,7 +585,7 @@ napi_value js_scan_close(napi_env env, napi_callback_info info) {
   GET_ARGS(1);
   struct scan *s = get_scan(env, argv[0], true);
   if (!s) return NULL;
-  if (s->busy) s->close_when_idle = true;
+  if (s->inflight) s->close_when_idle = true;
   else scan_close_all(s);
   return js_undefined(env);
 }

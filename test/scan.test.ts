@@ -152,11 +152,16 @@ withShim('a consumer that throws stops the scan cleanly and the core can be used
   }
 });
 
-withShim('the split scan (all streams at once) consumes every entry exactly once', async () => {
+withShim('the split scan (all streams at once) consumes every entry exactly once, a big flat directory in shards', async () => {
   const dir = tempDir('ovl2-scan-split-');
   try {
     const n = makeTree(dir, 3000);
     for (let i = 0; i < 3; i++) fs.mkdirSync(join(dir, 'dir-1', 'x', `deep${i}`, 'a', 'b'), { recursive: true });
+    const flat = join(dir, 'flat'); // st_size over BIG_DIR: listed in shards
+    fs.mkdirSync(flat);
+    for (let i = 0; i < 1600; i++) fs.writeFileSync(join(flat, `${'n'.repeat(36)}${String(i).padStart(4, '0')}`), '');
+    for (let i = 0; i < 3; i++) fs.mkdirSync(join(flat, `sub${i}`));
+    assert.ok(fs.statSync(flat).size >= 64 * 1024, 'the flat directory is big enough to be sharded');
     const whole = await collect(dir, 0);
     const keys = (xs: Array<{ ino: bigint; nameLen: number; mode: number }>) =>
       xs.map((x) => `${x.ino}:${x.nameLen}:${x.mode}`).sort();
@@ -171,7 +176,7 @@ withShim('the split scan (all streams at once) consumes every entry exactly once
       assert.ok(streams.size >= 2, 'more than one slot took part');
       return seen;
     });
-    assert.is(split.length, n + 9);
+    assert.is(split.length, n + 9 + 1 + 1600 + 3);
     assert.equal(keys(split), keys(whole.seen));
   } finally {
     removeTree(dir);

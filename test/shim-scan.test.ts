@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { loadShim, type ScanHandle, type ScanBatch, type ShimError } from '../src/native/shim.js';
 import * as C from '../src/native/constants.js';
 import { encodeXattrPlan } from '../src/native/xattr-plan.js';
+import { scanShardFlags, scanInlineDataFlags } from '../src/core/records.js';
 import { isRoot, testIf } from './support/env.js';
 
 const shim = loadShim();
@@ -19,7 +20,7 @@ const rootTest = testIf(isRoot, 'shim-scan.test: trusted.* xattr, caps and devic
 // C side against the contract text, not against another mirror.
 const SCAN_SORTED = 1, SCAN_OPAQUE = 2, SCAN_USER_XATTR = 4, SCAN_CAPS = 8, SCAN_REDIRECT = 16,
   SCAN_METACOPY = 32, SCAN_NO_RECURSE = 64;
-const FLAG_OPAQUE = 1, FLAG_REDIRECT = 2, FLAG_METACOPY = 4, FLAG_CAPS = 8, FLAG_FAILED = 0x8000;
+const FLAG_OPAQUE = 1, FLAG_REDIRECT = 2, FLAG_METACOPY = 4, FLAG_CAPS = 8, FLAG_FAILED = 0x8000, FLAG_SHARD_COPY = 0x4000, FLAG_DATA = 0x2000;
 const RECORD_SIZE = 64;
 const ALL_XATTRS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
@@ -401,19 +402,84 @@ test('async scanNext yields the same batches as scanNextSync', async () => {
   assert.equal(got, want);
 });
 
-test('a second scanNext while one is in flight throws EBUSY; scanClose while busy defers', async () => {
+test('shards of a sorted scan: every entry in exactly one shard, in the whole scan\'s order, paths intact', () => {
+  const whole = scanAll(tree, SCAN_SORTED | ALL_XATTRS);
+  for (const count of [2, 3]) {
+    for (const depth of [1, 2, 3]) {
+      const owned: Entry[] = [];
+      for (let index = 0; index < count; index++) {
+        const part = scanAll(tree, SCAN_SORTED | ALL_XATTRS | scanShardFlags(index, count, depth));
+        const mine = part.filter((e) => (e.flags & FLAG_SHARD_COPY) === 0);
+        for (const e of part) if ((e.flags & FLAG_SHARD_COPY) !== 0) assert.ok(e.depth < depth && (e.mode & 0o170000) === 0o040000, e.path);
+        // the shard's own entries are a subsequence of the whole walk, with the same paths and flags
+        let at = 0;
+        for (const e of mine) {
+          while (at < whole.length && whole[at]!.path !== e.path) at++;
+          assert.ok(at < whole.length, `${e.path} out of order in shard ${index}/${count}`);
+          assert.is((whole[at]!.flags & ~FLAG_SHARD_COPY), e.flags);
+        }
+        owned.push(...mine);
+      }
+      assert.equal(owned.map((e) => e.path).sort(), whole.map((e) => e.path).sort(), `${count} shards to depth ${depth}`);
+    }
+  }
+  expectError(() => shim.scanOpen(C.AT_FDCWD, tree, (2 << 8) | (5 << 12) | (1 << 16)), 'EINVAL', 'scan');
+});
+
+test('SCAN_INLINE_DATA: regular files of 1 to 2^k bytes come with their contents after the extra', () => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ovl2-inline-'));
+  try {
+    fs.writeFileSync(join(dir, 'small'), 'hello');
+    fs.writeFileSync(join(dir, 'exact'), Buffer.alloc(1024, 7));
+    fs.writeFileSync(join(dir, 'big'), Buffer.alloc(1025, 8));
+    fs.writeFileSync(join(dir, 'empty'), '');
+    fs.symlinkSync('small', join(dir, 'link'));
+    const h = shim.scanOpen(C.AT_FDCWD, dir, SCAN_SORTED | SCAN_CAPS | scanInlineDataFlags(10));
+    const rec = new Uint8Array(16 * RECORD_SIZE), heap = new Uint8Array(1 << 16);
+    try {
+      const b = shim.scanNextSync(h, rec, heap);
+      const got = readRecords(rec, heap, b.count).map((r) => {
+        const at = r.nameOff + r.nameLen + r.extraLen;
+        return [r.name, (r.flags & FLAG_DATA) !== 0 ? Buffer.from(heap.subarray(at, at + Number(r.size))).toString('latin1') : null];
+      });
+      assert.equal(got, [['big', null], ['empty', null], ['exact', '\x07'.repeat(1024)], ['link', null], ['small', 'hello']]);
+    } finally { shim.scanClose(h); }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two scanNext calls may be in flight (filled in call order); a third throws EBUSY; scanClose while busy defers', async () => {
+  const all = await (async () => {
+    const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);
+    const rec = new Uint8Array(64 * RECORD_SIZE), heap = new Uint8Array(4096);
+    const got: Array<{ ino: bigint; nameLen: number }> = [];
+    for (;;) {
+      const b = await scanNextAsync(h, rec, heap);
+      got.push(...readRecords(rec, heap, b.count).map((r) => ({ ino: r.ino, nameLen: r.nameLen })));
+      if (b.done) break;
+    }
+    shim.scanClose(h);
+    return got;
+  })();
   const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);
-  const rec = new Uint8Array(64 * RECORD_SIZE), heap = new Uint8Array(4096);
-  const first = scanNextAsync(h, rec, heap);
-  expectError(() => shim.scanNext(h, rec, heap, () => { throw new Error('must not run'); }), 'EBUSY', 'scan');
-  expectError(() => shim.scanNextSync(h, rec, heap), 'EBUSY', 'scan');
-  const b = await first;
-  assert.ok(b.count > 0);
+  const small = 3; // several batches, so the second call continues where the first stopped
+  const bufs = [0, 1].map(() => ({ rec: new Uint8Array(small * RECORD_SIZE), heap: new Uint8Array(4096) }));
+  const order: number[] = [];
+  const first = scanNextAsync(h, bufs[0]!.rec, bufs[0]!.heap).then((b) => { order.push(0); return b; });
+  const second = scanNextAsync(h, bufs[1]!.rec, bufs[1]!.heap).then((b) => { order.push(1); return b; });
+  expectError(() => shim.scanNext(h, bufs[0]!.rec, bufs[0]!.heap, () => { throw new Error('must not run'); }), 'EBUSY', 'scan');
+  expectError(() => shim.scanNextSync(h, bufs[0]!.rec, bufs[0]!.heap), 'EBUSY', 'scan');
+  const [b0, b1] = await Promise.all([first, second]);
+  assert.equal(order, [0, 1]);
+  assert.is(b0.count, small);
+  const two = [...readRecords(bufs[0]!.rec, bufs[0]!.heap, b0.count), ...readRecords(bufs[1]!.rec, bufs[1]!.heap, b1.count)];
+  assert.equal(two.map((r) => ({ ino: r.ino, nameLen: r.nameLen })), all.slice(0, two.length));
   // Close while a batch is in flight: the batch still completes, then the handle is closed.
-  const second = scanNextAsync(h, rec, heap);
+  const third = scanNextAsync(h, bufs[0]!.rec, bufs[0]!.heap);
   shim.scanClose(h);
-  await second;
-  expectError(() => shim.scanNextSync(h, rec, heap), 'EBADF', 'scan');
+  await third;
+  expectError(() => shim.scanNextSync(h, bufs[0]!.rec, bufs[0]!.heap), 'EBADF', 'scan');
 });
 
 test('a closed handle throws EBADF (sync and async); scanClose is idempotent', () => {

@@ -4,8 +4,8 @@ import { loadShim, type Shim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC } from '../native/constants.js';
 import { TYPE_REG } from '../tar/header.js';
 import {
-  RECORD_SIZE, FLAG_OPAQUE, FLAG_CAPS, SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
-  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR,
+  RECORD_SIZE, FLAG_OPAQUE, FLAG_CAPS, FLAG_DATA, SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
+  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR, scanInlineDataFlags,
 } from '../core/records.js';
 import { NOT_READY as SCAN_NOT_READY, ScanBatches, type BatchSlot } from '../scan/batches.js';
 import { RecordView } from '../scan/record-view.js';
@@ -19,7 +19,11 @@ import { isWhiteoutDevice } from '../overlay-format.js';
 // SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
 
 const RECORDS_PER_BATCH = 4096;
-const HEAP_SIZE = 1 << 20; // names + capability values of one batch; ≥ 255 + 65535 for any entry
+// Small files' contents come with the scan (read on the pool thread, so this thread only frames
+// headers and copies); larger ones are read here, straight into the outgoing chunk.
+const INLINE_DATA_LOG2 = 15; // up to 32 KiB
+// names + capability values + inline file data of one batch; ≥ 255 + 65535 + 32 KiB for any entry
+const HEAP_SIZE = 4 << 20;
 
 const O_DIR = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW | O_CLOEXEC;
 
@@ -57,7 +61,7 @@ export class UpperDirSource implements EntrySource {
     const slots = [batch(), batch()] as const;
     this.views = [new RecordView(slots[0].records, slots[0].heap), new RecordView(slots[1].records, slots[1].heap)];
     this.view = this.views[0];
-    const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0);
+    const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0) | scanInlineDataFlags(INLINE_DATA_LOG2);
     this.dirFds[0] = openSync(this.rootUtf8, O_DIR);
     try {
       this.batches = new ScanBatches(this.shim, AT_FDCWD, upperDir, flags, slots, { syncFirst: true });
@@ -177,6 +181,8 @@ export class UpperDirSource implements EntrySource {
       this.lastRel = rel;
       this.lastDepth = depth;
       this.lastNameStart = rel.length - name.length;
+      // the scan's copy is exactly the listed size (the header's, as headers come from the record)
+      if (flags & FLAG_DATA && r.size === h.size) return { header: h, hasData, data: r.data() };
     }
     return { header: h, hasData };
   }

@@ -31,11 +31,20 @@ export interface ScanBatchesOptions {
   syncFirst?: boolean;
 }
 
+interface Request {
+  slot: 0 | 1;
+  settled: boolean;
+  batch: ScanBatch | null;
+  error: Error | null;
+}
+
 export class ScanBatches {
   private handle: ScanHandle | null;
-  private inFlight = false;
-  private readyBatch: ScanBatch | null = null;
-  private readySlot: 0 | 1 = 0;
+  /** scanNext calls in call order (at most one per slot): the shim fills them one after another
+   *  on the pool, so the walk goes on into the free slot while the consumer reads the other. */
+  private readonly requests: Request[] = [];
+  /** The slot of the batch the last take() returned: free again at the next take(). */
+  private handedOut: 0 | 1 | null = null;
   private failure: Error | null = null;
   private finished = false;
   private idle = 0;
@@ -44,38 +53,57 @@ export class ScanBatches {
   constructor(private readonly shim: Shim, dirfd: number, private readonly path: ShimPath, flags: number,
               private readonly slots: readonly [BatchSlot, BatchSlot], opts: ScanBatchesOptions = {}) {
     this.handle = shim.scanOpen(dirfd, path, flags);
+    // one fill to start: a small directory ends in its first batch, and a second fill queued with it
+    // would be a pool job per directory for nothing; the second slot joins once a batch did not end it
     if (!opts.syncFirst) this.fill(0);
   }
 
   /** The next batch (the previous one's slot is refilled from now on), null at the end, or
    *  NOT_READY. Throws what the scan failed with. */
   take(): TakenBatch | null | typeof NOT_READY {
+    if (this.handedOut !== null) {
+      const slot = this.handedOut;
+      this.handedOut = null;
+      if (!this.finished) this.fill(slot);
+    }
     for (;;) {
       if (this.failure !== null) throw this.failure;
-      if (this.inFlight) return NOT_READY;
-      if (this.readyBatch === null) {
+      let batch: ScanBatch;
+      let slot: 0 | 1;
+      const head = this.requests[0];
+      if (head === undefined) {
         if (this.finished || this.handle === null) return null;
         const s = this.slots[0];
-        this.readyBatch = this.shim.scanNextSync(this.handle, s.records, s.heap); // the first batch
-        this.readySlot = 0;
+        batch = this.shim.scanNextSync(this.handle, s.records, s.heap); // the first batch (syncFirst)
+        slot = 0;
+      } else {
+        if (!head.settled) return NOT_READY;
+        this.requests.shift();
+        if (head.error !== null) {
+          this.failure = head.error;
+          continue;
+        }
+        if (head.batch === null) return null; // closed while in flight
+        batch = head.batch;
+        slot = head.slot;
       }
-      const batch = this.readyBatch;
-      const slot = this.readySlot;
-      this.readyBatch = null;
       if (batch.done) this.finished = true;
-      else this.fill(slot === 0 ? 1 : 0);
       if (batch.count > 0) {
         this.idle = 0;
+        this.handedOut = slot;
+        if (!this.finished && this.requests.length === 0) this.fill(slot === 0 ? 1 : 0); // the scan goes on meanwhile
         return { slot, count: batch.count, heapUsed: batch.heapUsed };
       }
       if (batch.done) return null;
       if (++this.idle > 2) throw new Error(`overlay2: scanner made no progress in ${typeof this.path === 'string' ? this.path : Buffer.from(this.path).toString()}`);
+      if (!this.finished) this.fill(slot);
     }
   }
 
   /** Runs `cb` once take() can make progress again (or will throw). */
   whenReady(cb: () => void): void {
-    if (this.inFlight) this.onReady = cb;
+    const head = this.requests[0];
+    if (head !== undefined && !head.settled) this.onReady = cb;
     else setImmediate(cb);
   }
 
@@ -83,8 +111,8 @@ export class ScanBatches {
     return new Promise((resolve) => this.whenReady(resolve));
   }
 
-  /** Closes the scan. The shim's scanClose waits for a batch in flight by itself; settle() also
-   *  waits for its callback, so no slot is written once it resolves. */
+  /** Closes the scan. The shim's scanClose waits for batches in flight by itself; settle() also
+   *  waits for their callbacks, so no slot is written once it resolves. */
   close(): void {
     if (this.handle === null) return;
     const h = this.handle;
@@ -94,21 +122,22 @@ export class ScanBatches {
   }
 
   async settle(): Promise<void> {
-    if (this.inFlight) await this.ready();
+    this.finished = true; // no new fills
+    while (this.requests.some((r) => !r.settled)) {
+      await new Promise<void>((resolve) => { this.onReady = resolve; });
+    }
     this.close();
   }
 
   private fill(slot: 0 | 1): void {
     if (this.handle === null) return;
     const s = this.slots[slot];
-    this.inFlight = true;
+    const req: Request = { slot, settled: false, batch: null, error: null };
+    this.requests.push(req);
     this.shim.scanNext(this.handle, s.records, s.heap, (err, batch) => {
-      this.inFlight = false;
-      if (err) this.failure = err;
-      else if (this.handle !== null) {
-        this.readyBatch = batch;
-        this.readySlot = slot;
-      }
+      req.settled = true;
+      if (err) req.error = err;
+      else if (this.handle !== null) req.batch = batch;
       const cb = this.onReady;
       this.onReady = null;
       cb?.();
