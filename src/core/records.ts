@@ -26,9 +26,6 @@ export const FLAG_REDIRECT = 2;
 export const FLAG_METACOPY = 4;
 export const FLAG_CAPS = 8;
 export const FLAG_FAILED = 0x8000;
-/** A split scan's copy of a directory another shard owns (shim/records.h; never in the WASM core's
- *  table: the core's consumers ignore directories or take records from one shard). */
-export const FLAG_SHARD_COPY = 0x4000;
 /** SCAN_INLINE_DATA: the file's st_size bytes of content follow the extra in the heap. */
 export const FLAG_DATA = 0x2000;
 
@@ -40,17 +37,16 @@ export const SCAN_REDIRECT = 16;
 export const SCAN_METACOPY = 32;
 export const SCAN_NO_RECURSE = 64;
 
-/** The walk flags of shard `index` of a scan split `count` ways by name down to depth `depth`
- *  (shim/records.h SCAN_SHARD_*): entries down to that depth belong to one shard each, directories
- *  above it are walked by every shard (FLAG_SHARD_COPY where another shard owns them). */
-export function scanShardFlags(index: number, count: number, depth: number): number {
-  if (!(count >= 2 && count <= 15 && index >= 0 && index < count && depth >= 1 && depth <= 255)) {
-    throw new RangeError(`overlay2: no scan shard ${index} of ${count} to depth ${depth}`);
-  }
-  return (count << 8) | (index << 12) | (depth << 16);
-}
+/** The whole tree in no particular order, walked by two scanNext calls at once that share out its
+ *  directories (shim/records.h; not with SCAN_SORTED or SCAN_NO_RECURSE; not in the WASM core's
+ *  table: only the host's unordered scan uses it). */
+export const SCAN_SHARED = 128;
 
-/** Walk flags that have regular files of 1 to 2^log2 bytes read on the scan's thread into the
+/** With SCAN_SORTED: the sorted walk by two scanNext calls at once, in segments of the pre-order that
+ *  src/scan/split.ts puts back together (shim/records.h; not in the WASM core's table either). */
+export const SCAN_SPLIT = 256;
+
+/** Walk flags that have regular files of 1 to 2^log2 bytes read on the scan's pool thread into the
  *  batch (FLAG_DATA; shim/records.h SCAN_INLINE_DATA_LOG2). The heap must hold name + extra + data. */
 export function scanInlineDataFlags(log2: number): number {
   if (!(Number.isInteger(log2) && log2 >= 1 && log2 <= 24)) throw new RangeError(`overlay2: no inline data limit 2^${log2}`);

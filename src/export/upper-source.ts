@@ -29,8 +29,8 @@ const O_DIR = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOF
 
 /**
  * The upper dir as entries, from the shim's sorted depth-first scan (src/scan/batches.ts). The scan
- * runs one batch ahead on the libuv pool (a second core) while this thread opens, reads and encodes
- * the current batch.
+ * runs ahead on the libuv pool (the second core): one pool thread reads a batch's small files while
+ * another walks the next batch, and this thread encodes the current one.
  * File data is opened relative to a cached fd of its directory (openat2 of one name: no path walk,
  * and a renamed-away parent cannot redirect it).
  */
@@ -40,7 +40,7 @@ export class UpperDirSource implements EntrySource {
   private readonly rootUtf8: string;
   private readonly rootBytes: string;
   private readonly batches: ScanBatches;
-  private readonly views: [RecordView, RecordView];
+  private readonly views: RecordView[];
   private view: RecordView;                  // the batch being read
   private count = 0;
   private index = 0;
@@ -58,9 +58,10 @@ export class UpperDirSource implements EntrySource {
     this.rootUtf8 = upperDir.replace(/\/+$/, '') || '/';
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
     const batch = (): BatchSlot => ({ records: Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH), heap: Buffer.alloc(HEAP_SIZE) });
-    const slots = [batch(), batch()] as const;
-    this.views = [new RecordView(slots[0].records, slots[0].heap), new RecordView(slots[1].records, slots[1].heap)];
-    this.view = this.views[0];
+    // three slots: this thread frames one batch while the pool reads one's files and walks the next
+    const slots = [batch(), batch(), batch()];
+    this.views = slots.map((s) => new RecordView(s.records, s.heap));
+    this.view = this.views[0]!;
     const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0) | scanInlineDataFlags(INLINE_DATA_LOG2);
     this.dirFds[0] = openSync(this.rootUtf8, O_DIR);
     try {
@@ -82,7 +83,7 @@ export class UpperDirSource implements EntrySource {
         const batch = this.batches.take();
         if (batch === SCAN_NOT_READY) return NOT_READY;
         if (batch === null) return null;
-        this.view = this.views[batch.slot];
+        this.view = this.views[batch.slot]!;
         this.count = batch.count;
         this.index = 0;
         continue;

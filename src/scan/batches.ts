@@ -1,7 +1,9 @@
-// The one host of the shim's resumable scan: batches of records, double-buffered over two slots
+// The one host of the shim's resumable scan: batches of records, buffered over two or three slots
 // (WASM regions for the core's consumers, JS Buffers for the export stream). While the consumer
-// reads the batch in one slot, the shim's scanNext (on the libuv pool) fills the other. Pull-based,
-// so both a push loop (stream.ts) and a pull stream (export's UpperDirSource) drive it.
+// reads the batch in one slot, the shim's scanNext (on the libuv pool) fills the others — up to two
+// at once, in call order: with three slots a batch's file reads (SCAN_INLINE_DATA) run beside the
+// next batch's walk. Pull-based, so both a push loop (stream.ts) and a pull stream (export's
+// UpperDirSource) drive it.
 import type { Shim, ScanBatch, ScanHandle, ShimPath } from '../native/shim.js';
 import type { ScanSlot } from '../core/regions.js';
 
@@ -17,7 +19,7 @@ export interface BatchSlot {
 
 /** One batch the consumer may read until its next take(). */
 export interface TakenBatch {
-  slot: 0 | 1;
+  slot: number;
   count: number;
   heapUsed: number;
 }
@@ -31,8 +33,11 @@ export interface ScanBatchesOptions {
   syncFirst?: boolean;
 }
 
+/** The shim takes at most this many scanNext calls at once. */
+const MAX_IN_FLIGHT = 2;
+
 interface Request {
-  slot: 0 | 1;
+  slot: number;
   settled: boolean;
   batch: ScanBatch | null;
   error: Error | null;
@@ -40,42 +45,47 @@ interface Request {
 
 export class ScanBatches {
   private handle: ScanHandle | null;
-  /** scanNext calls in call order (at most one per slot): the shim fills them one after another
-   *  on the pool, so the walk goes on into the free slot while the consumer reads the other. */
+  /** scanNext calls in call order (at most one per slot): the shim walks them one after another
+   *  on the pool, so the walk goes on into a free slot while the consumer reads another. */
   private readonly requests: Request[] = [];
+  /** Slots neither handed out nor being filled. */
+  private readonly free: number[] = [];
   /** The slot of the batch the last take() returned: free again at the next take(). */
-  private handedOut: 0 | 1 | null = null;
+  private handedOut: number | null = null;
   private failure: Error | null = null;
   private finished = false;
   private idle = 0;
   private onReady: (() => void) | null = null;
 
   constructor(private readonly shim: Shim, dirfd: number, private readonly path: ShimPath, flags: number,
-              private readonly slots: readonly [BatchSlot, BatchSlot], opts: ScanBatchesOptions = {}) {
+              private readonly slots: readonly BatchSlot[], opts: ScanBatchesOptions = {}) {
+    if (slots.length < 2) throw new RangeError('overlay2: a scan needs two batch slots at least');
     this.handle = shim.scanOpen(dirfd, path, flags);
+    for (let k = 1; k < slots.length; k++) this.free.push(k);
     // one fill to start: a small directory ends in its first batch, and a second fill queued with it
-    // would be a pool job per directory for nothing; the second slot joins once a batch did not end it
-    if (!opts.syncFirst) this.fill(0);
+    // would be a pool job per directory for nothing; the other slots join once a batch did not end it
+    if (opts.syncFirst) this.free.unshift(0);
+    else this.fill(0);
   }
 
   /** The next batch (the previous one's slot is refilled from now on), null at the end, or
    *  NOT_READY. Throws what the scan failed with. */
   take(): TakenBatch | null | typeof NOT_READY {
     if (this.handedOut !== null) {
-      const slot = this.handedOut;
+      this.free.push(this.handedOut);
       this.handedOut = null;
-      if (!this.finished) this.fill(slot);
+      this.fillFree();
     }
     for (;;) {
       if (this.failure !== null) throw this.failure;
       let batch: ScanBatch;
-      let slot: 0 | 1;
+      let slot: number;
       const head = this.requests[0];
       if (head === undefined) {
         if (this.finished || this.handle === null) return null;
-        const s = this.slots[0];
-        batch = this.shim.scanNextSync(this.handle, s.records, s.heap); // the first batch (syncFirst)
-        slot = 0;
+        slot = this.free.shift()!; // the first batch (syncFirst)
+        const s = this.slots[slot]!;
+        batch = this.shim.scanNextSync(this.handle, s.records, s.heap);
       } else {
         if (!head.settled) return NOT_READY;
         this.requests.shift();
@@ -91,12 +101,13 @@ export class ScanBatches {
       if (batch.count > 0) {
         this.idle = 0;
         this.handedOut = slot;
-        if (!this.finished && this.requests.length === 0) this.fill(slot === 0 ? 1 : 0); // the scan goes on meanwhile
+        this.fillFree(); // the scan goes on meanwhile
         return { slot, count: batch.count, heapUsed: batch.heapUsed };
       }
       if (batch.done) return null;
       if (++this.idle > 2) throw new Error(`overlay2: scanner made no progress in ${typeof this.path === 'string' ? this.path : Buffer.from(this.path).toString()}`);
-      if (!this.finished) this.fill(slot);
+      this.free.push(slot);
+      this.fillFree();
     }
   }
 
@@ -129,9 +140,16 @@ export class ScanBatches {
     this.close();
   }
 
-  private fill(slot: 0 | 1): void {
+  /** Starts fills into free slots, as many as the shim takes at once. */
+  private fillFree(): void {
+    while (!this.finished && this.handle !== null && this.requests.length < MAX_IN_FLIGHT && this.free.length > 0) {
+      this.fill(this.free.shift()!);
+    }
+  }
+
+  private fill(slot: number): void {
     if (this.handle === null) return;
-    const s = this.slots[slot];
+    const s = this.slots[slot]!;
     const req: Request = { slot, settled: false, batch: null, error: null };
     this.requests.push(req);
     this.shim.scanNext(this.handle, s.records, s.heap, (err, batch) => {

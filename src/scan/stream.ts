@@ -50,7 +50,7 @@ export async function scanStream(core: Core, path: ShimPath, flags: number, cons
         continue;
       }
       if (batch === null) break;
-      consume(slots[batch.slot], batch.count, batch.heapUsed);
+      consume(slots[batch.slot]!, batch.count, batch.heapUsed);
       entries += batch.count;
     }
   } finally {
