@@ -3,7 +3,8 @@
 // layer and walks both trees), on (a) a ~100-entry upper and (b) an upper of 50k new files, each
 // over a big base. Prints whether all three outputs are identical.
 //   node dist/bench/changes.js [runs=5] [bases: debian,usr] [uppers: small,many]
-// CPU = user + sys of every thread of this process during changesNative (the scans run on the pool).
+// CPU = user + sys of every thread of this process during changesNative (the scans run on the pool);
+// main / pool = CPU of the JS thread and of the libuv pool threads (the critical path).
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -15,6 +16,7 @@ import { loadShim } from '../src/native/shim.js';
 import { MNT_DETACH, MS_RDONLY } from '../src/native/constants.js';
 import { ensurePeer } from './lib/peers.js';
 import { baselineModule } from './lib/baseline.js';
+import { threadTimes, threadCpuSince, fmtThreads, type ThreadCpu } from './lib/thread-cpu.js';
 import { median, fmtMs, ratio, table } from './lib/stats.js';
 import { debianMinbase, systemUsr, countEntries, pickPaths, manyNewFilesUpper, MobyHome, DATA, type DataSet } from './lib/trees.js';
 
@@ -53,10 +55,10 @@ function viewMount(target: string, lowers: string[]): void {
   shim.mount('overlay', target, 'overlay', MS_RDONLY, `lowerdir=${lowers.join(':')},index=off,redirect_dir=off,metacopy=off`);
 }
 
-interface Row { base: string; baseEntries: number; upper: string; changes: number; native: number[]; nativeCpu: number[]; baseline: number[]; baselineCpu: number[]; naive: number[]; moby: number[]; same: string }
+interface Row { base: string; baseEntries: number; upper: string; changes: number; native: number[]; nativeCpu: number[]; nativeThreads: ThreadCpu[]; baseline: number[]; baselineCpu: number[]; naive: number[]; moby: number[]; same: string }
 
 async function measure(mobyBin: string | null, base: DataSet, upperName: string, layer: string, moby: MobyHome, baseEntries: number): Promise<Row> {
-  const row: Row = { base: base.name, baseEntries, upper: upperName, changes: 0, native: [], nativeCpu: [], baseline: [], baselineCpu: [], naive: [], moby: [], same: '' };
+  const row: Row = { base: base.name, baseEntries, upper: upperName, changes: 0, native: [], nativeCpu: [], nativeThreads: [], baseline: [], baselineCpu: [], naive: [], moby: [], same: '' };
   const upper = moby.diffDir(layer);
   const lowers = [moby.diffDir('base')];
   const view = fs.mkdtempSync(join(DATA, 'view-'));
@@ -64,11 +66,13 @@ async function measure(mobyBin: string | null, base: DataSet, upperName: string,
   try {
     for (let i = 0; i < runs; i++) {
       const c0 = process.cpuUsage();
+      const th0 = threadTimes();
       let t = performance.now();
       const n = await changesNative(upper, lowers, { userxattr: false });
       row.native.push(performance.now() - t);
       const c = process.cpuUsage(c0);
       row.nativeCpu.push((c.user + c.system) / 1000);
+      row.nativeThreads.push(threadCpuSince(th0));
       if (baseline) {
         const b0 = process.cpuUsage();
         const bt = performance.now();
@@ -108,6 +112,12 @@ async function measure(mobyBin: string | null, base: DataSet, upperName: string,
   return row;
 }
 
+/** The thread split of the run with the median wall time. */
+function medianThreads(ms: number[], threads: ThreadCpu[]): string {
+  const order = ms.map((m, i) => [m, i] as const).sort((a, b) => a[0] - b[0]);
+  return threads.length ? fmtThreads(threads[order[Math.floor(order.length / 2)]![1]]!) : '—';
+}
+
 async function main(): Promise<void> {
   const mobyBin = ensurePeer('moby-ovl');
   if (!mobyBin) {
@@ -139,8 +149,8 @@ async function main(): Promise<void> {
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\nchanges, median of ${runs} warm runs (ms); "same" = native, naive and moby print identical sorted lists; load average at the end ${load}\n`);
   console.log(table(
-    ['base', 'base entries', 'upper', 'changes', 'ours native', 'CPU native', 'ours naive', 'moby Changes', 'moby ÷ native', 'moby ÷ naive', 'same'],
-    rows.map((r) => [r.base, r.baseEntries, r.upper, r.changes, fmtMs(median(r.native)), fmtMs(median(r.nativeCpu)), fmtMs(median(r.naive)),
+    ['base', 'base entries', 'upper', 'changes', 'ours native', 'CPU native', 'native: main / pool (busiest) CPU', 'ours naive', 'moby Changes', 'moby ÷ native', 'moby ÷ naive', 'same'],
+    rows.map((r) => [r.base, r.baseEntries, r.upper, r.changes, fmtMs(median(r.native)), fmtMs(median(r.nativeCpu)), medianThreads(r.native, r.nativeThreads), fmtMs(median(r.naive)),
       fmtMs(median(r.moby)), ratio(median(r.moby), median(r.native)), ratio(median(r.moby), median(r.naive)), r.same]),
   ));
   if (baseline) {

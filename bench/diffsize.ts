@@ -1,7 +1,7 @@
 // diffSize: our directorySize (streaming scanner → WASM) beside GNU `du -sb` and moby's DiffSize
 // (directory.Size over the layer's diff dir) on the same trees, warm cache, median of N runs; CPU
 // time (user + sys, every thread) beside wall time, and the peak RSS (VmHWM) of a process doing one
-// diffSize beside du's.
+// diffSize beside du's; the main thread's and the libuv pool threads' CPU (the critical path).
 //   node dist/bench/diffsize.js [runs=7] [sets: flat,dirs,generated,debian,usr,large — default all]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { median, fmtMs, ratio, table } from './lib/stats.js';
 import { timedShell } from './lib/shell.js';
 import { peakRss } from './lib/peak-rss.js';
 import { baselineModule } from './lib/baseline.js';
+import { threadTimes, threadCpuSince, fmtThreads, type ThreadCpu } from './lib/thread-cpu.js';
 import { generatedTree, debianMinbase, systemUsr, smallFilesTree, largeFilesTree, countEntries, MobyHome, type DataSet } from './lib/trees.js';
 
 // `--one DIR`: one diffSize in this process, then its size and peak RSS as JSON (for peakRss)
@@ -46,19 +47,28 @@ async function fallbackSize(dir: string): Promise<number> {
 interface Row {
   set: DataSet; entries: number; ours: number[]; fallback: number[]; du: number[]; moby: number[]; size: number; mobySize: number;
   oursCpu: number[]; duCpu: number[]; oursRssMiB: number; duRssMiB: number; base: number[]; baseCpu: number[];
+  oursThreads: ThreadCpu[]; baseThreads: ThreadCpu[];
 }
 
-async function cpuTimeIt(fn: () => Promise<unknown>): Promise<{ ms: number; cpuMs: number }> {
+async function cpuTimeIt(fn: () => Promise<unknown>): Promise<{ ms: number; cpuMs: number; threads: ThreadCpu }> {
   const c0 = process.cpuUsage(); // every thread of the process: the scans run on the libuv pool
+  const t0 = threadTimes();
   const ms = await timeIt(fn);
   const c = process.cpuUsage(c0);
-  return { ms, cpuMs: (c.user + c.system) / 1000 };
+  return { ms, cpuMs: (c.user + c.system) / 1000, threads: threadCpuSince(t0) };
+}
+
+/** The run with the median wall time's thread split. */
+function medianThreads(ms: number[], threads: ThreadCpu[]): string {
+  if (threads.length === 0) return '—';
+  const order = ms.map((m, i) => [m, i] as const).sort((a, b) => a[0] - b[0]);
+  return fmtThreads(threads[order[Math.floor(order.length / 2)]![1]]!);
 }
 
 async function measure(set: DataSet, mobyBin: string | null): Promise<Row> {
   const row: Row = {
     set, entries: countEntries(set.dir), ours: [], fallback: [], du: [], moby: [], size: NaN, mobySize: NaN,
-    oursCpu: [], duCpu: [], oursRssMiB: NaN, duRssMiB: NaN, base: [], baseCpu: [],
+    oursCpu: [], duCpu: [], oursRssMiB: NaN, duRssMiB: NaN, base: [], baseCpu: [], oursThreads: [], baseThreads: [],
   };
   let moby: MobyHome | null = null;
   if (mobyBin) {
@@ -74,12 +84,14 @@ async function measure(set: DataSet, mobyBin: string | null): Promise<Row> {
       const o = await cpuTimeIt(() => directorySize(set.dir));
       row.ours.push(o.ms);
       row.oursCpu.push(o.cpuMs);
+      row.oursThreads.push(o.threads);
       row.du.push(await timeIt(() => spawnSync('du', ['-sb', set.dir])));
       row.duCpu.push(timedShell(`du -sb '${set.dir}' > /dev/null`, 'du').cpuMs);
       if (baseline) {
         const b = await cpuTimeIt(() => baseline.directorySize(set.dir));
         row.base.push(b.ms);
         row.baseCpu.push(b.cpuMs);
+        row.baseThreads.push(b.threads);
       }
       if (moby) {
         const r = moby.run(['diffsize', 'layer', '-']);
@@ -115,20 +127,20 @@ async function main(): Promise<void> {
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\ndiffSize, median of ${runs} warm runs (ms); fallback = our fast-glob scanner (median of 3); load average at the end ${load}\n`);
   console.log(table(
-    ['tree', 'entries', 'bytes (ours = moby)', 'ours', 'du -sb', 'moby DiffSize', 'du ÷ ours', 'moby ÷ ours', 'CPU ours / du', 'peak RSS ours / du (MiB)', 'ours, fallback scanner'],
+    ['tree', 'entries', 'bytes (ours = moby)', 'ours', 'du -sb', 'moby DiffSize', 'du ÷ ours', 'moby ÷ ours', 'CPU ours / du', 'ours: main / pool (busiest) CPU', 'peak RSS ours / du (MiB)', 'ours, fallback scanner'],
     rows.map((r) => [
       r.set.name, r.entries, `${r.size}${Number.isNaN(r.mobySize) ? '' : r.mobySize === r.size ? ' (=)' : ` (moby ${r.mobySize}!)`}`,
       fmtMs(median(r.ours)), fmtMs(median(r.du)), fmtMs(median(r.moby)),
       ratio(median(r.du), median(r.ours)), ratio(median(r.moby), median(r.ours)),
-      `${fmtMs(median(r.oursCpu))} / ${fmtMs(median(r.duCpu))}`, `${r.oursRssMiB.toFixed(1)} / ${r.duRssMiB.toFixed(1)}`,
+      `${fmtMs(median(r.oursCpu))} / ${fmtMs(median(r.duCpu))}`, medianThreads(r.ours, r.oursThreads), `${r.oursRssMiB.toFixed(1)} / ${r.duRssMiB.toFixed(1)}`,
       fmtMs(median(r.fallback)),
     ]),
   ));
   if (baseline) {
     console.log(`\nthe same runs, baseline build ${process.env.OVERLAY2_BASELINE} (interleaved with ours and du):\n`);
-    console.log(table(['tree', 'baseline', 'ours', 'baseline ÷ ours', 'du ÷ baseline', 'CPU baseline / ours'], rows.map((r) => [
+    console.log(table(['tree', 'baseline', 'ours', 'baseline ÷ ours', 'du ÷ baseline', 'CPU baseline / ours', 'baseline: main / pool (busiest) CPU'], rows.map((r) => [
       r.set.name, fmtMs(median(r.base)), fmtMs(median(r.ours)), ratio(median(r.base), median(r.ours)), ratio(median(r.du), median(r.base)),
-      `${fmtMs(median(r.baseCpu))} / ${fmtMs(median(r.oursCpu))}`,
+      `${fmtMs(median(r.baseCpu))} / ${fmtMs(median(r.oursCpu))}`, medianThreads(r.base, r.baseThreads),
     ])));
   }
   console.log('');
