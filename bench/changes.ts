@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\nchanges, median of ${runs} warm runs (ms); "same" = native, naive and moby print identical sorted lists; load average at the end ${load}\n`);
   console.log(table(
-    ['base', 'base entries', 'upper', 'changes', 'ours native', 'CPU native', 'native: main / pool (busiest) CPU', 'ours naive', 'moby Changes', 'moby ÷ native', 'moby ÷ naive', 'same'],
+    ['base', 'base entries', 'upper', 'changes', 'ours native', 'CPU native', 'native: main / other threads (busiest) CPU', 'ours naive', 'moby Changes', 'moby ÷ native', 'moby ÷ naive', 'same'],
     rows.map((r) => [r.base, r.baseEntries, r.upper, r.changes, fmtMs(median(r.native)), fmtMs(median(r.nativeCpu)), medianThreads(r.native, r.nativeThreads), fmtMs(median(r.naive)),
       fmtMs(median(r.moby)), ratio(median(r.moby), median(r.native)), ratio(median(r.moby), median(r.naive)), r.same]),
   ));

@@ -140,10 +140,10 @@ async function main(): Promise<void> {
     rows.push([s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(g, o), ratio(m, o), `${fmtMs(oc)} / ${fmtMs(gc)} ms`, medianThreads(t.ours)]);
   }
   console.log(`diff (export), median of ${runs} interleaved runs; ${SETS.map((s) => `${s.id}: ${s.entries} entries, ${(times.get(s.id)!.bytes / MiB).toFixed(0)} MiB tar`).join('; ')}`);
-  console.log(table(['layer', 'exportLayer → counting sink', 'GNU tar | cat', 'moby-ovl diff (op)', 'tar/ours', 'moby/ours', 'CPU ours / tar+cat', 'ours: main / pool (busiest) CPU ms'], rows));
+  console.log(table(['layer', 'exportLayer → counting sink', 'GNU tar | cat', 'moby-ovl diff (op)', 'tar/ours', 'moby/ours', 'CPU ours / tar+cat', 'ours: main / other threads (busiest) CPU ms'], rows));
   if (baseline) {
     console.log(`\nthe same runs, baseline build ${process.env.OVERLAY2_BASELINE}'s exportLayer (interleaved):`);
-    console.log(table(['layer', 'baseline', 'ours', 'baseline ÷ ours', 'tar ÷ baseline', 'CPU baseline / ours', 'baseline: main / pool (busiest) CPU ms'], SETS.map((s) => {
+    console.log(table(['layer', 'baseline', 'ours', 'baseline ÷ ours', 'tar ÷ baseline', 'CPU baseline / ours', 'baseline: main / other threads (busiest) CPU ms'], SETS.map((s) => {
       const t = times.get(s.id)!;
       const [b, o, g] = [median(t.base.map((x) => x.ms)), median(t.ours.map((x) => x.ms)), median(t.tar.map((x) => x.ms))];
       return [s.title, `${fmtMs(b)} ms`, `${fmtMs(o)} ms`, ratio(b, o), ratio(g, b), `${fmtMs(median(t.base.map((x) => x.cpuMs)))} / ${fmtMs(median(t.ours.map((x) => x.cpuMs)))} ms`, medianThreads(t.base)];

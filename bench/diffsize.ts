@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\ndiffSize, median of ${runs} warm runs (ms); fallback = our fast-glob scanner (median of 3); load average at the end ${load}\n`);
   console.log(table(
-    ['tree', 'entries', 'bytes (ours = moby)', 'ours', 'du -sb', 'moby DiffSize', 'du ÷ ours', 'moby ÷ ours', 'CPU ours / du', 'ours: main / pool (busiest) CPU', 'peak RSS ours / du (MiB)', 'ours, fallback scanner'],
+    ['tree', 'entries', 'bytes (ours = moby)', 'ours', 'du -sb', 'moby DiffSize', 'du ÷ ours', 'moby ÷ ours', 'CPU ours / du', 'ours: main / other threads (busiest) CPU', 'peak RSS ours / du (MiB)', 'ours, fallback scanner'],
     rows.map((r) => [
       r.set.name, r.entries, `${r.size}${Number.isNaN(r.mobySize) ? '' : r.mobySize === r.size ? ' (=)' : ` (moby ${r.mobySize}!)`}`,
       fmtMs(median(r.ours)), fmtMs(median(r.du)), fmtMs(median(r.moby)),
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   ));
   if (baseline) {
     console.log(`\nthe same runs, baseline build ${process.env.OVERLAY2_BASELINE} (interleaved with ours and du):\n`);
-    console.log(table(['tree', 'baseline', 'ours', 'baseline ÷ ours', 'du ÷ baseline', 'CPU baseline / ours', 'baseline: main / pool (busiest) CPU'], rows.map((r) => [
+    console.log(table(['tree', 'baseline', 'ours', 'baseline ÷ ours', 'du ÷ baseline', 'CPU baseline / ours', 'baseline: main / other threads (busiest) CPU'], rows.map((r) => [
       r.set.name, fmtMs(median(r.base)), fmtMs(median(r.ours)), ratio(median(r.base), median(r.ours)), ratio(median(r.du), median(r.base)),
       `${fmtMs(median(r.baseCpu))} / ${fmtMs(median(r.oursCpu))}`, medianThreads(r.base, r.baseThreads),
     ])));
