@@ -175,6 +175,12 @@ class TarStream extends Readable {
       this.dataLeft = h.size;
       this.padLeft = blockPadding(h.size);
     }
+    // one USTAR block goes straight into the chunk; anything else is encoded aside and copied
+    const direct = this.encoder.encodeInto(h, chunk, this.pos);
+    if (direct > 0) {
+      this.pos += direct;
+      return;
+    }
     const bytes = this.encoder.encode(h);
     const n = Math.min(bytes.length, room);
     bytes.copy(chunk, this.pos, 0, n);

@@ -6,6 +6,7 @@
 // UpperDirSource) drive it.
 import type { Shim, ScanBatch, ScanHandle, ShimPath } from '../native/shim.js';
 import type { ScanSlot } from '../core/regions.js';
+import { RECORD_SIZE } from '../core/records.js';
 
 /** A consumer of batches in the WASM core's scan slots (stream.ts, fallback.ts). Called once per
  *  batch, synchronously: the slot is refilled as soon as it returns. */
@@ -35,6 +36,10 @@ export interface ScanBatchesOptions {
 
 /** The shim takes at most this many scanNext calls at once. */
 const MAX_IN_FLIGHT = 2;
+/** syncFirst: records of the first batch, filled on this thread — enough for the first bytes, few
+ *  enough that this thread is soon back to framing while the pool walks (with SCAN_INLINE_DATA a
+ *  record here costs this thread an open, a read and a close). */
+const SYNC_FIRST_RECORDS = 64;
 
 interface Request {
   slot: number;
@@ -85,7 +90,7 @@ export class ScanBatches {
         if (this.finished || this.handle === null) return null;
         slot = this.free.shift()!; // the first batch (syncFirst)
         const s = this.slots[slot]!;
-        batch = this.shim.scanNextSync(this.handle, s.records, s.heap);
+        batch = this.shim.scanNextSync(this.handle, s.records.subarray(0, SYNC_FIRST_RECORDS * RECORD_SIZE), s.heap);
       } else {
         if (!head.settled) return NOT_READY;
         this.requests.shift();
