@@ -42,6 +42,7 @@ test('the C header (shim/records.h) has the same offsets, record size and shim-s
   assert.is(define('SCAN_SORTED'), R.SCAN_SORTED);
   assert.is(define('SCAN_NO_RECURSE'), R.SCAN_NO_RECURSE);
   assert.is(define('SCAN_SHARED'), R.SCAN_SHARED);
+  assert.is(define('SCAN_SPLIT'), R.SCAN_SPLIT);
 });
 
 test('the WASM table equals the TS mirror, key by key', () => {
