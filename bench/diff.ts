@@ -7,14 +7,19 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
 import { exportLayer } from '../src/export/export.js';
 import { IdMappings } from '../src/idmap.js';
 import { fillSmallFiles, fillLargeFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer, runPeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
+import { baselineModule } from './lib/baseline.js';
+import { threadTimes, threadCpuSince, fmtThreads, type ThreadCpu } from './lib/thread-cpu.js';
 
 const runs = Number(process.argv[2] ?? 7);
+// OVERLAY2_BASELINE=DIR: that build's exportLayer too, interleaved, its bytes compared (bench/lib/baseline.ts)
+const baseline = await baselineModule<{ exportLayer: typeof exportLayer }>('src/export/export.js');
 const home = join(process.cwd(), 'bench', '.data', 'diff');
 const MiB = 1 << 20;
 
@@ -58,13 +63,24 @@ function prepare(moby: string): void {
 }
 
 
-async function ours(dir: string): Promise<Timing & { bytes: number }> {
+async function ours(dir: string, build: { exportLayer: typeof exportLayer } = { exportLayer }, hash?: Hash): Promise<Timing & { bytes: number; threads: ThreadCpu }> {
   const t0 = performance.now();
+  const th0 = threadTimes();
   const c0 = process.cpuUsage(); // every thread of the process: the scan runs on the libuv pool
   let bytes = 0;
-  for await (const c of exportLayer(dir, { userxattr: false, idMappings: new IdMappings() })) bytes += (c as Buffer).length;
+  for await (const c of build.exportLayer(dir, { userxattr: false, idMappings: new IdMappings() })) {
+    bytes += (c as Buffer).length;
+    hash?.update(c as Buffer);
+  }
   const cpu = process.cpuUsage(c0);
-  return { ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000, bytes };
+  return { ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000, bytes, threads: threadCpuSince(th0) };
+}
+
+/** The thread split of the run with the median wall time. */
+function medianThreads(ts: Array<Timing & { threads: ThreadCpu }>): string {
+  if (ts.length === 0) return '—';
+  const sorted = [...ts].sort((a, b) => a.ms - b.ms);
+  return fmtThreads(sorted[Math.floor(sorted.length / 2)]!.threads);
 }
 
 function gnuTar(dir: string): Timing {
@@ -88,12 +104,18 @@ async function main(): Promise<void> {
   const moby = ensurePeer('moby-ovl');
   if (!moby) throw new Error('moby-ovl not found (build it with ../shared/peers/build.sh)');
   prepare(moby);
-  const times = new Map<string, { ours: Timing[]; tar: Timing[]; moby: number[]; bytes: number }>();
-  for (const s of SETS) times.set(s.id, { ours: [], tar: [], moby: [], bytes: 0 });
+  const times = new Map<string, { ours: Array<Timing & { threads: ThreadCpu }>; tar: Timing[]; moby: number[]; base: Array<Timing & { threads: ThreadCpu }>; bytes: number }>();
+  for (const s of SETS) times.set(s.id, { ours: [], tar: [], moby: [], base: [], bytes: 0 });
   // one warm-up round so every contender reads from the page cache
   for (const s of SETS) {
     const dir = join(home, s.id, 'diff');
-    await ours(dir);
+    const h = createHash('sha256');
+    await ours(dir, { exportLayer }, h);
+    if (baseline) {
+      const hb = createHash('sha256');
+      await ours(dir, baseline, hb);
+      console.error(`${s.id}: tar bytes ${h.digest('hex') === hb.digest('hex') ? 'identical to' : 'DIFFER from'} the baseline build's`);
+    }
     gnuTar(dir);
     mobyDiff(moby, s.id);
   }
@@ -106,6 +128,7 @@ async function main(): Promise<void> {
       t.bytes = o.bytes;
       t.tar.push(gnuTar(dir));
       t.moby.push(mobyDiff(moby, s.id));
+      if (baseline) t.base.push(await ours(dir, baseline));
     }
   }
   const rows: (string | number)[][] = [];
@@ -114,10 +137,18 @@ async function main(): Promise<void> {
     const [o, g, m] = [median(t.ours.map((x) => x.ms)), median(t.tar.map((x) => x.ms)), median(t.moby)];
     const [oc, gc] = [median(t.ours.map((x) => x.cpuMs)), median(t.tar.map((x) => x.cpuMs))];
     const per = (ms: number) => `${Math.round(s.entries / (ms / 1000)).toLocaleString('en-US')} e/s, ${(t.bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
-    rows.push([s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(g, o), ratio(m, o), `${fmtMs(oc)} / ${fmtMs(gc)} ms`]);
+    rows.push([s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(g, o), ratio(m, o), `${fmtMs(oc)} / ${fmtMs(gc)} ms`, medianThreads(t.ours)]);
   }
   console.log(`diff (export), median of ${runs} interleaved runs; ${SETS.map((s) => `${s.id}: ${s.entries} entries, ${(times.get(s.id)!.bytes / MiB).toFixed(0)} MiB tar`).join('; ')}`);
-  console.log(table(['layer', 'exportLayer → counting sink', 'GNU tar | cat', 'moby-ovl diff (op)', 'tar/ours', 'moby/ours', 'CPU ours / tar+cat'], rows));
+  console.log(table(['layer', 'exportLayer → counting sink', 'GNU tar | cat', 'moby-ovl diff (op)', 'tar/ours', 'moby/ours', 'CPU ours / tar+cat', 'ours: main / other threads (busiest) CPU ms'], rows));
+  if (baseline) {
+    console.log(`\nthe same runs, baseline build ${process.env.OVERLAY2_BASELINE}'s exportLayer (interleaved):`);
+    console.log(table(['layer', 'baseline', 'ours', 'baseline ÷ ours', 'tar ÷ baseline', 'CPU baseline / ours', 'baseline: main / other threads (busiest) CPU ms'], SETS.map((s) => {
+      const t = times.get(s.id)!;
+      const [b, o, g] = [median(t.base.map((x) => x.ms)), median(t.ours.map((x) => x.ms)), median(t.tar.map((x) => x.ms))];
+      return [s.title, `${fmtMs(b)} ms`, `${fmtMs(o)} ms`, ratio(b, o), ratio(g, b), `${fmtMs(median(t.base.map((x) => x.cpuMs)))} / ${fmtMs(median(t.ours.map((x) => x.cpuMs)))} ms`, medianThreads(t.base)];
+    })));
+  }
 }
 
 main().catch((e) => {

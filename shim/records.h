@@ -44,7 +44,20 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 
 // The one record flag the shim sets itself; the xattr flags are bits the caller's plan names.
 #define FLAG_FAILED 0x8000
+// SCAN_INLINE_DATA: the file's st_size bytes of content follow the extra in the heap.
+#define FLAG_DATA 0x2000
 
 // The walk flags of scanOpen (the xattr SCAN_* bits are turned into an xattr plan by the caller).
 #define SCAN_SORTED 1
 #define SCAN_NO_RECURSE 64
+// The whole tree in no particular order, walked by two scanNext calls at once that share out its
+// directories (scanner.c); not with SCAN_SORTED or SCAN_NO_RECURSE.
+#define SCAN_SHARED 128
+// The sorted walk (with SCAN_SORTED) by two scanNext calls at once, in segments of the pre-order that
+// the caller puts together (scanner.c): each batch says its segment, the one a new segment follows,
+// and when a segment is complete.
+#define SCAN_SPLIT 256
+// Regular files of 1 to 2^k bytes (k = SCAN_INLINE_DATA_LOG2(flags), 0: none) are read on the scan's
+// pool thread into the heap (FLAG_DATA) — open, read, close, after the batch's walk — when they still
+// hold their listed size; any other file (or one that cannot be opened or shrank) comes without data.
+#define SCAN_INLINE_DATA_LOG2(f) (((f) >> 25) & 0x1f)

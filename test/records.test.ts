@@ -38,8 +38,11 @@ test('the C header (shim/records.h) has the same offsets, record size and shim-s
   const define = (name: string) => Number(new RegExp(`#define ${name} (\\S+)`).exec(text)?.[1]);
   assert.is(define('RECORD_SIZE'), R.RECORD_SIZE);
   assert.is(define('FLAG_FAILED'), R.FLAG_FAILED);
+  assert.is(define('FLAG_DATA'), R.FLAG_DATA);
   assert.is(define('SCAN_SORTED'), R.SCAN_SORTED);
   assert.is(define('SCAN_NO_RECURSE'), R.SCAN_NO_RECURSE);
+  assert.is(define('SCAN_SHARED'), R.SCAN_SHARED);
+  assert.is(define('SCAN_SPLIT'), R.SCAN_SPLIT);
 });
 
 test('the WASM table equals the TS mirror, key by key', () => {

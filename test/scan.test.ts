@@ -10,6 +10,7 @@ import { decodeRecord } from '../src/scan/record-view.js';
 import { SCAN_RECORDS_PER_BATCH, type ScanSlot } from '../src/core/regions.js';
 import { scanStream, type ScanOptions } from '../src/scan/stream.js';
 import { scanUnordered } from '../src/scan/unordered.js';
+import { scanSplit, SegmentOrder } from '../src/scan/split.js';
 import { tryLoadShim } from '../src/native/shim.js';
 import { changesNaive } from '../src/changes/naive.js';
 import { tempDir, removeTree, testIf } from './support/env.js';
@@ -75,6 +76,71 @@ withShim('the shim scan streams every entry through both slots, in sorted pre-or
     const idx = (p: string) => seen.findIndex((s) => s.path === p);
     assert.ok(idx('a') < idx('a/k') && idx('a/k') < idx('a-b'), 'pre-order, a directory before its entries');
     assert.ok(idx('.hidden') < idx('a') && idx('a-b') < idx('a.c') && idx('a.c') < idx('a0'), 'byte order within a directory');
+  } finally {
+    removeTree(dir);
+  }
+});
+
+test('SegmentOrder: a split walk\'s batches come out in walk order, whatever order they arrive in', () => {
+  // segment 0 is the walk's start; 1 then 2 are split off 0 (2 is the later tail: it comes first),
+  // 3 is split off 2. Walk order: 0, 2, 3, 1. Records are letters in that order: a b | c d | e | f.
+  type B = { segment: number; after?: number; count: number; segmentDone?: boolean; stolen?: number; items: string };
+  const batches: B[] = [
+    { segment: 0, after: -1, count: 1, items: 'a' },
+    { segment: 1, after: 0, count: 1, items: 'f', segmentDone: true, stolen: 0 },
+    { segment: 3, after: 2, count: 1, items: 'e', segmentDone: true, stolen: 0 }, // before 2's first batch
+    { segment: 0, count: 1, items: 'b', segmentDone: true, stolen: 2 },
+    { segment: 2, after: 0, count: 1, items: 'c' },
+    { segment: 2, count: 1, items: 'd', segmentDone: true, stolen: 1 },
+  ];
+  const orders = [[0, 1, 2, 3, 4, 5], [0, 3, 4, 1, 2, 5], [0, 4, 2, 5, 1, 3], [0, 4, 5, 2, 3, 1]];
+  for (const arrival of orders) {
+    const out: string[] = [];
+    const order = new SegmentOrder((h) => out.push(h.records.toString()));
+    for (const i of arrival) {
+      const b = batches[i]!;
+      order.batch({ ...b, heapUsed: 0, done: false }, () => out.push(b.items),
+        () => ({ records: Buffer.from(b.items), heap: Buffer.alloc(0), count: b.count }));
+    }
+    assert.is(out.join(''), 'abcdef', `arrival ${arrival}`);
+    assert.ok(order.settled);
+  }
+});
+
+withShim('the split scan (two walkers, segments put back in order) gives exactly the sorted walk', async () => {
+  const dir = tempDir('ovl2-scan-splitsorted-');
+  try {
+    makeTree(dir, 6000);
+    // a lopsided tree: one deep, wide subtree and many small ones, so walkers split off work at several depths
+    for (let i = 0; i < 6; i++) {
+      const d = join(dir, 'dir-1', 'x', 'big', `l${i}`, 'm', 'n');
+      fs.mkdirSync(d, { recursive: true });
+      for (let f = 0; f < 400; f++) fs.linkSync(join(dir, 'a', 'k'), join(d, `e${f}`));
+    }
+    for (let i = 0; i < 40; i++) fs.mkdirSync(join(dir, `small-${i}`, 'one'), { recursive: true });
+    const want = (await collect(dir, SCAN_SORTED)).seen;
+    for (let round = 0; round < 5; round++) {
+      const got = await withCore(async (core) => {
+        const seen: Seen[] = [];
+        const stack: string[] = [];
+        const n = await scanSplit(core, dir, 0, (slot: ScanSlot, count: number) => {
+          for (let i = 0; i < count; i++) {
+            const { nameOff, ...r } = decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE);
+            const name = Buffer.from(core.low.subarray(slot.heapAddr + nameOff, slot.heapAddr + nameOff + r.nameLen)).toString();
+            stack.length = r.depth - 1;
+            stack.push(name);
+            seen.push({ ...r, path: stack.join('/') });
+          }
+        });
+        assert.is(n, seen.length);
+        return seen;
+      });
+      assert.is(got.length, want.length, `round ${round}`);
+      assert.equal(got, want, `round ${round}`);
+    }
+    // an empty directory
+    const empty = join(dir, 'small-0', 'one');
+    assert.is(await withCore((core) => scanSplit(core, empty, 0, () => assert.unreachable('no batch'))), 0);
   } finally {
     removeTree(dir);
   }
@@ -152,11 +218,16 @@ withShim('a consumer that throws stops the scan cleanly and the core can be used
   }
 });
 
-withShim('the split scan (all streams at once) consumes every entry exactly once', async () => {
+withShim('the shared unordered scan (two walkers) consumes every entry exactly once, a big flat directory in shards', async () => {
   const dir = tempDir('ovl2-scan-split-');
   try {
     const n = makeTree(dir, 3000);
     for (let i = 0; i < 3; i++) fs.mkdirSync(join(dir, 'dir-1', 'x', `deep${i}`, 'a', 'b'), { recursive: true });
+    const flat = join(dir, 'flat'); // st_size over BIG_DIR: listed in shards
+    fs.mkdirSync(flat);
+    for (let i = 0; i < 1600; i++) fs.writeFileSync(join(flat, `${'n'.repeat(36)}${String(i).padStart(4, '0')}`), '');
+    for (let i = 0; i < 3; i++) fs.mkdirSync(join(flat, `sub${i}`));
+    assert.ok(fs.statSync(flat).size >= 64 * 1024, 'the flat directory is big enough to be sharded');
     const whole = await collect(dir, 0);
     const keys = (xs: Array<{ ino: bigint; nameLen: number; mode: number }>) =>
       xs.map((x) => `${x.ino}:${x.nameLen}:${x.mode}`).sort();
@@ -171,7 +242,7 @@ withShim('the split scan (all streams at once) consumes every entry exactly once
       assert.ok(streams.size >= 2, 'more than one slot took part');
       return seen;
     });
-    assert.is(split.length, n + 9);
+    assert.is(split.length, n + 9 + 1 + 1600 + 3);
     assert.equal(keys(split), keys(whole.seen));
   } finally {
     removeTree(dir);

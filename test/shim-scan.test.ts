@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { loadShim, type ScanHandle, type ScanBatch, type ShimError } from '../src/native/shim.js';
 import * as C from '../src/native/constants.js';
 import { encodeXattrPlan } from '../src/native/xattr-plan.js';
+import { scanInlineDataFlags } from '../src/core/records.js';
 import { isRoot, testIf } from './support/env.js';
 
 const shim = loadShim();
@@ -18,8 +19,8 @@ const rootTest = testIf(isRoot, 'shim-scan.test: trusted.* xattr, caps and devic
 // Scan flags and record flags (assembly/records.ts), restated here on purpose: this test checks the
 // C side against the contract text, not against another mirror.
 const SCAN_SORTED = 1, SCAN_OPAQUE = 2, SCAN_USER_XATTR = 4, SCAN_CAPS = 8, SCAN_REDIRECT = 16,
-  SCAN_METACOPY = 32, SCAN_NO_RECURSE = 64;
-const FLAG_OPAQUE = 1, FLAG_REDIRECT = 2, FLAG_METACOPY = 4, FLAG_CAPS = 8, FLAG_FAILED = 0x8000;
+  SCAN_METACOPY = 32, SCAN_NO_RECURSE = 64, SCAN_SHARED = 128;
+const FLAG_OPAQUE = 1, FLAG_REDIRECT = 2, FLAG_METACOPY = 4, FLAG_CAPS = 8, FLAG_FAILED = 0x8000, FLAG_DATA = 0x2000;
 const RECORD_SIZE = 64;
 const ALL_XATTRS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
@@ -401,19 +402,177 @@ test('async scanNext yields the same batches as scanNextSync', async () => {
   assert.equal(got, want);
 });
 
-test('a second scanNext while one is in flight throws EBUSY; scanClose while busy defers', async () => {
+/** A SCAN_SHARED scan driven like src/scan/unordered.ts: two scanNext calls at once, each re-issued into
+ *  its own buffers until it says done. Records as [walker call, record]. */
+async function scanShared(root: string, flags: number, recordSlots = 64): Promise<Array<[number, Rec]>> {
+  const h = shim.scanOpen(C.AT_FDCWD, root, flags | SCAN_SHARED);
+  const out: Array<[number, Rec]> = [];
+  try {
+    await Promise.all([0, 1].map(async (k) => {
+      const rec = new Uint8Array(recordSlots * RECORD_SIZE), heap = new Uint8Array(1 << 16);
+      for (;;) {
+        const b = await scanNextAsync(h, rec, heap);
+        assert.ok(b.count > 0 || b.done, 'an async shared batch is empty only at the end');
+        for (const r of readRecords(rec, heap, b.count)) out.push([k, r]);
+        if (b.done) return;
+      }
+    }));
+  } finally { shim.scanClose(h); }
+  return out;
+}
+
+test('SCAN_SHARED: two walkers at once emit every entry of the tree exactly once, with the sorted walk\'s fields', async () => {
+  const flags = isRoot ? ALL_XATTRS : 0;
+  const key = (r: Rec) => `${r.depth}:${r.name}:${r.ino}`;
+  const whole = new Map(scanAll(tree, SCAN_SORTED | flags).map((e) => [key(e), e]));
+  for (const slots of [1, 7, 1024]) {
+    const got = await scanShared(tree, flags, slots);
+    assert.equal(got.map(([, r]) => key(r)).sort(), [...whole.keys()].sort(), `${slots} records a batch`);
+    for (const [, r] of got) {
+      const w = whole.get(key(r))!;
+      assert.equal([r.mode, r.size, r.nlink, r.flags, r.extra], [w.mode, w.size, w.nlink, w.flags, w.extra], r.name);
+    }
+  }
+  expectError(() => shim.scanOpen(C.AT_FDCWD, tree, SCAN_SHARED | SCAN_SORTED), 'EINVAL', 'scan');
+  expectError(() => shim.scanOpen(C.AT_FDCWD, tree, SCAN_SHARED | SCAN_NO_RECURSE), 'EINVAL', 'scan');
+});
+
+test('SCAN_SHARED: a big flat directory is shared out in shards, both walkers take part, each name once', async () => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ovl2-shared-'));
+  try {
+    const flat = join(dir, 'flat');
+    fs.mkdirSync(flat);
+    const n = 3000;
+    for (let i = 0; i < n; i++) fs.writeFileSync(join(flat, `${'f'.repeat(30)}${i}`), '');
+    fs.mkdirSync(join(flat, 'sub'));
+    fs.writeFileSync(join(flat, 'sub', 'inner'), 'x');
+    assert.ok(fs.statSync(flat).size >= 64 * 1024, 'big enough to be sharded');
+    const got = await scanShared(dir, 0, 128);
+    const names = got.map(([, r]) => r.name);
+    assert.is(names.length, n + 3);
+    assert.is(new Set(names).size, n + 3, 'no name twice');
+    assert.is(got.find(([, r]) => r.name === 'inner')![1].depth, 3);
+    // the root's one big child is queued as two shards; unless one walker finished its shard before
+    // the other took the second, both walkers emit records (not asserted: it is up to the scheduler)
+    const perWalker = [0, 1].map((k) => got.filter(([w]) => w === k).length);
+    assert.is(perWalker[0]! + perWalker[1]!, n + 3);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SCAN_SHARED: scanClose while both walkers are in flight ends them (a walker waiting for the queue too)', async () => {
+  for (let round = 0; round < 20; round++) {
+    const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SHARED);
+    const bufs = [0, 1].map(() => ({ rec: new Uint8Array(RECORD_SIZE), heap: new Uint8Array(4096) }));
+    const calls = bufs.map((b) => scanNextAsync(h, b.rec, b.heap).catch((e: ShimError) => e));
+    shim.scanClose(h);
+    const results = await Promise.all(calls);
+    for (const r of results) assert.ok(!(r instanceof Error) || (r as ShimError).code === 'ECANCELED', String(r));
+    expectError(() => shim.scanNextSync(h, bufs[0]!.rec, bufs[0]!.heap), 'EBADF', 'scan');
+  }
+});
+
+test('SCAN_INLINE_DATA: regular files of 1 to 2^k bytes come with their contents after the extra', () => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ovl2-inline-'));
+  try {
+    fs.writeFileSync(join(dir, 'small'), 'hello');
+    fs.writeFileSync(join(dir, 'exact'), Buffer.alloc(1024, 7));
+    fs.writeFileSync(join(dir, 'big'), Buffer.alloc(1025, 8));
+    fs.writeFileSync(join(dir, 'empty'), '');
+    fs.symlinkSync('small', join(dir, 'link'));
+    const h = shim.scanOpen(C.AT_FDCWD, dir, SCAN_SORTED | SCAN_CAPS | scanInlineDataFlags(10));
+    const rec = new Uint8Array(16 * RECORD_SIZE), heap = new Uint8Array(1 << 16);
+    try {
+      const b = shim.scanNextSync(h, rec, heap);
+      const got = readRecords(rec, heap, b.count).map((r) => {
+        const at = r.nameOff + r.nameLen + r.extraLen;
+        return [r.name, (r.flags & FLAG_DATA) !== 0 ? Buffer.from(heap.subarray(at, at + Number(r.size))).toString('latin1') : null];
+      });
+      assert.equal(got, [['big', null], ['empty', null], ['exact', '\x07'.repeat(1024)], ['link', null], ['small', 'hello']]);
+    } finally { shim.scanClose(h); }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SCAN_INLINE_DATA with two calls in flight: each batch\'s files are read after its walk, beside the next one\'s', async () => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ovl2-inline-async-'));
+  try {
+    const want = new Map<string, Buffer>();
+    for (let d = 0; d < 4; d++) {
+      fs.mkdirSync(join(dir, `d${d}`));
+      for (let i = 0; i < 30; i++) {
+        const body = Buffer.alloc(1 + ((d * 31 + i * 17) % 900), 65 + ((d + i) % 26));
+        fs.writeFileSync(join(dir, `d${d}`, `f${i}`), body);
+        want.set(`f${i}@${d}`, body);
+      }
+    }
+    fs.writeFileSync(join(dir, 'd0', 'big'), Buffer.alloc(2000, 1)); // over the limit: no data
+    const h = shim.scanOpen(C.AT_FDCWD, dir, SCAN_SORTED | scanInlineDataFlags(10));
+    const bufs = [0, 1, 2].map(() => ({ rec: new Uint8Array(7 * RECORD_SIZE), heap: new Uint8Array(8192) }));
+    const got = new Map<string, Buffer | null>();
+    let dirIndex = -1;
+    try {
+      // three buffers, two calls in flight, taken in call order (as src/scan/batches.ts does)
+      const inFlight: Array<{ k: number; p: Promise<ScanBatch> }> = [];
+      const issue = (k: number) => inFlight.push({ k, p: scanNextAsync(h, bufs[k]!.rec, bufs[k]!.heap) });
+      const free = [2];
+      issue(0);
+      issue(1);
+      for (;;) {
+        const { k, p } = inFlight.shift()!;
+        const b = await p;
+        for (const r of readRecords(bufs[k]!.rec, bufs[k]!.heap, b.count)) {
+          if ((r.mode & 0o170000) === 0o040000) { dirIndex = Number(r.name.slice(1)); continue; }
+          const at = r.nameOff + r.nameLen + r.extraLen;
+          got.set(`${r.name}@${dirIndex}`, (r.flags & FLAG_DATA) !== 0 ? Buffer.from(bufs[k]!.heap.subarray(at, at + Number(r.size))) : null);
+        }
+        if (b.done) break;
+        free.push(k);
+        while (inFlight.length < 2) issue(free.shift()!);
+      }
+      await Promise.all(inFlight.map((x) => x.p));
+    } finally { shim.scanClose(h); }
+    assert.is(got.get('big@0'), null);
+    for (const [key, body] of want) assert.ok(got.get(key)?.equals(body), key);
+    assert.is(got.size, want.size + 1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two scanNext calls may be in flight (filled in call order); a third throws EBUSY; scanClose while busy defers', async () => {
+  const all = await (async () => {
+    const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);
+    const rec = new Uint8Array(64 * RECORD_SIZE), heap = new Uint8Array(4096);
+    const got: Array<{ ino: bigint; nameLen: number }> = [];
+    for (;;) {
+      const b = await scanNextAsync(h, rec, heap);
+      got.push(...readRecords(rec, heap, b.count).map((r) => ({ ino: r.ino, nameLen: r.nameLen })));
+      if (b.done) break;
+    }
+    shim.scanClose(h);
+    return got;
+  })();
   const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);
-  const rec = new Uint8Array(64 * RECORD_SIZE), heap = new Uint8Array(4096);
-  const first = scanNextAsync(h, rec, heap);
-  expectError(() => shim.scanNext(h, rec, heap, () => { throw new Error('must not run'); }), 'EBUSY', 'scan');
-  expectError(() => shim.scanNextSync(h, rec, heap), 'EBUSY', 'scan');
-  const b = await first;
-  assert.ok(b.count > 0);
+  const small = 3; // several batches, so the second call continues where the first stopped
+  const bufs = [0, 1].map(() => ({ rec: new Uint8Array(small * RECORD_SIZE), heap: new Uint8Array(4096) }));
+  const order: number[] = [];
+  const first = scanNextAsync(h, bufs[0]!.rec, bufs[0]!.heap).then((b) => { order.push(0); return b; });
+  const second = scanNextAsync(h, bufs[1]!.rec, bufs[1]!.heap).then((b) => { order.push(1); return b; });
+  expectError(() => shim.scanNext(h, bufs[0]!.rec, bufs[0]!.heap, () => { throw new Error('must not run'); }), 'EBUSY', 'scan');
+  expectError(() => shim.scanNextSync(h, bufs[0]!.rec, bufs[0]!.heap), 'EBUSY', 'scan');
+  const [b0, b1] = await Promise.all([first, second]);
+  assert.equal(order, [0, 1]);
+  assert.is(b0.count, small);
+  const two = [...readRecords(bufs[0]!.rec, bufs[0]!.heap, b0.count), ...readRecords(bufs[1]!.rec, bufs[1]!.heap, b1.count)];
+  assert.equal(two.map((r) => ({ ino: r.ino, nameLen: r.nameLen })), all.slice(0, two.length));
   // Close while a batch is in flight: the batch still completes, then the handle is closed.
-  const second = scanNextAsync(h, rec, heap);
+  const third = scanNextAsync(h, bufs[0]!.rec, bufs[0]!.heap);
   shim.scanClose(h);
-  await second;
-  expectError(() => shim.scanNextSync(h, rec, heap), 'EBADF', 'scan');
+  await third;
+  expectError(() => shim.scanNextSync(h, bufs[0]!.rec, bufs[0]!.heap), 'EBADF', 'scan');
 });
 
 test('a closed handle throws EBADF (sync and async); scanClose is idempotent', () => {

@@ -42,6 +42,42 @@ export function generatedTree(entries = 150_000): DataSet {
   return { name: 'generated', dir, note };
 }
 
+/** `dirs` directories of `perDir` small files each (0–4 KiB), or with dirs = 0 one flat directory
+ *  of `perDir` files: the shapes where a walk is all fstatat (one huge directory, many small ones). */
+export function smallFilesTree(dirs: number, perDir: number): DataSet {
+  const name = dirs === 0 ? `flat ${perDir / 1000}k files` : `${dirs} dirs × ${perDir} files`;
+  const dir = join(DATA, dirs === 0 ? `flat-${perDir}` : `dirs-${dirs}x${perDir}`);
+  const marker = `${dir}.complete`;
+  const note = `${name} of 0–4 KiB`;
+  if (ready(marker)) return { name, dir, note };
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.error(`generating ${dir} ...`);
+  let seed = 4242;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
+  const block = Buffer.alloc(4096, 97);
+  for (let d = 0; d < Math.max(1, dirs); d++) {
+    const sub = dirs === 0 ? dir : join(dir, `d${String(d).padStart(3, '0')}`);
+    fs.mkdirSync(sub, { recursive: true });
+    for (let i = 0; i < perDir; i++) fs.writeFileSync(join(sub, `f${i}`), block.subarray(0, Math.floor(rand() * 4096)));
+  }
+  fs.writeFileSync(marker, '');
+  return { name, dir, note };
+}
+
+/** Three files of 300 MiB (fillLargeFiles): a layer where a walk has almost nothing to stat. */
+export function largeFilesTree(): DataSet {
+  const name = '3 × 300 MiB files';
+  const dir = join(DATA, 'large-3x300');
+  const marker = `${dir}.complete`;
+  if (!ready(marker)) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    fillLargeFiles(dir);
+    fs.writeFileSync(marker, '');
+  }
+  return { name, dir, note: 'three files of 300 MiB' };
+}
+
 /** A Debian bookworm minbase from debootstrap (installed with apt when missing), or null. */
 export function debianMinbase(): DataSet | null {
   const dir = join(DATA, 'debian-bookworm-minbase');

@@ -1,4 +1,5 @@
 // Reads the core's sorted change list ("<kind><path>\0" per change) into Change objects.
+import { isUtf8 } from 'node:buffer';
 import type { Change, ChangeKind } from './change.js';
 import type { Core } from '../core/wasm.js';
 import { goDisplay } from '../util/byte-names.js';
@@ -9,6 +10,21 @@ export function takeChanges(core: Core): Change[] {
   // one copy out of the core's memory; every path's bytes are a view of it
   const all = Buffer.from(core.buffer(core.exports.changesOutput(), len));
   const out: Change[] = [];
+  if (isUtf8(all)) {
+    // the usual case: the whole list decoded once, each display path a slice of it (a valid list
+    // splits into valid paths: the kinds and the NULs are ASCII, so no sequence is cut)
+    const text = all.toString('utf8');
+    for (let start = 0, at = 0; start < len;) {
+      let end = all.indexOf(0, start);
+      if (end < 0) end = len;
+      let textEnd = text.indexOf('\0', at);
+      if (textEnd < 0) textEnd = text.length;
+      out.push({ path: text.slice(at + 1, textEnd), kind: text[at] as ChangeKind, pathBytes: all.subarray(start + 1, end) });
+      start = end + 1;
+      at = textEnd + 1;
+    }
+    return out;
+  }
   for (let start = 0; start < len;) {
     let end = all.indexOf(0, start);
     if (end < 0) end = len;

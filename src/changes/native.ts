@@ -25,7 +25,7 @@ import {
 } from '../core/regions.js';
 import type { BatchConsumer } from '../scan/stream.js';
 import { listDirectory, lookupNames } from '../scan/lookup.js';
-import { scanTree } from './tree.js';
+import { scanTreeSplit } from './tree.js';
 
 /** The context's shim and userxattr (src/context.ts): which namespace overlay's xattrs are in. */
 export type NativeChangesOptions = Pick<LayerContext, 'shim' | 'userxattr'>;
@@ -165,7 +165,8 @@ export async function changesNative(upperDir: string, lowerDirs: string[], opts:
   })();
   const xattr = opts.userxattr ? SCAN_USER_XATTR : 0;
   return withCore(async (core) => {
-    await scanTree(core, 0, upperDir, SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY | xattr);
+    // the upper scan is the bulk of the work: both cores walk it (the same sorted tree as one walk)
+    await scanTreeSplit(core, 0, upperDir, SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY | xattr);
     if ((core.exports.treeFlagsSeen(0) & (FLAG_REDIRECT | FLAG_METACOPY)) !== 0) {
       throw new NeedsNaive(`${upperDir} has a redirect or metacopy entry`);
     }

@@ -26,6 +26,8 @@ export const FLAG_REDIRECT = 2;
 export const FLAG_METACOPY = 4;
 export const FLAG_CAPS = 8;
 export const FLAG_FAILED = 0x8000;
+/** SCAN_INLINE_DATA: the file's st_size bytes of content follow the extra in the heap. */
+export const FLAG_DATA = 0x2000;
 
 export const SCAN_SORTED = 1;
 export const SCAN_OPAQUE = 2;
@@ -34,6 +36,22 @@ export const SCAN_CAPS = 8;
 export const SCAN_REDIRECT = 16;
 export const SCAN_METACOPY = 32;
 export const SCAN_NO_RECURSE = 64;
+
+/** The whole tree in no particular order, walked by two scanNext calls at once that share out its
+ *  directories (shim/records.h; not with SCAN_SORTED or SCAN_NO_RECURSE; not in the WASM core's
+ *  table: only the host's unordered scan uses it). */
+export const SCAN_SHARED = 128;
+
+/** With SCAN_SORTED: the sorted walk by two scanNext calls at once, in segments of the pre-order that
+ *  src/scan/split.ts puts back together (shim/records.h; not in the WASM core's table either). */
+export const SCAN_SPLIT = 256;
+
+/** Walk flags that have regular files of 1 to 2^log2 bytes read on the scan's pool thread into the
+ *  batch (FLAG_DATA; shim/records.h SCAN_INLINE_DATA_LOG2). The heap must hold name + extra + data. */
+export function scanInlineDataFlags(log2: number): number {
+  if (!(Number.isInteger(log2) && log2 >= 1 && log2 <= 24)) throw new RangeError(`overlay2: no inline data limit 2^${log2}`);
+  return log2 * (1 << 25);
+}
 
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;

@@ -5,8 +5,9 @@
 //   [0, 64)                   untouched (a stray null pointer lands here)
 //   CONTROL                   small host↔core scratch (layer lists and the like)
 //   SCAN_STREAMS[0..2]        three scan streams of two batch slots each (records + heap): the
-//                             shim fills one slot while the core consumes the other; several
-//                             streams let scans run at once (both naive trees, split size scans)
+//                             shim fills one slot while the core consumes the other (a shared
+//                             scan's two walkers fill one slot each); several streams let scans
+//                             run at once (both trees of the naive comparison)
 //   LOOKUP names/records/heap one lookupBatch round of the native walk
 //   [LOOKUP_HEAP_END, 4 MiB)  spare
 import { RECORD_SIZE } from './records.js';
@@ -39,11 +40,12 @@ function slot(index: number): ScanSlot {
   };
 }
 
-/** A double-buffered scan stream: the shim fills one slot while the core consumes the other. */
+/** A double-buffered scan stream: the shim fills one slot while the core consumes the other, or
+ *  (SCAN_SHARED, src/scan/unordered.ts) each of a shared scan's two walkers fills one. */
 export type ScanStreamSlots = readonly [ScanSlot, ScanSlot];
 
-/** Several streams, so several scans run at once: the two trees of the naive comparison, the
- *  subtrees of a split size scan (one libuv pool thread each; the pool has 4, one stays free). */
+/** Several streams, so several scans run at once: the two trees of the naive comparison, a size
+ *  scan beside them (one or two libuv pool threads each; the pool has 4). */
 export const SCAN_STREAM_COUNT = 3;
 export const SCAN_STREAMS: readonly ScanStreamSlots[] = Array.from({ length: SCAN_STREAM_COUNT }, (_, k) => [slot(2 * k), slot(2 * k + 1)] as const);
 

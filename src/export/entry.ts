@@ -8,6 +8,9 @@ import type { TarHeader } from '../tar/header.js';
 export interface ExportEntry {
   header: TarHeader;
   hasData: boolean; // a regular file with size > 0: openData() gives its fd
+  /** With hasData: the file's contents when the source already has them (header.size bytes, valid
+   *  until the next next() call); then openData() is not called. */
+  data?: Buffer;
 }
 
 /** Returned by next() when the source is waiting for a batch: call whenReady() and try again. */

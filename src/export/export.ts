@@ -69,6 +69,7 @@ class TarStream extends Readable {
   private pos = 0;
   private pending: Buffer | null = null; // header bytes that did not fit the last chunk
   private fd = -1;                       // file whose data comes next
+  private data: Buffer | null = null;    // or its contents, from the source
   private dataLeft = 0;
   private padLeft = 0;
   private trailerLeft = -1;              // -1 until the entries run out
@@ -169,9 +170,16 @@ class TarStream extends Readable {
     const h = entry.header;
     if (entry.hasData) {
       // Opened before the header goes out, so a failure never leaves a header without its data.
-      this.fd = this.source!.openData();
+      if (entry.data !== undefined) this.data = entry.data;
+      else this.fd = this.source!.openData();
       this.dataLeft = h.size;
       this.padLeft = blockPadding(h.size);
+    }
+    // one USTAR block goes straight into the chunk; anything else is encoded aside and copied
+    const direct = this.encoder.encodeInto(h, chunk, this.pos);
+    if (direct > 0) {
+      this.pos += direct;
+      return;
     }
     const bytes = this.encoder.encode(h);
     const n = Math.min(bytes.length, room);
@@ -182,6 +190,14 @@ class TarStream extends Readable {
 
   /** Reads file data straight into the chunk; exactly the size the header announced. */
   private readData(chunk: Buffer, pos: number, room: number): number {
+    if (this.data !== null) {
+      const data = this.data;
+      const from = data.length - this.dataLeft;
+      const n = data.copy(chunk, pos, from, from + Math.min(this.dataLeft, room));
+      this.dataLeft -= n;
+      if (this.dataLeft === 0) this.data = null;
+      return n;
+    }
     const n = readSync(this.fd, chunk, pos, Math.min(this.dataLeft, room), null);
     if (n === 0) {
       const path = this.source!.dataPath();

@@ -4,8 +4,8 @@ import { loadShim, type Shim } from '../native/shim.js';
 import { AT_FDCWD, O_CLOEXEC } from '../native/constants.js';
 import { TYPE_REG } from '../tar/header.js';
 import {
-  RECORD_SIZE, FLAG_OPAQUE, FLAG_CAPS, SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
-  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR,
+  RECORD_SIZE, FLAG_OPAQUE, FLAG_CAPS, FLAG_DATA, SCAN_SORTED, SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS,
+  S_IFMT, S_IFSOCK, S_IFLNK, S_IFDIR, scanInlineDataFlags,
 } from '../core/records.js';
 import { NOT_READY as SCAN_NOT_READY, ScanBatches, type BatchSlot } from '../scan/batches.js';
 import { RecordView } from '../scan/record-view.js';
@@ -19,14 +19,18 @@ import { isWhiteoutDevice } from '../overlay-format.js';
 // SCAN_CAPS: security.capability of every entry as the record's extra bytes (FLAG_CAPS).
 
 const RECORDS_PER_BATCH = 4096;
-const HEAP_SIZE = 1 << 20; // names + capability values of one batch; ≥ 255 + 65535 for any entry
+// Small files' contents come with the scan (read on the pool thread, so this thread only frames
+// headers and copies); larger ones are read here, straight into the outgoing chunk.
+const INLINE_DATA_LOG2 = 15; // up to 32 KiB
+// names + capability values + inline file data of one batch; ≥ 255 + 65535 + 32 KiB for any entry
+const HEAP_SIZE = 4 << 20;
 
 const O_DIR = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW | O_CLOEXEC;
 
 /**
  * The upper dir as entries, from the shim's sorted depth-first scan (src/scan/batches.ts). The scan
- * runs one batch ahead on the libuv pool (a second core) while this thread opens, reads and encodes
- * the current batch.
+ * runs ahead on the libuv pool (the second core): one pool thread reads a batch's small files while
+ * another walks the next batch, and this thread encodes the current one.
  * File data is opened relative to a cached fd of its directory (openat2 of one name: no path walk,
  * and a renamed-away parent cannot redirect it).
  */
@@ -36,7 +40,7 @@ export class UpperDirSource implements EntrySource {
   private readonly rootUtf8: string;
   private readonly rootBytes: string;
   private readonly batches: ScanBatches;
-  private readonly views: [RecordView, RecordView];
+  private readonly views: RecordView[];
   private view: RecordView;                  // the batch being read
   private count = 0;
   private index = 0;
@@ -54,10 +58,11 @@ export class UpperDirSource implements EntrySource {
     this.rootUtf8 = upperDir.replace(/\/+$/, '') || '/';
     this.rootBytes = Buffer.from(this.rootUtf8, 'utf8').toString('latin1');
     const batch = (): BatchSlot => ({ records: Buffer.alloc(RECORD_SIZE * RECORDS_PER_BATCH), heap: Buffer.alloc(HEAP_SIZE) });
-    const slots = [batch(), batch()] as const;
-    this.views = [new RecordView(slots[0].records, slots[0].heap), new RecordView(slots[1].records, slots[1].heap)];
-    this.view = this.views[0];
-    const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0);
+    // three slots: this thread frames one batch while the pool reads one's files and walks the next
+    const slots = [batch(), batch(), batch()];
+    this.views = slots.map((s) => new RecordView(s.records, s.heap));
+    this.view = this.views[0]!;
+    const flags = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | (opts.userxattr ? SCAN_USER_XATTR : 0) | scanInlineDataFlags(INLINE_DATA_LOG2);
     this.dirFds[0] = openSync(this.rootUtf8, O_DIR);
     try {
       this.batches = new ScanBatches(this.shim, AT_FDCWD, upperDir, flags, slots, { syncFirst: true });
@@ -78,7 +83,7 @@ export class UpperDirSource implements EntrySource {
         const batch = this.batches.take();
         if (batch === SCAN_NOT_READY) return NOT_READY;
         if (batch === null) return null;
-        this.view = this.views[batch.slot];
+        this.view = this.views[batch.slot]!;
         this.count = batch.count;
         this.index = 0;
         continue;
@@ -177,6 +182,8 @@ export class UpperDirSource implements EntrySource {
       this.lastRel = rel;
       this.lastDepth = depth;
       this.lastNameStart = rel.length - name.length;
+      // the scan's copy is exactly the listed size (the header's, as headers come from the record)
+      if (flags & FLAG_DATA && r.size === h.size) return { header: h, hasData, data: r.data() };
     }
     return { header: h, hasData };
   }

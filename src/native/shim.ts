@@ -34,6 +34,14 @@ export interface ScanBatch {
   count: number;    // records written
   heapUsed: number; // bytes of the heap region used
   done: boolean;    // nothing left to scan
+  /** SCAN_SPLIT: the segment of the pre-order these records belong to (src/scan/split.ts). */
+  segment?: number;
+  /** SCAN_SPLIT, on a segment's first batch: the segment it follows in the walk (-1: none, the first). */
+  after?: number;
+  /** SCAN_SPLIT: the segment is complete with this batch. */
+  segmentDone?: boolean;
+  /** SCAN_SPLIT, with segmentDone: how many segments were split off it (each names it as `after`). */
+  stolen?: number;
 }
 
 export interface Shim {

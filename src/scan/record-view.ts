@@ -67,6 +67,13 @@ export class RecordView {
     return Buffer.from(this.heapBuf.subarray(off, off + this.extraLen));
   }
 
+  /** The file's contents read by the scan (FLAG_DATA: size bytes after the extra), in place (valid
+   *  until the slot is refilled). */
+  data(): Buffer {
+    const off = this.nameOff + this.nameLen + this.extraLen;
+    return this.heapBuf.subarray(off, off + this.size);
+  }
+
   /** Every field, 64-bit ones as bigint: for tests and debugging, never the hot path. */
   fields(): RecordFields {
     const v = this.v;

@@ -33,7 +33,7 @@ export async function scanStream(core: Core, path: ShimPath, flags: number, cons
   const dirfd = options.dirfd ?? AT_FDCWD;
   const shim = options.fallback ? null : tryLoadShim();
   if (!shim) {
-    // callers hand a path as bytes only where the shim is loaded (src/scan/unordered.ts)
+    // a path given as bytes (a name that is not UTF-8) needs the shim
     if (typeof path !== 'string') throw new Error('overlay2: internal: the fallback scan takes text paths only');
     // loaded only here: fast-glob and its matchers cost a CLI call ~10 ms it needs only without the shim
     const { fallbackScan } = await import('./fallback.js');
@@ -50,7 +50,7 @@ export async function scanStream(core: Core, path: ShimPath, flags: number, cons
         continue;
       }
       if (batch === null) break;
-      consume(slots[batch.slot], batch.count, batch.heapUsed);
+      consume(slots[batch.slot]!, batch.count, batch.heapUsed);
       entries += batch.count;
     }
   } finally {

@@ -1,102 +1,58 @@
-// A whole-tree scan for consumers that do not care about order (the size sum): the tree is split
-// into subtrees that the core's scan streams walk at the same time, one libuv pool thread each, so
-// the stat-bound walk uses every core instead of one.
-//
-// Splitting: a work queue of directories, breadth first. A directory near the top (or taken while
-// the queue is short) is "expanded": its own entries are scanned without recursing and its
-// subdirectories are queued; any other directory is scanned whole. Every entry is consumed exactly
-// once (a scan never emits its root, and an expansion emits the subdirectories it queues).
+// A whole-tree scan for consumers that do not care about order (the size sum): the shim's shared
+// scan (SCAN_SHARED, shim/scanner.c) walks the tree with two walkers at once, one libuv pool thread
+// each, which share out its directories among themselves — a big flat directory in two shards — so
+// the stat-bound walk uses both cores and the main thread sees one callback per batch of records,
+// never one per directory. Each batch lands in its own slot of a core scan stream and is consumed
+// as it comes; the walker then goes on into the same slot.
+import { AT_FDCWD } from '../native/constants.js';
+import { loadShim, type ShimError } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
-import { tryLoadShim, type ShimPath } from '../native/shim.js';
-import { byteString, displayName, osName, utf8ByteString } from '../util/byte-names.js';
-import { SCAN_NO_RECURSE, S_IFDIR, S_IFMT } from '../core/records.js';
-import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
-import { scanStream, type BatchConsumer } from './stream.js';
-import { coreRecordView } from './record-view.js';
+import { SCAN_SHARED } from '../core/records.js';
+import { SCAN_STREAMS } from '../core/regions.js';
+import type { BatchConsumer } from './batches.js';
+import { coreBatchSlot } from './record-view.js';
 
-const EXPAND_DEPTH = 2;  // always split the top levels
-const QUEUE_TARGET = 16; // below that many waiting directories, keep splitting
-
-/** Thrown inside the split scan when a directory name is not UTF-8 and cannot be reopened by path
- *  (only the fallback scanner is here, which takes text paths);
- *  scanUnordered turns it into its 'unsplittable' result. */
-class Unsplittable extends Error {}
-
-/** The tree could not be split (a directory name that is not UTF-8, no shim): nothing is in flight any more,
- *  but part of the tree was consumed — reset the consumer and scan sequentially. */
-export const UNSPLITTABLE = 'unsplittable';
-
-/** Scans the whole tree under `root` with every scan stream of `core`; returns the entry count,
- *  or UNSPLITTABLE. */
-export async function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer): Promise<number | typeof UNSPLITTABLE> {
-  const queue: Array<{ rel: string; depth: number }> = [{ rel: '', depth: 0 }];
-  let busy = 0;
-  let entries = 0;
-  let failure: unknown = null;
-  let wake: (() => void) | null = null;
-  const signal = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-
-  // rel is a byte string (src/util/byte-names.ts): a directory whose name is not UTF-8 is reopened
-  // by its bytes, which only the shim takes
-  const rootBytes = utf8ByteString(root.replace(/\/+$/, ''));
-  const pathOf = (rel: string): ShimPath => {
-    const path = osName(rel ? `${rootBytes}/${rel}` : rootBytes || '/');
-    if (typeof path !== 'string' && !tryLoadShim()) throw new Unsplittable(displayName(rel));
-    return path;
-  };
-
-  const expand = async (rel: string, depth: number, stream: number): Promise<number> => {
-    const found: Array<{ rel: string; depth: number }> = [];
-    const n = (await scanStream(core, pathOf(rel), flags | SCAN_NO_RECURSE, (slot: ScanSlot, count: number, heapUsed: number) => {
-      const r = coreRecordView(core, slot);
-      for (let i = 0; i < count; i++) {
-        if ((r.seek(i).mode & S_IFMT) !== S_IFDIR) continue;
-        const name = byteString(r.nameBytes());
-        found.push({ rel: rel ? `${rel}/${name}` : name, depth: depth + 1 });
-      }
-      consume(slot, count, heapUsed);
-    }, { stream })).entries;
-    queue.push(...found);
-    return n;
-  };
-
-  const worker = async (stream: number): Promise<void> => {
-    for (;;) {
-      if (failure) return;
-      const item = queue.shift();
-      if (!item) {
-        if (busy === 0) {
-          signal();
-          return;
+/** Scans the whole tree under `root` (flags: SCAN_* xattr bits of src/core/records.ts) with both
+ *  walkers of a shared scan into scan stream `stream` of `core`; returns the entry count. Needs the shim. */
+export function scanUnordered(core: Core, root: string, flags: number, consume: BatchConsumer, stream = 0): Promise<number> {
+  const shim = loadShim();
+  const slots = SCAN_STREAMS[stream]!;
+  const handle = shim.scanOpen(AT_FDCWD, root, flags | SCAN_SHARED);
+  return new Promise((resolve, reject) => {
+    let entries = 0;
+    let running = 0;
+    let failure: unknown = null;
+    const fill = (k: number): void => {
+      const slot = slots[k]!;
+      const s = coreBatchSlot(core, slot);
+      shim.scanNext(handle, s.records, s.heap, (err: ShimError | null, batch) => {
+        running--;
+        if (err !== null) failure ??= err;
+        else if (failure === null) {
+          try {
+            if (batch.count > 0) consume(slot, batch.count, batch.heapUsed);
+            entries += batch.count;
+            if (!batch.done) return fill(k);
+          } catch (e) {
+            failure = e;
+          }
         }
-        await new Promise<void>((resolve) => {
-          const prev = wake;
-          wake = () => { prev?.(); resolve(); };
-        });
-        continue;
-      }
-      busy++;
-      try {
-        // (`entries += await ...` would read `entries` before the await and lose the other worker's adds)
-        const n = item.depth < EXPAND_DEPTH || queue.length < QUEUE_TARGET
-          ? await expand(item.rel, item.depth, stream)
-          : (await scanStream(core, pathOf(item.rel), flags, consume, { stream })).entries;
-        entries += n;
-      } catch (e) {
-        failure ??= e;
-      } finally {
-        busy--;
-        signal();
-      }
+        // a failure stops the other walker too (scanClose cancels a wait for the queue); the slot
+        // it fills stays untouched only once its callback has come
+        if (failure !== null || running === 0) shim.scanClose(handle);
+        if (running > 0) return;
+        if (failure !== null) reject(failure);
+        else resolve(entries);
+      });
+      running++;
+    };
+    try {
+      fill(0);
+      fill(1);
+    } catch (e) {
+      failure = e;
+      shim.scanClose(handle);
+      if (running === 0) reject(e);
     }
-  };
-
-  await Promise.all(SCAN_STREAMS.map((_, k) => worker(k)));
-  if (failure instanceof Unsplittable) return UNSPLITTABLE;
-  if (failure) throw failure;
-  return entries;
+  });
 }

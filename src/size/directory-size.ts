@@ -5,19 +5,16 @@
 // other thing moby sizes: a change list read through a mount.
 import { withCore } from '../core/wasm.js';
 import { scanStream } from '../scan/stream.js';
-import { scanUnordered, UNSPLITTABLE } from '../scan/unordered.js';
+import { scanUnordered } from '../scan/unordered.js';
 import { tryLoadShim } from '../native/shim.js';
 
 export async function directorySize(dir: string): Promise<number> {
   return withCore(async (core) => {
     const ex = core.exports;
     const consume = (slot: { recordsAddr: number }, count: number) => ex.sizeConsume(slot.recordsAddr, count);
-    // unsorted (the sum does not depend on order) and split over the scan streams (all cores)
-    if (tryLoadShim()) {
-      if (await scanUnordered(core, dir, 0, consume) !== UNSPLITTABLE) return Number(ex.sizeTotal());
-      ex.coreReset();
-    }
-    await scanStream(core, dir, 0, consume);
+    // unsorted (the sum does not depend on order), walked by both cores
+    if (tryLoadShim()) await scanUnordered(core, dir, 0, consume);
+    else await scanStream(core, dir, 0, consume);
     return Number(ex.sizeTotal());
   });
 }

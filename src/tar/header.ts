@@ -128,9 +128,14 @@ function putString(b: Buffer, off: number, size: number, s: string): number {
   const n = s.length;
   if (n === 0) return 0;
   const m = n < size ? n : size;
-  b.write(s, off, m, 'latin1');
   let sum = 0;
-  for (let i = 0; i < m; i++) sum += s.charCodeAt(i);
+  // a byte string has one char per byte: stored as they are summed (a call into C++ per field
+  // costs more than the loop for names this short)
+  for (let i = 0; i < m; i++) {
+    const c = s.charCodeAt(i);
+    b[off + i] = c;
+    sum += c;
+  }
   if (n > size && s.charCodeAt(size - 1) === 0x2f) {
     b[off + trimRightSlashes(s.slice(0, size)).length] = 0;
     sum -= 0x2f;
@@ -141,8 +146,17 @@ function putString(b: Buffer, off: number, size: number, s: string): number {
 /** Go's formatter.formatOctal: n-1 zero-padded octal digits and a NUL; 0 when x does not fit.
  *  Returns the sum of the bytes written. */
 function putOctal(b: Buffer, off: number, size: number, x: number): number {
-  if (!fitsInOctal(size, x)) x = 0;
+  if (!(x >= 0 && x < OCTAL_LIMIT[size]!)) x = 0; // fitsInOctal
   let sum = 0;
+  if (x <= 0x7fffffff) { // integer steps for every value but huge sizes and far-future mtimes
+    for (let i = off + size - 2; i >= off; i--) {
+      const d = 0x30 + (x & 7);
+      b[i] = d;
+      sum += d;
+      x >>>= 3;
+    }
+    return sum;
+  }
   for (let i = off + size - 2; i >= off; i--) {
     const d = 0x30 + (x % 8);
     b[i] = d;
@@ -153,11 +167,15 @@ function putOctal(b: Buffer, off: number, size: number, x: number): number {
 }
 
 const MAGIC_SUM = 0x75 + 0x73 + 0x74 + 0x61 + 0x72 + 0x30 + 0x30; // "ustar\0" "00"
+const MAGIC_BYTES = [0x75, 0x73, 0x74, 0x61, 0x72, 0, 0x30, 0x30];
+/** 8 ** (size - 1) for the field sizes: the first value that does not fit (fitsInOctal). */
+const OCTAL_LIMIT: number[] = [];
+for (const size of [7, NUM_SIZE, BIG_NUM_SIZE]) OCTAL_LIMIT[size] = 8 ** (size - 1);
 
 /** Magic "ustar\0", version "00", then the checksum (6 octal digits, NUL, space) from `sum`, the
  *  sum of every other byte of the block; the checksum field itself counts as eight spaces. */
 function finishBlock(b: Buffer, off: number, sum: number): void {
-  b.write('ustar\x0000', off + MAGIC, 8, 'latin1');
+  for (let i = 0; i < 8; i++) b[off + MAGIC + i] = MAGIC_BYTES[i]!;
   putOctal(b, off + CHKSUM, 7, sum + MAGIC_SUM + 8 * 0x20);
   b[off + CHKSUM + 6] = 0;
   b[off + CHKSUM + 7] = 0x20;
@@ -198,7 +216,39 @@ function paxRecordLength(keyLen: number, valueLen: number): number {
 export class TarHeaderEncoder {
   private buf: Buffer = Buffer.alloc(4 * BLOCK_SIZE);
 
+  /** Writes the header straight into `out` at `pos` when it is one USTAR block and 512 bytes are
+   *  free there (the common case: no copy); returns 512, or 0 when the caller must use encode(). */
+  encodeInto(h: TarHeader, out: Buffer, pos: number): number {
+    if (out.length - pos < BLOCK_SIZE || this.paxRecords(h) !== null) return 0;
+    this.ustarBlock(h, out, pos);
+    return BLOCK_SIZE;
+  }
+
   encode(h: TarHeader): Buffer {
+    const pax = this.paxRecords(h);
+    if (pax === null) {
+      const b = this.reserve(BLOCK_SIZE);
+      this.ustarBlock(h, b, 0);
+      return b.subarray(0, BLOCK_SIZE);
+    }
+    return this.encodePax(h, pax);
+  }
+
+  /** One zeroed USTAR block at `off` (a long name split into prefix/name). */
+  private ustarBlock(h: TarHeader, b: Buffer, off: number): void {
+    const name = h.name;
+    b.fill(0, off, off + BLOCK_SIZE);
+    const split = name.length > NAME_SIZE ? splitUSTARPath(name) : null;
+    if (split !== null) {
+      this.fillBlock(b, off, h, split[1], identity, putString(b, off + PREFIX, PREFIX_SIZE, split[0]));
+    } else {
+      this.fillBlock(b, off, h, name, identity);
+    }
+  }
+
+  /** The PAX records the header needs (sorted later), or null when a USTAR block holds it all.
+   *  Throws what Go's Writer refuses. */
+  private paxRecords(h: TarHeader): Array<[string, PaxValue]> | null {
     let pax: Array<[string, PaxValue]> | null = null;
     let ustar = true;
     const name = h.name;
@@ -245,19 +295,7 @@ export class TarHeaderEncoder {
       for (const [k, v] of h.xattrs) (pax ??= []).push(['SCHILY.xattr.' + k, v]);
     }
     if (pax !== null) for (const [k, v] of pax) checkPaxRecord(k, v, name);
-
-    if (ustar) {
-      const b = this.reserve(BLOCK_SIZE);
-      b.fill(0, 0, BLOCK_SIZE);
-      const split = name.length > NAME_SIZE ? splitUSTARPath(name) : null;
-      if (split !== null) {
-        this.fillBlock(b, 0, h, split[1], identity, putString(b, PREFIX, PREFIX_SIZE, split[0]));
-      } else {
-        this.fillBlock(b, 0, h, name, identity);
-      }
-      return b.subarray(0, BLOCK_SIZE);
-    }
-    return this.encodePax(h, pax!);
+    return ustar ? null : pax!;
   }
 
   private encodePax(h: TarHeader, pax: Array<[string, PaxValue]>): Buffer {
