@@ -33,6 +33,8 @@ const MAX_BATCHES = 32;
 const POOL_BACKLOG = 2;
 /** A batch is cut where the directory changes once it has this many files. */
 const MIN_CUT = 8;
+/** A smaller batch is not worth the hand-over to the pool (a wake-up costs tens of microseconds). */
+const MIN_POOL_OPS = 16;
 
 // The record layout of shim/apply_batch.c (struct batch_op): 18 little-endian 32-bit words.
 const OP_HEADER = 72;
@@ -214,7 +216,7 @@ export class FileBatches {
     const b = this.building;
     this.building = next;
     this.reap();
-    if (this.queued.length < POOL_BACKLOG || this.conflicts(b)) this.submit(b);
+    if (this.conflicts(b) || (this.queued.length < POOL_BACKLOG && b.count >= MIN_POOL_OPS)) this.submit(b);
     else this.runHere(b);
   }
 
