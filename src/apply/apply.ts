@@ -120,8 +120,9 @@ async function extract(shim: Shim, root: string, tar: ApplyInput, opts: ApplyOpt
   const tap = opts.tap;
   const reader = new TarReader(tap ? tap.wrap(ex) : ex);
   try {
-    if (tap) await feed(tar, (chunk) => { tap.before(chunk); reader.push(chunk); tap.after(chunk); }, (n) => tap.input(n));
-    else await feed(tar, (chunk) => reader.push(chunk));
+    // after each chunk, what was batched goes: a file is never held back waiting for more input
+    if (tap) await feed(tar, (chunk) => { tap.before(chunk); reader.push(chunk); ex.flush(); tap.after(chunk); }, (n) => tap.input(n));
+    else await feed(tar, (chunk) => { reader.push(chunk); ex.flush(); });
     reader.finish();
     ex.finish();
     tap?.finish();
@@ -296,6 +297,11 @@ class Extractor implements TarSink {
       const pfd = this.dirs.parentFd(slash < 0 ? '' : path.slice(0, slash), path, false);
       this.shim.utimensat(pfd, osName(slash < 0 ? path : path.slice(slash + 1)), t.as, t.an, t.ms, t.mn, AT_SYMLINK_NOFOLLOW);
     }
+  }
+
+  /** Between input chunks: batched files go to a thread (the one being read stays). */
+  flush(): void {
+    if (!this.batching) this.batches?.flush();
   }
 
   close(): void {

@@ -158,6 +158,12 @@ export class FileBatches {
     b.dataPos += end - start;
   }
 
+  /** Hands over what was batched so far (the input paused: a file must not wait for the next
+   *  chunk to be created). Only between files. */
+  flush(): void {
+    if (this.building.count > 0 && !this.settling && !this.closed) this.seal();
+  }
+
   /** True when a batch not yet run creates in `dirFd`. */
   busy(dirFd: number): boolean {
     return this.building.dirs.has(dirFd) || this.poolDirs.has(dirFd);
