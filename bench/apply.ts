@@ -75,6 +75,7 @@ const opts = { userxattr: false, idMappings: new IdMappings() };
 type ApplyLayer = typeof applyLayer;
 const baselinePath = process.env.OVERLAY2_BASELINE;
 const baseline: ApplyLayer | null = baselinePath ? (await import(baselinePath) as { applyLayer: ApplyLayer }).applyLayer : null;
+delete process.env.OVERLAY2_BASELINE; // the peak-RSS child (apply-one.js) must run this build
 /** Round 0 leaves each contender's tree digest here (not timed). */
 const digests = new Map<string, string>();
 interface OursTiming extends Timing { mainCpuMs: number; otherCpuMs: number }
