@@ -1,6 +1,8 @@
 // applyDiff (import) throughput: applyLayer beside GNU `tar -xf` and moby's own overlay2 ApplyDiff on
 // the same tar files, interleaved in one run, median of several runs.
 //   npm run build:ts && node dist/bench/apply.js [runs=5] [sets=small,large,rootfs]
+//   OVERLAY2_BASELINE=/path/to/other/checkout/dist/src/apply/apply.js adds that build's applyLayer
+//   (e.g. main before a change) as one more contender, and checks both write the same tree.
 // Data (generated once into bench/.data/apply): (a) 50k files of 1–4 KiB in 100 dirs, (b) 3 × 300 MiB
 // files, (c) a Debian bookworm minbase rootfs (bench/.data/debian-bookworm-minbase, made by
 // `debootstrap --variant=minbase bookworm`; skipped when absent).
@@ -22,6 +24,9 @@ import { fillSmallFiles, fillLargeFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
+import { treeDigest } from '../test/support/tree-digest.js';
+import { threadTimes, threadCpuSince } from './lib/thread-cpu.js';
+import { peakRss } from './lib/peak-rss.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const only = process.argv[3]?.split(',');
@@ -67,6 +72,13 @@ function prepare(id: string, title: string, make: ((dir: string) => void) | stri
 }
 
 const opts = { userxattr: false, idMappings: new IdMappings() };
+type ApplyLayer = typeof applyLayer;
+const baselinePath = process.env.OVERLAY2_BASELINE;
+const baseline: ApplyLayer | null = baselinePath ? (await import(baselinePath) as { applyLayer: ApplyLayer }).applyLayer : null;
+delete process.env.OVERLAY2_BASELINE; // the peak-RSS child (apply-one.js) must run this build
+/** Round 0 leaves each contender's tree digest here (not timed). */
+const digests = new Map<string, string>();
+interface OursTiming extends Timing { mainCpuMs: number; otherCpuMs: number }
 let seq = 0;
 const image = join(data, 'fresh.img');
 
@@ -89,22 +101,39 @@ async function onFreshFs<T>(fn: () => Promise<T> | T): Promise<T> {
 
 /** ours: applyLayer on fs.createReadStream(tar) (read directly, see src/tar/input.ts); piped: the
  *  same through a PassThrough, i.e. the 64 KiB chunks of an ordinary stream (a pipe, a decoder). */
-async function ours(set: DataSet, sync = false, piped = false): Promise<Timing> {
+async function ours(set: DataSet, sync = false, piped = false, digestAs = '', impl: ApplyLayer = applyLayer): Promise<OursTiming> {
   const layer = join(work, `ours-${seq++}`);
   fs.mkdirSync(join(layer, 'diff'), { recursive: true });
   const input = piped ? fs.createReadStream(set.tar).pipe(new PassThrough()) : fs.createReadStream(set.tar);
   const c0 = process.cpuUsage();
+  const th0 = threadTimes();
   const t0 = performance.now();
-  await applyLayer(layer, input, { ...opts, sync });
+  await impl(layer, input, { ...opts, sync });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(c0);
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+  const th = threadCpuSince(th0);
+  if (digestAs) digests.set(digestAs, treeDigest(join(layer, 'diff')));
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, mainCpuMs: th.mainMs, otherCpuMs: th.poolMs };
 }
 
-function gnuTar(set: DataSet): Timing {
+function gnuTar(set: DataSet, digestAs = ''): Timing {
   const dir = join(work, `tar-${seq++}`);
   fs.mkdirSync(dir, { recursive: true });
-  return timedShell(`tar -xf '${set.tar}' -C '${dir}'`, 'tar');
+  const t = timedShell(`tar -xf '${set.tar}' -C '${dir}'`, 'tar');
+  if (digestAs) digests.set(digestAs, treeDigest(dir));
+  return t;
+}
+
+/** Peak RSS (VmHWM) of a process doing one applyLayer of the set, and its CPU by thread. */
+async function oursPeak(set: DataSet): Promise<{ hwmMiB: number; mainCpuMs: number; otherCpuMs: number; ms: number }> {
+  return onFreshFs(async () => {
+    const layer = join(work, `rss-${seq++}`);
+    fs.mkdirSync(join(layer, 'diff'), { recursive: true });
+    const r = await peakRss(process.execPath, [new URL('./apply-one.js', import.meta.url).pathname, set.tar, layer]);
+    if (r.exitCode !== 0) throw new Error(`apply-one ${set.id} failed`);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; mainCpuMs: number; otherCpuMs: number };
+    return { hwmMiB: r.selfMiB, mainCpuMs: out.mainCpuMs, otherCpuMs: out.otherCpuMs, ms: out.ms };
+  });
 }
 
 function mobyApply(moby: string, set: DataSet): number {
@@ -162,23 +191,32 @@ async function main(): Promise<void> {
     prepare('rootfs', 'Debian bookworm minbase rootfs', rootfsSrc),
   ].filter((s): s is DataSet => s !== null && (!only || only.includes(s.id)));
 
-  const times = new Map<string, { ours: Timing[]; tar: Timing[]; moby: number[]; synced: number[]; piped: number[] }>();
-  for (const s of sets) times.set(s.id, { ours: [], tar: [], moby: [], synced: [], piped: [] });
+  const times = new Map<string, { ours: OursTiming[]; tar: Timing[]; moby: number[]; synced: number[]; piped: number[]; base: OursTiming[] }>();
+  for (const s of sets) times.set(s.id, { ours: [], tar: [], moby: [], synced: [], piped: [], base: [] });
+  const contenders = baseline ? 6 : 5;
   for (let r = 0; r < runs; r++) {
     for (const s of sets) {
       const t = times.get(s.id)!;
       // rotate who goes first, so no contender always follows the same neighbour
-      const order = [0, 1, 2, 3, 4].map((i) => (i + r) % 5);
+      const order = Array.from({ length: contenders }, (_, i) => (i + r) % contenders);
+      const dg = (who: string) => (r === 0 ? `${s.id}:${who}` : '');
       for (const who of order) {
         await onFreshFs(async () => {
-          if (who === 0) t.ours.push(await ours(s));
-          else if (who === 1) t.tar.push(gnuTar(s));
+          if (who === 0) t.ours.push(await ours(s, false, false, dg('ours')));
+          else if (who === 1) t.tar.push(gnuTar(s, dg('tar')));
           else if (who === 2) t.moby.push(mobyApply(moby, s));
           else if (who === 3) t.synced.push((await ours(s, true)).ms);
-          else t.piped.push((await ours(s, false, true)).ms);
+          else if (who === 4) t.piped.push((await ours(s, false, true)).ms);
+          else t.base.push(await ours(s, false, false, dg('baseline'), baseline!));
         });
       }
-      console.error(`run ${r + 1}/${runs} ${s.id}: ours ${fmtMs(t.ours.at(-1)!.ms)} tar ${fmtMs(t.tar.at(-1)!.ms)} moby ${fmtMs(t.moby.at(-1)!)} ours+sync ${fmtMs(t.synced.at(-1)!)} ours piped ${fmtMs(t.piped.at(-1)!)}`);
+      const o = t.ours.at(-1)!;
+      console.error(`run ${r + 1}/${runs} ${s.id}: ours ${fmtMs(o.ms)} (CPU main ${o.mainCpuMs.toFixed(0)} / other threads ${o.otherCpuMs.toFixed(0)} ms) tar ${fmtMs(t.tar.at(-1)!.ms)} moby ${fmtMs(t.moby.at(-1)!)} ours+sync ${fmtMs(t.synced.at(-1)!)} ours piped ${fmtMs(t.piped.at(-1)!)}${baseline ? ` baseline ${fmtMs(t.base.at(-1)!.ms)}` : ''}`);
+      if (r === 0) {
+        const d = (w: string) => digests.get(`${s.id}:${w}`);
+        console.error(`  tree digest ${s.id}: ours ${d('ours')?.slice(0, 16)} tar ${d('tar')?.slice(0, 16)} (${d('ours') === d('tar') ? 'same' : 'DIFFERENT'})` +
+          (baseline ? ` baseline ${d('baseline')?.slice(0, 16)} (${d('ours') === d('baseline') ? 'same' : 'DIFFERENT'})` : ''));
+      }
     }
   }
   fs.rmSync(work, { recursive: true, force: true });
@@ -189,10 +227,25 @@ async function main(): Promise<void> {
     const [o, g, m, sy, pp] = [median(t.ours.map((x) => x.ms)), median(t.tar.map((x) => x.ms)), median(t.moby), median(t.synced), median(t.piped)];
     const [oc, gc] = [median(t.ours.map((x) => x.cpuMs)), median(t.tar.map((x) => x.cpuMs))];
     const per = (ms: number) => `${Math.round(s.entries / (ms / 1000)).toLocaleString('en-US')} e/s, ${(s.bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
-    rows.push([s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(o, g), ratio(m, o), `${fmtMs(pp)} ms (${ratio(m, pp)})`, `${fmtMs(sy)} ms`, `${fmtMs(oc)} / ${fmtMs(gc)} ms`]);
+    const [om, ot] = [median(t.ours.map((x) => x.mainCpuMs)), median(t.ours.map((x) => x.otherCpuMs))];
+    const row = [s.title, `${fmtMs(o)} ms (${per(o)})`, `${fmtMs(g)} ms`, `${fmtMs(m)} ms`, ratio(g, o), ratio(m, o), `${fmtMs(pp)} ms (${ratio(m, pp)})`, `${fmtMs(sy)} ms`, `${fmtMs(oc)} / ${fmtMs(gc)} ms`, `${fmtMs(om)} / ${fmtMs(ot)} ms`];
+    if (baseline) {
+      const b = median(t.base.map((x) => x.ms));
+      row.push(`${fmtMs(b)} ms (${ratio(b, o)})`);
+    }
+    rows.push(row);
   }
   console.log(`applyDiff (import), median of ${runs} interleaved runs; ${sets.map((s) => `${s.id}: ${s.entries} entries, ${(s.bytes / MiB).toFixed(0)} MiB content`).join('; ')}`);
-  console.log(table(['layer', 'applyLayer', 'GNU tar -xf', 'moby-ovl apply (op)', 'ours/tar', 'moby/ours', 'ours, piped (moby/piped)', 'ours, sync:true', 'CPU ours / tar'], rows));
+  console.log(table(['layer', 'applyLayer', 'GNU tar -xf', 'moby-ovl apply (op)', 'tar/ours', 'moby/ours', 'ours, piped (moby/piped)', 'ours, sync:true', 'CPU ours / tar',
+    'CPU ours: main / other threads', ...(baseline ? ['baseline (baseline/ours)'] : [])], rows));
+  for (const s of sets) {
+    const d = (w: string) => digests.get(`${s.id}:${w}`);
+    console.log(`tree digest ${s.id}: ours ${d('ours') === d('tar') ? '=' : '≠'} GNU tar${baseline ? `, ours ${d('ours') === d('baseline') ? '=' : '≠'} baseline` : ''} (${d('ours')})`);
+  }
+  for (const s of sets) {
+    const p = await oursPeak(s);
+    console.log(`peak RSS, one applyLayer of ${s.id} in its own process: ${p.hwmMiB.toFixed(1)} MiB (VmHWM; ${fmtMs(p.ms)} ms, CPU main ${p.mainCpuMs.toFixed(0)} / other threads ${p.otherCpuMs.toFixed(0)} ms)`);
+  }
   const small = sets.find((s) => s.id === 'small');
   if (small) {
     const p = await parseOnly(small);

@@ -43,6 +43,12 @@ napi_value js_scan_next(napi_env env, napi_callback_info info);
 napi_value js_scan_next_sync(napi_env env, napi_callback_info info);
 napi_value js_scan_close(napi_env env, napi_callback_info info);
 napi_value js_lookup_batch(napi_env env, napi_callback_info info);
+// apply_batch.c
+napi_value js_batch_run_sync(napi_env env, napi_callback_info info);
+napi_value js_batch_runner_open(napi_env env, napi_callback_info info);
+napi_value js_batch_submit(napi_env env, napi_callback_info info);
+napi_value js_batch_done(napi_env env, napi_callback_info info);
+napi_value js_batch_wait(napi_env env, napi_callback_info info);
 // remove_tree.c
 napi_value js_remove_tree(napi_env env, napi_callback_info info);
 napi_value js_remove_tree_sync(napi_env env, napi_callback_info info);

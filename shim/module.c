@@ -14,6 +14,7 @@
 //   scanner.c      scanOpen/scanNext/scanNextSync/scanClose, lookupBatch
 //   xattr_plan.c   decoding the scanner's xattr plan (xattr_plan.h)
 //   remove_tree.c  removeTree, removeTreeSync
+//   apply_batch.c  batchRunSync, batchRunnerOpen/Submit/Done/Wait: applyDiff's small-file creates
 //   records.h      the record layout (the contract with assembly/records.ts and src/core/records.ts)
 //   syscalls.h     syscall numbers and structs older libc headers lack
 #include <node_api.h>
@@ -36,6 +37,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fsxattrGet", js_fsxattr_get}, {"fsxattrSet", js_fsxattr_set},
     {"xfsQuotaSetLimit", js_xfs_quota_set_limit}, {"xfsQuotaGet", js_xfs_quota_get},
     {"vfsQuotaSetLimit", js_vfs_quota_set_limit},
+    {"batchRunSync", js_batch_run_sync}, {"batchRunnerOpen", js_batch_runner_open}, {"batchSubmit", js_batch_submit},
+    {"batchDone", js_batch_done}, {"batchWait", js_batch_wait},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

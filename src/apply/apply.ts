@@ -22,6 +22,7 @@ import {
   isOverlayBookkeeping, opaqueXattr,
 } from '../overlay-format.js';
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
+import { BATCHED_FILE_MAX, BATCHED_NAME_MAX, FileBatches } from './file-batches.js';
 import { applyFailure, cleanupAfter } from './errors.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
 import { byteString, displayName, osName } from '../util/byte-names.js';
@@ -119,8 +120,9 @@ async function extract(shim: Shim, root: string, tar: ApplyInput, opts: ApplyOpt
   const tap = opts.tap;
   const reader = new TarReader(tap ? tap.wrap(ex) : ex);
   try {
-    if (tap) await feed(tar, (chunk) => { tap.before(chunk); reader.push(chunk); tap.after(chunk); }, (n) => tap.input(n));
-    else await feed(tar, (chunk) => reader.push(chunk));
+    // after each chunk, what was batched goes: a file is never held back waiting for more input
+    if (tap) await feed(tar, (chunk) => { tap.before(chunk); reader.push(chunk); ex.flush(); tap.after(chunk); }, (n) => tap.input(n));
+    else await feed(tar, (chunk) => { reader.push(chunk); ex.flush(); });
     reader.finish();
     ex.finish();
     tap?.finish();
@@ -155,6 +157,11 @@ class Extractor implements TarSink {
   private readonly rootUid: number;
   private readonly rootGid: number;
   private readonly dirs: DirFdCache;
+  /** layer mode: small files are created in batches on two threads (file-batches.ts); through a
+   *  mount (where most creates replace a lower file) they are made one by one. */
+  private readonly batches: FileBatches | null;
+  /** The regular file being read goes into a batch. */
+  private batching = false;
   /** Who a new inode belongs to without a chown (the fs ids of this process). */
   private readonly creatorUid = process.geteuid?.() ?? 0;
   private readonly creatorGid = process.getegid?.() ?? 0;
@@ -195,7 +202,8 @@ class Extractor implements TarSink {
     this.rootUid = root.uid;
     this.rootGid = root.gid;
     this.unpacked = mode === 'mount' ? new Set() : null;
-    this.dirs = new DirFdCache(shim, rootFd, (pfd, name, path) => this.madeParent(pfd, name, path));
+    this.batches = mode === 'layer' ? new FileBatches(shim, (pfd, path) => this.makeRoomFor(pfd, path)) : null;
+    this.dirs = new DirFdCache(shim, rootFd, (pfd, name, path) => this.madeParent(pfd, name, path), () => this.settleAll());
     this.dirs.noteSgid(rootFd);
   }
 
@@ -213,17 +221,29 @@ class Extractor implements TarSink {
 
     if (path === '') {
       if (e.kind !== 'dir') throw unsafe(name, `the layer root cannot become a ${e.kind}`);
+      this.settleAll();
       this.rootAttributes(e);
       return;
     }
-    if (path.includes(TAR_WHITEOUT_PREFIX) && this.whiteoutEntry(e, path)) return;
+    if (path.includes(TAR_WHITEOUT_PREFIX)) {
+      this.settleAll();
+      if (this.whiteoutEntry(e, path)) return;
+    }
 
     const slash = path.lastIndexOf('/');
     const parent = slash < 0 ? '' : path.slice(0, slash);
     const base = slash < 0 ? path : path.slice(slash + 1);
+    if (this.batches && this.dirs.cached(parent) === undefined) this.settleAncestors(parent);
     const pfd = this.dirs.parentFd(parent, name, true);
     this.unpacked?.add(path);
     this.ids(e.uid, e.gid);
+    if (e.kind === 'file' && this.batches && e.size <= BATCHED_FILE_MAX && e.xattrs === null &&
+        base.length <= BATCHED_NAME_MAX && this.dirs.cached(path) === undefined) {
+      this.batchedFile(this.batches, e, pfd, base, path);
+      return;
+    }
+    if (e.kind === 'hardlink') this.settleAll();
+    else this.batches?.settleDir(pfd);
     switch (e.kind) {
       case 'file': this.file(e, pfd, parent, base, path); break;
       case 'dir': this.dir(e, pfd, parent, base, path); break;
@@ -235,11 +255,16 @@ class Extractor implements TarSink {
 
   data(buf: Buffer, start: number, end: number): void {
     if (this.skipping) return;
+    if (this.batching) {
+      this.batches!.data(buf, start, end);
+      return;
+    }
     const fd = this.fd;
     while (start < end) start += fs.writeSync(fd, buf, start, end - start);
   }
 
   end(): void {
+    this.batching = false;
     const fd = this.fd;
     if (fd < 0) return;
     this.fd = -1;
@@ -259,6 +284,7 @@ class Extractor implements TarSink {
   /** Directory times last (creating children changed them), deepest first. */
   finish(): void {
     this.currentName = '';
+    this.settleAll();
     const paths = [...this.dirTimes.keys()];
     for (let i = paths.length - 1; i >= 0; i--) {
       const path = paths[i];
@@ -273,7 +299,13 @@ class Extractor implements TarSink {
     }
   }
 
+  /** Between input chunks: batched files go to a thread (the one being read stays). */
+  flush(): void {
+    if (!this.batching) this.batches?.flush();
+  }
+
   close(): void {
+    this.batches?.abandon();
     if (this.fd >= 0) {
       fs.closeSync(this.fd);
       this.fd = -1;
@@ -282,6 +314,18 @@ class Extractor implements TarSink {
   }
 
   // ---- entry kinds -------------------------------------------------------------------------------
+
+  /** A small new file: created later, in a batch, with what file() and end() would do. */
+  private batchedFile(batches: FileBatches, e: TarEntry, pfd: number, base: string, path: string): void {
+    this.setTimes(e);
+    batches.add({
+      dirFd: pfd, base, path, entry: e.name, openFlags: CREATE_FILE_FLAGS, createMode: e.mode & 0o777, resolve: RESOLVE,
+      chown: this.needsChown(pfd), uid: this.hostUid, gid: this.hostGid, chmod: this.needsChmod(e.mode), chmodMode: e.mode,
+      atimeSec: this.fileAs, atimeNsec: this.fileAn, mtimeSec: this.fileMs, mtimeNsec: this.fileMn, size: e.size,
+    });
+    this.batching = e.size > 0;
+    this.size += e.size;
+  }
 
   private file(e: TarEntry, pfd: number, parent: string, base: string, path: string): void {
     let fd: number;
@@ -312,6 +356,7 @@ class Extractor implements TarSink {
       if (!isErrno(err, 'EEXIST')) throw err;
       if (this.lstat(pfd, base).isDirectory()) {
         existed = true;
+        this.settleAll(); // its new owner, mode and setgid bit must not reach files batched before
       } else {
         pfd = this.makeRoom(pfd, parent, base, path);
         this.shim.mkdirat(pfd, osName(base), e.mode & 0o777);
@@ -494,6 +539,7 @@ class Extractor implements TarSink {
   /** Removes what stands at parent/base so an entry of another kind can take its place. Returns the
    *  parent's fd, which stays valid (only fds below `path` are dropped). */
   private makeRoom(pfd: number, _parent: string, base: string, path: string): number {
+    this.settleAll();
     const st = this.lstat(pfd, base);
     this.remove(pfd, base, path, st.isDirectory(), st);
     return pfd;
@@ -519,6 +565,31 @@ class Extractor implements TarSink {
       fs.closeSync(fd);
     }
     this.shim.unlinkat(pfd, osName(base), AT_REMOVEDIR);
+  }
+
+  /** A batched create found `path` taken (file-batches.ts): as makeRoom, the batches already settled. */
+  private makeRoomFor(pfd: number, path: string): void {
+    const slash = path.lastIndexOf('/');
+    this.makeRoom(pfd, slash < 0 ? '' : path.slice(0, slash), slash < 0 ? path : path.slice(slash + 1), path);
+  }
+
+  private settleAll(): void {
+    this.batches?.settleAll();
+  }
+
+  /** Before a directory is looked up (or made) beneath the root: no batched file may still be due to
+   *  take a name on its way. */
+  private settleAncestors(dir: string): void {
+    const batches = this.batches!;
+    for (let p = dir; p !== '';) {
+      const slash = p.lastIndexOf('/');
+      p = slash < 0 ? '' : p.slice(0, slash);
+      const fd = this.dirs.cached(p);
+      if (fd !== undefined && batches.busy(fd)) {
+        batches.settleAll();
+        return;
+      }
+    }
   }
 
   /** Drops cached fds of `path` and everything below it (about to be removed or replaced). */

@@ -17,12 +17,21 @@ export class DirFdCache {
   /** Cached dir fds whose directory is setgid: what is created there takes the dir's group. */
   private readonly sgidFds = new Set<number>();
 
-  /** `madeDir(pfd, name, path)` runs after makeParents creates a missing directory, to own it. */
+  /** `madeDir(pfd, name, path)` runs after makeParents creates a missing directory, to own it;
+   *  `beforeClose()` before cached fds are closed (work queued elsewhere may still use them). */
   constructor(
     private readonly shim: Shim,
     private readonly rootFd: number,
     private readonly madeDir: (pfd: number, name: string, path: string) => void,
+    private readonly beforeClose: () => void = () => {},
   ) {}
+
+  /** The cached fd of directory `dir` ('' is the root), without a syscall; undefined when not cached. */
+  cached(dir: string): number | undefined {
+    if (dir === '') return this.rootFd;
+    if (dir === this.lastParent) return this.lastParentFd;
+    return this.parents.get(dir);
+  }
 
   /** An O_PATH fd of directory `parent` beneath the root, from the cache when possible. With
    *  create, missing directories are made (0755, owned by the mapped root), as moby does. */
@@ -99,6 +108,7 @@ export class DirFdCache {
   /** Past PARENT_CACHE_LIMIT fds, closes the oldest down to half of it. */
   trimParents(): void {
     if (this.parents.size <= PARENT_CACHE_LIMIT) return;
+    this.beforeClose();
     for (const [p, fd] of this.parents) {
       if (this.parents.size <= PARENT_CACHE_LIMIT / 2) break;
       this.closeDirFd(fd);
@@ -110,6 +120,7 @@ export class DirFdCache {
   /** Drops cached fds of `path` and everything below it (about to be removed or replaced). */
   forgetBelow(path: string): void {
     const prefix = `${path}/`;
+    this.beforeClose();
     for (const [p, fd] of this.parents) {
       if (p === path || p.startsWith(prefix)) {
         this.closeDirFd(fd);

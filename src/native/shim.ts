@@ -30,6 +30,17 @@ export interface StatFs {
 /** Opaque handle of a resumable directory scan. */
 export interface ScanHandle { readonly __scan: unique symbol }
 
+/** Opaque handle of a batch runner (batchRunnerOpen). */
+export interface BatchRunner { readonly __batchRunner: unique symbol }
+
+/** A failed op of a file batch: the system error of its syscall, plus where it stopped. */
+export interface BatchFailure extends ShimError {
+  /** The op that failed, counted from the start of the run (earlier ops are done). */
+  index: number;
+  /** batchWait: the batch it belongs to (the later ones were skipped). */
+  seq?: number;
+}
+
 export interface ScanBatch {
   count: number;    // records written
   heapUsed: number; // bytes of the heap region used
@@ -117,6 +128,21 @@ export interface Shim {
    *  type fails after a bounded number of attempts. A missing path is not an error. */
   removeTree(dirfd: number, path: ShimPath, callback: (err: ShimError | null) => void): void;
   removeTreeSync(dirfd: number, path: ShimPath): void;
+
+  // applyDiff's small files: packed create records (layout in src/apply/file-batches.ts and
+  // shim/apply_batch.c), each run as openat2 + write + fchown? + fchmod? + futimens + close, in order,
+  // stopping at the first failure
+  /** Runs the records in buf[start, end) on this thread; the failure, if any, is returned, not thrown. */
+  batchRunSync(buf: Uint8Array, start: number, end: number): BatchFailure | null;
+  batchRunnerOpen(): BatchRunner;
+  /** Queues buf[0, end) to run on the libuv pool after every batch submitted before; returns its
+   *  sequence number (1, 2, ...). The buffer must not change until the batch is done. */
+  batchSubmit(runner: BatchRunner, buf: Uint8Array, end: number): number;
+  /** The highest sequence number that ran, with no failure in it or before it. */
+  batchDone(runner: BatchRunner): number;
+  /** Blocks until batch `seq` and all before it ran; returns (and forgets) a failure: after one, the
+   *  later batches were skipped and are the caller's to run. */
+  batchWait(runner: BatchRunner, seq: number): BatchFailure | null;
 }
 
 // ---- argument checks ---------------------------------------------------------------------------
@@ -161,12 +187,17 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   lookupBatch: ['dirfd:n', 'names:b', 'count:n', 'records:b', 'heap:b', 'flags:n'],
   removeTree: ['dirfd:n', 'path:p', 'callback:f'],
   removeTreeSync: ['dirfd:n', 'path:p'],
+  batchRunSync: ['buf:b', 'start:n', 'end:n'],
+  batchRunnerOpen: [],
+  batchSubmit: ['runner:r', 'buf:b', 'end:n'],
+  batchDone: ['runner:r'],
+  batchWait: ['runner:r', 'seq:n'],
 };
 
 const EXPECTED: Record<string, string> = {
   's': 'of type string', 's?': 'of type string or null', 'p': 'of type string or a Buffer', 'n': 'of type number', 'b': 'a Uint8Array or Buffer',
   'bs': 'of type string or a Buffer', 'bs?': 'of type string, a Buffer or null', 'f': 'a function',
-  'h': 'a scan handle from scanOpen',
+  'h': 'a scan handle from scanOpen', 'r': 'a batch runner from batchRunnerOpen',
 };
 
 /** A caller's programming error, thrown before the syscall: a TypeError with Node's own argument-error
@@ -195,7 +226,7 @@ function checkArg(fn: string, p: Param, v: unknown): void {
     case 'b': ok = v instanceof Uint8Array; break;
     case 'bs': case 'p': ok = typeof v === 'string' || v instanceof Uint8Array; break;
     case 'f': ok = typeof v === 'function'; break;
-    default: ok = typeof v === 'object' && v !== null; break; // 'h': the C side checks it is a scan handle
+    default: ok = typeof v === 'object' && v !== null; break; // 'h', 'r': the C side checks the handle
   }
   if (!ok) throw new ShimArgumentError('ERR_INVALID_ARG_TYPE', `The "${p.name}" argument of ${fn} must be ${EXPECTED[p.kind]}`);
   // The kernel would silently see a shorter path.
