@@ -20,21 +20,30 @@ const withShim = testIf(!!shim, 'shim-vs-fallback scan comparisons (fallback-onl
 
 interface Seen extends Omit<RecordFields, 'nameOff'> { path: string }
 
-/** Every record of a scan, decoded in the consumer (tests only: the real consumers never decode). */
+/** A batch consumer that decodes every record of a depth-first walk into `seen`, with its path
+ *  (tests only: the real consumers never decode). */
+function pathCollector(core: Core, seen: Seen[]): (slot: ScanSlot, count: number) => void {
+  const stack: string[] = [];
+  return (slot, count) => {
+    for (let i = 0; i < count; i++) {
+      const { nameOff, ...r } = decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE);
+      const name = Buffer.from(core.low.subarray(slot.heapAddr + nameOff, slot.heapAddr + nameOff + r.nameLen)).toString();
+      stack.length = r.depth - 1;
+      stack.push(name);
+      seen.push({ ...r, path: stack.join('/') });
+    }
+  };
+}
+
+/** Every record of a scan, decoded in the consumer. */
 async function collect(root: string, flags: number, options: ScanOptions = {}): Promise<{ seen: Seen[]; slots: Set<number>; scanner: string }> {
   return withCore(async (core: Core) => {
     const seen: Seen[] = [];
     const slots = new Set<number>();
-    const stack: string[] = [];
+    const decode = pathCollector(core, seen);
     const res = await scanStream(core, root, flags, (slot: ScanSlot, count: number) => {
       slots.add(slot.recordsAddr);
-      for (let i = 0; i < count; i++) {
-        const { nameOff, ...r } = decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE);
-        const name = Buffer.from(core.low.subarray(slot.heapAddr + nameOff, slot.heapAddr + nameOff + r.nameLen)).toString();
-        stack.length = r.depth - 1;
-        stack.push(name);
-        seen.push({ ...r, path: stack.join('/') });
-      }
+      decode(slot, count);
     }, options);
     assert.is(res.entries, seen.length);
     return { seen, slots, scanner: res.scanner };
@@ -122,16 +131,7 @@ withShim('the split scan (two walkers, segments put back in order) gives exactly
     for (let round = 0; round < 5; round++) {
       const got = await withCore(async (core) => {
         const seen: Seen[] = [];
-        const stack: string[] = [];
-        const n = await scanSplit(core, dir, 0, (slot: ScanSlot, count: number) => {
-          for (let i = 0; i < count; i++) {
-            const { nameOff, ...r } = decodeRecord(core.low, slot.recordsAddr + i * RECORD_SIZE);
-            const name = Buffer.from(core.low.subarray(slot.heapAddr + nameOff, slot.heapAddr + nameOff + r.nameLen)).toString();
-            stack.length = r.depth - 1;
-            stack.push(name);
-            seen.push({ ...r, path: stack.join('/') });
-          }
-        });
+        const n = await scanSplit(core, dir, 0, pathCollector(core, seen));
         assert.is(n, seen.length);
         return seen;
       });

@@ -5,12 +5,13 @@
 // consumed as its batches come, a later one's batches are copied out and held until every segment
 // before it is complete (records and names only: a few MB for a 50k-entry tree).
 import { AT_FDCWD } from '../native/constants.js';
-import { loadShim, type ScanBatch, type ShimError } from '../native/shim.js';
+import { loadShim, type ScanBatch } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
 import { RECORD_SIZE, SCAN_SORTED, SCAN_SPLIT } from '../core/records.js';
 import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
 import type { BatchConsumer } from './batches.js';
 import { coreBatchSlot } from './record-view.js';
+import { runWalkers } from './walkers.js';
 
 export interface SplitScanOptions {
   /** The scan stream whose two slots the walkers fill (default 0). */
@@ -123,7 +124,7 @@ export class SegmentOrder {
 /** Scans the whole tree under `root` (flags: SCAN_* of src/core/records.ts) in sorted pre-order,
  *  walked by two pool threads, feeding every batch to `consume` in walk order; returns the entry
  *  count. Needs the shim. */
-export function scanSplit(core: Core, root: string, flags: number, consume: BatchConsumer, options: SplitScanOptions = {}): Promise<number> {
+export async function scanSplit(core: Core, root: string, flags: number, consume: BatchConsumer, options: SplitScanOptions = {}): Promise<number> {
   const shim = loadShim();
   const slots = SCAN_STREAMS[options.stream ?? 0]!;
   const staging = options.staging ?? SCAN_STREAMS[2]![0];
@@ -133,50 +134,18 @@ export function scanSplit(core: Core, root: string, flags: number, consume: Batc
     core.low.set(h.heap, staging.heapAddr);
     consume(staging, h.count, h.heap.length);
   });
-  return new Promise((resolve, reject) => {
-    let entries = 0;
-    let running = 0;
-    let failure: unknown = null;
-    const onBatch = (k: number, batch: ScanBatch): boolean => {
-      const slot = slots[k]!;
-      entries += batch.count;
-      order.batch(batch, () => consume(slot, batch.count, batch.heapUsed), () => {
-        const s = coreBatchSlot(core, slot);
-        return {
-          records: Buffer.from(s.records.subarray(0, batch.count * RECORD_SIZE)),
-          heap: Buffer.from(s.heap.subarray(0, batch.heapUsed)),
-          count: batch.count,
-        };
-      });
-      return !batch.done;
-    };
-    const fill = (k: number): void => {
-      const s = coreBatchSlot(core, slots[k]!);
-      shim.scanNext(handle, s.records, s.heap, (err: ShimError | null, batch) => {
-        running--;
-        if (err !== null) failure ??= err;
-        else if (failure === null) {
-          try {
-            if (onBatch(k, batch)) return fill(k);
-          } catch (e) {
-            failure = e;
-          }
-        }
-        if (failure !== null || running === 0) shim.scanClose(handle);
-        if (running > 0) return;
-        if (failure === null && !order.settled) failure = new Error(`overlay2: internal: a split scan of ${root} ended with segments out of order`);
-        if (failure !== null) reject(failure);
-        else resolve(entries);
-      });
-      running++;
-    };
-    try {
-      fill(0);
-      fill(1);
-    } catch (e) {
-      failure = e;
-      shim.scanClose(handle);
-      if (running === 0) reject(e);
-    }
-  });
+  let entries = 0;
+  await runWalkers(shim, handle, core, slots, (k, batch) => {
+    const slot = slots[k]!;
+    entries += batch.count;
+    order.batch(batch, () => consume(slot, batch.count, batch.heapUsed), () => {
+      const s = coreBatchSlot(core, slot);
+      return {
+        records: Buffer.from(s.records.subarray(0, batch.count * RECORD_SIZE)),
+        heap: Buffer.from(s.heap.subarray(0, batch.heapUsed)),
+        count: batch.count,
+      };
+    });
+  }, () => (order.settled ? null : new Error(`overlay2: internal: a split scan of ${root} ended with segments out of order`)));
+  return entries;
 }
