@@ -1,7 +1,7 @@
 // applyDiff (import) throughput: applyLayer beside GNU `tar -xf` and moby's own overlay2 ApplyDiff on
 // the same tar files, interleaved in one run, median of several runs.
 //   npm run build:ts && node dist/bench/apply.js [runs=5] [sets=small,large,rootfs]
-//   OVERLAY2_BASELINE=/path/to/other/checkout/dist/src/apply/apply.js adds that build's applyLayer
+//   OVERLAY2_BASELINE=DIR (another built checkout, bench/lib/baseline.ts) adds that build's applyLayer
 //   (e.g. main before a change) as one more contender, and checks both write the same tree.
 // Data (generated once into bench/.data/apply): (a) 50k files of 1–4 KiB in 100 dirs, (b) 3 × 300 MiB
 // files, (c) a Debian bookworm minbase rootfs (bench/.data/debian-bookworm-minbase, made by
@@ -26,6 +26,7 @@ import { ensurePeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
 import { treeDigest } from '../test/support/tree-digest.js';
 import { threadTimes, threadCpuSince } from './lib/thread-cpu.js';
+import { baselineModule } from './lib/baseline.js';
 import { peakRss } from './lib/peak-rss.js';
 
 const runs = Number(process.argv[2] ?? 5);
@@ -73,8 +74,7 @@ function prepare(id: string, title: string, make: ((dir: string) => void) | stri
 
 const opts = { userxattr: false, idMappings: new IdMappings() };
 type ApplyLayer = typeof applyLayer;
-const baselinePath = process.env.OVERLAY2_BASELINE;
-const baseline: ApplyLayer | null = baselinePath ? (await import(baselinePath) as { applyLayer: ApplyLayer }).applyLayer : null;
+const baseline: ApplyLayer | null = (await baselineModule<{ applyLayer: ApplyLayer }>('src/apply/apply.js'))?.applyLayer ?? null;
 delete process.env.OVERLAY2_BASELINE; // the peak-RSS child (apply-one.js) must run this build
 /** Round 0 leaves each contender's tree digest here (not timed). */
 const digests = new Map<string, string>();
