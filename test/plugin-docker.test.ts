@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { extract } from 'tar-stream';
 import { loadShim } from '../src/native/shim.js';
 import { testIf, canMountOverlay, whyNotMount, scratchRoot } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 import {
   whyNoDocker, startDockerd, startPluginProcess, uniquePluginName, writeBusyboxRoot,
   type PrivateDockerd, type PluginProcess,
@@ -20,7 +21,6 @@ import {
 const why = whyNotMount || whyNoDocker();
 const test = testIf(canMountOverlay && why === '', 'Docker end-to-end tests', why, uvuTest);
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const APPLETS = ['sh', 'cat', 'ls', 'rm', 'mkdir', 'chmod', 'chown', 'ln', 'mknod', 'mkfifo', 'mv', 'dd', 'touch',
   'echo', 'true', 'stat', 'sort', 'find'];
 const LONG = 'a-directory-name-long-enough-that-its-path-needs-a-pax-or-gnu-long-name-header-in-any-tar-archive-xyz';
@@ -35,7 +35,7 @@ let capFile = '';
 test.before(async () => {
   scratch = scratchRoot('ovl2-dk-');
   const name = uniquePluginName();
-  plugin = await startPluginProcess(CLI, name);
+  plugin = await startPluginProcess(CLI_BIN, name);
   [ours, builtin] = await Promise.all([
     startDockerd(join(scratch.root, 'p'), name, { experimental: true }),
     startDockerd(join(scratch.root, 'b'), 'overlay2'),

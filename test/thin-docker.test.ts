@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { Overlay2Driver } from '../src/driver.js';
 import { makeThinImage } from '../src/thin/publish.js';
 import { testIf, canMountOverlay, whyNotMount, scratchRoot } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 import {
   whyNoDocker, startDockerd, startPluginProcess, uniquePluginName, writeBusyboxRoot,
   type PrivateDockerd, type PluginProcess,
@@ -18,7 +19,6 @@ import {
 
 const why = whyNotMount || whyNoDocker();
 const test = testIf(canMountOverlay && why === '', 'thin images through dockerd', why, uvuTest);
-const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 
 let scratch: ReturnType<typeof scratchRoot>;
 let plugin: PluginProcess;
@@ -50,7 +50,7 @@ test.before(async () => {
   imageTar = join(scratch.root, 'thin-image.tar');
   await pub.save('thin', imageTar, { tags: ['thin:1'] });
   const name = uniquePluginName('ovl2-thin');
-  plugin = await startPluginProcess(CLI, name);
+  plugin = await startPluginProcess(CLI_BIN, name);
   dockerd = await startDockerd(join(scratch.root, 'd'), name, { experimental: true, storageOpts: [`thin.root=${thinRoot}`] });
 });
 
