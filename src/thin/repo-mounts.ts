@@ -6,6 +6,7 @@
 // at a time (a keyed lock), so two first users do not both run the command.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { Overlay2Error, isErrno } from '../errors.js';
 import type { Shim } from '../native/shim.js';
 import { MNT_DETACH } from '../native/constants.js';
@@ -62,8 +63,9 @@ export class RepoMounts {
   private async mount(repo: string, target: string): Promise<void> {
     mkdirSync(target, { recursive: true, mode: 0o755 });
     const timeout = this.opts.timeoutMs ?? MOUNT_COMMAND_TIMEOUT_MS;
-    // loaded on the first repository mount, not with the driver: node:child_process costs every CLI call ~3 ms
-    const { execFile } = await import('node:child_process');
+    // loaded on the first repository mount, not with the driver: node:child_process costs every CLI call
+    // ~3 ms. require, not import(): the bundled bin runs in a vm.Script, which has no dynamic import.
+    const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     await new Promise<void>((resolve, reject) => {
       execFile(this.opts.command, [repo, target], { timeout, killSignal: 'SIGKILL', shell: false, maxBuffer: 1 << 20 },
         (err, _stdout, stderr) => {

@@ -13,6 +13,7 @@
 // layer above the thin layer), through the lowers themselves.
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { Shim } from '../native/shim.js';
 import type { ApplyTap } from '../apply/tap.js';
@@ -239,8 +240,9 @@ export class ThinLayers {
   /** The tar the layer was applied from when its tar-split was kept, else the reproducible one-file tar. */
   async ownDiff(id: string): Promise<Readable> {
     const dir = this.layerDir(id);
-    // node:stream is loaded here, not at the top: the driver loads this module at every CLI call
-    const { Readable } = await import('node:stream');
+    // node:stream is loaded here, not at the top: the driver loads this module at every CLI call.
+    // require, not import(): the bundled bin runs in a vm.Script, which has no dynamic import.
+    const { Readable } = createRequire(import.meta.url)('node:stream') as typeof import('node:stream');
     const { readLayerRecord } = await import('../image/layer-record.js');
     const { hasTarSplit, assembleLayer } = await import('../tar-split/assemble.js');
     const record = readLayerRecord(dir);
