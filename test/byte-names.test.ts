@@ -18,13 +18,14 @@ import { escapeBytes, goDisplay, unescapeBytes } from '../src/util/byte-names.js
 import { applyLayer } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { isRoot, mountTest, tempDir, removeTree, testIf } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 import { member, pax, tarOf } from './apply-tar.js';
 import { findPeer } from './support/peers.js';
 import { CAPS_V2, collect, parseTar } from './export-fixture.js';
 
 const moby = findPeer('moby-ovl');
 const test = mountTest(testIf(!!moby, 'byte-name tests against Docker', 'moby-ovl not built (bash ../shared/peers/build.sh /opt/ovl-peers)'));
-const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const cli = CLI_BIN;
 
 /** A name's bytes, written as a latin1 string: 'caf\xe9' is c a f 0xE9. */
 const B = (s: string) => Buffer.from(s, 'latin1');

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { Overlay2Driver } from '../src/driver.js';
 import { mountTest, tempDir, removeTree } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 
 const test = mountTest(uvuTest);
 let base = '';
@@ -115,7 +116,7 @@ test('the naive diff (non-direct parent) applies to the same result', async () =
 });
 
 test('CLI: diff to a file, apply from it, changes and diffsize', async () => {
-  const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  const cli = CLI_BIN;
   const run = (...args: string[]) => spawnSync(process.execPath, [cli, '--home', driver.home, ...args], { encoding: 'utf8' });
   const file = join(base, 'app.tar');
   assert.is(run('diff', 'app', '-o', file).status, 0);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { servePlugin, type PluginHandle } from '../src/plugin/index.js';
 import { mountTest, scratchRoot, isMounted, rejectsWithCode } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 import { openCall, pluginCall } from './support/plugin-client.js';
 import { dir, file, tarOf, hardlink, symlink } from './apply-tar.js';
 
@@ -341,7 +342,7 @@ test('close() aborts an ApplyDiff in flight (no half layer), unmounts everything
 test('SIGTERM on `overlay2 plugin` unmounts everything, removes the socket, exits 0', async () => {
   const sock = join(scratch.root, 'cli.sock');
   const h = join(scratch.root, 'cli-home');
-  const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  const cli = CLI_BIN;
   const child = spawn(process.execPath, [cli, 'plugin', '--name', 'overlay2-cli-test', '--socket', sock, '--home', h, '--grace', '0.2'],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -11,6 +11,7 @@ import { buildOciLayout } from './image-fixtures.js';
 import { Overlay2Driver } from '../src/driver.js';
 import { isMountReferenced } from '../src/mount/shared-refs.js';
 import { mountTest, scratchRoot, isMounted, rejectsWithCode } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 
 const test = mountTest(uvuTest);
 const scratch = scratchRoot('ovl2-procs-');
@@ -217,7 +218,7 @@ test('a read-write init leaves .partial alone while another live process uses th
   const layout = join(scratch.fresh(), 'layout');
   const image = buildOciLayout(join(layout, '..', 'work'), layout, [{ files: { 'a/': '', 'a/f': 'x\n'.repeat(1000) } }]);
   const archive = execFileSync('tar', ['-cf', '-', '-C', image.layout, '.'], { maxBuffer: 1 << 28 });
-  const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  const cli = CLI_BIN;
   const load = spawn(process.execPath, [cli, '--home', home, 'load', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   load.stderr!.on('data', (b: Buffer) => { err += b; });

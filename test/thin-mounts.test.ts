@@ -11,13 +11,14 @@ import { Overlay2Driver } from '../src/driver.js';
 import { loadShim } from '../src/native/shim.js';
 import { RepoMounts } from '../src/thin/repo-mounts.js';
 import { mountTest, tempDir, removeTree, isMounted, rejectsWithCode, have } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 import { STANDARD_TREES, STANDARD_VIEW, mountImage, publishTrees, snapshot, thinTarOf } from './thin-fixtures.js';
 
 /** path and kind of each change (the API's pathBytes is covered by test/byte-names). */
 const pathsAndKinds = (list: { path: string; kind: string }[]) => list.map(({ path, kind }) => ({ path, kind }));
 
 const test = mountTest(uvuTest);
-const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const cli = CLI_BIN;
 let base = '';
 
 test.before(() => { base = tempDir('ovl2-thinmnt-'); });

@@ -11,11 +11,12 @@ import { loadShim } from '../src/native/shim.js';
 import { makeThinImage, commitThinLayer } from '../src/thin/publish.js';
 import { parseManifest } from '../src/thin/manifest.js';
 import { mountTest, tempDir, removeTree } from './support/env.js';
+import { CLI_BIN } from './support/cli.js';
 import { dir, file, symlink, tarOf } from './apply-tar.js';
 import { snapshot } from './thin-fixtures.js';
 
 const test = mountTest(uvuTest);
-const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const cli = CLI_BIN;
 let base = '';
 let homeA = '';
 let homeB = '';
