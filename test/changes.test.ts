@@ -373,7 +373,12 @@ it('a redirect or metacopy xattr in the upper asks for the naive path', async ()
     fs.rmdirSync(join(upper, 'etc'));
     fs.renameSync(join(upper, 'etc.fresh'), join(upper, 'etc'));
     assert.is(shim.lgetxattr(join(upper, 'etc'), 'trusted.overlay.redirect'), null);
+    // metacopy on an added path changes nothing (an A whatever it holds); on one the lower has, it does
     shim.lsetxattr(join(upper, 'etc/new'), 'trusted.overlay.metacopy', '', 0);
+    const added = await changesNative(upper, stack.lowersOfTop, { userxattr: false });
+    assert.equal(added.map((c) => `${c.kind} ${c.path}`), ['C /etc', 'A /etc/new']);
+    fs.copyFileSync(join(stack.lowersOfTop[0]!, 'etc/hosts'), join(upper, 'etc/hosts'));
+    shim.lsetxattr(join(upper, 'etc/hosts'), 'trusted.overlay.metacopy', '', 0);
     caught = null;
     try { await changesNative(upper, stack.lowersOfTop, { userxattr: false }); } catch (e) { caught = e; }
     assert.ok(caught instanceof NeedsNaive, String(caught));
