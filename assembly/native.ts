@@ -5,7 +5,7 @@
 // file keeps the arithmetic. Per frame:
 //   nativeBeginDir(node, layers)       children of the upper dir, all pending lookup
 //   per visible lower layer, top down: nativeLookupPrepare → (host: lookupBatch) → nativeLookupApply
-//   when the upper scan read no xattrs of entries (changesNative): nativeUpperPrepare →
+//   when the upper scan read directories' xattrs only (changesNative): nativeUpperPrepare →
 //     (host: lookupBatch in the upper dir) → nativeUpperApply, for the children the old tree has
 //   nativeNeedsListing() ? per layer: nativeListLayerBegin, nativeListApply*, nativeListLayerEnd;
 //                          then nativeListFinish
@@ -219,10 +219,10 @@ export function nativeLookupApply(layer: u32, records: usize, count: u32, heap: 
   return 0;
 }
 
-/** After the lower lookups, when the upper scan read no xattrs of entries: packs the names of the
- *  children whose old entry exists (the only ones compared: an added path is an A whatever its
- *  capability or metacopy mark) for a lookup in the upper dir. Whiteouts are not compared. Returns
- *  how many (0: done); call again for the next chunk. */
+/** After the lower lookups, when the upper scan read the xattrs of directories only: packs the
+ *  names of the non-directory children whose old entry exists (the only ones compared: an added
+ *  path is an A whatever its capability or metacopy mark) for a lookup in the upper dir. Whiteouts
+ *  are not compared. Returns how many (0: done); call again for the next chunk. */
 export function nativeUpperPrepare(names: usize, namesCap: u32, maxCount: u32): u32 {
   upperChunk.used = 0;
   let count: u32 = 0;
@@ -230,7 +230,8 @@ export function nativeUpperPrepare(names: usize, namesCap: u32, maxCount: u32): 
   while (upperCursor < childCount && count < maxCount) {
     const s = child(upperCursor);
     const node = load<i32>(s, CS_NODE);
-    if ((load<u32>(s, CS_STATUS) & (OLD_PRESENT | UPPER_READ)) == OLD_PRESENT && !isWhiteout(nodeAddr(upper, node))) {
+    const mode = nodeMode(upper, node);
+    if ((load<u32>(s, CS_STATUS) & (OLD_PRESENT | UPPER_READ)) == OLD_PRESENT && !isRealDir(mode) && !isWhiteout(nodeAddr(upper, node))) {
       const len = nodeNameLen(upper, node);
       if (used + len + 1 > namesCap) break;
       memory.copy(names + used, nodeNameAddr(upper, node), len);

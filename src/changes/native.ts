@@ -8,10 +8,11 @@
 // O_PATH fd per visible lower dir (and one of the upper dir), closed when the walk leaves it, so open
 // fds stay bounded by depth × (visible layers + 1).
 //
-// The upper scan reads the xattrs of directories only (opaque, redirect): an entry's capability and
-// metacopy mark matter only when it is compared with an old entry, and most upper entries of a big
-// layer are added paths (an A whatever their xattrs). So the walk reads them afterwards, by a lookup
-// in the upper dir, for the children the lower lookups found — one listxattr per added file spared.
+// The upper scan reads the xattrs of directories only (SCAN_XATTRS_DIRS_ONLY: opaque, redirect,
+// capability, from the fd it opens anyway): another entry's capability and metacopy mark matter only
+// when it is compared with an old entry, and most upper entries of a big layer are added paths (an A
+// whatever their xattrs). So the walk reads them afterwards, by a lookup in the upper dir, for the
+// non-directories the lower lookups found — one listxattr per added file spared.
 import { closeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Change } from './change.js';
@@ -22,7 +23,7 @@ import { withCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE } from '../c
 import { takeChanges } from './change-list.js';
 import {
   FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
-  SCAN_USER_XATTR,
+  SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
 } from '../core/records.js';
 import {
   LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
@@ -185,8 +186,8 @@ async function walkFrame(w: Walk, node: number, layers: readonly number[], dirs:
 }
 
 /** Classifies the upper tree already in tree 0 of `core` against lower dirs `roots` (top first).
- *  `upperRoot`: a handle of the upper dir when the tree holds no xattrs of entries (UPPER_SCAN_FLAGS):
- *  the walk reads those it compares there; without it, the tree's own are compared. */
+ *  `upperRoot`: a handle of the upper dir when the tree holds directories' xattrs only
+ *  (UPPER_SCAN_FLAGS): the walk reads the others it compares there; without it, the tree's own are. */
 export async function classifyUpper(core: Core, access: LowerAccess, roots: readonly number[], lookupFlags: number,
                                     upperRoot = -1): Promise<void> {
   const w: Walk = {
@@ -201,9 +202,9 @@ export async function classifyUpper(core: Core, access: LowerAccess, roots: read
   await walkFrame(w, ROOT, roots.map((_, i) => i), roots, upperRoot >= 0 ? new UpperDir(() => upperRoot) : null);
 }
 
-/** The upper scan's flags: directories' marks only (see the top); entries' own xattrs are read by
- *  the walk, with the lookups' flags. */
-const UPPER_SCAN_FLAGS = SCAN_SORTED | SCAN_OPAQUE | SCAN_REDIRECT;
+/** The upper scan's flags: directories' xattrs only (see the top); the others' are read by the
+ *  walk, with the lookups' flags. */
+const UPPER_SCAN_FLAGS = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_XATTRS_DIRS_ONLY;
 const LOOKUP_FLAGS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
 export async function changesNative(upperDir: string, lowerDirs: string[], opts: NativeChangesOptions): Promise<Change[]> {
