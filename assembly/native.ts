@@ -18,7 +18,7 @@
 // directory (included).
 // In the NEW tree an upper dir merges no lower at all when it is opaque or lies below an opaque upper
 // dir; there every old child without an upper entry is a D (found by listing the old dir).
-import { RECORD_SIZE, FLAG_FAILED, FLAG_OPAQUE, FLAG_REDIRECT, FLAG_METACOPY } from './records';
+import { RECORD_SIZE, FLAG_FAILED, FLAG_OPAQUE, FLAG_REDIRECT, FLAG_METACOPY, OFF_NAME_OFF, OFF_MODE, S_IFMT } from './records';
 import { Buf, newBuf, bufGrow, bufAppend, bufEnsure, bufPushU32, compareBytes } from './mem';
 import { Tree, ROOT, NONE, STATE_ADDED, nodeAddr, nodeMode, nodeState, setNodeState, nodeNameAddr,
   nodeNameLen, nodeExtraAddr, firstChild, nextSibling, nodeEnd } from './tree';
@@ -245,9 +245,9 @@ export function nativeUpperPrepare(names: usize, namesCap: u32, maxCount: u32): 
   return count;
 }
 
-/** Takes the upper dir's lookup records of the names nativeUpperPrepare packed: their capability
- *  (kept for nativeClassify) and their metacopy or redirect mark (ERR_NEEDS_NAIVE). An entry gone
- *  since the scan keeps what the scan saw. 0, ERR_LOOKUP (see nativeLastErrno) or ERR_NEEDS_NAIVE. */
+/** Takes the upper dir's lookup records of the names nativeUpperPrepare packed: their stat (into
+ *  the tree), their capability (kept for nativeClassify) and their metacopy or redirect mark
+ *  (ERR_NEEDS_NAIVE). An entry gone since the scan keeps what the scan saw. 0, ERR_LOOKUP (see nativeLastErrno) or ERR_NEEDS_NAIVE. */
 export function nativeUpperApply(records: usize, count: u32, heap: usize): i32 {
   let extraAt: usize = heap;
   for (let k: u32 = 0; k < count; k++) {
@@ -263,6 +263,12 @@ export function nativeUpperApply(records: usize, count: u32, heap: usize): i32 {
       return ERR_LOOKUP;
     }
     if ((flags & (FLAG_REDIRECT | FLAG_METACOPY)) != 0) return ERR_NEEDS_NAIVE;
+    // its stat too (the scan may have left it at the file type: SCAN_STAT_DIRS_ONLY); the type the
+    // tree was walked with stays
+    const n = nodeAddr(upper, load<i32>(s, CS_NODE));
+    const type = recMode(n) & S_IFMT;
+    memory.copy(n, r, OFF_NAME_OFF);
+    store<u32>(n, (recMode(r) & ~S_IFMT) | type, OFF_MODE);
     const capsLen = recCapsLen(r);
     if (capsLen > 0) {
       const at = bufGrow(caps, capsLen);

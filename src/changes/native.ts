@@ -8,11 +8,12 @@
 // O_PATH fd per visible lower dir (and one of the upper dir), closed when the walk leaves it, so open
 // fds stay bounded by depth × (visible layers + 1).
 //
-// The upper scan reads the xattrs of directories only (SCAN_XATTRS_DIRS_ONLY: opaque, redirect,
-// capability, from the fd it opens anyway): another entry's capability and metacopy mark matter only
-// when it is compared with an old entry, and most upper entries of a big layer are added paths (an A
-// whatever their xattrs). So the walk reads them afterwards, by a lookup in the upper dir, for the
-// non-directories the lower lookups found — one listxattr per added file spared.
+// The upper scan stats directories and reads their xattrs (opaque, redirect, capability) but takes
+// regular files, symlinks and FIFOs by their d_type alone (SCAN_STAT_DIRS_ONLY, SCAN_XATTRS_DIRS_ONLY):
+// another entry's stat, capability and metacopy mark matter only when it is compared with an old
+// entry, and most upper entries of a big layer are added paths (an A whatever they hold). So the walk
+// reads them afterwards, by a lookup in the upper dir, for the non-directories the lower lookups
+// found — an fstatat and a listxattr per added file spared.
 import { closeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Change } from './change.js';
@@ -23,7 +24,7 @@ import { withCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE } from '../c
 import { takeChanges } from './change-list.js';
 import {
   FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
-  SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
+  SCAN_STAT_DIRS_ONLY, SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
 } from '../core/records.js';
 import {
   LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
@@ -202,9 +203,9 @@ export async function classifyUpper(core: Core, access: LowerAccess, roots: read
   await walkFrame(w, ROOT, roots.map((_, i) => i), roots, upperRoot >= 0 ? new UpperDir(() => upperRoot) : null);
 }
 
-/** The upper scan's flags: directories' xattrs only (see the top); the others' are read by the
- *  walk, with the lookups' flags. */
-const UPPER_SCAN_FLAGS = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_XATTRS_DIRS_ONLY;
+/** The upper scan's flags: stat and xattrs of directories (and devices) only (see the top); the
+ *  others' are read by the walk, with the lookups' flags. */
+const UPPER_SCAN_FLAGS = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_XATTRS_DIRS_ONLY | SCAN_STAT_DIRS_ONLY;
 const LOOKUP_FLAGS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
 export async function changesNative(upperDir: string, lowerDirs: string[], opts: NativeChangesOptions): Promise<Change[]> {

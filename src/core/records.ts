@@ -46,6 +46,10 @@ export const SCAN_SHARED = 128;
  *  src/scan/split.ts puts back together (shim/records.h; not in the WASM core's table either). */
 export const SCAN_SPLIT = 256;
 
+/** Regular files, symlinks and FIFOs (by d_type) are not stat'ed: their record holds the file type
+ *  alone (shim/records.h). For a caller that stats the few it needs later (src/changes/native.ts). */
+export const SCAN_STAT_DIRS_ONLY = 1024;
+
 /** With the xattr flags above: read them on directories only, every other entry comes without (a
  *  host-side bit: it shapes the xattr plan, the shim never sees it). The native change walk reads
  *  the others' only where it compares them (src/changes/native.ts). */
