@@ -129,10 +129,12 @@ withShim('the split scan (two walkers, segments put back in order) gives exactly
     }
     for (let i = 0; i < 40; i++) fs.mkdirSync(join(dir, `small-${i}`, 'one'), { recursive: true });
     const want = (await collect(dir, SCAN_SORTED)).seen;
+    // syncFirst: records walked on this thread before the pool's walkers take over (or finish it all)
+    const syncFirst = [0, 1, 100, 4096, 0];
     for (let round = 0; round < 5; round++) {
       const got = await withCore(async (core) => {
         const seen: Seen[] = [];
-        const n = await scanSplit(core, dir, 0, pathCollector(core, seen));
+        const n = await scanSplit(core, dir, 0, pathCollector(core, seen), { syncFirst: syncFirst[round] });
         assert.is(n, seen.length);
         return seen;
       });
@@ -160,6 +162,16 @@ withShim('the split scan (two walkers, segments put back in order) gives exactly
     // an empty directory
     const empty = join(dir, 'small-0', 'one');
     assert.is(await withCore((core) => scanSplit(core, empty, 0, () => assert.unreachable('no batch'))), 0);
+    assert.is(await withCore((core) => scanSplit(core, empty, 0, () => assert.unreachable('no batch'), { syncFirst: 64 })), 0);
+    // a tree smaller than syncFirst: walked on this thread alone, the same records
+    const sub = join(dir, 'dir-1');
+    const wantSub = (await collect(sub, SCAN_SORTED)).seen;
+    const gotSub = await withCore(async (core) => {
+      const seen: Seen[] = [];
+      assert.is(await scanSplit(core, sub, 0, pathCollector(core, seen), { syncFirst: 4096 }), wantSub.length);
+      return seen;
+    });
+    assert.equal(gotSub, wantSub);
   } finally {
     removeTree(dir);
   }

@@ -206,6 +206,9 @@ export async function classifyUpper(core: Core, access: LowerAccess, roots: read
 /** The upper scan's flags: stat and xattrs of directories (and devices) only (see the top); the
  *  others' are read by the walk, with the lookups' flags. */
 const UPPER_SCAN_FLAGS = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_XATTRS_DIRS_ONLY | SCAN_STAT_DIRS_ONLY;
+/** A small upper (most layers) is scanned on the calling thread: no round trip to the pool, whose
+ *  threads may be asleep after other work; a bigger one goes on on both walkers after these. */
+const UPPER_SYNC_RECORDS = 1024;
 const LOOKUP_FLAGS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
 export async function changesNative(upperDir: string, lowerDirs: string[], opts: NativeChangesOptions): Promise<Change[]> {
@@ -219,7 +222,7 @@ export async function changesNative(upperDir: string, lowerDirs: string[], opts:
   const xattr = opts.userxattr ? SCAN_USER_XATTR : 0;
   return withCore(async (core) => {
     // the upper scan is the bulk of the work: both cores walk it (the same sorted tree as one walk)
-    await scanTreeSplit(core, 0, upperDir, UPPER_SCAN_FLAGS | xattr);
+    await scanTreeSplit(core, 0, upperDir, UPPER_SCAN_FLAGS | xattr, { syncFirst: UPPER_SYNC_RECORDS });
     if ((core.exports.treeFlagsSeen(0) & (FLAG_REDIRECT | FLAG_METACOPY)) !== 0) {
       throw new NeedsNaive(`${upperDir} has a redirect or metacopy entry`);
     }
