@@ -14,7 +14,7 @@ export { recordLayoutCount, recordLayoutValue, recordField } from './layout';
 export { sizeConsume, sizeTotal } from './size';
 export { changeCount, changesFinish, changesOutput } from './changes';
 export {
-  nativeBeginDir, nativeLookupPrepare, nativeLookupApply, nativeLastErrno, nativeNeedsListing,
+  nativeBeginDir, nativeLookupPrepare, nativeLookupApply, nativeUpperPrepare, nativeUpperApply, nativeLastErrno, nativeNeedsListing,
   nativeListBegin, nativeListLayerBegin, nativeListApply, nativeListLayerEnd, nativeListFinish,
   nativeClassify, nativeRecurseList, nativeEndDir, nativeFrameDepth, ERR_NEEDS_NAIVE, ERR_LOOKUP,
 } from './native';

@@ -5,6 +5,8 @@
 // file keeps the arithmetic. Per frame:
 //   nativeBeginDir(node, layers)       children of the upper dir, all pending lookup
 //   per visible lower layer, top down: nativeLookupPrepare → (host: lookupBatch) → nativeLookupApply
+//   when the upper scan read directories' xattrs only (changesNative): nativeUpperPrepare →
+//     (host: lookupBatch in the upper dir) → nativeUpperApply, for the children the old tree has
 //   nativeNeedsListing() ? per layer: nativeListLayerBegin, nativeListApply*, nativeListLayerEnd;
 //                          then nativeListFinish
 //   nativeClassify()                   emits A/C/D, returns the children to walk into
@@ -16,7 +18,7 @@
 // directory (included).
 // In the NEW tree an upper dir merges no lower at all when it is opaque or lies below an opaque upper
 // dir; there every old child without an upper entry is a D (found by listing the old dir).
-import { RECORD_SIZE, FLAG_FAILED, FLAG_OPAQUE, FLAG_REDIRECT, FLAG_METACOPY } from './records';
+import { RECORD_SIZE, FLAG_FAILED, FLAG_OPAQUE, FLAG_REDIRECT, FLAG_METACOPY, OFF_NAME_OFF, OFF_MODE, S_IFMT } from './records';
 import { Buf, newBuf, bufGrow, bufAppend, bufEnsure, bufPushU32, compareBytes } from './mem';
 import { Tree, ROOT, NONE, STATE_ADDED, nodeAddr, nodeMode, nodeState, setNodeState, nodeNameAddr,
   nodeNameLen, nodeExtraAddr, firstChild, nextSibling, nodeEnd } from './tree';
@@ -36,11 +38,14 @@ const CS_STATUS: u32 = 68;
 const CS_CAPS_OFF: u32 = 72;
 const CS_CAPS_LEN: u32 = 76;
 const CS_VIS_COUNT: u32 = 80;
+const CS_UCAPS_OFF: u32 = 84;   // the upper entry's capability from nativeUpperApply (UPPER_READ)
+const CS_UCAPS_LEN: u32 = 88;
 
 const PENDING: u32 = 1;     // wants a lookup in the next visible layer
 const FOUND: u32 = 2;       // the topmost hit is recorded
 const OLD_PRESENT: u32 = 4; // the old tree has this path
 const OLD_DIR: u32 = 8;     // ... and it is a directory (its visible layers are in the vis list)
+const UPPER_READ: u32 = 16; // the upper entry's xattrs were read by nativeUpperApply
 
 let upper: Tree = changetype<Tree>(0);
 let children: Buf = changetype<Buf>(0);
@@ -51,6 +56,8 @@ let caps: Buf = changetype<Buf>(0);
 let chunk: Buf = changetype<Buf>(0);    // child index of each name in the current lookup batch
 let lookupLayerPos: i32 = -1;
 let lookupCursor: u32 = 0;
+let upperCursor: u32 = 0;
+let upperChunk: Buf = changetype<Buf>(0); // child index of each name in the current upper batch
 let frames: Buf = changetype<Buf>(0);   // FRAME bytes each: node i32, changes at entry u32, bits u32
 const FRAME: u32 = 12;
 const FRAME_HIDES_LOWERS: u32 = 1;      // the NEW tree sees no lower below this upper dir
@@ -68,6 +75,7 @@ export function nativeReset(t: Tree): void {
   vis = newBuf(1024);
   caps = newBuf(1024);
   chunk = newBuf(4096);
+  upperChunk = newBuf(4096);
   frames = newBuf(1024);
   recurse = newBuf(1024);
   listNames = newBuf(4096);
@@ -116,11 +124,13 @@ export function nativeBeginDir(node: i32, layers: u32): void {
     store<u32>(s, layers > 0 ? PENDING : 0, CS_STATUS);
     store<u32>(s, 0, CS_CAPS_LEN);
     store<u32>(s, 0, CS_VIS_COUNT);
+    store<u32>(s, 0, CS_UCAPS_LEN);
     childCount++;
   }
   bufEnsure(vis, (childCount * layers) << 1);
   lookupLayerPos = -1;
   lookupCursor = 0;
+  upperCursor = 0;
 }
 
 /** Packs the names still pending for layer position `layerPos` (NUL-terminated) at `names`;
@@ -205,6 +215,68 @@ export function nativeLookupApply(layer: u32, records: usize, count: u32, heap: 
       status &= ~PENDING; // a non-directory or whiteout below a directory ends the merge
     }
     store<u32>(s, status, CS_STATUS);
+  }
+  return 0;
+}
+
+/** After the lower lookups, when the upper scan read the xattrs of directories only: packs the
+ *  names of the non-directory children whose old entry exists (the only ones compared: an added
+ *  path is an A whatever its capability or metacopy mark) for a lookup in the upper dir. Whiteouts
+ *  are not compared. Returns how many (0: done); call again for the next chunk. */
+export function nativeUpperPrepare(names: usize, namesCap: u32, maxCount: u32): u32 {
+  upperChunk.used = 0;
+  let count: u32 = 0;
+  let used: u32 = 0;
+  while (upperCursor < childCount && count < maxCount) {
+    const s = child(upperCursor);
+    const node = load<i32>(s, CS_NODE);
+    const mode = nodeMode(upper, node);
+    if ((load<u32>(s, CS_STATUS) & (OLD_PRESENT | UPPER_READ)) == OLD_PRESENT && !isRealDir(mode) && !isWhiteout(nodeAddr(upper, node))) {
+      const len = nodeNameLen(upper, node);
+      if (used + len + 1 > namesCap) break;
+      memory.copy(names + used, nodeNameAddr(upper, node), len);
+      store<u8>(names + used + len, 0);
+      used += len + 1;
+      bufPushU32(upperChunk, upperCursor);
+      count++;
+    }
+    upperCursor++;
+  }
+  return count;
+}
+
+/** Takes the upper dir's lookup records of the names nativeUpperPrepare packed: their stat (into
+ *  the tree), their capability (kept for nativeClassify) and their metacopy or redirect mark
+ *  (ERR_NEEDS_NAIVE). An entry gone since the scan keeps what the scan saw. 0, ERR_LOOKUP (see nativeLastErrno) or ERR_NEEDS_NAIVE. */
+export function nativeUpperApply(records: usize, count: u32, heap: usize): i32 {
+  let extraAt: usize = heap;
+  for (let k: u32 = 0; k < count; k++) {
+    const r = records + <usize>k * RECORD_SIZE;
+    const s = child(load<u32>(upperChunk.base + (<usize>k << 2)));
+    const flags = recFlags(r);
+    const extra = extraAt;
+    extraAt += <usize>recExtraLen(r);
+    if ((flags & FLAG_FAILED) != 0) {
+      const errno = recNlink(r);
+      if (errno == ENOENT) continue;
+      lastErrno = errno;
+      return ERR_LOOKUP;
+    }
+    if ((flags & (FLAG_REDIRECT | FLAG_METACOPY)) != 0) return ERR_NEEDS_NAIVE;
+    // its stat too (the scan may have left it at the file type: SCAN_STAT_DIRS_ONLY); the type the
+    // tree was walked with stays
+    const n = nodeAddr(upper, load<i32>(s, CS_NODE));
+    const type = recMode(n) & S_IFMT;
+    memory.copy(n, r, OFF_NAME_OFF);
+    store<u32>(n, (recMode(r) & ~S_IFMT) | type, OFF_MODE);
+    const capsLen = recCapsLen(r);
+    if (capsLen > 0) {
+      const at = bufGrow(caps, capsLen);
+      memory.copy(caps.base + at, extra, capsLen);
+      store<u32>(s, at, CS_UCAPS_OFF);
+    }
+    store<u32>(s, capsLen, CS_UCAPS_LEN);
+    store<u32>(s, load<u32>(s, CS_STATUS) | UPPER_READ, CS_STATUS);
   }
   return 0;
 }
@@ -323,8 +395,10 @@ export function nativeClassify(): u32 {
       addSubtree(c, true);
       continue;
     }
+    const upperRead = (status & UPPER_READ) != 0;
     const capsSame = capsEqual(caps.base + load<u32>(s, CS_CAPS_OFF), load<u32>(s, CS_CAPS_LEN),
-                               nodeExtraAddr(upper, c), recCapsLen(rec));
+                               upperRead ? caps.base + load<u32>(s, CS_UCAPS_OFF) : nodeExtraAddr(upper, c),
+                               upperRead ? load<u32>(s, CS_UCAPS_LEN) : recCapsLen(rec));
     if (statDifferent(s, rec) || !capsSame) {
       emitNode(KIND_C, upper, c);
       setNodeState(upper, c, nodeState(upper, c) | STATE_ADDED);

@@ -57,6 +57,11 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 // the caller puts together (scanner.c): each batch says its segment, the one a new segment follows,
 // and when a segment is complete.
 #define SCAN_SPLIT 256
+// Regular files, symlinks and FIFOs (by the directory's d_type) are not stat'ed: their record holds the
+// file type alone (mode S_IFxxx, every other field 0), for a caller that stats the few it needs later
+// (the native change walk: only an entry a lower dir also has is compared). Directories, devices,
+// sockets and entries of unknown d_type are stat'ed as ever.
+#define SCAN_STAT_DIRS_ONLY 1024
 // Regular files of 1 to 2^k bytes (k = SCAN_INLINE_DATA_LOG2(flags), 0: none) are read on the scan's
 // pool thread into the heap (FLAG_DATA) — open, read, close, after the batch's walk — when they still
 // hold their listed size; any other file (or one that cannot be opened or shrank) comes without data.

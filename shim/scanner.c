@@ -584,7 +584,7 @@ static int split_steal(struct scan *s, struct walker *w, struct failure *f, bool
       if (!l->ready) break;           // not read yet (the deepest level): nothing known below
       if (l->i == l->n) continue;     // through: the tail is deeper
       size_t mid = l->i + (l->n - l->i) / 2, cnt = l->n - mid, bytes = 0;
-      for (size_t k = mid; k < l->n; k++) bytes += strlen(l->sorted[k]) + 1;
+      for (size_t k = mid; k < l->n; k++) bytes += strlen(l->sorted[k]) + 2; // d_type, name, NUL
       int fd = fcntl(l->dir.fd, F_DUPFD_CLOEXEC, 0);
       int err = fd < 0 ? errno : 0;
       char *block = malloc(bytes), **names = malloc(cnt * sizeof *names), *rel = walker_path_upto(v, d + 1, NULL, NULL);
@@ -600,9 +600,10 @@ static int split_steal(struct scan *s, struct walker *w, struct failure *f, bool
       }
       char *at = block;
       for (size_t k = 0; k < cnt; k++) {
-        size_t n = strlen(l->sorted[mid + k]) + 1;
-        memcpy(at, l->sorted[mid + k], n);
-        names[k] = at;
+        // the byte before a name is its d_type, as in the getdents buffer (SCAN_STAT_DIRS_ONLY reads it)
+        size_t n = strlen(l->sorted[mid + k]) + 2;
+        memcpy(at, l->sorted[mid + k] - 1, n);
+        names[k] = at + 1;
         at += n;
       }
       l->n = mid; // the victim stops before them
@@ -667,7 +668,12 @@ static int scan_prepare(struct scan *s, struct walker *w, struct failure *f, boo
     }
     if (l->shards && shard_of(name, l->shards) != l->shard) continue;
     struct stat st;
-    if (fstatat(l->dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    // every name points just past its dirent's d_type (a stolen block keeps that layout)
+    unsigned char dtype = (unsigned char)name[-1];
+    if ((s->flags & SCAN_STAT_DIRS_ONLY) && (dtype == DT_REG || dtype == DT_LNK || dtype == DT_FIFO)) {
+      memset(&st, 0, sizeof st);
+      st.st_mode = DTTOIF(dtype);
+    } else if (fstatat(l->dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue; // vanished since getdents
       return fail(s, w, f, errno, "fstatat", name);
     }

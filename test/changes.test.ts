@@ -142,6 +142,33 @@ it('symlink retarget', async () => {
   assert.equal(out, ['C /bin', 'C /bin/sh']);
 });
 
+it('a directory of more than one lookup batch of copied-up files: only the changed ones (their stat read in the upper dir)', async () => {
+  const dir = tempDir('ovl2-changes-bigdir-');
+  try {
+    const stack = new Stack(dir);
+    const n = 4500; // over LOOKUP_MAX_NAMES (4096): the upper dir's lookups come in two batches
+    stack.base((b) => {
+      fillBase(b);
+      fs.mkdirSync(join(b, 'big'));
+      fs.writeFileSync(join(b, 'big', 'f0'), 'x');
+      for (let i = 1; i < n; i++) fs.linkSync(join(b, 'big', 'f0'), join(b, 'big', `f${i}`));
+    });
+    await stack.layer((m) => {
+      // every file copied up unchanged (an open for writing), every 700th chmod'ed, a few added
+      for (let i = 0; i < n; i++) fs.closeSync(fs.openSync(join(m, 'big', `f${i}`), 'r+'));
+      for (let i = 0; i < n; i += 700) fs.chmodSync(join(m, 'big', `f${i}`), 0o600);
+      for (let i = 0; i < 3; i++) fs.writeFileSync(join(m, 'big', `new${i}`), 'n');
+    });
+    const { native, naive } = await stack.compare();
+    assert.equal(lines(native), lines(naive), 'native == naive');
+    const chmodded = Array.from({ length: Math.ceil(n / 700) }, (_, k) => `C /big/f${k * 700}`);
+    assert.equal(lines(native).sort(), ['C /big', ...chmodded, 'A /big/new0', 'A /big/new1', 'A /big/new2'].sort());
+    assert.is(fs.readdirSync(join(stack.top, 'big')).length, n + 3, 'every file was copied up');
+  } finally {
+    removeTree(dir);
+  }
+});
+
 it('setting security.capability on a lower file', async () => {
   const { out } = await oneLayer((m) => shim.lsetxattr(join(m, 'bin/tool'), 'security.capability', CAPS, 0));
   assert.equal(out, ['C /bin', 'C /bin/tool']);
@@ -373,7 +400,12 @@ it('a redirect or metacopy xattr in the upper asks for the naive path', async ()
     fs.rmdirSync(join(upper, 'etc'));
     fs.renameSync(join(upper, 'etc.fresh'), join(upper, 'etc'));
     assert.is(shim.lgetxattr(join(upper, 'etc'), 'trusted.overlay.redirect'), null);
+    // metacopy on an added path changes nothing (an A whatever it holds); on one the lower has, it does
     shim.lsetxattr(join(upper, 'etc/new'), 'trusted.overlay.metacopy', '', 0);
+    const added = await changesNative(upper, stack.lowersOfTop, { userxattr: false });
+    assert.equal(added.map((c) => `${c.kind} ${c.path}`), ['C /etc', 'A /etc/new']);
+    fs.copyFileSync(join(stack.lowersOfTop[0]!, 'etc/hosts'), join(upper, 'etc/hosts'));
+    shim.lsetxattr(join(upper, 'etc/hosts'), 'trusted.overlay.metacopy', '', 0);
     caught = null;
     try { await changesNative(upper, stack.lowersOfTop, { userxattr: false }); } catch (e) { caught = e; }
     assert.ok(caught instanceof NeedsNaive, String(caught));

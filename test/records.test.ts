@@ -43,6 +43,7 @@ test('the C header (shim/records.h) has the same offsets, record size and shim-s
   assert.is(define('SCAN_NO_RECURSE'), R.SCAN_NO_RECURSE);
   assert.is(define('SCAN_SHARED'), R.SCAN_SHARED);
   assert.is(define('SCAN_SPLIT'), R.SCAN_SPLIT);
+  assert.is(define('SCAN_STAT_DIRS_ONLY'), R.SCAN_STAT_DIRS_ONLY);
 });
 
 test('the WASM table equals the TS mirror, key by key', () => {

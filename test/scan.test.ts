@@ -4,8 +4,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { withCore, type Core } from '../src/core/wasm.js';
-import { RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, type RecordFields } from '../src/core/records.js';
+import { RECORD_SIZE, SCAN_SORTED, SCAN_NO_RECURSE, SCAN_CAPS, SCAN_STAT_DIRS_ONLY, type RecordFields } from '../src/core/records.js';
 import { decodeRecord } from '../src/scan/record-view.js';
 import { SCAN_RECORDS_PER_BATCH, type ScanSlot } from '../src/core/regions.js';
 import { scanStream, type ScanOptions } from '../src/scan/stream.js';
@@ -128,19 +129,49 @@ withShim('the split scan (two walkers, segments put back in order) gives exactly
     }
     for (let i = 0; i < 40; i++) fs.mkdirSync(join(dir, `small-${i}`, 'one'), { recursive: true });
     const want = (await collect(dir, SCAN_SORTED)).seen;
+    // syncFirst: records walked on this thread before the pool's walkers take over (or finish it all)
+    const syncFirst = [0, 1, 100, 4096, 0];
     for (let round = 0; round < 5; round++) {
       const got = await withCore(async (core) => {
         const seen: Seen[] = [];
-        const n = await scanSplit(core, dir, 0, pathCollector(core, seen));
+        const n = await scanSplit(core, dir, 0, pathCollector(core, seen), { syncFirst: syncFirst[round] });
         assert.is(n, seen.length);
         return seen;
       });
       assert.is(got.length, want.length, `round ${round}`);
       assert.equal(got, want, `round ${round}`);
     }
+    // SCAN_STAT_DIRS_ONLY (the native changes' upper scan): the same walk, stolen segments too; a
+    // regular file or symlink is its file type alone, a directory its full stat
+    const S_IFMT = 0o170000, S_IFDIR = 0o040000;
+    execFileSync('mkfifo', [join(dir, 'a', 'fifo')]);
+    const full = (await collect(dir, SCAN_SORTED)).seen;
+    for (let round = 0; round < 3; round++) {
+      const got = await withCore(async (core) => {
+        const seen: Seen[] = [];
+        await scanSplit(core, dir, SCAN_STAT_DIRS_ONLY, pathCollector(core, seen));
+        return seen;
+      });
+      assert.equal(got.map((e) => e.path), full.map((e) => e.path), `round ${round}`);
+      got.forEach((e, i) => {
+        const f = full[i]!;
+        if ((f.mode & S_IFMT) === S_IFDIR) assert.equal(e, f, e.path);
+        else assert.equal(e, { ...f, ino: 0n, size: 0n, mtimeSec: 0n, mtimeNsec: 0, mode: f.mode & S_IFMT, uid: 0, gid: 0, nlink: 0, dev: 0, rdev: 0 }, e.path);
+      });
+    }
     // an empty directory
     const empty = join(dir, 'small-0', 'one');
     assert.is(await withCore((core) => scanSplit(core, empty, 0, () => assert.unreachable('no batch'))), 0);
+    assert.is(await withCore((core) => scanSplit(core, empty, 0, () => assert.unreachable('no batch'), { syncFirst: 64 })), 0);
+    // a tree smaller than syncFirst: walked on this thread alone, the same records
+    const sub = join(dir, 'dir-1');
+    const wantSub = (await collect(sub, SCAN_SORTED)).seen;
+    const gotSub = await withCore(async (core) => {
+      const seen: Seen[] = [];
+      assert.is(await scanSplit(core, sub, 0, pathCollector(core, seen), { syncFirst: 4096 }), wantSub.length);
+      return seen;
+    });
+    assert.equal(gotSub, wantSub);
   } finally {
     removeTree(dir);
   }

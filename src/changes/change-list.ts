@@ -4,6 +4,26 @@ import type { Change, ChangeKind } from './change.js';
 import type { Core } from '../core/wasm.js';
 import { goDisplay } from '../util/byte-names.js';
 
+/** A change of a list read out of the core: its pathBytes is a view of the list's one buffer, made
+ *  on first use — most callers read path and kind only, and 50k Buffer views cost the main thread
+ *  more than decoding and splitting the whole list. */
+class ListedChange implements Change {
+  readonly #list: Buffer;
+  readonly #start: number;
+  readonly #end: number;
+  #bytes: Buffer | null = null;
+
+  constructor(readonly path: string, readonly kind: ChangeKind, list: Buffer, start: number, end: number) {
+    this.#list = list;
+    this.#start = start;
+    this.#end = end;
+  }
+
+  get pathBytes(): Buffer {
+    return (this.#bytes ??= this.#list.subarray(this.#start, this.#end));
+  }
+}
+
 export function takeChanges(core: Core): Change[] {
   const len = core.exports.changesFinish();
   if (len === 0) return [];
@@ -19,7 +39,7 @@ export function takeChanges(core: Core): Change[] {
       if (end < 0) end = len;
       let textEnd = text.indexOf('\0', at);
       if (textEnd < 0) textEnd = text.length;
-      out.push({ path: text.slice(at + 1, textEnd), kind: text[at] as ChangeKind, pathBytes: all.subarray(start + 1, end) });
+      out.push(new ListedChange(text.slice(at + 1, textEnd), text[at] as ChangeKind, all, start + 1, end));
       start = end + 1;
       at = textEnd + 1;
     }
@@ -28,8 +48,7 @@ export function takeChanges(core: Core): Change[] {
   for (let start = 0; start < len;) {
     let end = all.indexOf(0, start);
     if (end < 0) end = len;
-    const pathBytes = all.subarray(start + 1, end);
-    out.push({ path: goDisplay(pathBytes), kind: String.fromCharCode(all[start]!) as ChangeKind, pathBytes });
+    out.push(new ListedChange(goDisplay(all.subarray(start + 1, end)), String.fromCharCode(all[start]!) as ChangeKind, all, start + 1, end));
     start = end + 1;
   }
   return out;

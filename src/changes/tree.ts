@@ -2,7 +2,7 @@
 // naive comparison of two trees, and the native walk of an upper dir).
 import { type Core, CORE_ERR_BAD_DEPTH } from '../core/wasm.js';
 import { scanStream, type ScanOptions } from '../scan/stream.js';
-import { scanSplit } from '../scan/split.js';
+import { scanSplit, type SplitScanOptions } from '../scan/split.js';
 import type { BatchConsumer } from '../scan/batches.js';
 
 function appender(core: Core, tree: number, root: string): BatchConsumer {
@@ -22,7 +22,8 @@ export async function scanTree(core: Core, tree: number, root: string, flags: nu
 
 /** scanTree walked by two pool threads at once (src/scan/split.ts, on scan stream 0): the same
  *  sorted tree. Needs the shim. */
-export async function scanTreeSplit(core: Core, tree: number, root: string, flags: number): Promise<void> {
-  await scanSplit(core, root, flags, appender(core, tree, root));
+export async function scanTreeSplit(core: Core, tree: number, root: string, flags: number,
+                                    options: SplitScanOptions = {}): Promise<void> {
+  await scanSplit(core, root, flags, appender(core, tree, root), options);
   core.exports.treeFinish(tree);
 }

@@ -46,6 +46,15 @@ export const SCAN_SHARED = 128;
  *  src/scan/split.ts puts back together (shim/records.h; not in the WASM core's table either). */
 export const SCAN_SPLIT = 256;
 
+/** Regular files, symlinks and FIFOs (by d_type) are not stat'ed: their record holds the file type
+ *  alone (shim/records.h). For a caller that stats the few it needs later (src/changes/native.ts). */
+export const SCAN_STAT_DIRS_ONLY = 1024;
+
+/** With the xattr flags above: read them on directories only, every other entry comes without (a
+ *  host-side bit: it shapes the xattr plan, the shim never sees it). The native change walk reads
+ *  the others' only where it compares them (src/changes/native.ts). */
+export const SCAN_XATTRS_DIRS_ONLY = 512;
+
 /** Walk flags that have regular files of 1 to 2^log2 bytes read on the scan's pool thread into the
  *  batch (FLAG_DATA; shim/records.h SCAN_INLINE_DATA_LOG2). The heap must hold name + extra + data. */
 export function scanInlineDataFlags(log2: number): number {

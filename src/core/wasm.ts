@@ -30,6 +30,8 @@ export interface CoreExports {
   nativeBeginDir(node: number, layers: number): void;
   nativeLookupPrepare(layerPos: number, names: number, namesCap: number, maxCount: number): number;
   nativeLookupApply(layer: number, records: number, count: number, heap: number): number;
+  nativeUpperPrepare(names: number, namesCap: number, maxCount: number): number;
+  nativeUpperApply(records: number, count: number, heap: number): number;
   nativeLastErrno(): number;
   nativeNeedsListing(): number;
   nativeListBegin(): void;

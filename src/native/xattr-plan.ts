@@ -3,12 +3,12 @@
 // it per scan / per batch, never per entry.
 import {
   FLAG_CAPS, FLAG_METACOPY, FLAG_OPAQUE, FLAG_REDIRECT,
-  SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_USER_XATTR,
+  SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
 } from '../core/records.js';
 import { upperXattrPlan, type XattrKindPlan, type XattrPlan } from '../overlay-format.js';
 
 /** The scan flags the shim's walk itself reads; the others become the xattr plan. */
-export const WALK_FLAGS_MASK = ~(SCAN_OPAQUE | SCAN_USER_XATTR | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY);
+export const WALK_FLAGS_MASK = ~(SCAN_OPAQUE | SCAN_USER_XATTR | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY | SCAN_XATTRS_DIRS_ONLY);
 
 const MAX_TESTS = 4; // PLAN_MAX_TESTS
 
@@ -52,14 +52,15 @@ export function planForScanFlags(scanFlags: number): Uint8Array | null {
   const flags = scanFlags & ~WALK_FLAGS_MASK;
   let plan = byFlags.get(flags);
   if (plan === undefined) {
-    plan = encodeXattrPlan(upperXattrPlan({
+    const full = upperXattrPlan({
       userxattr: (flags & SCAN_USER_XATTR) !== 0,
       opaque: (flags & SCAN_OPAQUE) !== 0,
       redirect: (flags & SCAN_REDIRECT) !== 0,
       metacopy: (flags & SCAN_METACOPY) !== 0,
       caps: (flags & SCAN_CAPS) !== 0,
       bits: { opaque: FLAG_OPAQUE, redirect: FLAG_REDIRECT, metacopy: FLAG_METACOPY, caps: FLAG_CAPS },
-    }));
+    });
+    plan = encodeXattrPlan((flags & SCAN_XATTRS_DIRS_ONLY) === 0 ? full : { dir: full.dir, reg: { flags: [] }, other: { flags: [] } });
     byFlags.set(flags, plan);
   }
   return plan;

@@ -16,6 +16,9 @@ import { runWalkers } from './walkers.js';
 export interface SplitScanOptions {
   /** The scan stream whose two slots the walkers fill (default 0). */
   stream?: number;
+  /** Walk up to this many records on the calling thread before the pool's walkers start (default
+   *  0): a tree that small is done without a round trip to the pool. */
+  syncFirst?: number;
   /** The slot a held batch is copied back into to be consumed (default: the first of stream 2). */
   staging?: ScanSlot;
 }
@@ -146,6 +149,7 @@ export async function scanSplit(core: Core, root: string, flags: number, consume
         count: batch.count,
       };
     });
-  }, () => (order.settled ? null : new Error(`overlay2: internal: a split scan of ${root} ended with segments out of order`)));
+  }, () => (order.settled ? null : new Error(`overlay2: internal: a split scan of ${root} ended with segments out of order`)),
+  options.syncFirst ?? 0);
   return entries;
 }

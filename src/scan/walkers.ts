@@ -5,12 +5,28 @@ import type { Shim, ShimError, ScanBatch, ScanHandle } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
 import type { ScanSlot } from '../core/regions.js';
 import { coreBatchSlot } from './record-view.js';
+import { RECORD_SIZE } from '../core/records.js';
 
 /** Fills slots[0] and slots[1] from `handle` at once, calling `onBatch(k, batch)` for each batch of
  *  walker k (synchronously: the walker goes on into the same slot when it returns); closes the scan
- *  and resolves once both walkers are done, after `finalCheck` (an error it returns rejects). */
+ *  and resolves once both walkers are done, after `finalCheck` (an error it returns rejects).
+ *  `syncFirst` records: walk that many on this thread first (scanNextSync into slots[0]), so a small
+ *  tree is done without a round trip to the pool; a bigger one goes on on both walkers. */
 export function runWalkers(shim: Shim, handle: ScanHandle, core: Core, slots: readonly ScanSlot[],
-                           onBatch: (k: number, batch: ScanBatch) => void, finalCheck?: () => Error | null): Promise<void> {
+                           onBatch: (k: number, batch: ScanBatch) => void, finalCheck?: () => Error | null,
+                           syncFirst = 0): Promise<void> {
+  if (syncFirst > 0) {
+    try {
+      if (walkSyncFirst(shim, handle, core, slots[0]!, onBatch, syncFirst)) {
+        shim.scanClose(handle);
+        const failure = finalCheck?.() ?? null;
+        return failure === null ? Promise.resolve() : Promise.reject(failure);
+      }
+    } catch (e) {
+      shim.scanClose(handle);
+      return Promise.reject(e);
+    }
+  }
   return new Promise((resolve, reject) => {
     let running = 0;
     let failure: unknown = null;
@@ -46,4 +62,20 @@ export function runWalkers(shim: Shim, handle: ScanHandle, core: Core, slots: re
       if (running === 0) reject(e);
     }
   });
+}
+
+/** Up to `records` records of the walk on this thread, in batches into `slot`; true when that was the
+ *  whole walk. Stops at the first batch that fills its room (a big tree: the pool walks the rest). */
+function walkSyncFirst(shim: Shim, handle: ScanHandle, core: Core, slot: ScanSlot,
+                       onBatch: (k: number, batch: ScanBatch) => void, records: number): boolean {
+  const s = coreBatchSlot(core, slot);
+  const room = s.records.subarray(0, Math.min(records * RECORD_SIZE, s.records.length));
+  // a walker ends its segment, then finds nothing left: a few calls at most for a finished walk
+  for (let calls = 0; calls < 4; calls++) {
+    const batch = shim.scanNextSync(handle, room, s.heap);
+    onBatch(0, batch);
+    if (batch.done) return true;
+    if (batch.count * RECORD_SIZE >= room.length) return false;
+  }
+  return false;
 }
