@@ -158,7 +158,7 @@ export class UpperDirSource implements EntrySource {
     facts.size = r.size;
     facts.mtimeSec = r.mtimeSec;
     facts.nlink = nlink;
-    facts.inodeKey = nlink > 1 ? r.inodeKey() : '';
+    facts.inodeKey = nlink > 1 && type !== S_IFDIR ? r.inodeKey() : ''; // directories: no hard links
     facts.devmajor = rdev >>> 20;
     facts.devminor = rdev & 0xfffff;
 

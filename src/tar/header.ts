@@ -218,6 +218,9 @@ function paxRecordLength(keyLen: number, valueLen: number): number {
  */
 export class TarHeaderEncoder {
   private buf: Buffer = Buffer.alloc(4 * BLOCK_SIZE);
+  // the last user and group names found to fit a USTAR field: an export repeats a few of them
+  private ustarUname = '';
+  private ustarGname = '';
 
   /** Writes the header straight into `out` at `pos` when it is one USTAR block and 512 bytes are
    *  free there (the common case: no copy); returns 512, or 0 when the caller must use encode(). */
@@ -261,17 +264,25 @@ export class TarHeaderEncoder {
       if (splitUSTARPath(name) === null) ustar = false;
       (pax ??= []).push(['path', name]);
     }
-    if (h.linkname.length > NAME_SIZE || !isASCII(h.linkname)) {
+    if (h.linkname.length !== 0 && (h.linkname.length > NAME_SIZE || !isASCII(h.linkname))) {
       ustar = false;
       (pax ??= []).push(['linkpath', h.linkname]);
     }
-    if (h.uname.length > OWNER_SIZE || !isASCII(h.uname)) {
-      ustar = false;
-      (pax ??= []).push(['uname', h.uname]);
+    if (h.uname !== this.ustarUname) {
+      if (h.uname.length > OWNER_SIZE || !isASCII(h.uname)) {
+        ustar = false;
+        (pax ??= []).push(['uname', h.uname]);
+      } else {
+        this.ustarUname = h.uname;
+      }
     }
-    if (h.gname.length > OWNER_SIZE || !isASCII(h.gname)) {
-      ustar = false;
-      (pax ??= []).push(['gname', h.gname]);
+    if (h.gname !== this.ustarGname) {
+      if (h.gname.length > OWNER_SIZE || !isASCII(h.gname)) {
+        ustar = false;
+        (pax ??= []).push(['gname', h.gname]);
+      } else {
+        this.ustarGname = h.gname;
+      }
     }
     if (!fitsInOctal(NUM_SIZE, h.mode) || !fitsInOctal(NUM_SIZE, h.devmajor) || !fitsInOctal(NUM_SIZE, h.devminor)) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
