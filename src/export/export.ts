@@ -35,6 +35,9 @@ import type { ExportOptions } from './options.js';
 
 export type { ExportOptions } from './options.js';
 
+// Buffer#fill validates its arguments and calls into C++: a few hundred ns per small file's padding.
+const fillZero = Uint8Array.prototype.fill;
+
 /** Native export: the upper dir of a layer whose parent is its lower, in Docker's layer format. */
 export function exportLayer(upperDir: string, opts: ExportOptions): Readable {
   return new TarStream(() => new UpperDirSource(upperDir, opts));
@@ -61,8 +64,6 @@ export function exportChanges(root: string, changes: Change[], opts: ExportOptio
 // fresh 1–2 MiB buffers keep page-faulting (glibc maps and unmaps them), from 2.5 MiB on they are
 // recycled and copying file data into them runs at memory speed (see bench/RESULTS.md).
 export const CHUNK_SIZE = 4 << 20;
-
-const fillZero = Uint8Array.prototype.fill;
 
 class TarStream extends Readable {
   private source: EntrySource | null = null;
