@@ -35,6 +35,8 @@ const sets: Array<{ name: string; dir: string; lower?: string }> = [
   { name: '500 dirs × 100 files', dir: join(DATA, 'dirs-500x100') },
   { name: '3 × 300 MiB files', dir: join(DATA, 'large-3x300') },
   { name: '50k new files over debian-minbase', dir: join(DATA, 'upper-50000-debian-minbase'), lower: join(DATA, 'debian-bookworm-minbase') },
+  // a big real tree as a layer (1.3 GB of tar here): many chunks, files of every size
+  { name: 'host /usr/share', dir: '/usr/share' },
 ];
 const floor = await peakRss(process.execPath, ['-e', 'console.log(JSON.stringify({hwmKiB: Number(/^VmHWM:\\s*(\\d+)/m.exec(require("fs").readFileSync("/proc/self/status","utf8"))[1])}))']);
 const rows: string[][] = [];

@@ -60,10 +60,13 @@ export function exportChanges(root: string, changes: Change[], opts: ExportOptio
 // The stream: pulls entries one at a time and packs headers and file data into fresh chunks.
 // The entries come from an EntrySource (export-entry.ts).
 
-// Chunks are pushed as they are and never reused (the reader may keep them). Measured here:
-// fresh 1–2 MiB buffers keep page-faulting (glibc maps and unmaps them), from 2.5 MiB on they are
-// recycled and copying file data into them runs at memory speed (see bench/RESULTS.md).
-export const CHUNK_SIZE = 4 << 20;
+// Chunks are pushed as they are and never reused (the reader may keep them), so the chunks a reader
+// has dropped stay allocated until V8 next collects young objects — about a dozen of them at any
+// time, whatever their size (measured: 4 MiB chunks left ~50 MiB of dead buffers, 1 MiB ones ~13).
+// Peak RSS is bounded by that (issue #12: < 128 MiB for any layer), so 1 MiB: a fresh buffer costs
+// page faults the 4 MiB ones avoided (glibc recycled those), which big files' export pays (see
+// bench/RESULTS.md).
+export const CHUNK_SIZE = 1 << 20;
 
 class TarStream extends Readable {
   private source: EntrySource | null = null;
