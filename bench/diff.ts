@@ -1,6 +1,6 @@
 // diff (export) throughput: exportLayer → counting sink, beside GNU tar and moby's own overlay2
 // Diff on the same upper dirs, interleaved in one run, median of several runs.
-//   npm run build:ts && node dist/bench/diff.js [runs=7]
+//   npm run build:ts && node dist/bench/diff.js [runs=7] [small,large]
 // Data (generated once into bench/.data/diff, a moby-ovl home): (a) 50k files of 1–4 KiB in 100
 // dirs, (b) 3 × 300 MiB files. Both are layers over an empty base, so moby takes its native path.
 import * as fs from 'node:fs';
@@ -25,10 +25,14 @@ const MiB = 1 << 20;
 
 interface DataSet { id: string; title: string; entries: number; bytes: number }
 
-const SETS: DataSet[] = [
+const ALL_SETS: DataSet[] = [
   { id: 'small', title: '50k files of 1–4 KiB', entries: 0, bytes: 0 },
   { id: 'large', title: '3 × 300 MiB files', entries: 0, bytes: 0 },
 ];
+// the sets to time (all by default); both are generated either way
+const picked = process.argv[3]?.split(',');
+const SETS = picked ? ALL_SETS.filter((s) => picked.includes(s.id)) : ALL_SETS;
+if (SETS.length === 0) throw new Error(`no data set among ${process.argv[3]} (small, large)`);
 
 const fillSmall = (dir: string) => fillSmallFiles(dir, 12345);
 
@@ -44,7 +48,7 @@ function prepare(moby: string): void {
       if (r.code !== 0) throw new Error(`moby-ovl ${args.join(' ')}: ${r.err}`);
     };
     ok(['create', 'base', '-']);
-    for (const s of SETS) ok(['create', s.id, 'base']);
+    for (const s of ALL_SETS) ok(['create', s.id, 'base']);
     console.error('generating bench/.data/diff (once) ...');
     fillSmall(join(home, 'small', 'diff'));
     fillLarge(join(home, 'large', 'diff'));

@@ -63,6 +63,7 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 // sockets and entries of unknown d_type are stat'ed as ever.
 #define SCAN_STAT_DIRS_ONLY 1024
 // Regular files of 1 to 2^k bytes (k = SCAN_INLINE_DATA_LOG2(flags), 0: none) are read on the scan's
-// pool thread into the heap (FLAG_DATA) — open, read, close, after the batch's walk — when they still
-// hold their listed size; any other file (or one that cannot be opened or shrank) comes without data.
+// pool thread into the heap (FLAG_DATA) — opened by the walk, which stats them and reads their xattrs
+// through that fd, then read and closed after the batch's walk — when they still hold their listed
+// size; any other file (or one that cannot be opened or shrank) comes without data.
 #define SCAN_INLINE_DATA_LOG2(f) (((f) >> 25) & 0x1f)

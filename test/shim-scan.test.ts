@@ -542,6 +542,79 @@ test('SCAN_INLINE_DATA with two calls in flight: each batch\'s files are read af
   }
 });
 
+rootTest('SCAN_INLINE_DATA: records and xattrs are the same when files are examined through the fd their data is read by', () => {
+  const plain = scanAll(tree, SCAN_SORTED | ALL_XATTRS);
+  const inline = scanAll(tree, SCAN_SORTED | ALL_XATTRS | scanInlineDataFlags(10));
+  assert.equal(inline.map((e) => e.path), plain.map((e) => e.path));
+  for (const e of inline) checkAgainstLstat(tree, e);
+  const strip = (e: Entry) => ({ path: e.path, flags: e.flags & ~FLAG_DATA, extra: e.extra, size: e.size, mode: e.mode });
+  assert.equal(inline.map(strip), plain.map(strip));
+  assert.is(inline.find((e) => e.path === 'capfile')!.flags, FLAG_CAPS | FLAG_DATA, 'the capability read through the fd');
+  assert.is(inline.find((e) => e.path === 'meta')!.flags, FLAG_METACOPY, 'an empty file: its xattrs, no data');
+});
+
+test('SCAN_INLINE_DATA: the fds the walk keeps for its reads are all closed, whether the scan ends or is closed midway', async () => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ovl2-inline-fds-'));
+  const fdCount = () => fs.readdirSync('/proc/self/fd').length;
+  try {
+    for (let i = 0; i < 200; i++) fs.writeFileSync(join(dir, `f${String(i).padStart(3, '0')}`), `body ${i}`);
+    const before = fdCount();
+    const flags = SCAN_SORTED | SCAN_CAPS | scanInlineDataFlags(10);
+    // to the end
+    const all = scanAll(dir, flags, 16, 1 << 16);
+    assert.is(all.length, 200);
+    assert.ok(all.every((e) => (e.flags & FLAG_DATA) !== 0));
+    assert.is(fdCount(), before);
+    // closed with a record examined but not yet written (the batch ran out of slots), sync
+    const h = shim.scanOpen(C.AT_FDCWD, dir, flags);
+    shim.scanNextSync(h, new Uint8Array(5 * RECORD_SIZE), new Uint8Array(4096));
+    shim.scanClose(h);
+    assert.is(fdCount(), before);
+    // closed while two batches are in flight
+    const h2 = shim.scanOpen(C.AT_FDCWD, dir, flags);
+    const calls = [0, 1].map(() => scanNextAsync(h2, new Uint8Array(50 * RECORD_SIZE), new Uint8Array(1 << 14)).catch((e: Error) => e));
+    shim.scanClose(h2);
+    await Promise.all(calls);
+    assert.is(fdCount(), before);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SCAN_INLINE_DATA under a low fd limit: files past the batch\'s share of fds are opened again by name, all read', () => {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), 'ovl2-inline-nofile-'));
+  try {
+    for (let i = 0; i < 300; i++) fs.writeFileSync(join(dir, `f${String(i).padStart(3, '0')}`), `body ${i}`);
+    // a child with 64 fds (8 kept per batch) scans all 300 files in batches of 256 records
+    const shimModule = new URL('../src/native/shim.js', import.meta.url).href;
+    const script = `
+      import { loadShim } from ${JSON.stringify(shimModule)};
+      const shim = loadShim();
+      const h = shim.scanOpen(-100, ${JSON.stringify(dir)}, ${SCAN_SORTED | scanInlineDataFlags(10)});
+      const rec = new Uint8Array(256 * 64), heap = new Uint8Array(1 << 16);
+      const out = [];
+      for (;;) {
+        const b = shim.scanNextSync(h, rec, heap);
+        const dv = new DataView(rec.buffer);
+        for (let i = 0; i < b.count; i++) {
+          const o = i * 64, off = dv.getUint32(o + 52, true), len = dv.getUint16(o + 56, true), size = Number(dv.getBigInt64(o + 8, true));
+          const name = Buffer.from(heap.subarray(off, off + len)).toString();
+          out.push(name + '=' + ((dv.getUint16(o + 62, true) & ${FLAG_DATA}) ? Buffer.from(heap.subarray(off + len, off + len + size)).toString() : '-'));
+        }
+        if (b.done) break;
+      }
+      shim.scanClose(h);
+      console.log(out.join('\\n'));`;
+    const r = spawnSync('bash', ['-c', 'ulimit -n 64 && exec "$0" --input-type=module -e "$1"', process.execPath, script], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.is(lines.length, 300);
+    lines.forEach((l, i) => assert.is(l, `f${String(i).padStart(3, '0')}=body ${i}`));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('two scanNext calls may be in flight (filled in call order, called back in any); a third throws EBUSY; scanClose while busy defers', async () => {
   const all = await (async () => {
     const h = shim.scanOpen(C.AT_FDCWD, tree, SCAN_SORTED);

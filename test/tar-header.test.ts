@@ -65,6 +65,18 @@ test('one encoder reused across headers of different sizes gives the same bytes'
   assert.is(enc.encode(headerOf(pax)).toString('hex'), pax.bytes);
 });
 
+test('one encoder reused across every vector, in order and reversed, gives each one\'s bytes (it remembers names that fit USTAR)', () => {
+  const enc = new TarHeaderEncoder();
+  const ok = vectors.filter((v) => !v.error);
+  assert.ok(ok.some((v) => /[^\x00-\x7f]/.test(bytesOf(v.uname)) || bytesOf(v.uname).length > 32), 'no vector with a PAX uname');
+  for (const v of [...ok, ...[...ok].reverse(), ...ok]) {
+    const into = Buffer.alloc(512);
+    const direct = enc.encodeInto(headerOf(v), into, 0);
+    if (direct > 0) assert.is(into.toString('hex'), v.bytes.slice(0, 1024), v.case);
+    assert.is(enc.encode(headerOf(v)).toString('hex'), v.bytes, v.case);
+  }
+});
+
 test('splitUSTARPath takes the longest prefix that fits', () => {
   assert.is(splitUSTARPath('a/b'), null); // short names are never split
   const name = 'x'.repeat(150) + '/y/' + 'z'.repeat(50);

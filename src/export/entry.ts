@@ -10,7 +10,7 @@ export interface ExportEntry {
   hasData: boolean; // a regular file with size > 0: openData() gives its fd
   /** With hasData: the file's contents when the source already has them (header.size bytes, valid
    *  until the next next() call); then openData() is not called. */
-  data?: Buffer;
+  data?: Uint8Array;
 }
 
 /** Returned by next() when the source is waiting for a batch: call whenReady() and try again. */

@@ -84,7 +84,7 @@ export class HeaderRules {
       }
     }
     const whiteout = isWhiteoutDevice(f.mode, h.devmajor, h.devminor);
-    if (!whiteout && !baseName(name).startsWith(TAR_WHITEOUT_PREFIX) && !this.opts.idMappings.empty) {
+    if (!this.opts.idMappings.empty && !whiteout && !baseName(name).startsWith(TAR_WHITEOUT_PREFIX)) {
       const ids = this.opts.idMappings.toContainer(f.uid, f.gid);
       h.uid = ids.uid;
       h.gid = ids.gid;

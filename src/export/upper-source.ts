@@ -51,6 +51,7 @@ export class UpperDirSource implements EntrySource {
   private lastRel = '';
   private lastDepth = 0;
   private lastNameStart = 0;
+  private readonly facts: FileFacts = { mode: 0, uid: 0, gid: 0, size: 0, mtimeSec: 0, nlink: 0, inodeKey: '', devmajor: 0, devminor: 0 };
 
   constructor(upperDir: string, opts: ExportOptions) {
     this.shim = opts.shim ?? loadShim();
@@ -150,23 +151,22 @@ export class UpperDirSource implements EntrySource {
     const flags = r.flags;
     const nlink = r.nlink;
     const rdev = r.rdev;
-    const facts: FileFacts = {
-      mode,
-      uid: r.uid,
-      gid: r.gid,
-      size: r.size,
-      mtimeSec: r.mtimeSec,
-      nlink,
-      inodeKey: nlink > 1 ? r.inodeKey() : '',
-      devmajor: rdev >>> 20,
-      devminor: rdev & 0xfffff,
-    };
+    const facts = this.facts; // header() copies what it keeps
+    facts.mode = mode;
+    facts.uid = r.uid;
+    facts.gid = r.gid;
+    facts.size = r.size;
+    facts.mtimeSec = r.mtimeSec;
+    facts.nlink = nlink;
+    facts.inodeKey = nlink > 1 && type !== S_IFDIR ? r.inodeKey() : ''; // directories: no hard links
+    facts.devmajor = rdev >>> 20;
+    facts.devminor = rdev & 0xfffff;
 
     // The scan read security.capability for every entry (Docker reads it for every entry too:
     // directories and symlinks can carry one).
     const caps = flags & FLAG_CAPS ? r.extra() : null;
     const all = this.rules.allXattrs;
-    const xattrs = readXattrs(this.shim, all ? shimPath(this.rootUtf8, rel) : null, all, caps);
+    const xattrs = caps === null && !all ? null : readXattrs(this.shim, all ? shimPath(this.rootUtf8, rel) : null, all, caps);
     const link = type === S_IFLNK ? readlinkSync(Buffer.from(this.rootBytes + '/' + rel, 'latin1'), { encoding: 'latin1' }) : '';
     const h = this.rules.header(rel, facts, link, xattrs);
     if (h === null) return null;

@@ -14,11 +14,13 @@ const TWO_32 = 0x1_0000_0000;
 export class RecordView {
   private readonly v: DataView;
   private readonly heapBuf: Buffer;
+  private readonly heapBytes: Uint8Array;
   private at = 0;
 
   constructor(records: Uint8Array, heap: Uint8Array) {
     this.v = new DataView(records.buffer, records.byteOffset, records.byteLength);
     this.heapBuf = Buffer.from(heap.buffer, heap.byteOffset, heap.byteLength);
+    this.heapBytes = new Uint8Array(heap.buffer, heap.byteOffset, heap.byteLength);
   }
 
   /** Points the view at record `index` of the batch; returns the view. */
@@ -68,10 +70,10 @@ export class RecordView {
   }
 
   /** The file's contents read by the scan (FLAG_DATA: size bytes after the extra), in place (valid
-   *  until the slot is refilled). */
-  data(): Buffer {
+   *  until the slot is refilled). A plain Uint8Array: cheaper to make than a Buffer. */
+  data(): Uint8Array {
     const off = this.nameOff + this.nameLen + this.extraLen;
-    return this.heapBuf.subarray(off, off + this.size);
+    return this.heapBytes.subarray(off, off + this.size);
   }
 
   /** Every field, 64-bit ones as bigint: for tests and debugging, never the hot path. */

@@ -124,7 +124,7 @@ function trimRightSlashes(s: string): string {
 /** Go's formatter.formatString on a zeroed field: copy (truncating), and when a truncated string
  *  ends the field with "/", a NUL replaces the first of the trailing slashes. Returns the sum of
  *  the bytes written, for the checksum. */
-function putString(b: Buffer, off: number, size: number, s: string): number {
+function putString(b: Uint8Array, off: number, size: number, s: string): number {
   const n = s.length;
   if (n === 0) return 0;
   const m = n < size ? n : size;
@@ -145,7 +145,7 @@ function putString(b: Buffer, off: number, size: number, s: string): number {
 
 /** Go's formatter.formatOctal: n-1 zero-padded octal digits and a NUL; 0 when x does not fit.
  *  Returns the sum of the bytes written. */
-function putOctal(b: Buffer, off: number, size: number, x: number): number {
+function putOctal(b: Uint8Array, off: number, size: number, x: number): number {
   if (!(x >= 0 && x < OCTAL_LIMIT[size]!)) x = 0; // fitsInOctal
   let sum = 0;
   if (x <= 0x7fffffff) { // integer steps for every value but huge sizes and far-future mtimes
@@ -181,8 +181,6 @@ function finishBlock(b: Buffer, off: number, sum: number): void {
   b[off + CHKSUM + 7] = 0x20;
 }
 
-const identity = (s: string) => s;
-
 type PaxValue = string | Buffer; // string values are byte strings
 
 function checkPaxRecord(key: string, value: PaxValue, entry: string): void {
@@ -215,6 +213,20 @@ function paxRecordLength(keyLen: number, valueLen: number): number {
  */
 export class TarHeaderEncoder {
   private buf: Buffer = Buffer.alloc(4 * BLOCK_SIZE);
+  // the last user and group names found to fit a USTAR field: an export repeats a few of them
+  private ustarUname = '';
+  private ustarGname = '';
+  // A USTAR block with the fields entries of one owner share (mode, uid, gid, uname, gname, device,
+  // magic) and the sum of its bytes; the rest zero. An export repeats the same few owners and modes.
+  private readonly owner = new Uint8Array(BLOCK_SIZE);
+  private ownerSum = -1; // -1: not made yet
+  private ownerMode = 0;
+  private ownerUid = 0;
+  private ownerGid = 0;
+  private ownerUname = '';
+  private ownerGname = '';
+  private ownerDevmajor = 0;
+  private ownerDevminor = 0;
 
   /** Writes the header straight into `out` at `pos` when it is one USTAR block and 512 bytes are
    *  free there (the common case: no copy); returns 512, or 0 when the caller must use encode(). */
@@ -234,16 +246,53 @@ export class TarHeaderEncoder {
     return this.encodePax(h, pax);
   }
 
-  /** One zeroed USTAR block at `off` (a long name split into prefix/name). */
+  /** One USTAR block at `off` (a long name split into prefix/name): the owner's fields copied from
+   *  the block made for the last owner (fillBlock's fields, in the same places), then the entry's. */
   private ustarBlock(h: TarHeader, b: Buffer, off: number): void {
+    if (this.ownerSum < 0 || h.mode !== this.ownerMode || h.uid !== this.ownerUid || h.gid !== this.ownerGid ||
+        h.uname !== this.ownerUname || h.gname !== this.ownerGname || h.devmajor !== this.ownerDevmajor ||
+        h.devminor !== this.ownerDevminor) {
+      this.makeOwner(h);
+    }
+    b.set(this.owner, off);
+    let sum = this.ownerSum;
     const name = h.name;
-    b.fill(0, off, off + BLOCK_SIZE);
     const split = name.length > NAME_SIZE ? splitUSTARPath(name) : null;
     if (split !== null) {
-      this.fillBlock(b, off, h, split[1], identity, putString(b, off + PREFIX, PREFIX_SIZE, split[0]));
+      sum += putString(b, off + PREFIX, PREFIX_SIZE, split[0]);
+      sum += putString(b, off + NAME, NAME_SIZE, split[1]);
     } else {
-      this.fillBlock(b, off, h, name, identity);
+      sum += putString(b, off + NAME, NAME_SIZE, name);
     }
+    sum += putOctal(b, off + SIZE, BIG_NUM_SIZE, h.size);
+    sum += putOctal(b, off + MTIME, BIG_NUM_SIZE, h.mtime);
+    b[off + TYPEFLAG] = h.typeflag;
+    sum += h.typeflag;
+    sum += putString(b, off + LINKNAME, NAME_SIZE, h.linkname);
+    putOctal(b, off + CHKSUM, 7, sum + 8 * 0x20);
+    b[off + CHKSUM + 6] = 0;
+    b[off + CHKSUM + 7] = 0x20;
+  }
+
+  private makeOwner(h: TarHeader): void {
+    const o = this.owner;
+    o.fill(0);
+    let sum = putOctal(o, MODE, NUM_SIZE, h.mode);
+    sum += putOctal(o, UID, NUM_SIZE, h.uid);
+    sum += putOctal(o, GID, NUM_SIZE, h.gid);
+    sum += putString(o, UNAME, OWNER_SIZE, h.uname);
+    sum += putString(o, GNAME, OWNER_SIZE, h.gname);
+    sum += putOctal(o, DEVMAJOR, NUM_SIZE, h.devmajor);
+    sum += putOctal(o, DEVMINOR, NUM_SIZE, h.devminor);
+    for (let i = 0; i < 8; i++) o[MAGIC + i] = MAGIC_BYTES[i]!;
+    this.ownerSum = sum + MAGIC_SUM;
+    this.ownerMode = h.mode;
+    this.ownerUid = h.uid;
+    this.ownerGid = h.gid;
+    this.ownerUname = h.uname;
+    this.ownerGname = h.gname;
+    this.ownerDevmajor = h.devmajor;
+    this.ownerDevminor = h.devminor;
   }
 
   /** The PAX records the header needs (sorted later), or null when a USTAR block holds it all.
@@ -258,17 +307,25 @@ export class TarHeaderEncoder {
       if (splitUSTARPath(name) === null) ustar = false;
       (pax ??= []).push(['path', name]);
     }
-    if (h.linkname.length > NAME_SIZE || !isASCII(h.linkname)) {
+    if (h.linkname.length !== 0 && (h.linkname.length > NAME_SIZE || !isASCII(h.linkname))) {
       ustar = false;
       (pax ??= []).push(['linkpath', h.linkname]);
     }
-    if (h.uname.length > OWNER_SIZE || !isASCII(h.uname)) {
-      ustar = false;
-      (pax ??= []).push(['uname', h.uname]);
+    if (h.uname !== this.ustarUname) {
+      if (h.uname.length > OWNER_SIZE || !isASCII(h.uname)) {
+        ustar = false;
+        (pax ??= []).push(['uname', h.uname]);
+      } else {
+        this.ustarUname = h.uname;
+      }
     }
-    if (h.gname.length > OWNER_SIZE || !isASCII(h.gname)) {
-      ustar = false;
-      (pax ??= []).push(['gname', h.gname]);
+    if (h.gname !== this.ustarGname) {
+      if (h.gname.length > OWNER_SIZE || !isASCII(h.gname)) {
+        ustar = false;
+        (pax ??= []).push(['gname', h.gname]);
+      } else {
+        this.ustarGname = h.gname;
+      }
     }
     if (!fitsInOctal(NUM_SIZE, h.mode) || !fitsInOctal(NUM_SIZE, h.devmajor) || !fitsInOctal(NUM_SIZE, h.devminor)) {
       throw new Overlay2Error('ERR_NOT_SUPPORTED',
