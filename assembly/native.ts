@@ -146,18 +146,25 @@ export function nativeLookupPrepare(layerPos: i32, names: usize, namesCap: u32, 
   while (lookupCursor < childCount && count < maxCount) {
     const s = child(lookupCursor);
     if ((load<u32>(s, CS_STATUS) & PENDING) != 0) {
-      const node = load<i32>(s, CS_NODE);
-      const len = nodeNameLen(upper, node);
-      if (used + len + 1 > namesCap) break;
-      memory.copy(names + used, nodeNameAddr(upper, node), len);
-      store<u8>(names + used + len, 0);
-      used += len + 1;
+      const next = packName(names, used, namesCap, load<i32>(s, CS_NODE));
+      if (next < 0) break;
+      used = <u32>next;
       bufPushU32(chunk, lookupCursor);
       count++;
     }
     lookupCursor++;
   }
   return count;
+}
+
+/** Packs an upper node's name NUL-terminated at names + used, as the shim's lookupBatch takes names;
+ *  returns the bytes used after it, or -1 when it does not fit in namesCap. */
+function packName(names: usize, used: u32, namesCap: u32, node: i32): i64 {
+  const len = nodeNameLen(upper, node);
+  if (<u64>used + len + 1 > <u64>namesCap) return -1;
+  memory.copy(names + used, nodeNameAddr(upper, node), len);
+  store<u8>(names + used + len, 0);
+  return <i64>used + len + 1;
 }
 
 function pushVis(i: u32, layer: u32): void {
@@ -232,11 +239,9 @@ export function nativeUpperPrepare(names: usize, namesCap: u32, maxCount: u32): 
     const node = load<i32>(s, CS_NODE);
     const mode = nodeMode(upper, node);
     if ((load<u32>(s, CS_STATUS) & (OLD_PRESENT | UPPER_READ)) == OLD_PRESENT && !isRealDir(mode) && !isWhiteout(nodeAddr(upper, node))) {
-      const len = nodeNameLen(upper, node);
-      if (used + len + 1 > namesCap) break;
-      memory.copy(names + used, nodeNameAddr(upper, node), len);
-      store<u8>(names + used + len, 0);
-      used += len + 1;
+      const next = packName(names, used, namesCap, node);
+      if (next < 0) break;
+      used = <u32>next;
       bufPushU32(upperChunk, upperCursor);
       count++;
     }
