@@ -172,13 +172,45 @@ const MAGIC_BYTES = [0x75, 0x73, 0x74, 0x61, 0x72, 0, 0x30, 0x30];
 const OCTAL_LIMIT: number[] = [];
 for (const size of [7, NUM_SIZE, BIG_NUM_SIZE]) OCTAL_LIMIT[size] = 8 ** (size - 1);
 
-/** Magic "ustar\0", version "00", then the checksum (6 octal digits, NUL, space) from `sum`, the
- *  sum of every other byte of the block; the checksum field itself counts as eight spaces. */
-function finishBlock(b: Buffer, off: number, sum: number): void {
+/** Magic "ustar\0" and version "00"; returns the sum of their bytes. */
+function putMagic(b: Uint8Array, off: number): number {
   for (let i = 0; i < 8; i++) b[off + MAGIC + i] = MAGIC_BYTES[i]!;
-  putOctal(b, off + CHKSUM, 7, sum + MAGIC_SUM + 8 * 0x20);
+  return MAGIC_SUM;
+}
+
+/** The checksum (6 octal digits, NUL, space) from `sum`, the sum of every other byte of the block;
+ *  the checksum field itself counts as eight spaces. */
+function putChecksum(b: Uint8Array, off: number, sum: number): void {
+  putOctal(b, off + CHKSUM, 7, sum + 8 * 0x20);
   b[off + CHKSUM + 6] = 0;
   b[off + CHKSUM + 7] = 0x20;
+}
+
+function finishBlock(b: Uint8Array, off: number, sum: number): void {
+  putChecksum(b, off, sum + putMagic(b, off));
+}
+
+/** The fields entries of one owner share (a zeroed block): mode, ids, owner names, device. */
+function putOwnerFields(b: Uint8Array, off: number, h: TarHeader, uname: string, gname: string): number {
+  let sum = putOctal(b, off + MODE, NUM_SIZE, h.mode);
+  sum += putOctal(b, off + UID, NUM_SIZE, h.uid);
+  sum += putOctal(b, off + GID, NUM_SIZE, h.gid);
+  sum += putString(b, off + UNAME, OWNER_SIZE, uname);
+  sum += putString(b, off + GNAME, OWNER_SIZE, gname);
+  sum += putOctal(b, off + DEVMAJOR, NUM_SIZE, h.devmajor);
+  sum += putOctal(b, off + DEVMINOR, NUM_SIZE, h.devminor);
+  return sum;
+}
+
+/** The fields of the entry itself (a zeroed block): name, size, mtime, type, link name. */
+function putEntryFields(b: Uint8Array, off: number, h: TarHeader, name: string, linkname: string): number {
+  let sum = putString(b, off + NAME, NAME_SIZE, name);
+  sum += putOctal(b, off + SIZE, BIG_NUM_SIZE, h.size);
+  sum += putOctal(b, off + MTIME, BIG_NUM_SIZE, h.mtime);
+  b[off + TYPEFLAG] = h.typeflag;
+  sum += h.typeflag;
+  sum += putString(b, off + LINKNAME, NAME_SIZE, linkname);
+  return sum;
 }
 
 type PaxValue = string | Buffer; // string values are byte strings
@@ -247,7 +279,7 @@ export class TarHeaderEncoder {
   }
 
   /** One USTAR block at `off` (a long name split into prefix/name): the owner's fields copied from
-   *  the block made for the last owner (fillBlock's fields, in the same places), then the entry's. */
+   *  the block made for the last owner (putOwnerFields and the magic), then the entry's. */
   private ustarBlock(h: TarHeader, b: Buffer, off: number): void {
     if (this.ownerSum < 0 || h.mode !== this.ownerMode || h.uid !== this.ownerUid || h.gid !== this.ownerGid ||
         h.uname !== this.ownerUname || h.gname !== this.ownerGname || h.devmajor !== this.ownerDevmajor ||
@@ -256,36 +288,19 @@ export class TarHeaderEncoder {
     }
     b.set(this.owner, off);
     let sum = this.ownerSum;
-    const name = h.name;
+    let name = h.name;
     const split = name.length > NAME_SIZE ? splitUSTARPath(name) : null;
     if (split !== null) {
       sum += putString(b, off + PREFIX, PREFIX_SIZE, split[0]);
-      sum += putString(b, off + NAME, NAME_SIZE, split[1]);
-    } else {
-      sum += putString(b, off + NAME, NAME_SIZE, name);
+      name = split[1];
     }
-    sum += putOctal(b, off + SIZE, BIG_NUM_SIZE, h.size);
-    sum += putOctal(b, off + MTIME, BIG_NUM_SIZE, h.mtime);
-    b[off + TYPEFLAG] = h.typeflag;
-    sum += h.typeflag;
-    sum += putString(b, off + LINKNAME, NAME_SIZE, h.linkname);
-    putOctal(b, off + CHKSUM, 7, sum + 8 * 0x20);
-    b[off + CHKSUM + 6] = 0;
-    b[off + CHKSUM + 7] = 0x20;
+    putChecksum(b, off, sum + putEntryFields(b, off, h, name, h.linkname));
   }
 
   private makeOwner(h: TarHeader): void {
     const o = this.owner;
     o.fill(0);
-    let sum = putOctal(o, MODE, NUM_SIZE, h.mode);
-    sum += putOctal(o, UID, NUM_SIZE, h.uid);
-    sum += putOctal(o, GID, NUM_SIZE, h.gid);
-    sum += putString(o, UNAME, OWNER_SIZE, h.uname);
-    sum += putString(o, GNAME, OWNER_SIZE, h.gname);
-    sum += putOctal(o, DEVMAJOR, NUM_SIZE, h.devmajor);
-    sum += putOctal(o, DEVMINOR, NUM_SIZE, h.devminor);
-    for (let i = 0; i < 8; i++) o[MAGIC + i] = MAGIC_BYTES[i]!;
-    this.ownerSum = sum + MAGIC_SUM;
+    this.ownerSum = putOwnerFields(o, 0, h, h.uname, h.gname) + putMagic(o, 0);
     this.ownerMode = h.mode;
     this.ownerUid = h.uid;
     this.ownerGid = h.gid;
@@ -392,21 +407,9 @@ export class TarHeaderEncoder {
     return b.subarray(0, total);
   }
 
-  /** Go's templateV7Plus + setFormat on a zeroed block at `off`; `sum` counts bytes already there. */
-  private fillBlock(b: Buffer, off: number, h: TarHeader, name: string, str: (s: string) => string, sum = 0): void {
-    sum += putString(b, off + NAME, NAME_SIZE, str(name));
-    sum += putOctal(b, off + MODE, NUM_SIZE, h.mode);
-    sum += putOctal(b, off + UID, NUM_SIZE, h.uid);
-    sum += putOctal(b, off + GID, NUM_SIZE, h.gid);
-    sum += putOctal(b, off + SIZE, BIG_NUM_SIZE, h.size);
-    sum += putOctal(b, off + MTIME, BIG_NUM_SIZE, h.mtime);
-    b[off + TYPEFLAG] = h.typeflag;
-    sum += h.typeflag;
-    sum += putString(b, off + LINKNAME, NAME_SIZE, str(h.linkname));
-    sum += putString(b, off + UNAME, OWNER_SIZE, str(h.uname));
-    sum += putString(b, off + GNAME, OWNER_SIZE, str(h.gname));
-    sum += putOctal(b, off + DEVMAJOR, NUM_SIZE, h.devmajor);
-    sum += putOctal(b, off + DEVMINOR, NUM_SIZE, h.devminor);
+  /** Go's templateV7Plus + setFormat on a zeroed block at `off`, every string through `str`. */
+  private fillBlock(b: Buffer, off: number, h: TarHeader, name: string, str: (s: string) => string): void {
+    const sum = putEntryFields(b, off, h, str(name), str(h.linkname)) + putOwnerFields(b, off, h, str(h.uname), str(h.gname));
     finishBlock(b, off, sum);
   }
 
