@@ -75,8 +75,6 @@ interface Walk {
   core: Core;
   access: LowerAccess;
   lookupFlags: number;
-  /** Whether the upper entries' xattrs are read by lookups in the upper dirs (see the top). */
-  upperLookups: boolean;
   names: Uint8Array;
   records: Uint8Array;
   heap: Uint8Array;
@@ -114,7 +112,8 @@ class UpperDir {
   }
 }
 
-/** `upper`: the frame's upper dir when w.upperLookups, else null. */
+/** `upper`: the frame's upper dir when the upper entries' stat and xattrs are read by lookups there
+ *  (see the top), else null. */
 async function walkDir(w: Walk, node: number, layers: readonly number[], dirs: readonly number[], upper: UpperDir | null): Promise<void> {
   try {
     await walkFrame(w, node, layers, dirs, upper);
@@ -195,7 +194,6 @@ export async function classifyUpper(core: Core, access: LowerAccess, roots: read
     core,
     access,
     lookupFlags,
-    upperLookups: upperRoot >= 0,
     names: core.low.subarray(LOOKUP_NAMES_ADDR, LOOKUP_NAMES_ADDR + LOOKUP_NAMES_SIZE),
     records: core.low.subarray(LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_ADDR + LOOKUP_RECORDS_SIZE),
     heap: core.low.subarray(LOOKUP_HEAP_ADDR, LOOKUP_HEAP_ADDR + LOOKUP_HEAP_SIZE),
