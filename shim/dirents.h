@@ -9,6 +9,8 @@
 #define DENTS_CHUNK (32 * 1024) // getdents64 buffer step
 
 struct dirent64_raw { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[]; };
+// scanner.c reads an entry's d_type as the byte before its name
+_Static_assert(offsetof(struct dirent64_raw, d_name) == offsetof(struct dirent64_raw, d_type) + 1, "d_type right before d_name");
 
 bool dot_or_dotdot(const char *name);
 long dirents_read(int fd, uint8_t *buf, size_t size); // one getdents64

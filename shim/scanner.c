@@ -493,17 +493,16 @@ static const char *level_next(struct scan *s, struct level *l, unsigned char *ty
       }
     }
     errno = 0;
+    const char *name;
     if (!split) {
-      if (l->i == l->n) return NULL;
-      const char *name = l->sorted[l->i++];
-      // the name sits in the getdents64 buffer, right after its entry's d_type (struct dirent64_raw)
-      *type = ((const struct dirent64_raw *)(name - offsetof(struct dirent64_raw, d_name)))->d_type;
-      return name;
+      name = l->i < l->n ? l->sorted[l->i++] : NULL;
+    } else {
+      pthread_mutex_lock(&s->mu); // a thief may have cut n
+      name = l->i < l->n ? l->sorted[l->i++] : NULL;
+      pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_lock(&s->mu); // a thief may have cut n
-    const char *name = l->i < l->n ? l->sorted[l->i++] : NULL;
-    pthread_mutex_unlock(&s->mu);
-    // in the getdents64 buffer, or a stolen block that keeps the d_type byte before each name
+    // the byte before a name is its d_type: in the getdents64 buffer (struct dirent64_raw), and in a
+    // stolen block, which keeps that layout (split_steal)
     if (name) *type = (unsigned char)name[-1];
     return name;
   }
