@@ -167,6 +167,17 @@ function packName(names: usize, used: u32, namesCap: u32, node: i32): i64 {
   return <i64>used + len + 1;
 }
 
+/** Copies a lookup record's capability (`len` bytes at `extra`, which the next batch overwrites) into
+ *  the caps buffer and notes where in child state `s` (fields offField / lenField). */
+function keepCaps(s: usize, extra: usize, len: u32, offField: u32, lenField: u32): void {
+  if (len > 0) {
+    const at = bufGrow(caps, len);
+    memory.copy(caps.base + at, extra, len);
+    store<u32>(s + <usize>offField, at);
+  }
+  store<u32>(s + <usize>lenField, len);
+}
+
 function pushVis(i: u32, layer: u32): void {
   const s = child(i);
   const n = load<u32>(s, CS_VIS_COUNT);
@@ -197,13 +208,7 @@ export function nativeLookupApply(layer: u32, records: usize, count: u32, heap: 
     if ((status & FOUND) == 0) {
       status |= FOUND;
       memory.copy(s, r, RECORD_SIZE);
-      const capsLen = recCapsLen(r);
-      if (capsLen > 0) {
-        const at = bufGrow(caps, capsLen);
-        memory.copy(caps.base + at, extra, capsLen);
-        store<u32>(s, at, CS_CAPS_OFF);
-      }
-      store<u32>(s, capsLen, CS_CAPS_LEN);
+      keepCaps(s, extra, recCapsLen(r), CS_CAPS_OFF, CS_CAPS_LEN);
       const upperMode = nodeMode(upper, load<i32>(s, CS_NODE));
       if (isWhiteout(r)) {
         status &= ~PENDING;
@@ -274,13 +279,7 @@ export function nativeUpperApply(records: usize, count: u32, heap: usize): i32 {
     const type = recMode(n) & S_IFMT;
     memory.copy(n, r, OFF_NAME_OFF);
     store<u32>(n, (recMode(r) & ~S_IFMT) | type, OFF_MODE);
-    const capsLen = recCapsLen(r);
-    if (capsLen > 0) {
-      const at = bufGrow(caps, capsLen);
-      memory.copy(caps.base + at, extra, capsLen);
-      store<u32>(s, at, CS_UCAPS_OFF);
-    }
-    store<u32>(s, capsLen, CS_UCAPS_LEN);
+    keepCaps(s, extra, recCapsLen(r), CS_UCAPS_OFF, CS_UCAPS_LEN);
     store<u32>(s, load<u32>(s, CS_STATUS) | UPPER_READ, CS_STATUS);
   }
   return 0;
