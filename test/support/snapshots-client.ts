@@ -30,8 +30,8 @@ export class CallError extends Error {
 export class SnapshotsClient {
   private readonly client: Grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
-  constructor(socket: string) {
-    const protoDir = join(process.cwd(), 'proto');
+  /** `protoDir`: the proto/ of the package under test (default: this checkout's). */
+  constructor(socket: string, protoDir = join(process.cwd(), 'proto')) {
     const def = protoLoader.loadSync(join(protoDir, 'containerd/services/snapshots/v1/snapshots.proto'), {
       includeDirs: [protoDir], keepCase: false, longs: Number, enums: String, defaults: true,
     });
