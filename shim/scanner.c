@@ -1126,7 +1126,7 @@ napi_value js_scan_close(napi_env env, napi_callback_info info) {
 }
 
 // lookupBatch(dirfd, names, count, records, heap, plan, walkFlags) -> heap bytes used. plan: the xattr
-// plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED or 0. Extras are packed in heap one after
+// plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED or 0 (or absent). Extras are packed in heap one after
 // another in record order.
 napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
   GET_ARGS(7);
@@ -1137,8 +1137,10 @@ napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
   struct xattr_plan plan;
   if (!arg_i32(env, argv[0], &dirfd) || !arg_bytes(env, argv[1], &names, &names_len) ||
       !arg_i64(env, argv[2], &count) || !arg_bytes(env, argv[3], &rec, &rec_len) ||
-      !arg_bytes(env, argv[4], &heap, &heap_len) || !arg_plan(env, argv[5], &plan) || !arg_i64(env, argv[6], &walk_flags))
+      !arg_bytes(env, argv[4], &heap, &heap_len) || !arg_plan(env, argv[5], &plan))
     return NULL;
+  walk_flags = 0;
+  if (!is_nullish(env, argv[6]) && !arg_i64(env, argv[6], &walk_flags)) return NULL;
   if (count < 0 || (uint64_t)count > rec_len / RECORD_SIZE) { throw_errno(env, ENOBUFS, "lookup", NULL, NULL); return NULL; }
   // Validate every name before touching the filesystem.
   size_t off = 0;
