@@ -21,6 +21,7 @@ import { AT_FDCWD, RENAME_NOREPLACE } from '../native/constants.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
 import { serializeManifest, validateRepoName, type ThinLayerRef } from './manifest.js';
 import { manifestTar } from './manifest-tar.js';
+import { writingSync } from '../image/file-paths.js';
 
 export interface PublishOptions {
   repo: string;
@@ -139,9 +140,17 @@ export async function commitThinLayer(driver: Overlay2Driver, id: string, parent
   return result(layers, opts.origin, written);
 }
 
-/** Writes `bytes` to `file` through a temp name and a rename: a reader never sees half a tar. */
+/** Writes `bytes` to `file` through a temp name and a rename: a reader never sees half a tar. A
+ *  failure names `file` (never the temp name) and leaves no temp file. */
 export function writeFileAtomically(file: string, bytes: Buffer): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes, { mode: 0o644 });
-  fs.renameSync(tmp, file);
+  try {
+    writingSync(file, () => {
+      fs.writeFileSync(tmp, bytes, { mode: 0o644 });
+      fs.renameSync(tmp, file);
+    });
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
