@@ -33,6 +33,7 @@ import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
 import { ThinLayers, THIN_PENDING_FILE } from './thin/thin-layers.js';
 import { LayerSources, type RemoteRecord } from './sources/layer-sources.js';
+import { thinRootEntryIn } from './thin/options.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -156,7 +157,7 @@ export class Overlay2Driver {
     requireSysAdmin(home);
     const shim = loadShim();
     const root = idMappings.root();
-    const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid });
+    const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid, thinRoot: thinRootEntryIn(home, opts.thin) });
 
     const store = new LayerStore(home);
     const partialExisted = existsSync(store.partialDir());
