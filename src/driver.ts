@@ -33,6 +33,7 @@ import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
 import { ThinLayers, THIN_PENDING_FILE } from './thin/thin-layers.js';
 import { LayerSources, type RemoteRecord } from './sources/layer-sources.js';
+import type { LayerKeys, RemoteTree } from './remote/remote-trees.js';
 import { thinRootEntryIn } from './thin/options.js';
 
 export interface CreateOpts {
@@ -292,6 +293,13 @@ export class Overlay2Driver {
     checkRemoteTree(this.shim, record);
     const all = { ...files, ...this.sources.remoteLayerFiles(record) };
     await this.createLayer(id, parent, { files: all, remote: record });
+  }
+
+  /** @internal The first tree under `roots` that holds the layer `keys` name, checked beneath its root
+   *  (null: none; throws ERR_REMOTE_UNSAFE_PATH for one that leads out). src/remote/remote-trees.ts. */
+  async findRemoteTree(roots: readonly string[], keys: LayerKeys): Promise<RemoteTree | null> {
+    const { findRemoteTree } = await import('./remote/remote-trees.js');
+    return findRemoteTree(this.shim, roots, keys);
   }
 
   /** @internal The remote record of a layer (null: not a remote layer). */
