@@ -4,14 +4,15 @@
 // everything this module allocates lives above it.
 import { RECORD_VERSION } from './records';
 import { Tree, newTree, nodeAddr, treeAppend as appendTo, treeFinish as finish, nodeNameAddr, nodeNameLen, ERR_BAD_DEPTH } from './tree';
-import { sizeReset } from './size';
-import { inodeSetCount } from './inode-set';
+import { sizeReset, sizeInodeCount } from './size';
+import { usageReset } from './usage';
 import { changesReset } from './changes';
 import { naiveCompare as compareTrees } from './naive';
 import { nativeReset } from './native';
 
 export { recordLayoutCount, recordLayoutValue, recordField } from './layout';
 export { sizeConsume, sizeTotal } from './size';
+export { usageConsume, usageTotal, usageInodes } from './usage';
 export { changeCount, changesFinish, changesOutput } from './changes';
 export {
   nativeBeginDir, nativeLookupPrepare, nativeLookupApply, nativeUpperPrepare, nativeUpperApply, nativeLastErrno, nativeNeedsListing,
@@ -31,13 +32,14 @@ let trees: StaticArray<usize> = changetype<StaticArray<usize>>(0);
   return changetype<Tree>(unchecked(trees[t & 1]));
 }
 
-/** Forgets everything: the heap, both trees, the size sum, the change list, the native frames. */
+/** Forgets everything: the heap, both trees, the size and usage sums, the change list, the native frames. */
 export function coreReset(): void {
   heap.reset();
   trees = new StaticArray<usize>(2);
   unchecked(trees[0] = changetype<usize>(newTree()));
   unchecked(trees[1] = changetype<usize>(newTree()));
   sizeReset();
+  usageReset();
   changesReset();
   nativeReset(tree(0));
 }
@@ -71,8 +73,9 @@ export function treeNameLen(t: u32, node: i32): u32 {
   return nodeNameLen(tree(t), node);
 }
 
+/** Hardlinked inodes the size sum (sizeConsume) has counted. */
 export function inodeCount(): u32 {
-  return inodeSetCount();
+  return sizeInodeCount();
 }
 
 /** Tree 0 (new) against tree 1 (old). */

@@ -1,18 +1,26 @@
-// Open-addressing hash set of (dev, ino), for counting a hardlinked inode once.
+// Open-addressing hash set of (dev, ino), for counting a hardlinked inode once. Each accumulator
+// (size.ts, usage.ts) owns a set of its own, so feeding one never changes what the other counts.
 // Slot: ino u64 at 0, dev u32 at 8, used u32 at 12 (ino 0 is valid on some filesystems, so the
 // used word marks a slot, not the key).
 
 const SLOT: u32 = 16;
+const INITIAL_CAPACITY: u32 = 1024;
 
-let slots: usize = 0;
-let capacity: u32 = 0; // a power of two
-let filled: u32 = 0;
+@unmanaged
+export class InodeSet {
+  slots: usize;
+  capacity: u32; // a power of two
+  filled: u32;
+}
 
-export function inodeSetReset(): void {
-  capacity = 1024;
-  slots = heap.alloc(<usize>capacity * SLOT);
-  memory.fill(slots, 0, <usize>capacity * SLOT);
-  filled = 0;
+/** An empty set on the core's heap (gone with the next coreReset). */
+export function newInodeSet(): InodeSet {
+  const set = changetype<InodeSet>(heap.alloc(offsetof<InodeSet>()));
+  set.capacity = INITIAL_CAPACITY;
+  set.slots = heap.alloc(<usize>INITIAL_CAPACITY * SLOT);
+  memory.fill(set.slots, 0, <usize>INITIAL_CAPACITY * SLOT);
+  set.filled = 0;
+  return set;
 }
 
 // @ts-ignore: decorator
@@ -40,25 +48,27 @@ function insertNoGrow(table: usize, cap: u32, dev: u32, ino: u64): bool {
   }
 }
 
-/** Adds (dev, ino); true when it was not there yet. */
-export function inodeSetAdd(dev: u32, ino: u64): bool {
-  if ((filled + 1) << 1 > capacity) {
-    const oldSlots = slots;
-    const oldCap = capacity;
-    capacity = oldCap << 1;
-    slots = heap.alloc(<usize>capacity * SLOT);
-    memory.fill(slots, 0, <usize>capacity * SLOT);
+/** Adds (dev, ino) to `set`; true when it was not there yet. */
+export function inodeSetAdd(set: InodeSet, dev: u32, ino: u64): bool {
+  if ((set.filled + 1) << 1 > set.capacity) {
+    const oldSlots = set.slots;
+    const oldCap = set.capacity;
+    const cap = oldCap << 1;
+    const slots = heap.alloc(<usize>cap * SLOT);
+    memory.fill(slots, 0, <usize>cap * SLOT);
     for (let i: u32 = 0; i < oldCap; i++) {
       const s = oldSlots + <usize>i * SLOT;
-      if (load<u32>(s, 12) != 0) insertNoGrow(slots, capacity, load<u32>(s, 8), load<u64>(s, 0));
+      if (load<u32>(s, 12) != 0) insertNoGrow(slots, cap, load<u32>(s, 8), load<u64>(s, 0));
     }
     heap.free(oldSlots);
+    set.slots = slots;
+    set.capacity = cap;
   }
-  const added = insertNoGrow(slots, capacity, dev, ino);
-  if (added) filled++;
+  const added = insertNoGrow(set.slots, set.capacity, dev, ino);
+  if (added) set.filled++;
   return added;
 }
 
-export function inodeSetCount(): u32 {
-  return filled;
+export function inodeSetCount(set: InodeSet): u32 {
+  return set.filled;
 }

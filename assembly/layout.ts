@@ -5,7 +5,7 @@ import {
   OFF_GID, OFF_NLINK, OFF_DEV, OFF_RDEV, OFF_NAME_OFF, OFF_NAME_LEN, OFF_EXTRA_LEN, OFF_DEPTH,
   OFF_FLAGS, FLAG_OPAQUE, FLAG_REDIRECT, FLAG_METACOPY, FLAG_CAPS, FLAG_FAILED, SCAN_SORTED,
   SCAN_OPAQUE, SCAN_USER_XATTR, SCAN_CAPS, SCAN_REDIRECT, SCAN_METACOPY, SCAN_NO_RECURSE, S_IFMT,
-  S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
+  S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO, SCAN_SIZE_ALLOCATED,
 } from './records';
 import {
   recIno, recSize, recMtimeSec, recMtimeNsec, recMode, recUid, recGid, recNlink, recDev, recRdev,
@@ -13,7 +13,7 @@ import {
 } from './record';
 
 // A switch, not a static array: the module keeps no data segment below its heap.
-const COUNT: u32 = 37;
+const COUNT: u32 = 38;
 
 export function recordLayoutCount(): u32 {
   return COUNT;
@@ -58,6 +58,7 @@ export function recordLayoutValue(i: u32): u32 {
     case 34: return <u32>S_IFDIR;
     case 35: return <u32>S_IFCHR;
     case 36: return <u32>S_IFIFO;
+    case 37: return <u32>SCAN_SIZE_ALLOCATED;
   }
   return 0xffffffff;
 }

@@ -7,7 +7,7 @@
 //
 //  off size field       meaning
 //    0    8 ino         st_ino
-//    8    8 size        st_size (signed)
+//    8    8 size        st_size (signed); with SCAN_SIZE_ALLOCATED: st_blocks * 512 (bytes allocated)
 //   16    8 mtimeSec    st_mtim.tv_sec (signed)
 //   24    4 mtimeNsec   st_mtim.tv_nsec
 //   28    4 mode        st_mode, file-type bits included
@@ -26,7 +26,7 @@
 // SCAN_SORTED the entries of each directory come in byte order (Go's filepath.Walk order). The
 // root itself is not emitted: a path is rebuilt from the names on a stack indexed by depth.
 
-export const RECORD_VERSION: u32 = 1;
+export const RECORD_VERSION: u32 = 2; // 2: SCAN_SIZE_ALLOCATED
 export const RECORD_SIZE: u32 = 64;
 
 export const OFF_INO: u32 = 0;
@@ -60,6 +60,7 @@ export const SCAN_CAPS: u32 = 8;          // read security.capability on every e
 export const SCAN_REDIRECT: u32 = 16;     // read overlay.redirect on directories
 export const SCAN_METACOPY: u32 = 32;     // read overlay.metacopy on regular files
 export const SCAN_NO_RECURSE: u32 = 64;   // only the root's own entries (depth 1)
+export const SCAN_SIZE_ALLOCATED: u32 = 2048; // size = st_blocks * 512 instead of st_size (disk usage, as du counts it)
 
 // file-type bits of st_mode
 export const S_IFMT: u32 = 0o170000;

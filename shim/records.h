@@ -62,6 +62,9 @@ _Static_assert(offsetof(struct scan_record, flags) == 62, "flags");
 // (the native change walk: only an entry a lower dir also has is compared). Directories, devices,
 // sockets and entries of unknown d_type are stat'ed as ever.
 #define SCAN_STAT_DIRS_ONLY 1024
+// A record's size is st_blocks * 512 (the bytes allocated, as du counts them) instead of st_size. The
+// shim only picks the stat field; what is summed and how links count is the caller's (assembly/usage.ts).
+#define SCAN_SIZE_ALLOCATED 2048
 // Regular files of 1 to 2^k bytes (k = SCAN_INLINE_DATA_LOG2(flags), 0: none) are read on the scan's
 // pool thread into the heap (FLAG_DATA) — opened by the walk, which stats them and reads their xattrs
 // through that fd, then read and closed after the batch's walk — when they still hold their listed

@@ -27,10 +27,12 @@
 
 static uint32_t dev32(dev_t d) { return (uint32_t)(major(d) << 20 | (minor(d) & 0xfffff)); }
 
-static void fill_record(struct scan_record *r, const struct stat *st) {
+// walk_flags: SCAN_SIZE_ALLOCATED puts st_blocks * 512 in size instead of st_size (the only walk flag
+// that shapes a record's stat fields).
+static void fill_record(struct scan_record *r, const struct stat *st, uint32_t walk_flags) {
   memset(r, 0, sizeof *r);
   r->ino = st->st_ino;
-  r->size = st->st_size;
+  r->size = (walk_flags & SCAN_SIZE_ALLOCATED) ? (int64_t)st->st_blocks * 512 : st->st_size;
   r->mtime_sec = st->st_mtim.tv_sec;
   r->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
   r->mode = st->st_mode;
@@ -735,7 +737,7 @@ static int scan_prepare(struct scan *s, struct walker *w, struct failure *f, boo
       if (errno == ENOENT) continue; // vanished since getdents
       return fail(s, w, f, errno, "fstatat", name);
     }
-    fill_record(&p->rec, &st);
+    fill_record(&p->rec, &st, s->flags);
     size_t depth = w->base + w->depth;
     if (depth > UINT16_MAX) {
       if (file_fd >= 0) close(file_fd);
@@ -1123,12 +1125,13 @@ napi_value js_scan_close(napi_env env, napi_callback_info info) {
   return js_undefined(env);
 }
 
-// lookupBatch(dirfd, names, count, records, heap, plan) -> heap bytes used. plan: the xattr plan
-// (xattr_plan.h), or null. Extras are packed in heap one after another in record order.
+// lookupBatch(dirfd, names, count, records, heap, plan, walkFlags) -> heap bytes used. plan: the xattr
+// plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED or 0 (or absent). Extras are packed in heap one after
+// another in record order.
 napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
-  GET_ARGS(6);
+  GET_ARGS(7);
   int32_t dirfd;
-  int64_t count;
+  int64_t count, walk_flags;
   uint8_t *names, *rec, *heap;
   size_t names_len, rec_len, heap_len;
   struct xattr_plan plan;
@@ -1136,6 +1139,8 @@ napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
       !arg_i64(env, argv[2], &count) || !arg_bytes(env, argv[3], &rec, &rec_len) ||
       !arg_bytes(env, argv[4], &heap, &heap_len) || !arg_plan(env, argv[5], &plan))
     return NULL;
+  walk_flags = 0;
+  if (!is_nullish(env, argv[6]) && !arg_i64(env, argv[6], &walk_flags)) return NULL;
   if (count < 0 || (uint64_t)count > rec_len / RECORD_SIZE) { throw_errno(env, ENOBUFS, "lookup", NULL, NULL); return NULL; }
   // Validate every name before touching the filesystem.
   size_t off = 0;
@@ -1163,7 +1168,7 @@ napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
       r.nlink = (uint32_t)errno;
       r.flags = FLAG_FAILED;
     } else {
-      fill_record(&r, &st);
+      fill_record(&r, &st, (uint32_t)walk_flags);
       const char *which;
       extra.len = 0;
       if (plan.any && entry_xattrs(&plan, dirfd, name, -1, &r, tmp, &extra, &which) != 0) {

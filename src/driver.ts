@@ -39,6 +39,12 @@ export interface CreateOpts {
   mountLabel?: string;
 }
 
+/** What the library's own callers may add to a create (not part of the public CreateOpts). */
+interface InternalCreateOpts {
+  /** files written into the layer's directory before it appears (createWithFiles) */
+  files?: Record<string, string>;
+}
+
 export interface InitOptions extends IdMapOptions {
   /** Open an existing store without writing to it: no home is created, nothing is cleaned up
    *  (status, ls, exists, metadata, changes, diffsize and diff need no more). Default false. */
@@ -262,7 +268,37 @@ export class Overlay2Driver {
     await this.createLayer(id, parent ?? '', { ...opts, storageOpt });
   }
 
-  private async createLayer(id: string, parent: string, opts: CreateOpts): Promise<void> {
+  /**
+   * @internal A layer born with `files` inside it (name → content, written before the layer is
+   * renamed into place): the snapshotter's record is never missing from a layer it made, even across
+   * a kill -9. Read-write (a container layer) or not, as create/createReadWrite.
+   */
+  async createWithFiles(id: string, parent: string, readWrite: boolean, files: Record<string, string>): Promise<void> {
+    if (readWrite) await this.createReadWrite(id, parent, { files } as CreateOpts);
+    else await this.createLayer(id, parent, { files } as CreateOpts & InternalCreateOpts);
+  }
+
+  /** @internal Marks a layer committed (read-only from now on): the snapshotter's Commit. */
+  markCommitted(id: string): void {
+    validateId(id);
+    this.store.markCommitted(id);
+  }
+
+  /** @internal What another mounter (containerd) mounts for a layer: its own diff and work dirs, and its
+   *  lowers (topmost first) as the store's absolute short links and as the diff dirs they point at. */
+  async mountSources(id: string): Promise<{ diff: string; work: string; lowerLinks: string[]; lowerDirs: string[] }> {
+    validateId(id);
+    await this.store.requireLayer(id);
+    const lower = await this.store.readLower(id);
+    return {
+      diff: this.store.diffDir(id),
+      work: this.store.workDir(id),
+      lowerLinks: lower.map((entry) => join(this.home, entry)),
+      lowerDirs: await this.store.lowerDiffDirs(id),
+    };
+  }
+
+  private async createLayer(id: string, parent: string, opts: CreateOpts & InternalCreateOpts): Promise<void> {
     validateId(id);
     if (parent !== '') validateId(parent, 'parent id');
     const { size } = parseStorageOpt(opts.storageOpt);
@@ -312,6 +348,7 @@ export class Overlay2Driver {
         await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
         if (parent !== '') await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
         await this.store.writeLayerFiles(tmp, linkId, lower);
+        for (const [name, content] of Object.entries(opts.files ?? {})) await fsp.writeFile(join(tmp, name), content, { mode: 0o600 });
         this.thin.recordThinParent(tmp, thinParent);
         linkPath = await this.store.createLink(id, linkId);
         // One step for every process on the home: the parent is still there when the child appears

@@ -3,10 +3,11 @@
 // (node16/nodenext and bundler resolution), and its bin run — on a real home where overlay works.
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { readFileSync, writeFileSync, readdirSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchRoot, testIf, canMountOverlay, whyNotMount, isMounted } from './support/env.js';
+import { SnapshotsClient } from './support/snapshots-client.js';
 
 const root = process.cwd();
 const platform = `linux-${process.arch}-gnu`;
@@ -117,6 +118,43 @@ testIf(canMountOverlay, 'the installed bin on a real home', whyNotMount, uvuTest
   assert.not.ok(isMounted(merged));
   assert.is(bin('remove', 'top', '--home', home).code, 0);
   assert.is(bin('exists', 'top', '--home', home).code, 1);
+});
+
+testIf(canMountOverlay, 'the packed package\'s snapshotter on a real home', whyNotMount, uvuTest)('import { serveSnapshotter } from \'overlay2\': containerd\'s Snapshots API on a socket, through the package\'s own .proto', async () => {
+  const home = join(scratch.fresh(), 'snap-home');
+  const socket = join(scratch.fresh(), 'snap.sock');
+  // the server in a process of the consumer project; this process is containerd's side
+  const server = spawn(process.execPath, ['--input-type=module', '-e', `
+    import { Overlay2Driver, serveSnapshotter, SnapshotError } from 'overlay2';
+    const driver = await Overlay2Driver.init(${JSON.stringify(home)});
+    const handle = await serveSnapshotter(driver, { socket: ${JSON.stringify(socket)}, log: (l) => console.error(l) });
+    let direct = 'found';
+    try { handle.snapshotter.stat('nope'); } catch (e) { direct = e instanceof SnapshotError && e.code; }
+    console.log('ready', direct);
+    process.once('SIGTERM', async () => { await handle.close(); process.exit(0); });`], { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  server.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  server.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+  try {
+    for (let i = 0; i < 200 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /ready NOT_FOUND/, err);
+    // the client loads the installed package's proto/ (it ships in the tarball)
+    const client = new SnapshotsClient(socket, join(project, 'node_modules', 'overlay2', 'proto'));
+    try {
+      const m = await client.prepare('k1');
+      assert.is(m[0]!.type, 'bind');
+      await client.commit('c1', 'k1');
+      assert.equal((await client.list()).infos.map((i) => [i.name, i.kind]), [['c1', 'COMMITTED']]);
+    } finally {
+      client.close();
+    }
+  } finally {
+    server.kill('SIGTERM');
+  }
+  assert.is(await exited, 0, err);
+  assert.not.ok(existsSync(socket));
 });
 
 uvuTest('without any shim (no prebuilt, nothing built): one clear line naming the fix', () => {

@@ -3,11 +3,12 @@
 // for a small real tree (decoded by TS and by WASM, checked against lstat).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, mkdirSync, writeFileSync, symlinkSync, linkSync, lstatSync, utimesSync } from 'node:fs';
+import { readFileSync, mkdirSync, writeFileSync, symlinkSync, linkSync, lstatSync, utimesSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as R from '../src/core/records.js';
 import { decodeRecord } from '../src/scan/record-view.js';
+import { scanStream } from '../src/scan/stream.js';
 import { acquireCore, releaseCore } from '../src/core/wasm.js';
 import { SCAN_STREAMS } from '../src/core/regions.js';
 import { tryLoadShim } from '../src/native/shim.js';
@@ -44,6 +45,7 @@ test('the C header (shim/records.h) has the same offsets, record size and shim-s
   assert.is(define('SCAN_SHARED'), R.SCAN_SHARED);
   assert.is(define('SCAN_SPLIT'), R.SCAN_SPLIT);
   assert.is(define('SCAN_STAT_DIRS_ONLY'), R.SCAN_STAT_DIRS_ONLY);
+  assert.is(define('SCAN_SIZE_ALLOCATED'), R.SCAN_SIZE_ALLOCATED);
 });
 
 test('the WASM table equals the TS mirror, key by key', () => {
@@ -135,6 +137,65 @@ withShim('the C scanner writes what lstat says, and TS and WASM decode it the sa
         if (isRoot && rel === 'sub') assert.is(r.flags & R.FLAG_OPAQUE, R.FLAG_OPAQUE);
       }
       assert.equal(names, isRoot ? ['fifo', 'hard', 'link', 'null', 'sub', 'sub/file'] : ['fifo', 'hard', 'link', 'sub', 'sub/file']);
+    } finally {
+      releaseCore(core);
+    }
+  } finally {
+    removeTree(dir);
+  }
+});
+
+withShim('SCAN_SIZE_ALLOCATED: the walk and lookupBatch write st_blocks * 512 as size, the fallback too', async () => {
+  const dir = tempDir('ovl2-records-alloc-');
+  try {
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'sub', 'file'), 'x'.repeat(10_000));
+    execFileSync('truncate', ['-s', '5M', join(dir, 'sparse')]); // st_size 5 MiB, no blocks
+    symlinkSync('sub/file', join(dir, 'link'));
+    const allocated = (rel: string) => lstatSync(join(dir, rel), { bigint: true }).blocks * 512n;
+    assert.ok(allocated('sparse') < lstatSync(join(dir, 'sparse'), { bigint: true }).size, 'the sparse file has holes');
+    const core = acquireCore();
+    try {
+      const slot = SCAN_STREAMS[0][0];
+      const records = core.low.subarray(slot.recordsAddr, slot.recordsAddr + slot.recordsSize);
+      const heap = core.low.subarray(slot.heapAddr, slot.heapAddr + slot.heapSize);
+      const sizesBy = (count: number, name: (r: R.RecordFields) => string) => {
+        const out: Record<string, bigint> = {};
+        for (let i = 0; i < count; i++) {
+          const r = decodeRecord(core.low, slot.recordsAddr + i * R.RECORD_SIZE);
+          out[name(r)] = r.size;
+        }
+        return out;
+      };
+      const want = { link: allocated('link'), sparse: allocated('sparse'), sub: allocated('sub'), 'sub/file': allocated('sub/file') };
+      const h = shim!.scanOpen(AT_FDCWD, dir, R.SCAN_SORTED | R.SCAN_SIZE_ALLOCATED);
+      const batch = shim!.scanNextSync(h, records, heap);
+      shim!.scanClose(h);
+      const stack: string[] = [];
+      assert.equal(sizesBy(batch.count, (r) => {
+        stack.length = r.depth - 1;
+        stack.push(Buffer.from(heap.subarray(r.nameOff, r.nameOff + r.nameLen)).toString());
+        return stack.join('/');
+      }), want, 'the walk');
+      const dfd = openSync(dir, 'r');
+      try {
+        shim!.lookupBatch(dfd, Buffer.from('link\0sparse\0sub\0'), 3, records, heap, R.SCAN_SIZE_ALLOCATED);
+      } finally {
+        closeSync(dfd);
+      }
+      const looked = ['link', 'sparse', 'sub'];
+      assert.equal(sizesBy(3, (r) => looked[r.nameOff === 0 ? 0 : r.nameOff === 5 ? 1 : 2]!), { link: want.link, sparse: want.sparse, sub: want.sub }, 'lookupBatch');
+      const fromFallback: Record<string, bigint> = {};
+      const fbStack: string[] = [];
+      await scanStream(core, dir, R.SCAN_SIZE_ALLOCATED, (s, count) => {
+        for (let i = 0; i < count; i++) {
+          const r = decodeRecord(core.low, s.recordsAddr + i * R.RECORD_SIZE);
+          fbStack.length = r.depth - 1;
+          fbStack.push(Buffer.from(core.low.subarray(s.heapAddr + r.nameOff, s.heapAddr + r.nameOff + r.nameLen)).toString());
+          fromFallback[fbStack.join('/')] = r.size;
+        }
+      }, { fallback: true });
+      assert.equal(fromFallback, want, 'the fallback scanner');
     } finally {
       releaseCore(core);
     }

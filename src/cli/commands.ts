@@ -123,6 +123,17 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./plugin-command.js').then((m) => m.plugin),
   },
   {
+    name: 'snapshotter', group: 'containerd', usage: 'snapshotter [--socket PATH] [--log-level L] [--grace SECONDS]', summary: 'serve the home to containerd as a proxy snapshotter until SIGTERM',
+    description: 'Serves the home to containerd as a proxy snapshotter (containerd\'s Snapshots gRPC API; config.toml: [proxy_plugins.NAME] type = "snapshot", address = PATH) on a unix socket, default /run/overlay2/snapshotter.sock. Snapshots are layers of the home: ls, changes, diff and diffsize work on them. A socket left by a killed run is replaced. SIGTERM or SIGINT: calls in flight finish (or are cut after the grace time), the socket is removed.',
+    positionals: [], writes: true,
+    options: {
+      socket: { type: 'string', arg: 'PATH', help: 'the unix socket (default /run/overlay2/snapshotter.sock)' },
+      'log-level': { type: 'string', arg: 'L', help: 'debug (a line per call), info (default) or error' },
+      grace: { type: 'string', arg: 'SECONDS', help: 'how long calls in flight may finish at shutdown (default 5)' },
+    },
+    load: () => import('./snapshotter-command.js').then((m) => m.snapshotter),
+  },
+  {
     name: 'batch', group: 'Scripting', usage: 'batch [-f FILE] [--json]', summary: 'run many commands in one process, one per line of stdin or FILE',
     description: 'Reads command lines, one per line, each written as after `overlay2` in a shell (words split on blanks, \'…\' and "…" quoting, backslash escapes, nothing expanded; blank lines and lines starting with # are skipped), and runs them in order in this one process, so Node starts and each home is opened once. The batch\'s --home and -o are every line\'s defaults. Prints one line per command: its exit code, then its output on one line (JSON compacted, other lines joined by spaces) or its error; --json: one JSON object per command ({line, exit, output, error?}). A failed command does not stop the batch; the exit status is the highest of the commands\'. Inside a batch, diff needs -o FILE, apply needs -i FILE, load cannot read stdin, and batch, plugin and demo cannot run.',
     positionals: [], writes: false,

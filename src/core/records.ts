@@ -2,7 +2,7 @@
 // test/records.test.ts checks this file against the WASM core and against what the C scanner
 // writes. Change assembly/records.ts first, then this file.
 
-export const RECORD_VERSION = 1;
+export const RECORD_VERSION = 2;
 export const RECORD_SIZE = 64;
 
 export const OFF_INO = 0;
@@ -36,6 +36,10 @@ export const SCAN_CAPS = 8;
 export const SCAN_REDIRECT = 16;
 export const SCAN_METACOPY = 32;
 export const SCAN_NO_RECURSE = 64;
+/** The record's size field holds st_blocks * 512 (bytes allocated) instead of st_size: disk usage as
+ *  du and containerd's fs.DiskUsage count it (src/size/disk-usage.ts). A walk flag: the shim's walk,
+ *  lookupBatch and the fallback scanner all honour it. */
+export const SCAN_SIZE_ALLOCATED = 2048;
 
 /** The whole tree in no particular order, walked by two scanNext calls at once that share out its
  *  directories (shim/records.h; not with SCAN_SORTED or SCAN_NO_RECURSE; not in the WASM core's
@@ -78,7 +82,7 @@ export const RECORD_LAYOUT_KEYS = [
   'OFF_EXTRA_LEN', 'OFF_DEPTH', 'OFF_FLAGS', 'FLAG_OPAQUE', 'FLAG_REDIRECT', 'FLAG_METACOPY',
   'FLAG_CAPS', 'FLAG_FAILED', 'SCAN_SORTED', 'SCAN_OPAQUE', 'SCAN_USER_XATTR', 'SCAN_CAPS',
   'SCAN_REDIRECT', 'SCAN_METACOPY', 'SCAN_NO_RECURSE', 'S_IFMT', 'S_IFSOCK', 'S_IFLNK', 'S_IFREG',
-  'S_IFBLK', 'S_IFDIR', 'S_IFCHR', 'S_IFIFO',
+  'S_IFBLK', 'S_IFDIR', 'S_IFCHR', 'S_IFIFO', 'SCAN_SIZE_ALLOCATED',
 ] as const;
 
 /** The order of assembly/layout.ts recordField(ptr, i). */

@@ -15,6 +15,9 @@ export interface CoreExports {
   coreReset(): void;
   sizeConsume(records: number, count: number): void;
   sizeTotal(): bigint;
+  usageConsume(records: number, count: number): void;
+  usageTotal(): bigint;
+  usageInodes(): bigint;
   inodeCount(): number;
   treeAppend(tree: number, records: number, count: number, heap: number): number;
   treeFinish(tree: number): void;

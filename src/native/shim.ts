@@ -117,7 +117,8 @@ export interface Shim {
   /** fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW) for `count` NUL-terminated names packed in `names`,
    *  one record each, in order (nameOff points into `names`); extras go to heap, packed one after another
    *  in record order (a record's extra starts at the sum of the earlier records' extraLen). A name that
-   *  cannot be stat'ed gives mode 0, FLAG_FAILED, nlink = its errno. Returns heap bytes used. */
+   *  cannot be stat'ed gives mode 0, FLAG_FAILED, nlink = its errno. Returns heap bytes used. flags: the
+   *  SCAN_* xattr bits (passed to C as an xattr plan) and SCAN_SIZE_ALLOCATED; other walk bits mean nothing here. */
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): number;
 
   // tree removal through directory fds only (see removeTree in src/layout/remove-tree.ts)
@@ -241,7 +242,8 @@ function checkArg(fn: string, p: Param, v: unknown): void {
 /** The addon's exports as loaded: scanOpen and lookupBatch take the xattr plan instead of SCAN_* xattr bits. */
 type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch'> & {
   scanOpen(dirfd: number, path: ShimPath, walkFlags: number, plan: Uint8Array | null): ScanHandle;
-  lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null): number;
+  lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null,
+              walkFlags: number): number;
 };
 
 function checkArgs(fn: keyof Shim, args: ArrayLike<unknown>): void {
@@ -266,7 +268,7 @@ function checked(raw: RawShim): Shim {
   out.lookupBatch = (...args: Parameters<Shim['lookupBatch']>) => {
     checkArgs('lookupBatch', args);
     const [dirfd, names, count, records, heap, flags] = args;
-    return raw.lookupBatch(dirfd, names, count, records, heap, planForScanFlags(flags));
+    return raw.lookupBatch(dirfd, names, count, records, heap, planForScanFlags(flags), flags & WALK_FLAGS_MASK);
   };
   return out as unknown as Shim;
 }

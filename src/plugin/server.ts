@@ -9,7 +9,7 @@ import { Overlay2Error } from '../errors.js';
 import type { Overlay2Driver } from '../driver.js';
 import { GraphDriverService, statusOf, type Call, type Reply } from './handlers.js';
 import { BadRequest, PLUGIN_MEDIA_TYPE, PLUGIN_SOCKET_DIR, parseJsonBody } from './protocol.js';
-import { listenOnSocket, releaseSocket } from './socket.js';
+import { listenOnSocket, releaseSocket } from '../service/socket.js';
 
 /** The plugin name dockerd is started with (`--storage-driver overlay2-node`) when none is given. */
 export const DEFAULT_PLUGIN_NAME = 'overlay2-node';

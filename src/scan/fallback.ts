@@ -15,7 +15,7 @@ import fg from 'fast-glob';
 import { AT_FDCWD } from '../native/constants.js';
 import type { Core } from '../core/wasm.js';
 import type { ScanStreamSlots } from '../core/regions.js';
-import { RECORD_SIZE, SCAN_NO_RECURSE, encodeRecord, kernelDev } from '../core/records.js';
+import { RECORD_SIZE, SCAN_NO_RECURSE, SCAN_SIZE_ALLOCATED, encodeRecord, kernelDev } from '../core/records.js';
 import type { BatchConsumer } from './batches.js';
 
 interface Listed {
@@ -48,6 +48,7 @@ export async function fallbackScan(core: Core, slots: ScanStreamSlots, dirfd: nu
   const listed: Listed[] = found.map((rel) => ({ rel, parts: rel.split('/').map((p) => Buffer.from(p)) }));
   listed.sort(compareComponents);
 
+  const allocated = (flags & SCAN_SIZE_ALLOCATED) !== 0;
   let slotIndex = 0;
   let count = 0;
   let heapUsed = 0;
@@ -74,7 +75,7 @@ export async function fallbackScan(core: Core, slots: ScanStreamSlots, dirfd: nu
     core.low.set(name, target.heapAddr + heapUsed);
     encodeRecord(core.low, target.recordsAddr + count * RECORD_SIZE, {
       ino: st.ino,
-      size: st.size,
+      size: allocated ? st.blocks * 512n : st.size,
       mtimeSec: st.mtimeNs / 1_000_000_000n - (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n ? 1n : 0n),
       mtimeNsec: Number(((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n),
       mode: Number(st.mode),
