@@ -137,9 +137,9 @@ test('ctr images import on ovl2 and overlayfs: a container lists the same tree o
   for (const ref of [changedRef, bigRef]) {
     const id = `${cid[OURS]}-ls${n++}`;
     const [a, b] = await both(['run', '--rm', '--snapshotter', '{S}', ref, id, 'sh', '-c', LIST_TREE]);
-    assert.match(a, /^\/d\/lnk\|symbolic link\|777\|5:6\|.*-> 'sub\/f'/m);
     if (ref === bigRef) assert.is(a.split('\n').filter((l) => l.startsWith('/many/') && l.includes('|regular file|')).length, MANY_FILES_COUNT);
     else {
+      assert.match(a, /^\/d\/lnk\|symbolic link\|777\|5:6\|.*-> 'sub\/f'/m);
       assert.not.match(a, /^\/d\/keep\|/m);
       assert.not.match(a, /^\/d\/sub\/f\|/m);
       assert.match(a, /^\/bin\/tool\|regular file\|4711\|/m);
