@@ -48,12 +48,16 @@ export function tempDir(prefix = 'ovl2-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Unmounts anything left below `dir`, then removes it. */
-export function removeTree(dir: string): void {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+/** The mount points at or below `dir` (this process's mount namespace), deepest first. */
+export function mountsBelow(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
     .map((l) => l.split(' ')[4]).filter((p) => p === dir || p.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
-  for (const m of mounts) {
+}
+
+/** Unmounts anything left below `dir`, then removes it. */
+export function removeTree(dir: string): void {
+  for (const m of mountsBelow(dir)) {
     try { execFileSync('umount', ['-l', m]); } catch { /* gone */ }
   }
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
