@@ -116,10 +116,20 @@ test('CRI PullImage from the registry unpacks into ovl2, with the labels CRI add
   try {
     const { infos } = await client.list();
     assert.is(infos.length, 2, JSON.stringify(infos));
+    const layerDigests = new Set<string>();
     for (const info of infos) {
       assert.is(info.kind, 'COMMITTED');
       assert.ok(info.name.startsWith(`${K8S}/`), info.name);
+      const l = info.labels;
+      assert.is(l['containerd.io/snapshot/cri.image-ref'], ref, JSON.stringify(info));
+      assert.ok(info.name.endsWith(`/${l['containerd.io/snapshot.ref']}`), JSON.stringify(info));
+      assert.match(l['containerd.io/snapshot/cri.layer-digest'] ?? '', /^sha256:[0-9a-f]{64}$/);
+      assert.ok(l['containerd.io/snapshot/cri.manifest-digest']?.startsWith('sha256:'), JSON.stringify(info));
+      layerDigests.add(l['containerd.io/snapshot/cri.layer-digest']);
     }
+    assert.is(layerDigests.size, 2);
+    const top = infos.find((i) => i.parent !== '');
+    assert.ok(top && infos.some((i) => i.name === top.parent && i.parent === ''), JSON.stringify(infos));
   } finally {
     client.close();
   }
