@@ -14,16 +14,15 @@ import { testIf, canMountOverlay, whyNotMount, scratchRoot, mountsBelow } from '
 import { CLI_BIN } from './support/cli.js';
 import { tarEntries, type Entry } from './support/tar-entries.js';
 import { buildTestImages, APPLETS, MANY_FILES_COUNT, type TestImages } from './support/test-image.js';
-import {
-  whyNoContainerd, startContainerd, startSnapshotter, uniqueName, ctrTable, run, sleep,
-  type PrivateContainerd, type SnapshotterProcess,
-} from './support/containerd.js';
+import { whyNoContainerd, startContainerd, uniqueName, ctrTable, run, sleep, type PrivateContainerd } from './support/containerd.js';
+import { startSnapshotter, type RunningSnapshotter } from './support/snapshots-client.js';
 import { whyNoDocker } from '../bench/lib/dockerd.js';
 
 const why = whyNotMount || whyNoContainerd() || whyNoDocker();
 const test = testIf(canMountOverlay && why === '', 'containerd end-to-end tests', why, uvuTest);
 
 const OURS = 'ovl2';
+const DEBUG = ['--log-level', 'debug'];
 const BUILTIN = 'overlayfs';
 /** The tree a container sees: one line per path on the root filesystem, then each regular file's md5. */
 const LIST_TREE = "find / -xdev \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -exec stat -c '%n|%F|%a|%u:%g|%s|%h|%N|%t:%T' {} + | sort; " +
@@ -46,7 +45,7 @@ const CONTAINER_CHANGES = [
 
 let scratch: ReturnType<typeof scratchRoot>;
 let images: TestImages;
-let snap: SnapshotterProcess;
+let snap: RunningSnapshotter;
 let ctd: PrivateContainerd;
 let home = '';
 let socket = '';
@@ -73,7 +72,7 @@ async function setUp(): Promise<void> {
   bigRef = `docker.io/library/${images.big}`;
   home = join(scratch.root, 'home');
   socket = join(scratch.root, 'ovl2.sock');
-  snap = await startSnapshotter(home, socket, { logLevel: 'debug' });
+  snap = await startSnapshotter(home, socket, DEBUG);
   ctd = await startContainerd(join(scratch.root, 'ctd'), { snapshotters: { [OURS]: socket } });
   const run = uniqueName('e2e');
   for (const s of [OURS, BUILTIN]) {
@@ -84,7 +83,7 @@ async function setUp(): Promise<void> {
 
 test.after(async () => {
   await ctd?.stop();
-  await snap?.stop();
+  if (snap) await Promise.race([snap.stop(), sleep(15_000).then(() => snap.stop('SIGKILL'))]);
   scratch?.remove();
 });
 
@@ -197,11 +196,11 @@ test('overlay2 ls and changes read the layers containerd made (they are ordinary
 
 test('restart: SIGTERM the snapshotter (exit 0, socket gone), start it again: same snapshots, containers still start', async () => {
   const before = (await on(OURS, ['snapshots', '--snapshotter', OURS, 'ls'])).out;
-  const r = await snap.stop();
-  assert.equal([r.code, r.signal], [0, null], r.stderr.slice(-3000));
+  const code = await snap.stop();
+  assert.equal([code, snap.child.signalCode], [0, null], snap.stderr().slice(-3000));
   assert.equal(mountsBelow(home), []);
   assert.not.ok(statSafe(socket), 'the socket is still there');
-  snap = await startSnapshotter(home, socket, { logLevel: 'debug' });
+  snap = await startSnapshotter(home, socket, DEBUG);
   const after = await eventually(async () => (await on(OURS, ['snapshots', '--snapshotter', OURS, 'ls'])).out);
   assert.is(after, before);
   const out = await eventually(async () => (await on(OURS, ['run', '--rm', '--snapshotter', OURS, changedRef, `${cid[OURS]}-r`, 'cat', '/d/sub/g', '/d/n2'])).out);
@@ -226,12 +225,12 @@ test('kill -9 of the snapshotter while containerd imports the 5,000-file image: 
     }
     if (!killedAt) await sleep(2);
   }
-  const killed = await snap.stop('SIGKILL');
+  await snap.stop('SIGKILL');
   const first = await importing;
   assert.ok(killedAt, `no layer with /many appeared in 60 s (import: ${first.code} ${first.err})`);
-  assert.is(killed.signal, 'SIGKILL');
+  assert.is(snap.child.signalCode, 'SIGKILL');
   assert.is.not(first.code, 0, `the import finished before the kill: ${first.out}`);
-  snap = await startSnapshotter(home, socket, { logLevel: 'debug' });
+  snap = await startSnapshotter(home, socket, DEBUG);
   await eventually(() => ctd.ctr(['images', 'import', '--snapshotter', OURS, images.archive], { namespace: killNs }), 30_000);
   const out = (await ctd.ctr(['run', '--rm', '--snapshotter', OURS, bigRef, `${cid[OURS]}-k`, 'sh', '-c', 'find /many -type f | wc -l'], { namespace: killNs })).out;
   assert.is(out.trim(), String(MANY_FILES_COUNT));
@@ -259,8 +258,8 @@ test('containers rm, images rm, GC: HOME holds no layer and nothing is mounted',
 
 test('SIGTERM: the snapshotter exits 0, removes its socket, leaves nothing mounted', async () => {
   await ctd.stop();
-  const r = await snap.stop();
-  assert.equal([r.code, r.signal], [0, null], r.stderr.slice(-3000));
+  const code = await snap.stop();
+  assert.equal([code, snap.child.signalCode], [0, null], snap.stderr().slice(-3000));
   assert.not.ok(statSafe(socket));
   assert.equal(mountsBelow(scratch.root), []);
 });

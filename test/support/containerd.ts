@@ -1,14 +1,11 @@
 // A private containerd for the end-to-end tests: Debian's containerd 1.6 with its own root, state,
 // sockets and config in a temp dir, nothing shared with a system containerd (shim sockets still go to
-// /run/containerd/s, named by a hash of our own socket address, so they cannot collide); `ctr` against it;
-// and our snapshotter (`overlay2 --home HOME snapshotter --socket SOCK`, the CLI as a user runs it) as the
-// proxy plugin containerd reaches over gRPC.
+// /run/containerd/s, named by a hash of our own socket address, so they cannot collide), with proxy
+// snapshotters (ours: startSnapshotter in ./snapshots-client.ts) in its config; and `ctr` against it.
 import { spawn, execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, readFileSync, openSync, closeSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CLI_BIN } from './cli.js';
 
 export const CONTAINERD = '/usr/bin/containerd';
 export const CTR = '/usr/bin/ctr';
@@ -151,63 +148,6 @@ export async function startContainerd(dir: string, opts: ContainerdOptions = {})
     await sleep(100);
   }
   return { dir, root: join(dir, 'root'), address, namespace, ctr, stop, log };
-}
-
-export interface SnapshotterProcess {
-  home: string;
-  socket: string;
-  pid: number;
-  stderr(): string;
-  /** Sends `signal` (default SIGTERM) and waits for the exit (SIGKILL after 30 s). */
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
-}
-
-/**
- * Starts `overlay2 --home HOME snapshotter --socket SOCK` (the installed CLI) and waits until the socket
- * accepts a connection (20 s; fails with the process's stderr if it exits or never listens).
- */
-export async function startSnapshotter(home: string, socket: string, opts: { logLevel?: string; nodeArgs?: string[] } = {}): Promise<SnapshotterProcess> {
-  const args = [...(opts.nodeArgs ?? []), CLI_BIN, '--home', home, 'snapshotter', '--socket', socket,
-    ...(opts.logLevel ? ['--log-level', opts.logLevel] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d) => { stderr += d; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })));
-  const until = Date.now() + 20_000;
-  while (!(await accepts(socket))) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`overlay2 snapshotter exited ${child.exitCode ?? child.signalCode} before listening on ${socket}: ${stderr}`);
-    }
-    if (Date.now() > until) {
-      child.kill('SIGKILL');
-      throw new Error(`overlay2 snapshotter did not listen on ${socket} within 20 s: ${stderr}`);
-    }
-    await sleep(25);
-  }
-  return {
-    home,
-    socket,
-    pid: child.pid!,
-    stderr: () => stderr,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      const r = await exited;
-      clearTimeout(timer);
-      return { ...r, stderr };
-    },
-  };
-}
-
-/** Whether a unix socket accepts a connection now. */
-export function accepts(socket: string): Promise<boolean> {
-  if (!existsSync(socket)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const c = connect(socket);
-    c.once('connect', () => { c.destroy(); resolve(true); });
-    c.once('error', () => resolve(false));
-  });
 }
 
 export function sleep(ms: number): Promise<void> {
