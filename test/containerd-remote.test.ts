@@ -16,6 +16,7 @@ import { whyNoContainerd, startContainerd, uniqueName, ctrTable, sleep, run, typ
 import { startSnapshotter, type RunningSnapshotter } from './support/snapshots-client.js';
 import { whyNoRegistry, startRegistry, SKOPEO, type PrivateRegistry } from './support/registry.js';
 import { CriImageClient } from './support/cri-client.js';
+import { criToml, servedBlobs } from './support/cri-setup.js';
 
 const why = whyNotMount || whyNoContainerd() || whyNoRegistry();
 const test = testIf(canMountOverlay && why === '', 'containerd remote-layer tests', why, uvuTest);
@@ -43,7 +44,7 @@ const cli = (h: string, ...args: string[]) => {
 };
 const layerfs = (root: string, blob: string) => join(root, '.layers', blob.slice(7, 9), blob.slice(7), 'layerfs');
 /** The blobs the registry served since `mark` (its access log). */
-const fetched = (since: number) => new Set([...registry.log().slice(since).matchAll(/GET \/v2\/[^ ]*\/blobs\/(sha256:[0-9a-f]{64})/g)].map((m) => m[1]!));
+const fetched = (since: number) => new Set(servedBlobs(registry.log().slice(since)).keys());
 const LISTING = 'find / -xdev \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -print | sort | while read f; do stat -c "%n %A %u:%g %s" "$f"; done';
 
 async function pull(): Promise<void> {
@@ -121,29 +122,7 @@ async function setUp(): Promise<void> {
   socket = join(scratch.root, 'ovl2.sock');
   snap = await startSnapshotter(home, socket, ['--remote-layers', cvmfs, '--log-level', 'debug']);
   const dir = join(scratch.root, 'ctd');
-  const hostsDir = join(dir, 'certs.d', registry.host);
-  mkdirSync(hostsDir, { recursive: true });
-  writeFileSync(join(hostsDir, 'hosts.toml'),
-    `server = "http://${registry.host}"\n[host."http://${registry.host}"]\n  capabilities = ["pull", "resolve"]\n`);
-  const q = (s: string) => JSON.stringify(s);
-  ctd = await startContainerd(dir, {
-    cri: true,
-    snapshotters: { [OURS]: socket },
-    toml: [
-      '[plugins."io.containerd.grpc.v1.cri"]',
-      '  disable_tcp_service = true',
-      '  stream_server_address = "127.0.0.1"',
-      '  stream_server_port = "0"',
-      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
-      `    snapshotter = ${q(OURS)}`,
-      '    disable_snapshot_annotations = false',
-      '  [plugins."io.containerd.grpc.v1.cri".cni]',
-      `    bin_dir = ${q(join(dir, 'cni', 'bin'))}`,
-      `    conf_dir = ${q(join(dir, 'cni', 'net.d'))}`,
-      '  [plugins."io.containerd.grpc.v1.cri".registry]',
-      `    config_path = ${q(join(dir, 'certs.d'))}`,
-    ].join('\n'),
-  });
+  ctd = await startContainerd(dir, { cri: true, snapshotters: { [OURS]: socket }, toml: criToml(dir, OURS, registry.host) });
   cri = new CriImageClient(ctd.address);
 }
 
