@@ -55,6 +55,16 @@ function mountOverlay(options: string[]): string {
 }
 
 test.before(async () => {
+  try {
+    await setUp();
+  } catch (e) {
+    // uvu counts a failed before hook as every test failing but prints nothing of why
+    console.error('!! remote-layer set-up failed:', e);
+    throw e;
+  }
+});
+
+async function setUp(): Promise<void> {
   dir = tempDir('ovl2-remote-');
   home = join(dir, 'home');
   socket = join(dir, 'snap.sock');
@@ -77,7 +87,7 @@ test.before(async () => {
   writeFileSync(join(thinRepo, 'layers', sha('thin-diff').slice(7), 'opt', 'tool'), 'tool\n');
   running = await startSnapshotter(home, socket, ['--remote-layers', cvmfs, '--remote-layers', thinRepo, '--log-level', 'debug']);
   client = new SnapshotsClient(socket);
-});
+}
 test.after(async () => {
   client?.close();
   await running?.stop();

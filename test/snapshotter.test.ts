@@ -31,12 +31,22 @@ async function restart(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | nul
 }
 
 test.before(async () => {
+  try {
+    await setUp();
+  } catch (e) {
+    // uvu counts a failed before hook as every test failing but prints nothing of why
+    console.error('!! snapshotter set-up failed:', e);
+    throw e;
+  }
+});
+
+async function setUp(): Promise<void> {
   dir = tempDir('ovl2-snap-');
   home = join(dir, 'home');
   socket = join(dir, 'run', 'snap.sock');
   running = await startSnapshotter(home, socket);
   client = new SnapshotsClient(socket);
-});
+}
 test.after(async () => {
   client?.close();
   await running?.stop();
