@@ -45,7 +45,7 @@ test.before(async () => {
 
 async function setUp(): Promise<void> {
   scratch = scratchRoot('ovl2-cri-');
-  images = await buildTestImages(join(scratch.root, 'img'), [...APPLETS, 'md5sum']);
+  images = await buildTestImages(join(scratch.root, 'img'), APPLETS, { big: false });
   registry = await startRegistry(join(scratch.root, 'registry'));
   ref = `${registry.host}/ovl2-e2e/changed:${uniqueName('t')}`;
   await registry.push(`docker-archive:${images.archive}:${images.changed}`, ref.slice(registry.host.length + 1));
