@@ -32,6 +32,9 @@ import type { LayerSource } from './apply/input.js';
 import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
 import { ThinLayers, THIN_PENDING_FILE } from './thin/thin-layers.js';
+import { LayerSources, type RemoteRecord } from './sources/layer-sources.js';
+import type { LayerKeys, RemoteTree } from './remote/remote-trees.js';
+import { thinRootEntryIn } from './thin/options.js';
 
 export interface CreateOpts {
   /** per-layer storage options; only "size" (read-write layers, XFS project quota) */
@@ -43,6 +46,8 @@ export interface CreateOpts {
 interface InternalCreateOpts {
   /** files written into the layer's directory before it appears (createWithFiles) */
   files?: Record<string, string>;
+  /** a remote layer: its diff/ is a symlink to this tree, and it is committed from birth */
+  remote?: RemoteRecord;
 }
 
 export interface InitOptions extends IdMapOptions {
@@ -109,8 +114,8 @@ export class Overlay2Driver {
   private readonly held = new Map<string, number>();
   private readonly locks = new KeyedMutex();
   private readonly referenceScope: RefScope;
-  /** The cvmfs fork's thin layers (src/thin/): one hook per driver step. */
-  private readonly thin: ThinLayers;
+  /** Where each layer's content and lowers come from: chain, thin, remote (src/sources/). */
+  private readonly sources: LayerSources;
 
   /** What the driver hands the rooms it delegates to (src/context.ts). */
   private get context(): LayerContext {
@@ -127,7 +132,7 @@ export class Overlay2Driver {
     this.store = new LayerStore(home);
     this.refs = new SharedRefs(shim, home);
     this.referenceScope = referenceScope;
-    this.thin = new ThinLayers(shim, home, options.thin);
+    this.sources = new LayerSources(shim, home, new ThinLayers(shim, home, options.thin));
   }
 
   /**
@@ -153,7 +158,7 @@ export class Overlay2Driver {
     requireSysAdmin(home);
     const shim = loadShim();
     const root = idMappings.root();
-    const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid });
+    const { dev } = openHome(shim, home, { readOnly, uid: process.getuid?.() ?? 0, gid: root.gid, thinRoot: thinRootEntryIn(home, opts.thin) });
 
     const store = new LayerStore(home);
     const partialExisted = existsSync(store.partialDir());
@@ -225,7 +230,7 @@ export class Overlay2Driver {
           try { this.shim.umount2(this.store.mergedDir(e.name), MNT_DETACH); } catch { /* not mounted */ }
         });
       }
-      if (names.includes(THIN_PENDING_FILE)) this.thin.recover(e.name);
+      if (names.includes(THIN_PENDING_FILE)) this.sources.thin.recover(e.name);
       if (names.some((n) => n.startsWith('ovl2-') && n.includes('.tmp-'))) {
         (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
       }
@@ -236,7 +241,7 @@ export class Overlay2Driver {
     }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
-      if (statSync(link, { throwIfNoEntry: false }) === undefined && !this.thin.keepsDanglingLink(readlinkSync(link))) rmSync(link, { force: true });
+      if (statSync(link, { throwIfNoEntry: false }) === undefined && !this.sources.keepsDanglingLink(readlinkSync(link))) rmSync(link, { force: true });
     }
   }
 
@@ -278,6 +283,31 @@ export class Overlay2Driver {
     else await this.createLayer(id, parent, { files } as CreateOpts & InternalCreateOpts);
   }
 
+  /**
+   * @internal A committed layer whose content is a read-only tree that already holds its files (a
+   * remote layer, src/sources/): nothing is copied, its diff/ is a symlink to the tree. The tree is
+   * checked beneath its root first; `files` as for createWithFiles.
+   */
+  async createRemote(id: string, parent: string, record: RemoteRecord, files: Record<string, string>): Promise<void> {
+    const { checkRemoteTree } = await import('./remote/remote-trees.js');
+    checkRemoteTree(this.shim, record);
+    const all = { ...files, ...this.sources.remoteLayerFiles(record) };
+    await this.createLayer(id, parent, { files: all, remote: record });
+  }
+
+  /** @internal The first tree under `roots` that holds the layer `keys` name, checked beneath its root
+   *  (null: none; throws ERR_REMOTE_UNSAFE_PATH for one that leads out). src/remote/remote-trees.ts. */
+  async findRemoteTree(roots: readonly string[], keys: LayerKeys): Promise<RemoteTree | null> {
+    const { findRemoteTree } = await import('./remote/remote-trees.js');
+    return findRemoteTree(this.shim, roots, keys);
+  }
+
+  /** @internal The remote record of a layer (null: not a remote layer). */
+  remoteRecord(id: string): RemoteRecord | null {
+    validateId(id);
+    return this.sources.remoteRecord(id);
+  }
+
   /** @internal Marks a layer committed (read-only from now on): the snapshotter's Commit. */
   markCommitted(id: string): void {
     validateId(id);
@@ -290,6 +320,7 @@ export class Overlay2Driver {
     validateId(id);
     await this.store.requireLayer(id);
     const lower = await this.store.readLower(id);
+    this.sources.checkRemoteLowers(id, lower);
     return {
       diff: this.store.diffDir(id),
       work: this.store.workDir(id),
@@ -317,7 +348,7 @@ export class Overlay2Driver {
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
         try {
-          ({ lower, thinParent } = this.thin.childLower(parent, await this.store.lowerForChild(parent)));
+          ({ lower, thinParent } = this.sources.of(parent).childLower(parent, await this.store.lowerForChild(parent)));
         } catch (e) {
           if (!isErrno(e, 'ENOENT')) throw e;
           // removed (by another process) since requireLayer
@@ -345,11 +376,14 @@ export class Overlay2Driver {
         await setOwnerMode(tmp, 0o710, me.uid, root.gid);
         // The project id is set before anything is created inside, so diff/ and work/ inherit it.
         if (size > 0 && this.quota) this.quota.setQuota(tmp, size);
-        await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
+        // A remote layer's content is its tree: diff/ is a symlink to it (src/sources/).
+        if (opts.remote) await fsp.symlink(join(opts.remote.root, opts.remote.path), join(tmp, 'diff'));
+        else await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
         if (parent !== '') await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
         await this.store.writeLayerFiles(tmp, linkId, lower);
         for (const [name, content] of Object.entries(opts.files ?? {})) await fsp.writeFile(join(tmp, name), content, { mode: 0o600 });
-        this.thin.recordThinParent(tmp, thinParent);
+        this.sources.thin.recordThinParent(tmp, thinParent);
+        if (opts.remote) this.store.markCommittedIn(tmp);
         linkPath = await this.store.createLink(id, linkId);
         // One step for every process on the home: the parent is still there when the child appears
         // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
@@ -394,11 +428,12 @@ export class Overlay2Driver {
       const heldHere = (this.held.get(id) ?? 0) > 0;
       // The checks and the move out of sight are one step for every process on the home (under the
       // refs lock): no child created, nor mount taken, in between (src/layout/layer-guard.ts).
-      const thinLinks = this.thin.ownLinks(id);
+      const source = this.sources.of(id);
+      const ownLinks = source.ownLinks(id);
       const { linkId, doomed } = this.refs.update(id, (state) => {
         // a thin layer's children list its trees, not its link: they name it in thin_parent
-        const thinChildren = () => this.thin.childrenOf(id, this.store.layerNamesSync());
-        const linkId = checkRemovable(this.store, id, state, opts.force === true, thinChildren);
+        const unlisted = () => source.unlistedChildren(id, () => this.store.layerNamesSync());
+        const linkId = checkRemovable(this.store, id, state, opts.force === true, unlisted);
         if (heldHere || totalRefs(state) > 0 || this.isOverlayMount(merged)) {
           try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
         }
@@ -422,7 +457,7 @@ export class Overlay2Driver {
       this.held.delete(id);
       this.lastMountMethod.delete(id);
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
-      for (const entry of thinLinks) await fsp.rm(join(this.home, entry), { force: true });
+      for (const entry of ownLinks) await fsp.rm(join(this.home, entry), { force: true });
       await removeTree(doomed, this.home);
     });
   }
@@ -449,7 +484,12 @@ export class Overlay2Driver {
     return this.locks.run(id, async () => {
       const lowerEntries = this.store.mountLowerSync(id);
       requireComplete(this.store.dir(id), id);
-      if (lowerEntries === null || this.thin.getsOwnDiff(id)) return this.store.diffDir(id);
+      const unmounted = this.sources.of(id).unmountedRoot(id);
+      if (unmounted !== null) return unmounted;
+      if (lowerEntries === null) {
+        this.sources.checkRemoteLowers(id, []);
+        return this.store.diffDir(id);
+      }
       const merged = this.store.mergedDir(id);
       const held = this.held.get(id) ?? 0;
       if (scope === 'process' && held > 0) {
@@ -460,16 +500,16 @@ export class Overlay2Driver {
       // before it exists (src/mount/shared-refs.ts).
       // Thin trees among the lowers: their repositories are mounted first (src/thin/), outside the
       // refs lock, which is never held across an await.
-      const entries = await this.thin.prepareMount(id, lowerEntries);
+      const entries = await this.sources.prepareMount(id, lowerEntries);
       let mountedHere = false;
       try {
         this.refs.acquire(id, scope, () => { this.mountFirst(id, entries, mountLabel); mountedHere = true; });
       } catch (e) {
-        await this.thin.afterUnmount(id);
+        await this.sources.afterUnmount(id);
         throw e;
       }
       // Another process's mount serves this reference: the repositories are counted for that mount.
-      if (!mountedHere) await this.thin.afterUnmount(id);
+      if (!mountedHere) await this.sources.afterUnmount(id);
       if (scope === 'process') this.held.set(id, 1);
       return merged;
     });
@@ -512,7 +552,7 @@ export class Overlay2Driver {
         return;
       }
       // A held reference proves the layer has a lower file; only an unknown mount needs the read.
-      if (held === 0 && (this.store.mountLowerSync(id) === null || this.thin.getsOwnDiff(id))) return;
+      if (held === 0 && (this.store.mountLowerSync(id) === null || this.sources.of(id).unmountedRoot(id) !== null)) return;
       if (scope === 'process') this.held.delete(id);
       // A process-scope put without a get releases nothing of anyone else's; a persistent one takes
       // one persistent reference. Either way the mount goes when nobody holds it any more — under
@@ -528,7 +568,7 @@ export class Overlay2Driver {
         try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
         unmounted = true;
       });
-      if (unmounted) await this.thin.afterUnmount(id);
+      if (unmounted) await this.sources.afterUnmount(id);
     });
   }
 
@@ -579,14 +619,14 @@ export class Overlay2Driver {
   /** Unmounts every mount under the home (deepest first) and forgets all reference counts. */
   async cleanup(): Promise<void> {
     const prefix = this.home.endsWith('/') ? this.home : this.home + '/';
-    const points = mountPoints().filter((p) => p.startsWith(prefix) && this.thin.sweeps(p)).sort((a, b) => b.length - a.length);
+    const points = mountPoints().filter((p) => p.startsWith(prefix) && this.sources.thin.sweeps(p)).sort((a, b) => b.length - a.length);
     for (const p of points) {
       try { this.shim.umount2(p, MNT_DETACH); } catch { /* raced */ }
       if (p.endsWith('/merged')) await fsp.rmdir(p).catch(() => undefined);
     }
     this.held.clear();
     this.refs.forgetAll();
-    this.thin.cleanup();
+    this.sources.thin.cleanup();
   }
 
   /** Every layer id in the home. */
@@ -616,8 +656,8 @@ export class Overlay2Driver {
     validateId(id);
     await this.store.requireLayer(id);
     const lower = await this.store.readLower(id);
-    const thinAnswer = this.thin.parentOf(id, lower);
-    if (thinAnswer !== null) return thinAnswer;
+    const known = this.sources.parentOf(id, lower);
+    if (known !== null) return known;
     return lower.length === 0 ? '' : this.store.idOfLowerEntry(lower[0]);
   }
 
@@ -625,8 +665,8 @@ export class Overlay2Driver {
 
   /** moby's isParent: is `parent` the layer directly below `id` ('' for none)? */
   async isParent(id: string, parent: string): Promise<boolean> {
-    const thinAnswer = this.thin.parentOf(id, await this.store.readLower(id));
-    if (thinAnswer !== null) return thinAnswer === parent;
+    const known = this.sources.parentOf(id, await this.store.readLower(id));
+    if (known !== null) return known === parent;
     const lowers = await this.store.lowerDiffDirs(id);
     if (parent === '' ) return lowers.length === 0;
     return lowers.length > 0 && dirname(lowers[0]) === this.store.dir(parent);
@@ -652,7 +692,8 @@ export class Overlay2Driver {
   /** Bytes the layer adds over `parent`: its upper dir's size, or (naive) the size of its changes. */
   async diffSize(id: string, parent?: string | null): Promise<number> {
     const p = await this.checkPair(id, parent);
-    if (this.thin.isThin(id)) return this.thin.ownDiffSize(id);
+    const own = this.sources.of(id).ownContent(id);
+    if (own !== null) return own.size();
     if (await this.useNative(id, p)) {
       const { directorySize } = await import('./size/directory-size.js');
       return directorySize(this.store.diffDir(id));
@@ -665,12 +706,13 @@ export class Overlay2Driver {
   /** Paths that differ between the layer and `parent`, sorted, as `docker diff` lists them. */
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     const p = await this.checkPair(id, parent);
-    if (this.thin.isThin(id)) return this.thin.ownChanges(id);
+    const own = this.sources.of(id).ownContent(id);
+    if (own !== null) return own.changes();
     if (await this.useNative(id, p)) {
       const { changesNative, NeedsNaive } = await import('./changes/native.js');
       try {
-        // The lowers are read directly: a thin layer's repositories must be mounted meanwhile (internal).
-        return await this.thin.withRepositories(id, async () =>
+        // The lowers are read directly: what they need (a thin layer's repositories) is mounted meanwhile.
+        return await this.sources.withLowers(id, async () =>
           changesNative(this.store.diffDir(id), await this.store.lowerDiffDirs(id), this.context));
       } catch (e) {
         if (!(e instanceof NeedsNaive)) throw e;
@@ -698,7 +740,8 @@ export class Overlay2Driver {
 
   private async diffStream(id: string, parent: string | null | undefined, opts: DiffOptions): Promise<Readable> {
     const p = await this.checkPair(id, parent);
-    if (this.thin.isThin(id)) return this.thin.ownDiff(id);
+    const own = this.sources.of(id).ownContent(id);
+    if (own !== null) return own.diff();
     const exportOpts = { ...this.context, xattrs: opts.xattrs ?? 'docker' as const };
     const { exportLayer, exportChanges } = await import('./export/export.js');
     if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
@@ -729,6 +772,7 @@ export class Overlay2Driver {
     try {
       opts.signal?.throwIfAborted();
       p = await this.checkPair(id, parent);
+      this.sources.of(id).requireWritable(id);
     } catch (e) {
       (input as Partial<Readable>).destroy?.(); // the input is ours to end, as when it is read
       throw e;
@@ -746,7 +790,7 @@ export class Overlay2Driver {
       const digest = recorder !== null || opts.expectDiffId !== undefined;
       const tap = new LayerTap(new ProgressCounter(opts, totalBytes), recorder, true, opts.expectDiffId, digest);
       // A whole-layer tar of one manifest file makes a thin layer (src/thin/apply.ts).
-      const thin = whole && thinCandidate ? this.thin.detector(id, tap, this.maxDepth) : null;
+      const thin = whole && thinCandidate ? this.sources.thin.detector(id, tap, this.maxDepth) : null;
       let size: number;
       try {
         size = await apply({ ...this.context, tap: thin ?? tap, layer: id });
@@ -763,7 +807,7 @@ export class Overlay2Driver {
       }
       if (thin?.manifest) {
         thin.complete();
-        this.thin.applied();
+        this.sources.thin.applied();
       }
       return size;
     };
@@ -806,7 +850,7 @@ export class Overlay2Driver {
 
   /** @internal The thin-layer side (src/thin/), for the `thin` commands. */
   get thinLayers(): ThinLayers {
-    return this.thin;
+    return this.sources.thin;
   }
 
   /** @internal The layer's directory (HOME/<id>), for the image code. */

@@ -26,7 +26,10 @@ export type Overlay2ErrorCode =
   | 'ERR_THIN_VERSION'        // a thin manifest's min_version is newer than this reader
   | 'ERR_THIN_UNSAFE_PATH'    // a thin layer path that would leave <root>/<repo> (.., absolute, NUL, a symlink out)
   | 'ERR_THIN_ROOT_NOT_MOUNTED' // the thin root or a repository under it is not there (not mounted)
-  | 'ERR_THIN_LAYER_MISSING'; // a thin layer's tree is not in its repository
+  | 'ERR_THIN_LAYER_MISSING'  // a thin layer's tree is not in its repository
+  | 'ERR_REMOTE_LAYER_MISSING' // a remote layer's tree is not there (its root not mounted)
+  | 'ERR_REMOTE_UNSAFE_PATH'  // a remote layer's tree leads outside its root
+  | 'ERR_REMOTE_READ_ONLY';   // a write (applyDiff) to a remote layer, whose tree is not the store's
 
 export interface Overlay2ErrorDetails {
   id?: string;

@@ -62,7 +62,7 @@ export class ProjectQuota {
       return q;
     } catch (e) {
       rmSync(device, { force: true });
-      return e as Error;
+      return new Error(whyNoProjectQuota(e), { cause: e });
     }
   }
 
@@ -146,6 +146,26 @@ export class ProjectQuota {
     if (projid === undefined) return;
     this.projectOf.delete(from);
     this.projectOf.set(to, projid);
+  }
+}
+
+/** Why the probe failed, in words for the one line init's error ends with (never quotactl's errno
+ *  text and the device node's path: the user asked for a size, not a syscall). */
+function whyNoProjectQuota(e: unknown): string {
+  switch ((e as { code?: unknown })?.code) {
+    case 'ESRCH': return 'the file system keeps no project quota accounting';
+    case 'ENOSYS':
+    case 'EOPNOTSUPP':
+    case 'ENOTSUP': return 'the kernel or the file system has no project quota support';
+    case 'EPERM':
+    case 'EACCES': return 'not permitted to manage quotas here';
+    case 'EROFS': return 'the file system is read-only';
+    case 'ENOTBLK':
+    case 'ENODEV': return 'the home is not on a block device quotas can be set through';
+    default: {
+      const code = (e as { code?: unknown })?.code;
+      return typeof code === 'string' ? `the quota probe failed (${code})` : String((e as Error)?.message ?? e).split('\n')[0]!;
+    }
   }
 }
 

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync, readdirSync, existsSync, rmSync, mkdirSync
 import { join } from 'node:path';
 import { scratchRoot, testIf, canMountOverlay, whyNotMount, isMounted } from './support/env.js';
 import { SnapshotsClient } from './support/snapshots-client.js';
+import { packAndInstall } from './support/packed.js';
 
 const root = process.cwd();
 const platform = `linux-${process.arch}-gnu`;
@@ -22,20 +23,7 @@ function sh(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
 const bin = (...args: string[]) => sh(join(project, 'node_modules', '.bin', 'overlay2'), args);
 
 uvuTest.before(() => {
-  // the prebuilt the tarball bundles: this checkout's shim (npm pack's prepack does the same)
-  const staged = sh(process.execPath, [join(root, 'scripts', 'prebuilt.mjs')], { cwd: root });
-  assert.is(staged.code, 0, staged.err);
-  const out = scratch.fresh();
-  const packed = sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', out], { cwd: root });
-  assert.is(packed.code, 0, packed.err);
-  tarball = join(out, (JSON.parse(packed.out) as { filename: string }[])[0]!.filename);
-  project = join(scratch.fresh(), 'consumer');
-  mkdirSync(project);
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
-  const flags = ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball];
-  let installed = sh('npm', [...flags, '--offline']);
-  if (installed.code !== 0) installed = sh('npm', [...flags, '--prefer-offline']); // a cold cache: the registry
-  assert.is(installed.code, 0, installed.err);
+  ({ project, tarball } = packAndInstall(scratch.fresh(), scratch.fresh()));
 });
 uvuTest.after(() => scratch.remove());
 

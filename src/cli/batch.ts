@@ -9,7 +9,7 @@ import type { CommandContext, HomeOpener, Outcome } from './command.js';
 import { openDriver } from './open-driver.js';
 import { collectOutput, write } from './output.js';
 import type { Overlay2Driver } from '../driver.js';
-import { Overlay2Error } from '../errors.js';
+import { inputError } from '../image/file-paths.js';
 
 /**
  * Splits a line into words as a shell would for plain arguments: blanks separate, '…' is literal,
@@ -80,8 +80,7 @@ function openInput(path: string | undefined): Readable {
   try {
     return createReadStream('', { fd: openSync(path, 'r') });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { path, option: 'file' });
+    throw inputError(path, e, 'file');
   }
 }
 

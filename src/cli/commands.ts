@@ -123,11 +123,12 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./plugin-command.js').then((m) => m.plugin),
   },
   {
-    name: 'snapshotter', group: 'containerd', usage: 'snapshotter [--socket PATH] [--log-level L] [--grace SECONDS]', summary: 'serve the home to containerd as a proxy snapshotter until SIGTERM',
+    name: 'snapshotter', group: 'containerd', usage: 'snapshotter [--socket PATH] [--remote-layers DIR]... [--log-level L] [--grace SECONDS]', summary: 'serve the home to containerd as a proxy snapshotter until SIGTERM',
     description: 'Serves the home to containerd as a proxy snapshotter (containerd\'s Snapshots gRPC API; config.toml: [proxy_plugins.NAME] type = "snapshot", address = PATH) on a unix socket, default /run/overlay2/snapshotter.sock. Snapshots are layers of the home: ls, changes, diff and diffsize work on them. A socket left by a killed run is replaced. SIGTERM or SIGINT: calls in flight finish (or are cut after the grace time), the socket is removed.',
     positionals: [], writes: true,
     options: {
       socket: { type: 'string', arg: 'PATH', help: 'the unix socket (default /run/overlay2/snapshotter.sock)' },
+      'remote-layers': { type: 'string', arg: 'DIR', multiple: true, help: 'a read-only tree whose layers containerd need not download (CVMFS/DUCC .layers/<xx>/<hex>/layerfs, thin make\'s layers/<hex>); repeatable, searched in order' },
       'log-level': { type: 'string', arg: 'L', help: 'debug (a line per call), info (default) or error' },
       grace: { type: 'string', arg: 'SECONDS', help: 'how long calls in flight may finish at shutdown (default 5)' },
     },

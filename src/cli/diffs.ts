@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { CommandContext } from './command.js';
 import { write, stdout } from './output.js';
 import type { Overlay2Driver } from '../driver.js';
-import { Overlay2Error } from '../errors.js';
+import { checkOutputFile, errnoWords, inputError, outputError } from '../image/file-paths.js';
 import { withControl } from './image-commands.js';
 import { progressMode } from './progress-line.js';
 import { escapeBytes } from '../util/byte-names.js';
@@ -19,11 +19,18 @@ async function parentFor(d: Overlay2Driver, id: string, values: CommandContext['
 export async function diff({ args: [id], values, open, usage }: CommandContext): Promise<number> {
   const output = str(values.output);
   if (!output && stdout().isTTY) usage('refusing to write a tar to a terminal: use -o FILE or a pipe');
+  if (output) checkOutputFile(output);
   const d = await open();
   const parent = await parentFor(d, id!, values);
   await withControl('diff', progressMode(values), async (control) => {
     const tar = await d.diff(id!, parent, { xattrs: values['all-xattrs'] ? 'all' : 'docker', ...control });
-    await pipeline(tar, output ? createWriteStream(output) : stdout());
+    const file = output ? createWriteStream(output) : null;
+    try {
+      await pipeline(tar, file ?? stdout());
+    } catch (e) {
+      // the file's own failure (full disk, removed directory) names the file; the layer's pass through
+      throw file !== null && file.errored === e ? outputError(output!, errnoWords(e), e) : e;
+    }
   });
   return 0;
 }
@@ -35,8 +42,7 @@ function openInput(path: string | undefined): Readable {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { path, option: 'input' });
+    throw inputError(path, e);
   }
   return createReadStream('', { fd });
 }

@@ -4,6 +4,7 @@ import type { Control } from '../progress.js';
 import { progressLine, progressMode, type ProgressMode } from './progress-line.js';
 import type { CommandContext } from './command.js';
 import { write } from './output.js';
+import { checkOutputFile, statInput } from '../image/file-paths.js';
 
 /** Runs `fn` with a progress line and an AbortSignal that Ctrl-C (SIGINT) and SIGTERM fire, so an
  *  interrupted load/save/apply cleans up (no half layer, no partial file) before the process ends. */
@@ -28,6 +29,7 @@ export async function withControl<T>(label: string, mode: ProgressMode, fn: (con
 
 /** `overlay2 load FILE|DIR|-`: one line per image, "<top layer id> <config digest>"; --json: an array of LoadResult. */
 export async function load({ args: [source], values, open }: CommandContext): Promise<number> {
+  if (source !== '-') statInput(source!, 'source'); // a missing archive is one line, before the home is touched
   const driver = await open();
   const results = await withControl('load', progressMode(values), (control) =>
     driver.load(source === '-' ? process.stdin : (source as ImageSource), control));
@@ -41,6 +43,7 @@ export async function save({ args: [top], values, open, usage }: CommandContext)
   if (typeof values.output !== 'string') usage('save needs -o FILE');
   const format = ((values.format as string | undefined) ?? 'docker') as 'docker' | 'oci';
   if (format !== 'docker' && format !== 'oci') usage(`--format must be docker or oci, not ${JSON.stringify(format)}`);
+  checkOutputFile(values.output as string);
   const driver = await open();
   const r = await withControl('save', progressMode(values), (control) =>
     driver.save(top!, values.output as string, { ...control, format, tags: (values.tag as string[] | undefined) ?? [] }));

@@ -17,6 +17,7 @@ export async function snapshotter({ values, usage, open }: CommandContext): Prom
     socket: str(values.socket) ?? DEFAULT_SNAPSHOTTER_SOCKET,
     graceMs: grace === undefined ? undefined : grace * 1000,
     logLevel: level as LogLevel,
+    remoteLayers: (values['remote-layers'] as string[] | undefined) ?? [],
   });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);

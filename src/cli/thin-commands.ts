@@ -1,6 +1,7 @@
 // `overlay2 thin make|commit|show|check` (src/thin/): publishing thin images and looking at them.
 import type { CommandContext } from './command.js';
 import { write } from './output.js';
+import { checkOutputFile } from '../image/file-paths.js';
 
 const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -28,6 +29,7 @@ async function publish({ values, open, usage }: CommandContext, sub: 'make' | 'c
   if (sub === 'commit' && parent === undefined) usage('commit needs --parent P (the layer the changes are over)');
   const root = str(values.root);
   if (root !== undefined && !root.startsWith('/')) usage('--root must be an absolute path');
+  checkOutputFile(output!); // before any layer is published
   const d = await open();
   const { makeThinImage, commitThinLayer, writeFileAtomically } = await import('../thin/publish.js');
   const opts = { repo: repo!, ...(root ? { root } : {}), ...(str(values.origin) ? { origin: str(values.origin) } : {}) };

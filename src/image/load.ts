@@ -19,6 +19,7 @@ import { OCI_INDEX, OCI_LAYOUT, ociPlans } from './oci-layout.js';
 import type { ImagePlan } from './plan.js';
 import { readLayerRecord } from './layer-record.js';
 import { LoadJournal } from './load-journal.js';
+import { statInput } from './file-paths.js';
 
 export const IMAGE_CONFIG_FILE = 'ovl2-image-config.json';
 
@@ -48,7 +49,7 @@ export async function loadImage(driver: LayerDriver, source: ImageSource, opts: 
     let path: string;
     if (typeof source === 'string') {
       path = source;
-      if (fs.statSync(path).isFile() && isCompressedFile(path)) path = await spoolTemp(driver, fs.createReadStream(path), temps, opts);
+      if (statInput(path, 'source').isFile() && isCompressedFile(path)) path = await spoolTemp(driver, fs.createReadStream(path), temps, opts);
     } else if (source !== null && typeof source === 'object' && Symbol.asyncIterator in source) {
       path = await spoolTemp(driver, source, temps, opts);
     } else {

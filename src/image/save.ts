@@ -4,7 +4,8 @@
 // tar-split is kept (same diffID as the image it came in: src/tar-split/assemble.ts, which fails with
 // ERR_LAYER_CHANGED rather than ship other bytes), else as the driver's own diff (a layer made
 // here), spooled once to learn its size and diffID. The archive is written to a temp name beside
-// the output and renamed when complete: an error or abort leaves no partial file.
+// the output and renamed when complete: an error or abort leaves no partial file. The output path is
+// checked before any layer is read, and a failure to write names it, never the temp file.
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -19,6 +20,7 @@ import { readLayerRecord } from './layer-record.js';
 import { IMAGE_CONFIG_FILE } from './load.js';
 import { hexOf, sha256 } from './digest.js';
 import { blobName, ociArch } from './oci-layout.js';
+import { checkOutputFile, writing, writingSync } from './file-paths.js';
 
 export interface SaveOptions extends Control {
   format?: 'docker' | 'oci';
@@ -51,6 +53,7 @@ export async function saveImage(driver: LayerDriver, top: string, output: string
     throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: save format must be docker or oci, got ${JSON.stringify(format)}`, { option: 'format' });
   }
   opts.signal?.throwIfAborted();
+  checkOutputFile(output);
   if (!(await driver.exists(top))) await driver.parentOf(top); // throws ERR_LAYER_NOT_FOUND / ERR_INVALID_ID
   const chain: string[] = [];
   for (let id = top; id !== ''; id = await driver.parentOf(id)) chain.unshift(id);
@@ -68,7 +71,8 @@ export async function saveImage(driver: LayerDriver, top: string, output: string
 
     const pack = tarStream.pack();
     // Opened here, not lazily by the stream: an early error must find the file to remove.
-    const written = pipeline(pack, fs.createWriteStream('', { fd: fs.openSync(tmpOut, 'w', 0o644) }));
+    const fd = writingSync(output, () => fs.openSync(tmpOut, 'w', 0o644));
+    const written = writing(output, () => pipeline(pack, fs.createWriteStream('', { fd })));
     written.catch(() => undefined); // awaited below; an early error must not go unhandled
     const add = async (name: string, size: number, chunks: AsyncIterable<Buffer> | Buffer): Promise<void> => {
       const w = pack.entry({ name, size, mode: 0o644, mtime: EPOCH, type: 'file' });
@@ -99,7 +103,7 @@ export async function saveImage(driver: LayerDriver, top: string, output: string
       await written.catch(() => undefined);
       throw e;
     }
-    fs.renameSync(tmpOut, output);
+    writingSync(output, () => fs.renameSync(tmpOut, output));
     temps.shift();
     return { configDigest, diffIds, layers: chain };
   } finally {
@@ -161,13 +165,13 @@ async function layerOut(driver: LayerDriver, id: string, parent: string, output:
   temps.push(tmp);
   const hash = createHash('sha256');
   let size = 0;
-  const fd = fs.openSync(tmp, 'w', 0o600);
+  const fd = writingSync(output, () => fs.openSync(tmp, 'w', 0o600));
   try {
     for await (const c of await driver.diff(id, parent || null, { signal: opts.signal })) {
       const b = c as Buffer;
       hash.update(b);
       size += b.length;
-      for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off);
+      writingSync(output, () => { for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off); });
     }
   } finally {
     fs.closeSync(fd);

@@ -2,7 +2,8 @@
 // (it has l/, as every Docker overlay2 home has). Everything is checked before anything is written:
 // - a home on a kernel pseudo filesystem (/proc, /sys, /dev, cgroup...) is refused from one statfs;
 // - a non-empty directory that is no store is refused (ERR_NOT_A_STORE), so a typo never turns
-//   someone's directory into a store;
+//   someone's directory into a store; the thin root, when it lies in the home (`<home>/cvmfs` by
+//   default), does not count: the repositories are naturally mounted there before the first command;
 // - the mode and owner of a directory are set only when we created it (Docker's 0710), never on a
 //   directory that was already there;
 // - a read-only open creates nothing: a missing home is ERR_NOT_A_STORE.
@@ -59,11 +60,18 @@ function fsTypeByDevice(dev: number): string | null {
   return null;
 }
 
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
 export interface OpenHomeOptions {
   readOnly: boolean;
   /** owner the home and l/ get when we create them */
   uid: number;
   gid: number;
+  /** an entry the home may hold before it is a store: the thin root when it lies in the home (the
+   *  fork's `<home>/cvmfs`), where a user mounts the repositories before the first command */
+  thinRoot?: string | null;
 }
 
 export function openHome(shim: Shim, home: string, opts: OpenHomeOptions): HomeOpen {
@@ -92,7 +100,7 @@ export function openHome(shim: Shim, home: string, opts: OpenHomeOptions): HomeO
   }
   const entries = readdirSync(home);
   if (entries.includes(LINK_DIR)) return { created: false, dev: st.dev };
-  const foreign = entries.filter((e) => !IGNORABLE.has(e));
+  const foreign = entries.filter((e) => !IGNORABLE.has(e) && !(e === opts.thinRoot && isDirectory(join(home, e))));
   if (foreign.length > 0) {
     throw new Overlay2Error('ERR_NOT_A_STORE',
       `overlay2: ${home} is not empty and is not an overlay2 store (no ${LINK_DIR}/ directory; found ${JSON.stringify(foreign[0])}); use a new or empty directory`,

@@ -74,6 +74,11 @@ export class LayerStore {
     return path;
   }
 
+  /** A layer being built in `dir` (not yet in place) is committed from birth (a remote layer). */
+  markCommittedIn(dir: string): void {
+    writeFileSync(join(dir, COMMITTED_FILE), '', { mode: 0o600 });
+  }
+
   /** The layer has a child now (synchronous: create()'s last step runs under the refs lock). */
   markCommitted(id: string): void {
     writeFileSync(join(this.dir(id), COMMITTED_FILE), '', { mode: 0o600 });

@@ -30,6 +30,9 @@ export interface SnapshotterOptions {
   logLevel?: LogLevel;
   /** where log lines go; default stderr */
   log?: (line: string) => void;
+  /** read-only trees that may already hold layers (remote layers, searched in order): CVMFS/DUCC's
+   *  `.layers/<xx>/<hex>/layerfs` by blob digest, `overlay2 thin make`'s `layers/<hex>` by diffID */
+  remoteLayers?: readonly string[];
 }
 
 export interface SnapshotterHandle {
@@ -66,7 +69,7 @@ export async function serveSnapshotter(driver: Overlay2Driver, options: Snapshot
   };
   const service = pkg.containerd.services.snapshots.v1.Snapshots.service;
 
-  const snapshotter = new Snapshotter(driver, (line) => log(line));
+  const snapshotter = new Snapshotter(driver, { remoteLayers: options.remoteLayers, log: (line) => log(line) });
   let closing = false;
   const inFlight = new Set<Promise<unknown>>();
 
@@ -160,7 +163,8 @@ export async function serveSnapshotter(driver: Overlay2Driver, options: Snapshot
     close: async () => { server.forceShutdown(); },
   };
   const ino = await listenOnSocket(binder, socket, 0o700);
-  log(`serving ${driver.home} on ${socket} (${snapshotter.count} snapshots)`);
+  const remote = options.remoteLayers?.length ? `, remote layers from ${options.remoteLayers.join(', ')}` : '';
+  log(`serving ${driver.home} on ${socket} (${snapshotter.count} snapshots${remote})`);
 
   let closed: Promise<void> | null = null;
   async function close(): Promise<void> {

@@ -19,6 +19,7 @@ import { SnapshotIndex, type IndexedSnapshot } from './snapshot-index.js';
 import { SNAPSHOT_RECORD_FILE, serializeRecord, writeRecord, readRecord, type SnapshotKind, type SnapshotRecord, type SnapshotUsage } from './snapshot-record.js';
 import { snapshotMounts, type Mount } from './mounts.js';
 import { parseFilters, FilterSyntaxError } from './filters.js';
+import { remoteLayerKeys } from './remote-labels.js';
 
 export type SnapshotErrorCode = 'NOT_FOUND' | 'ALREADY_EXISTS' | 'FAILED_PRECONDITION' | 'INVALID_ARGUMENT' | 'UNAVAILABLE' | 'INTERNAL';
 
@@ -43,14 +44,29 @@ export interface SnapshotInfo {
 /** containerd's labels.Validate: a label's key and value together at most 4096 bytes. */
 const MAX_LABEL_BYTES = 4096;
 
+export interface SnapshotterSettings {
+  /** Read-only trees searched in order for a layer's files before it is downloaded (remote layers):
+   *  CVMFS/DUCC's `.layers/<xx>/<hex>/layerfs` by blob digest, `thin make`'s `layers/<hex>` by diffID. */
+  remoteLayers?: readonly string[];
+  /** Told about what is worth a line (a conflict in the store, a remote tree refused). */
+  log?: (line: string) => void;
+}
+
 export class Snapshotter {
   private readonly index: SnapshotIndex;
   /** Changes to the index and the records are one at a time; lookups never wait. */
   private readonly changes = new KeyedMutex();
+  private readonly remoteRoots: readonly string[];
+  private readonly log: (line: string) => void;
 
-  constructor(readonly driver: Overlay2Driver, onConflict?: (line: string) => void) {
+  constructor(readonly driver: Overlay2Driver, settings: SnapshotterSettings = {}) {
+    this.log = settings.log ?? (() => undefined);
+    this.remoteRoots = [...(settings.remoteLayers ?? [])];
+    for (const root of this.remoteRoots) {
+      if (!root.startsWith('/')) throw new SnapshotError('INVALID_ARGUMENT', `remote layer root ${JSON.stringify(root)} is not an absolute path`);
+    }
     this.index = SnapshotIndex.build(driver.home, LayerStore.isLayerName, (name, kept, ignored) =>
-      onConflict?.(`two layers hold snapshot ${JSON.stringify(name)}: serving ${kept}, ignoring ${ignored}`));
+      this.log(`two layers hold snapshot ${JSON.stringify(name)}: serving ${kept}, ignoring ${ignored}`));
   }
 
   get count(): number {
@@ -68,6 +84,7 @@ export class Snapshotter {
   private async create(kind: 'active' | 'view', key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
     requireName(key, 'key');
     validateLabels(labels);
+    await this.tryRemote(key, parent, labels);
     const snapshot = await this.changes.run('', async () => {
       if (this.index.has(key)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${key}: already exists`);
       let parentLayer = '';
@@ -76,6 +93,8 @@ export class Snapshotter {
         if (p === undefined) throw new SnapshotError('NOT_FOUND', `parent snapshot ${parent} does not exist`);
         if (p.record.kind !== 'committed') throw new SnapshotError('INVALID_ARGUMENT', `parent ${parent} is not a committed snapshot`);
         parentLayer = p.layer;
+        // a parent whose remote tree is gone: refused now, not after a layer was made on it
+        await this.mountsOf(p, true);
       }
       const now = Date.now();
       const record: SnapshotRecord = { name: key, parent, kind, labels: { ...labels }, created: now, updated: now };
@@ -100,12 +119,63 @@ export class Snapshotter {
     return this.mountsOf(s);
   }
 
-  private async mountsOf(s: IndexedSnapshot): Promise<Mount[]> {
+  private async mountsOf(s: IndexedSnapshot, checkOnly = false): Promise<Mount[]> {
     try {
-      return snapshotMounts(s.record.kind, await this.driver.mountSources(s.layer), this.driver.features);
+      const sources = await this.driver.mountSources(s.layer);
+      return checkOnly ? [] : snapshotMounts(s.record.kind, sources, this.driver.features);
     } catch (e) {
       throw fromStore(e, `mounts of ${s.record.name}`);
     }
+  }
+
+  /**
+   * containerd's remote-snapshot handshake: a Prepare that names its target (containerd.io/snapshot.ref)
+   * and its layer's digest, whose files a remote root already holds, commits a snapshot under the target
+   * name on that tree (nothing downloaded, copied or mounted) and answers ALREADY_EXISTS; containerd then
+   * finds it by List (labels."containerd.io/snapshot.ref"==TARGET,parent==PARENT) and skips the layer's
+   * download. Anything else falls through to an ordinary Prepare: no target or digest, a digest that is
+   * not sha256:<64 hex>, no tree, or a tree that leads outside its root (refused, and logged).
+   */
+  private async tryRemote(key: string, parent: string, labels: Record<string, string>): Promise<void> {
+    if (this.remoteRoots.length === 0) return;
+    const wanted = remoteLayerKeys(labels);
+    if (wanted === null) return;
+    if ('refused' in wanted) {
+      this.log(`prepare ${key}: not a remote layer: ${wanted.refused}`);
+      return;
+    }
+    let tree;
+    try {
+      tree = await this.driver.findRemoteTree(this.remoteRoots, wanted.keys);
+    } catch (e) {
+      this.log(`prepare ${key}: remote tree refused, the layer is unpacked instead: ${(e as Error).message.replace(/^overlay2: /, '')}`);
+      return;
+    }
+    if (tree === null) return;
+    const target = wanted.target;
+    await this.changes.run('', async () => {
+      if (this.index.has(target)) return; // made by an earlier pull (another namespace): containerd finds it by List
+      let parentLayer = '';
+      if (parent !== '') {
+        const p = this.index.get(parent);
+        if (p === undefined) throw new SnapshotError('NOT_FOUND', `parent snapshot ${parent} does not exist`);
+        if (p.record.kind !== 'committed') throw new SnapshotError('INVALID_ARGUMENT', `parent ${parent} is not a committed snapshot`);
+        parentLayer = p.layer;
+      }
+      const now = Date.now();
+      const record: SnapshotRecord = {
+        name: target, parent, kind: 'committed', labels: { ...labels }, created: now, updated: now, usage: { size: 0, inodes: 0 },
+      };
+      const layer = newLayerId();
+      try {
+        await this.driver.createRemote(layer, parentLayer, { ...tree, digest: wanted.digest }, { [SNAPSHOT_RECORD_FILE]: serializeRecord(record) });
+      } catch (e) {
+        throw fromStore(e, `prepare ${key} on the remote tree ${tree.root}/${tree.path}`);
+      }
+      this.index.set({ layer, record });
+      this.log(`prepare ${key}: layer ${target} served from ${tree.root}/${tree.path}`);
+    });
+    throw new SnapshotError('ALREADY_EXISTS', `target snapshot ${target}: already exists (a remote layer)`);
   }
 
   /** Commits the active snapshot `key` as `name` (labels replace the active one's, as containerd's do). */
@@ -284,7 +354,8 @@ function fromStore(e: unknown, what: string): SnapshotError {
     const code: SnapshotErrorCode =
       e.code === 'ERR_LAYER_NOT_FOUND' ? 'NOT_FOUND'
         : e.code === 'ERR_LAYER_EXISTS' ? 'ALREADY_EXISTS'
-          : e.code === 'ERR_LAYER_HAS_CHILDREN' || e.code === 'ERR_LAYER_BUSY' || e.code === 'ERR_MAX_DEPTH' ? 'FAILED_PRECONDITION'
+          : e.code === 'ERR_LAYER_HAS_CHILDREN' || e.code === 'ERR_LAYER_BUSY' || e.code === 'ERR_MAX_DEPTH'
+            || e.code === 'ERR_REMOTE_LAYER_MISSING' || e.code === 'ERR_REMOTE_UNSAFE_PATH' || e.code === 'ERR_REMOTE_READ_ONLY' ? 'FAILED_PRECONDITION'
             : e.code === 'ERR_INVALID_ID' || e.code === 'ERR_BAD_OPTION' ? 'INVALID_ARGUMENT'
               : 'INTERNAL';
     return new SnapshotError(code, `${what}: ${e.message.replace(/^overlay2: /, '')}`, { cause: e });

@@ -2,7 +2,8 @@
 // parsed strictly. The fork unmarshals with errors ignored and splices whatever it finds into paths
 // and a `bash -c` line; here every field is checked before it names anything on disk:
 //   thin.json  {"version":"1.0","min_version":…,"origin":…,"comment":…,
-//               "layers":[{"digest":"sha256:…","url":"cvmfs://REPO/PATH"}]}   (base first)
+//               "layers":[{"digest":"sha256:…","url":"cvmfs://REPO/PATH"}]}   (base first;
+//               the fork's tools and DUCC write the digest as bare hex, which the fork never reads)
 //   .thin      {"version":…,"layers":[{"digest":…,"repo":…,"location":…}]}  -> REPO/layers/DIGEST
 //              (top first: that version of the fork used the list as its branch order unreversed)
 // Deviations from the fork: a second listing of a digest is dropped (the kernel refuses a repeated
@@ -21,7 +22,7 @@ export const MANIFEST_MAX_BYTES = 1 << 20;
 
 /** One lower layer of a thin image, resolved to a directory beneath the thin root. */
 export interface ThinLayerRef {
-  /** "sha256:<64 hex>" (a bare 64-hex digest of the `.thin` form is given the prefix). */
+  /** "sha256:<64 hex>" (a bare 64-hex digest, as the fork's tools and DUCC write it, is given the prefix). */
   digest: string;
   /** the repository: the first directory below the root (a CVMFS repository name) */
   repo: string;
@@ -106,11 +107,13 @@ function optionalString(obj: Record<string, unknown>, key: string, where: string
   return v;
 }
 
-function normalizeDigest(d: unknown, where: string, allowBare: boolean): string {
+/** Both forms as written in the wild: "sha256:<64 hex>", or the bare 64 hex the fork's tools and
+ *  DUCC put in thin.json; anything else (another algorithm, upper case, a short hex) is refused. */
+function normalizeDigest(d: unknown, where: string): string {
   if (typeof d !== 'string') throw manifestError(where, '"digest" is not a string');
   if (DIGEST.test(d)) return d;
-  if (allowBare && BARE_HEX.test(d)) return `sha256:${d}`;
-  throw manifestError(where, `digest ${JSON.stringify(d.slice(0, 80))} is not sha256:<64 hex>`);
+  if (BARE_HEX.test(d)) return `sha256:${d}`;
+  throw manifestError(where, `digest ${JSON.stringify(d.slice(0, 80))} is neither sha256:<64 hex> nor <64 hex>`);
 }
 
 /** Splits "cvmfs://REPO/PATH"; any other scheme is a manifest error. */
@@ -156,11 +159,11 @@ export function parseManifest(bytes: Buffer | string, name: ManifestName, where:
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw manifestError(at, 'not a JSON object');
     const l = raw as Record<string, unknown>;
     if (name === 'thin.json') {
-      const digest = normalizeDigest(l.digest, at, false);
+      const digest = normalizeDigest(l.digest, at);
       return { digest, ...parseLayerUrl(l.url, at) };
     }
     // The earlier form: the fork resolved every entry to REPO/layers/DIGEST (location unused).
-    const digest = normalizeDigest(l.digest, at, true);
+    const digest = normalizeDigest(l.digest, at);
     optionalString(l, 'location', at);
     const repo = validateRepoName(l.repo, at);
     return { digest, repo, path: `layers/${digest.slice('sha256:'.length)}` };

@@ -18,6 +18,18 @@ export interface ThinOptions {
   mountCommand: string | null;
 }
 
+/** The fork's thin root, as a name inside the home: `<home>/cvmfs`. */
+export const DEFAULT_THIN_ROOT_NAME = 'cvmfs';
+
+/** The home's entry the thin root is, when it lies directly in the home (the default, or a thin.root
+ *  of `<home>/NAME`), else null: a new home whose repositories were mounted there first is still new. */
+export function thinRootEntryIn(home: string, opts: ThinOptions): string | null {
+  if (opts.root === null) return DEFAULT_THIN_ROOT_NAME;
+  const prefix = home.endsWith('/') ? home : `${home}/`;
+  const rest = opts.root.startsWith(prefix) ? opts.root.slice(prefix.length) : '';
+  return rest !== '' && !rest.includes('/') ? rest : null;
+}
+
 export function defaultThinOptions(): ThinOptions {
   return { mountMethod: null, root: null, mountCommand: null };
 }

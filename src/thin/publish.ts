@@ -4,7 +4,9 @@
 // The trees are written the way overlay reads them (whiteouts as 0/0 character devices, opaque dirs
 // marked with the overlay xattr: the importer of src/apply/apply.ts converts Docker's .wh. entries),
 // so a deletion in a layer stays deleted when the tree is mounted as a lower. The fork's published
-// trees kept the .wh. files, so deleted files came back.
+// trees kept the .wh. files, so deleted files came back. A layer goes out with every xattr it holds
+// (not Docker's security.capability alone: the tree is the layer itself, not an image to ship) and
+// the tar's full metadata (owner, mode, mtime, links, devices), so the thin image mounts as the chain.
 //   make    the chain ending at TOP; a thin layer in it contributes its manifest's layers
 //   commit  make of the container's parent chain, plus the container's own diff as a new layer on
 //           top (the fork prepends, which buries the change at the bottom)
@@ -19,6 +21,7 @@ import { AT_FDCWD, RENAME_NOREPLACE } from '../native/constants.js';
 import { removeTreeSync } from '../layout/remove-tree.js';
 import { serializeManifest, validateRepoName, type ThinLayerRef } from './manifest.js';
 import { manifestTar } from './manifest-tar.js';
+import { writingSync } from '../image/file-paths.js';
 
 export interface PublishOptions {
   repo: string;
@@ -36,6 +39,10 @@ export interface PublishResult {
   /** trees written by this call (the others were there already, or belong to a thin layer) */
   written: string[];
 }
+
+/** The export a published tree is unpacked from: every xattr the layer holds (user.*, trusted.*,
+ *  security.*), overlay's own bookkeeping aside (whiteouts and opaque dirs are carried as such). */
+const EVERY_XATTR = { xattrs: 'all' } as const;
 
 /** The layers that make up `top`, base first: a thin layer's manifest layers stand for it. */
 async function chainOf(driver: Overlay2Driver, top: string): Promise<Array<{ id: string; parent: string } | { thin: ThinLayerRef[] }>> {
@@ -107,7 +114,7 @@ async function publishChain(driver: Overlay2Driver, top: string, opts: PublishOp
     }
     // A recorded diffID names the tree before any byte is exported; else the export is hashed.
     const known = readLayerRecord(driver.layerDir(item.id))?.diffId ?? null;
-    layers.push(await publishLayer(driver, () => driver.diff(item.id, item.parent || null), root, repo, known, written));
+    layers.push(await publishLayer(driver, () => driver.diff(item.id, item.parent || null, EVERY_XATTR), root, repo, known, written));
   }
   return layers;
 }
@@ -129,13 +136,21 @@ export async function commitThinLayer(driver: Overlay2Driver, id: string, parent
   const written: string[] = [];
   const layers = await publishChain(driver, parent, opts, written);
   const root = opts.root ?? driver.thinLayers.root;
-  layers.push(await publishLayer(driver, () => driver.diff(id, parent), root, validateRepoName(opts.repo, '--repo'), null, written));
+  layers.push(await publishLayer(driver, () => driver.diff(id, parent, EVERY_XATTR), root, validateRepoName(opts.repo, '--repo'), null, written));
   return result(layers, opts.origin, written);
 }
 
-/** Writes `bytes` to `file` through a temp name and a rename: a reader never sees half a tar. */
+/** Writes `bytes` to `file` through a temp name and a rename: a reader never sees half a tar. A
+ *  failure names `file` (never the temp name) and leaves no temp file. */
 export function writeFileAtomically(file: string, bytes: Buffer): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes, { mode: 0o644 });
-  fs.renameSync(tmp, file);
+  try {
+    writingSync(file, () => {
+      fs.writeFileSync(tmp, bytes, { mode: 0o644 });
+      fs.renameSync(tmp, file);
+    });
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }

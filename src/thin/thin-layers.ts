@@ -19,7 +19,7 @@ import type { Shim } from '../native/shim.js';
 import type { ApplyTap } from '../apply/tap.js';
 import type { Change } from '../changes/change.js';
 import { readMountInfo } from '../mount/mountinfo.js';
-import type { ThinOptions } from './options.js';
+import { DEFAULT_THIN_ROOT_NAME, type ThinOptions } from './options.js';
 import { ThinApply, recoverThinApply, THIN_PENDING_FILE } from './apply.js';
 import { manifestFileOf, readLowerSync, readManifest, readThinParent, writeThinParent } from './layer-files.js';
 import { isLayerLinkTarget, locationOfEntry } from './links.js';
@@ -41,8 +41,8 @@ export class ThinLayers {
 
   constructor(private readonly shim: Shim, private readonly home: string, private readonly opts: ThinOptions) {
     // thin.root, else the root recorded by the thin apply that used one, else the fork's <home>/cvmfs
-    this.root = opts.root ?? recordedRoot(home) ?? join(home, 'cvmfs');
-    this.recorded = opts.root === null && this.root !== join(home, 'cvmfs');
+    this.root = opts.root ?? recordedRoot(home) ?? join(home, DEFAULT_THIN_ROOT_NAME);
+    this.recorded = opts.root === null && this.root !== join(home, DEFAULT_THIN_ROOT_NAME);
     this.method = opts.mountMethod ?? 'external';
     this.repoMounts = this.method === 'internal' && opts.mountCommand
       ? new RepoMounts(shim, { root: this.root, command: opts.mountCommand, stillUsed: (repo) => this.usedByOtherMounts(repo) })
@@ -92,7 +92,7 @@ export class ThinLayers {
   /** After a thin apply: the default root is made (as the fork makes it at init), so every later
    *  open of this home checks the trees its layers reach into. */
   applied(): void {
-    if (this.root === join(this.home, 'cvmfs')) mkdirSync(this.root, { recursive: true, mode: 0o755 });
+    if (this.root === join(this.home, DEFAULT_THIN_ROOT_NAME)) mkdirSync(this.root, { recursive: true, mode: 0o755 });
     else if (recordedRoot(this.home) !== this.root) {
       const file = join(this.home, ROOT_RECORD_FILE);
       writeFileSync(`${file}.tmp-${process.pid}`, this.root + '\n', { mode: 0o644 });
