@@ -15,8 +15,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CLI_BIN } from '../test/support/cli.js';
-import { startContainerd, startSnapshotter, run, sleep, type PrivateContainerd } from '../test/support/containerd.js';
-import { SnapshotsClient } from '../test/support/snapshots-client.js';
+import { startContainerd, run, sleep, type PrivateContainerd } from '../test/support/containerd.js';
+import { SnapshotsClient, startSnapshotter } from '../test/support/snapshots-client.js';
 import { writeBaseRootTar } from '../test/support/test-image.js';
 import { median, fmtMs, ratio, table } from './lib/stats.js';
 
