@@ -70,6 +70,8 @@ export function writeBaseRootTar(dir: string, applets: readonly string[] = APPLE
 export interface TestImages {
   /** A `docker save` archive holding the images (the base layer once). */
   archive: string;
+  /** A `docker save` archive of the changed image alone (two layers, a few dozen files). */
+  changedArchive: string;
   /** Repository tags as dockerd wrote them: base layer + CHANGES; base layer + MANY_FILES (when built). */
   changed: string;
   big: string;
@@ -84,7 +86,7 @@ export async function buildTestImages(dir: string, applets: readonly string[] = 
   const big = opts.big ?? true;
   mkdirSync(dir, { recursive: true });
   const baseTar = writeBaseRootTar(dir, applets);
-  const images = { archive: join(dir, 'images.tar'), changed: 'ovl2-e2e:changed', big: 'ovl2-e2e:big' };
+  const images = { archive: join(dir, 'images.tar'), changedArchive: join(dir, 'changed.tar'), changed: 'ovl2-e2e:changed', big: 'ovl2-e2e:big' };
   const dockerd = await startDockerd(join(dir, 'dockerd'), 'overlay2');
   try {
     await dockerd.docker(['import', '--change', 'ENV PATH=/bin', baseTar, 'ovl2-e2e:base']);
@@ -94,7 +96,10 @@ export async function buildTestImages(dir: string, applets: readonly string[] = 
       big && dockerd.docker(['run', '--name', 'big', 'ovl2-e2e:base', 'sh', '-c', MANY_FILES])
         .then(() => dockerd.docker(['commit', 'big', images.big])),
     ]);
-    await dockerd.docker(['save', '-o', images.archive, images.changed, ...(big ? [images.big] : [])]);
+    await Promise.all([
+      dockerd.docker(['save', '-o', images.archive, images.changed, ...(big ? [images.big] : [])]),
+      dockerd.docker(['save', '-o', images.changedArchive, images.changed]),
+    ]);
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${dockerd.log().slice(-2000)}`);
   } finally {
