@@ -87,15 +87,7 @@ export class Snapshotter {
     await this.tryRemote(key, parent, labels);
     const snapshot = await this.changes.run('', async () => {
       if (this.index.has(key)) throw new SnapshotError('ALREADY_EXISTS', `snapshot ${key}: already exists`);
-      let parentLayer = '';
-      if (parent !== '') {
-        const p = this.index.get(parent);
-        if (p === undefined) throw new SnapshotError('NOT_FOUND', `parent snapshot ${parent} does not exist`);
-        if (p.record.kind !== 'committed') throw new SnapshotError('INVALID_ARGUMENT', `parent ${parent} is not a committed snapshot`);
-        parentLayer = p.layer;
-        // a parent whose remote tree is gone: refused now, not after a layer was made on it
-        await this.mountsOf(p, true);
-      }
+      const parentLayer = await this.parentLayer(parent);
       const now = Date.now();
       const record: SnapshotRecord = { name: key, parent, kind, labels: { ...labels }, created: now, updated: now };
       const layer = newLayerId();
@@ -109,6 +101,17 @@ export class Snapshotter {
       return created;
     });
     return this.mountsOf(snapshot);
+  }
+
+  /** The layer of a new snapshot's parent ('' for none): it must exist and be committed, and what its
+   *  lowers need must be there (a remote tree) — refused now, not after a layer was made on it. */
+  private async parentLayer(parent: string): Promise<string> {
+    if (parent === '') return '';
+    const p = this.index.get(parent);
+    if (p === undefined) throw new SnapshotError('NOT_FOUND', `parent snapshot ${parent} does not exist`);
+    if (p.record.kind !== 'committed') throw new SnapshotError('INVALID_ARGUMENT', `parent ${parent} is not a committed snapshot`);
+    await this.mountsOf(p, true);
+    return p.layer;
   }
 
   async mounts(key: string): Promise<Mount[]> {
@@ -155,13 +158,7 @@ export class Snapshotter {
     const target = wanted.target;
     await this.changes.run('', async () => {
       if (this.index.has(target)) return; // made by an earlier pull (another namespace): containerd finds it by List
-      let parentLayer = '';
-      if (parent !== '') {
-        const p = this.index.get(parent);
-        if (p === undefined) throw new SnapshotError('NOT_FOUND', `parent snapshot ${parent} does not exist`);
-        if (p.record.kind !== 'committed') throw new SnapshotError('INVALID_ARGUMENT', `parent ${parent} is not a committed snapshot`);
-        parentLayer = p.layer;
-      }
+      const parentLayer = await this.parentLayer(parent);
       const now = Date.now();
       const record: SnapshotRecord = {
         name: target, parent, kind: 'committed', labels: { ...labels }, created: now, updated: now, usage: { size: 0, inodes: 0 },
