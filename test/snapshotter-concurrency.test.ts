@@ -45,7 +45,7 @@ test('a Prepare while a 5,000-file snapshot is removed does not wait for the del
   const during = await timed(() => client.prepare('during', 'small'));
   const removeMs = await removal;
   // Only meaningful when the removal itself takes a while (a slow disk: ~1-3 s here).
-  assert.ok(removeMs > 100, `the removal took ${removeMs.toFixed(0)} ms: too fast to show anything`);
+  assert.ok(removeMs > 50, `the removal took ${removeMs.toFixed(0)} ms: too fast to show anything`);
   assert.ok(during < removeMs / 2,
     `Prepare took ${during.toFixed(0)} ms while Remove of the 5,000-file snapshot took ${removeMs.toFixed(0)} ms (a Prepare alone: ${alone.toFixed(0)} ms)`);
 });
