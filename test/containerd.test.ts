@@ -370,6 +370,16 @@ test('images rm while the snapshotter is down: after its restart, containerd\'s 
     `HOME: ${layersInHome().join(' ')}; containerd's snapshots: ${JSON.stringify(remaining)}${logTail()}`);
 });
 
+test('containerd restarts on the same root: ovl2 lists the same snapshots as before, a container starts', async () => {
+  const before = await Promise.all([table(OURS, ['ls']), table(BUILTIN, ['ls'])]);
+  await ctd.stop();
+  ctd = await startContainerd(ctd.dir, { snapshotters: { [OURS]: socket } });
+  const after = await Promise.all([table(OURS, ['ls']), table(BUILTIN, ['ls'])]);
+  assert.equal(after, before);
+  const out = (await on(OURS, ['run', '--rm', '--snapshotter', OURS, changedRef, `${cid[OURS]}-cr`, 'cat', '/d/sub/g'])).out;
+  assert.is(out, 'new\n');
+});
+
 test('containers rm, images rm, GC: HOME holds no layer and nothing is mounted', async () => {
   await on(OURS, ['containers', 'rm', cid[OURS]]);
   await on(OURS, ['images', 'rm', '--sync', changedRef, bigRef]);
