@@ -5,7 +5,7 @@
 // RemoveImage (which waits for containerd's GC) leaves no layer in HOME.
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
-import { readdirSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { testIf, canMountOverlay, whyNotMount, scratchRoot, mountsBelow } from './support/env.js';
 import { buildTestImages, APPLETS, type TestImages } from './support/test-image.js';
@@ -13,6 +13,7 @@ import { whyNoContainerd, startContainerd, uniqueName, ctrTable, sleep, type Pri
 import { startSnapshotter, SnapshotsClient, type RunningSnapshotter } from './support/snapshots-client.js';
 import { whyNoRegistry, startRegistry, type PrivateRegistry } from './support/registry.js';
 import { CriImageClient } from './support/cri-client.js';
+import { criToml } from './support/cri-setup.js';
 import { whyNoDocker } from '../bench/lib/dockerd.js';
 
 const why = whyNotMount || whyNoContainerd() || whyNoRegistry() || whyNoDocker();
@@ -45,7 +46,7 @@ test.before(async () => {
 
 async function setUp(): Promise<void> {
   scratch = scratchRoot('ovl2-cri-');
-  images = await buildTestImages(join(scratch.root, 'img'), [...APPLETS, 'md5sum']);
+  images = await buildTestImages(join(scratch.root, 'img'), APPLETS, { big: false });
   registry = await startRegistry(join(scratch.root, 'registry'));
   ref = `${registry.host}/ovl2-e2e/changed:${uniqueName('t')}`;
   await registry.push(`docker-archive:${images.archive}:${images.changed}`, ref.slice(registry.host.length + 1));
@@ -53,32 +54,7 @@ async function setUp(): Promise<void> {
   socket = join(scratch.root, 'ovl2.sock');
   snap = await startSnapshotter(home, socket, ['--log-level', 'debug']);
   const dir = join(scratch.root, 'ctd');
-  // Plain HTTP to the registry on 127.0.0.1 (hosts.toml, containerd's registry config dir).
-  const hostsDir = join(dir, 'certs.d', registry.host);
-  mkdirSync(hostsDir, { recursive: true });
-  writeFileSync(join(hostsDir, 'hosts.toml'),
-    `server = "http://${registry.host}"\n[host."http://${registry.host}"]\n  capabilities = ["pull", "resolve"]\n`);
-  const q = (s: string) => JSON.stringify(s);
-  ctd = await startContainerd(dir, {
-    cri: true,
-    snapshotters: { [OURS]: socket },
-    // The least CRI needs to serve its ImageService: its snapshotter, annotations passed to it, private
-    // CNI dirs (no network is set up: pods are not run), no TCP service, the registry config dir.
-    toml: [
-      '[plugins."io.containerd.grpc.v1.cri"]',
-      '  disable_tcp_service = true',
-      '  stream_server_address = "127.0.0.1"',
-      '  stream_server_port = "0"',
-      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
-      `    snapshotter = ${q(OURS)}`,
-      '    disable_snapshot_annotations = false',
-      '  [plugins."io.containerd.grpc.v1.cri".cni]',
-      `    bin_dir = ${q(join(dir, 'cni', 'bin'))}`,
-      `    conf_dir = ${q(join(dir, 'cni', 'net.d'))}`,
-      '  [plugins."io.containerd.grpc.v1.cri".registry]',
-      `    config_path = ${q(join(dir, 'certs.d'))}`,
-    ].join('\n'),
-  });
+  ctd = await startContainerd(dir, { cri: true, snapshotters: { [OURS]: socket }, toml: criToml(dir, OURS, registry.host) });
   cri = new CriImageClient(ctd.address);
 }
 

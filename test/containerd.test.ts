@@ -67,7 +67,7 @@ test.before(async () => {
 
 async function setUp(): Promise<void> {
   scratch = scratchRoot('ovl2-ctd-');
-  images = await buildTestImages(join(scratch.root, 'img'), [...APPLETS, 'md5sum', 'cut']);
+  images = await buildTestImages(join(scratch.root, 'img'), [...APPLETS, 'md5sum', 'wc', 'sleep', 'test']);
   changedRef = `docker.io/library/${images.changed}`;
   bigRef = `docker.io/library/${images.big}`;
   home = join(scratch.root, 'home');
@@ -103,6 +103,15 @@ function layersInHome(): string[] {
   return readdirSync(home).filter((n) => n !== 'l' && !n.startsWith('.') && statSync(join(home, n)).isDirectory()).sort();
 }
 
+/**
+ * Runs containerd's GC now and waits for it (images rm --sync of a spare tag): containerd removes a
+ * snapshot from ours only in a GC after its own record went (ctr run --rm, containers rm), not at once.
+ */
+async function gcNow(): Promise<void> {
+  await on(OURS, ['images', 'tag', '--force', changedRef, `${changedRef}-spare`]);
+  await on(OURS, ['images', 'rm', '--sync', `${changedRef}-spare`]);
+}
+
 /** containerd's snapshots on ours in one namespace: key → kind. */
 async function snapshotsOf(namespace: string): Promise<Record<string, string>> {
   const out = (await ctd.ctr(['snapshots', '--snapshotter', OURS, 'ls'], { namespace })).out;
@@ -120,6 +129,15 @@ async function eventually<T>(fn: () => Promise<T>, ms = 15_000): Promise<T> {
       await sleep(250);
     }
   }
+}
+
+/** What the snapshotters before the current one (restarted, killed) wrote to stderr. */
+let earlierStderr = '';
+
+/** Starts ours again on the same HOME and socket, after a stop or kill of the last one. */
+async function restartSnapshotter(): Promise<RunningSnapshotter> {
+  earlierStderr += snap.stderr();
+  return startSnapshotter(home, socket, DEBUG);
 }
 
 /** Why a comparison failed, with what our snapshotter logged last. */
@@ -180,6 +198,67 @@ function names(entries: Entry[]): string[] {
   return entries.map((e) => `${e.type} ${e.name}`);
 }
 
+/** ctr's table for snapshotter S, its container ids written as CID (committed snapshots are chainIDs on both). */
+async function table(s: string, args: string[]): Promise<Record<string, string>[]> {
+  const out = (await on(s, ['snapshots', '--snapshotter', s, ...args])).out;
+  return ctrTable(out).map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.replaceAll(cid[s], 'CID')])))
+    .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+}
+
+test('every snapshot: ctr snapshots ls and usage equal overlayfs; the walking differ on a committed layer too', async () => {
+  const [lsA, lsB] = await Promise.all([table(OURS, ['ls']), table(BUILTIN, ['ls'])]);
+  assert.is(lsA.length, 4, JSON.stringify(lsA));
+  assert.equal(lsA, lsB);
+  const [duA, duB] = await Promise.all([table(OURS, ['usage', '-b']), table(BUILTIN, ['usage', '-b'])]);
+  assert.equal(duA, duB, `usage of every snapshot${logTail()}`);
+  // The changed image's top layer (the container's parent) against its own parent.
+  const top = lsA.find((r) => r.KEY === 'CID')!.PARENT;
+  const diffs = await Promise.all([OURS, BUILTIN].map(async (s) => {
+    const tar = await on(s, ['snapshots', '--snapshotter', s, 'diff', '--media-type', 'application/vnd.oci.image.layer.v1.tar', top]);
+    return tarEntries(Readable.from([tar.stdout]));
+  }));
+  // The walking differ compares two trees: the opaque dir of the image's layer comes out as a whiteout
+  // of the one name it hid (d/sub/f), as on overlayfs.
+  assert.ok(diffs[0].some((e) => e.name === 'd/sub/.wh.f'), names(diffs[0]).join('\n'));
+  assert.ok(diffs[0].some((e) => e.name === 'd/.wh.keep'), names(diffs[0]).join('\n'));
+  assert.equal(diffs[0], diffs[1], `diff of ${top}${logTail()}`);
+});
+
+test('eight containers at once on ovl2: each sees the image and its own writes; no snapshot left after --rm', async () => {
+  const before = await snapshotsOf(ns[OURS]);
+  const outs = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+    on(OURS, ['run', '--rm', '--snapshotter', OURS, changedRef, `${cid[OURS]}-p${i}`, 'sh', '-c',
+      `echo ${i} > /d/mine && rm /d/a && cat /d/mine /d/sub/g && ls /d | wc -l`])));
+  const lsD = outs[0].out.split('\n')[2];
+  outs.forEach((o, i) => assert.is(o.out, `${i}\nnew\n${lsD}\n`));
+  assert.equal(await snapshotsOf(ns[OURS]), before);
+});
+
+test('ctr run --read-only (a View of the image): the same tree and the same refusal to write as overlayfs', async () => {
+  const [a, b] = await both(['run', '--rm', '--read-only', '--snapshotter', '{S}', changedRef, `${cid[OURS]}-ro`, 'sh', '-c',
+    'cat /d/sub/g /d/a-hard; touch /d/t 2>/dev/null && echo wrote || echo read-only; ' + LIST_TREE]);
+  assert.match(a, /^new\nhardlinked\nread-only\n/);
+  assert.is(a, b);
+});
+
+test('three namespaces import an image at once on ovl2: each runs, each namespace holds its own two layers, all go with GC', async () => {
+  const spaces = [0, 1, 2].map((i) => `${ns[OURS]}-par${i}`);
+  await gcNow();
+  const before = layersInHome().length;
+  try {
+    await Promise.all(spaces.map((n) => ctd.ctr(['images', 'import', '--snapshotter', OURS, images.changedArchive], { namespace: n })));
+    for (const n of spaces) assert.equal(Object.values(await snapshotsOf(n)), ['Committed', 'Committed'], n);
+    assert.is(layersInHome().length, before + 6);
+    const outs = await Promise.all(spaces.map((n, i) => ctd.ctr(['run', '--rm', '--snapshotter', OURS, changedRef, `${cid[OURS]}-par${i}`,
+      'cat', '/d/sub/g', '/d/renamed/y'], { namespace: n })));
+    for (const o of outs) assert.is(o.out, 'new\ny\n');
+  } finally {
+    await Promise.all(spaces.map((n) => ctd.ctr(['images', 'rm', '--sync', changedRef], { namespace: n, allowFail: true })));
+  }
+  for (const n of spaces) assert.equal(await snapshotsOf(n), {}, n);
+  assert.is(layersInHome().length, before, logTail());
+});
+
 test('overlay2 ls and changes read the layers containerd made (they are ordinary layers of the store)', async () => {
   const ls = JSON.parse((await run(process.execPath, [CLI_BIN, '--home', home, 'ls', '--json'])).out) as { id: string; parent: string }[];
   assert.equal(ls.map((l) => l.id).sort(), layersInHome());
@@ -195,53 +274,110 @@ test('overlay2 ls and changes read the layers containerd made (they are ordinary
 });
 
 test('restart: SIGTERM the snapshotter (exit 0, socket gone), start it again: same snapshots, containers still start', async () => {
+  // A container keeps running across the restart (containerd holds its mounts, not us).
+  const live = `${cid[OURS]}-live`;
+  await on(OURS, ['run', '-d', '--snapshotter', OURS, changedRef, live, 'sleep', '600']);
   const before = (await on(OURS, ['snapshots', '--snapshotter', OURS, 'ls'])).out;
   const code = await snap.stop();
   assert.equal([code, snap.child.signalCode], [0, null], snap.stderr().slice(-3000));
   assert.equal(mountsBelow(home), []);
   assert.not.ok(statSafe(socket), 'the socket is still there');
-  snap = await startSnapshotter(home, socket, DEBUG);
+  snap = await restartSnapshotter();
   const after = await eventually(async () => (await on(OURS, ['snapshots', '--snapshotter', OURS, 'ls'])).out);
   assert.is(after, before);
   const out = await eventually(async () => (await on(OURS, ['run', '--rm', '--snapshotter', OURS, changedRef, `${cid[OURS]}-r`, 'cat', '/d/sub/g', '/d/n2'])).out);
   assert.is(out, 'new\ntwo\n');
+  const exec = await on(OURS, ['tasks', 'exec', '--exec-id', 'e1', live, 'sh', '-c', 'echo w > /d/w && cat /d/w /d/sub/g']);
+  assert.is(exec.out, 'w\nnew\n');
+  const usage = ctrTable((await on(OURS, ['snapshots', '--snapshotter', OURS, 'usage', '-b', live])).out);
+  assert.ok(Number(usage[0]?.SIZE) > 0, JSON.stringify(usage));
+  await on(OURS, ['tasks', 'kill', '-s', 'SIGKILL', live]);
+  await eventually(() => on(OURS, ['tasks', 'rm', live]), 10_000);
+  await on(OURS, ['containers', 'rm', live]);
+  assert.not.ok(live in (await snapshotsOf(ns[OURS])));
+  assert.equal((await on(OURS, ['snapshots', '--snapshotter', OURS, 'ls'])).out, before.split('\n').filter((l) => !l.startsWith(live)).join('\n'));
 });
 
 function statSafe(p: string): boolean {
   try { statSync(p); return true; } catch { return false; }
 }
 
-test('kill -9 of the snapshotter while containerd imports the 5,000-file image: restart, import again, nothing half left after GC', async () => {
-  // A fresh namespace: containerd unpacks every layer again (snapshots are per namespace).
-  const killNs = `${ns[OURS]}-kill`;
-  const known = new Set(layersInHome());
-  const importing = ctd.ctr(['images', 'import', '--snapshotter', OURS, images.archive], { namespace: killNs, allowFail: true });
-  // Kill as soon as a new layer holds part of /many (containerd is extracting the big layer into it).
-  let killedAt = '';
-  const until = Date.now() + 60_000;
-  while (!killedAt && Date.now() < until) {
-    for (const l of layersInHome()) {
-      if (!known.has(l) && statSafe(join(home, l, 'diff', 'many'))) { killedAt = l; break; }
+/** Where in containerd's unpack of the big image a kill -9 lands: a new layer of HOME holding … */
+const KILL_POINTS: [string, string][] = [
+  ['while containerd extracts the 5,000-file layer (its upper dir holds /many)', join('diff', 'many')],
+  // The archive lists the layer's files in lexical order: d9/f99 is the last, Commit is next.
+  ['as containerd finishes extracting it (Commit next)', join('diff', 'many', 'd9', 'f99')],
+];
+
+for (const [i, [when, marker]] of KILL_POINTS.entries()) {
+  test(`kill -9 of the snapshotter ${when}: restart, import again, nothing half left after GC`, async () => {
+    // A fresh namespace: containerd unpacks every layer again (snapshots are per namespace).
+    const killNs = `${ns[OURS]}-kill${i}`;
+    const known = new Set(layersInHome());
+    const importing = ctd.ctr(['images', 'import', '--snapshotter', OURS, images.archive], { namespace: killNs, allowFail: true });
+    let killedAt = '';
+    const until = Date.now() + 60_000;
+    while (!killedAt && Date.now() < until) {
+      for (const l of layersInHome()) {
+        if (!known.has(l) && statSafe(join(home, l, marker))) { killedAt = l; break; }
+      }
+      if (!killedAt) await sleep(1);
     }
-    if (!killedAt) await sleep(2);
-  }
-  await snap.stop('SIGKILL');
-  const first = await importing;
-  assert.ok(killedAt, `no layer with /many appeared in 60 s (import: ${first.code} ${first.err})`);
-  assert.is(snap.child.signalCode, 'SIGKILL');
-  assert.is.not(first.code, 0, `the import finished before the kill: ${first.out}`);
-  snap = await startSnapshotter(home, socket, DEBUG);
-  await eventually(() => ctd.ctr(['images', 'import', '--snapshotter', OURS, images.archive], { namespace: killNs }), 30_000);
-  const out = (await ctd.ctr(['run', '--rm', '--snapshotter', OURS, bigRef, `${cid[OURS]}-k`, 'sh', '-c', 'find /many -type f | wc -l'], { namespace: killNs })).out;
-  assert.is(out.trim(), String(MANY_FILES_COUNT));
-  // The images go, GC runs (--sync): the namespace holds no snapshot, and HOME holds exactly the layers of
-  // the other namespace's snapshots — no half layer of the killed import.
-  await ctd.ctr(['images', 'rm', '--sync', changedRef, bigRef], { namespace: killNs });
-  assert.equal(await snapshotsOf(killNs), {}, logTail());
+    await snap.stop('SIGKILL');
+    const first = await importing;
+    assert.ok(killedAt, `no new layer with ${marker} appeared in 60 s (import: ${first.code} ${first.err})`);
+    assert.is(snap.child.signalCode, 'SIGKILL');
+    // The first kill point always cuts the import (the Commit cannot reach us); the second may come
+    // just after the Commit: then the import went through, which is fine too.
+    if (i === 0) assert.is.not(first.code, 0, `the import finished before the kill: ${first.out}`);
+    snap = await restartSnapshotter();
+    await eventually(() => ctd.ctr(['images', 'import', '--snapshotter', OURS, images.archive], { namespace: killNs }), 30_000);
+    const out = (await ctd.ctr(['run', '--rm', '--snapshotter', OURS, bigRef, `${cid[OURS]}-k${i}`, 'sh', '-c', 'find /many -type f | wc -l'],
+      { namespace: killNs })).out;
+    assert.is(out.trim(), String(MANY_FILES_COUNT));
+    // containerd's GC (run by images rm --sync, here of a spare tag) removes the killed import's active
+    // snapshot: what is left are the three committed layers.
+    await ctd.ctr(['images', 'tag', bigRef, `${bigRef}-spare`], { namespace: killNs });
+    await ctd.ctr(['images', 'rm', '--sync', `${bigRef}-spare`], { namespace: killNs });
+    const kinds = await snapshotsOf(killNs);
+    assert.equal(Object.values(kinds), ['Committed', 'Committed', 'Committed'], `${JSON.stringify(kinds)}${logTail()}`);
+    // The images go, GC runs: the namespace holds no snapshot, and HOME holds exactly the layers of the
+    // other namespace's snapshots — no half layer of the killed import.
+    await ctd.ctr(['images', 'rm', '--sync', changedRef, bigRef], { namespace: killNs });
+    assert.equal(await snapshotsOf(killNs), {}, logTail());
+    const remaining = await snapshotsOf(ns[OURS]);
+    assert.is(layersInHome().length, Object.keys(remaining).length,
+      `HOME: ${layersInHome().join(' ')}; containerd's snapshots: ${JSON.stringify(remaining)}${logTail()}`);
+    assert.equal(mountsBelow(home), []);
+  });
+}
+
+test('images rm while the snapshotter is down: after its restart, containerd\'s next GC of ovl2 removes the orphaned layers', async () => {
+  const downNs = `${ns[OURS]}-down`;
+  await ctd.ctr(['images', 'import', '--snapshotter', OURS, images.changedArchive], { namespace: downNs });
+  const code = await snap.stop();
+  assert.is(code, 0);
+  // containerd drops the images and its records of the snapshots; removing them from ovl2 fails for now.
+  await ctd.ctr(['images', 'rm', '--sync', changedRef], { namespace: downNs });
+  snap = await restartSnapshotter();
+  // containerd cleans a snapshotter in a GC that removed one of its snapshots: remove a scratch one.
+  await eventually(() => on(OURS, ['snapshots', '--snapshotter', OURS, 'prepare', `${cid[OURS]}-scratch`]));
+  await on(OURS, ['snapshots', '--snapshotter', OURS, 'rm', `${cid[OURS]}-scratch`]);
+  await gcNow();
+  assert.equal(await snapshotsOf(downNs), {});
   const remaining = await snapshotsOf(ns[OURS]);
   assert.is(layersInHome().length, Object.keys(remaining).length,
     `HOME: ${layersInHome().join(' ')}; containerd's snapshots: ${JSON.stringify(remaining)}${logTail()}`);
-  assert.equal(mountsBelow(home), []);
+});
+
+test('containerd restarts on the same root: ovl2 lists the same snapshots as before, a container starts', async () => {
+  const before = await Promise.all([table(OURS, ['ls']), table(BUILTIN, ['ls'])]);
+  await ctd.stop();
+  ctd = await startContainerd(ctd.dir, { snapshotters: { [OURS]: socket } });
+  const after = await Promise.all([table(OURS, ['ls']), table(BUILTIN, ['ls'])]);
+  assert.equal(after, before);
+  const out = (await on(OURS, ['run', '--rm', '--snapshotter', OURS, changedRef, `${cid[OURS]}-cr`, 'cat', '/d/sub/g'])).out;
+  assert.is(out, 'new\n');
 });
 
 test('containers rm, images rm, GC: HOME holds no layer and nothing is mounted', async () => {
@@ -262,6 +398,11 @@ test('SIGTERM: the snapshotter exits 0, removes its socket, leaves nothing mount
   assert.equal([code, snap.child.signalCode], [0, null], snap.stderr().slice(-3000));
   assert.not.ok(statSafe(socket));
   assert.equal(mountsBelow(scratch.root), []);
+  // No call of the whole run failed but in the ways containerd's own flow may meet: NOT_FOUND (Stat of
+  // a layer not unpacked yet), ALREADY_EXISTS (a Prepare that lost a race). Call lines: "METHOD about: CODE: why (N ms)".
+  const failed = (earlierStderr + snap.stderr()).split('\n')
+    .filter((l) => /^overlay2 snapshotter: [A-Z][A-Za-z]+ .*: [A-Z_]+: .*\([\d.]+ ms\)$/.test(l) && !/: (NOT_FOUND|ALREADY_EXISTS): /.test(l));
+  assert.equal(failed, []);
 });
 
 test.run();
