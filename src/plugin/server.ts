@@ -27,6 +27,11 @@ export interface PluginOptions {
   socket?: string;
   /** Serve this home instead of the one dockerd sends in GraphDriver.Init (DATA_ROOT/NAME). */
   home?: string;
+  /** Running as a managed plugin: Init's Home, beneath this propagated mount, is mapped to one
+   *  directory inside it per driver name (src/plugin/managed.ts). */
+  propagatedMount?: string;
+  /** Driver options put before the ones dockerd sends in Init (a managed plugin's settings). */
+  driverOptions?: readonly string[];
   /** How long close() lets in-flight calls finish before aborting them (ms); default 5000. */
   graceMs?: number;
   /** Told about every call that failed (one line each). */
@@ -59,7 +64,7 @@ export async function servePlugin(options: PluginOptions = {}): Promise<PluginHa
   validatePluginName(name);
   const socket = options.socket ?? join(PLUGIN_SOCKET_DIR, `${name}.sock`);
   const graceMs = options.graceMs ?? 5000;
-  const service = new GraphDriverService({ home: options.home });
+  const service = new GraphDriverService({ home: options.home, propagatedMount: options.propagatedMount, options: options.driverOptions });
   const inFlight = new Map<Promise<void>, { req: IncomingMessage; res: ServerResponse }>();
   let closing = false;
 

@@ -1,0 +1,221 @@
+// `overlay2 plugin bundle`: a managed Docker plugin made from this machine's own files, for
+// `docker plugin create NAME DIR` (moby docs/extend/config.md, plugin config version 1 of plugin v2).
+// DIR/config.json says how dockerd runs it; DIR/rootfs/ is all it runs on: the node binary and the
+// shared libraries `ldd` names for it and the native shim, this package's runtime files (the bundled
+// CLI, the WASM core, the shim, package.json, proto/) and its production dependencies, and the empty
+// directories Docker mounts over. Nothing is downloaded.
+//
+// What the config asks for, and why no more: CAP_SYS_ADMIN beyond Docker's default set (mount(2),
+// fsopen/fsmount, trusted.overlay.* xattrs); CAP_MKNOD and CAP_CHOWN are in the default set and the
+// plugin's devices cgroup allows mknod of any device, which whiteouts (0/0) need. No devices, no
+// mounts, no network (a unix socket in /run/docker/plugins is all dockerd needs), no host pid/ipc.
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { Overlay2Error } from '../errors.js';
+import { shimCandidates } from '../native/shim.js';
+import { packageVersion } from '../version.js';
+import { PLUGIN_SOCKET_DIR } from './protocol.js';
+import { DEFAULT_PLUGIN_NAME, validatePluginName } from './server.js';
+import { MANAGED_OPTS_ENV, MANAGED_PROPAGATED_MOUNT, MANAGED_SETTINGS } from './managed.js';
+
+/** Where the package and node sit inside the plugin's rootfs. */
+const PACKAGE_DIR = '/opt/overlay2';
+const NODE_PATH = '/usr/local/bin/node';
+/** Where the shim is copied to: the first place src/native/shim.ts looks. */
+const SHIM_PATH = 'shim/build/Release/overlay2_shim.node';
+/** The package's files the plugin runs (the CLI bundle requires npm packages from node_modules). */
+const PACKAGE_FILES = ['package.json', 'dist/cli', 'build/core.wasm', 'proto', 'LICENSE'];
+
+export interface BundleOptions {
+  /** The plugin (and socket) name; default overlay2-node. */
+  name?: string;
+}
+
+export interface BundleResult {
+  dir: string;
+  name: string;
+  /** Bytes written under rootfs/. */
+  bytes: number;
+  /** The config.json written. */
+  config: PluginConfig;
+}
+
+/** The fields of moby's api/types/plugin.PluginConfig this bundle sets. */
+export interface PluginConfig {
+  description: string;
+  documentation: string;
+  entrypoint: string[];
+  workdir: string;
+  interface: { types: string[]; socket: string };
+  propagatedMount: string;
+  linux: { capabilities: string[]; allowAllDevices: boolean; devices: [] };
+  mounts: [];
+  env: { name: string; description: string; settable: ['value']; value: string }[];
+  args: { name: string; description: string; settable: ['value']; value: string[] };
+}
+
+export function pluginConfig(name: string): PluginConfig {
+  validatePluginName(name);
+  return {
+    description: `overlay2 ${packageVersion()}: Docker's overlay2 storage driver, with thin layers, as a graphdriver plugin`,
+    documentation: 'README.md of the overlay2 package: "Docker: the managed plugin"',
+    entrypoint: [NODE_PATH, `${PACKAGE_DIR}/dist/cli/overlay2.cjs`, 'plugin', '--name', name, '--propagated-mount', MANAGED_PROPAGATED_MOUNT],
+    workdir: '/',
+    interface: { types: ['docker.graphdriver/1.0'], socket: `${name}.sock` },
+    propagatedMount: MANAGED_PROPAGATED_MOUNT,
+    linux: { capabilities: ['CAP_SYS_ADMIN'], allowAllDevices: false, devices: [] },
+    mounts: [],
+    env: [
+      ...MANAGED_SETTINGS.map((s) => ({ name: s.env, description: s.description, settable: ['value'] as ['value'], value: '' })),
+      { name: MANAGED_OPTS_ENV, description: 'more driver options, key=value separated by blanks (dockerd\'s --storage-opt wins on the same key)', settable: ['value'], value: '' },
+    ],
+    args: { name: 'args', description: 'more options of `overlay2 plugin`, e.g. --grace 30', settable: ['value'], value: [] },
+  };
+}
+
+/** Writes config.json and rootfs/ into `dir` (absent or empty). */
+export function writePluginBundle(dir: string, options: BundleOptions = {}): BundleResult {
+  const name = options.name ?? DEFAULT_PLUGIN_NAME;
+  const config = pluginConfig(name);
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2 plugin bundle: ${dir} is not empty; give a new or empty directory`, { path: dir });
+  }
+  const root = packageRoot();
+  const rootfs = join(dir, 'rootfs');
+  const pkg = join(rootfs, PACKAGE_DIR);
+  mkdirSync(pkg, { recursive: true });
+
+  for (const f of PACKAGE_FILES) {
+    if (existsSync(join(root, f))) cpSync(join(root, f), join(pkg, f), { recursive: true, dereference: true });
+  }
+  if (!existsSync(join(pkg, 'dist/cli/overlay2.cjs'))) {
+    throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: ${root}/dist/cli/overlay2.cjs is missing (run \`npm run build:ts\`)`);
+  }
+  const shim = shimFile(root);
+  copyFile(shim, join(pkg, SHIM_PATH));
+  for (const dep of productionPackages(root)) {
+    cpSync(join(root, dep), join(pkg, dep), {
+      recursive: true, dereference: true,
+      // a package's own node_modules are copied as packages of their own, and only when needed
+      filter: (src) => relative(join(root, dep), src).split('/')[0] !== 'node_modules',
+    });
+  }
+
+  const node = process.execPath;
+  copyFile(node, join(rootfs, NODE_PATH));
+  for (const lib of new Set([...sharedLibraries(node), ...sharedLibraries(shim)])) copyFile(lib, join(rootfs, lib));
+
+  // Docker mounts over these: the socket directory, the propagated mount; /tmp for Node.
+  mkdirSync(join(rootfs, PLUGIN_SOCKET_DIR), { recursive: true });
+  mkdirSync(join(rootfs, MANAGED_PROPAGATED_MOUNT), { recursive: true });
+  mkdirSync(join(rootfs, 'tmp'), { recursive: true });
+  chmodSync(join(rootfs, 'tmp'), 0o1777);
+
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  return { dir, name, bytes: treeBytes(rootfs), config };
+}
+
+function copyFile(from: string, to: string): void {
+  mkdirSync(dirname(to), { recursive: true });
+  cpSync(from, to, { dereference: true });
+}
+
+/** This package's root: the nearest directory above this file whose package.json is overlay2's. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'overlay2') return dir;
+    } catch { /* not here */ }
+    const up = dirname(dir);
+    if (up === dir) throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2 plugin bundle: cannot find the overlay2 package\'s package.json above the running file');
+    dir = up;
+  }
+}
+
+/** The shim this process would load (its own build, or the prebuilt platform package's file). */
+function shimFile(root: string): string {
+  const require = createRequire(join(root, 'package.json'));
+  for (const c of shimCandidates()) {
+    try {
+      const file = c.startsWith('/') ? c : require.resolve(c);
+      if (existsSync(file)) return file;
+    } catch { /* not installed */ }
+  }
+  throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2 plugin bundle: the native shim is not built (run `npm rebuild overlay2`)');
+}
+
+/**
+ * Every package `dependencies` reaches from the root, as paths relative to it
+ * (node_modules/a, node_modules/a/node_modules/b), found the way Node resolves them: the nearest
+ * node_modules up from the requiring package. Optional dependencies are taken when installed.
+ */
+function productionPackages(root: string): string[] {
+  const found = new Set<string>();
+  const visit = (from: string, deps: Record<string, string>, optional: Record<string, string>): void => {
+    for (const dep of [...Object.keys(deps), ...Object.keys(optional)]) {
+      const at = resolvePackage(root, from, dep);
+      if (at === null) {
+        if (dep in optional) continue;
+        throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: the dependency ${dep} is not installed (run \`npm ci\`)`);
+      }
+      if (found.has(at)) continue;
+      found.add(at);
+      const pkg = JSON.parse(readFileSync(join(root, at, 'package.json'), 'utf8')) as PackageJson;
+      visit(at, pkg.dependencies ?? {}, pkg.optionalDependencies ?? {});
+    }
+  };
+  const top = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as PackageJson;
+  // the platform package only carries the shim, which is copied on its own
+  visit('', top.dependencies ?? {}, {});
+  return [...found].sort();
+}
+
+interface PackageJson { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }
+
+function resolvePackage(root: string, from: string, dep: string): string | null {
+  let dir = from;
+  for (;;) {
+    const candidate = join(dir, 'node_modules', dep);
+    if (existsSync(join(root, candidate, 'package.json'))) return candidate;
+    if (dir === '') return null;
+    // from "node_modules/a/node_modules/b" up to "node_modules/a", then to ""
+    const i = dir.lastIndexOf('/node_modules/');
+    dir = i < 0 ? '' : dir.slice(0, i);
+  }
+}
+
+/** The absolute paths of the shared libraries `ldd` lists for an ELF file (the loader included). */
+function sharedLibraries(file: string): string[] {
+  let out: string;
+  try {
+    out = execFileSync('ldd', [file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: string };
+    if (err.code === 'ENOENT') throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2 plugin bundle: ldd is missing (apt-get install libc-bin)');
+    // a statically linked file: "not a dynamic executable"
+    if (/not a dynamic executable/.test(err.stderr ?? '')) return [];
+    throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: ldd ${file} failed: ${(err.stderr ?? '').trim().split('\n')[0]}`);
+  }
+  const libs: string[] = [];
+  for (const line of out.split('\n')) {
+    const m = /=>\s+(\/\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (m) libs.push(m[1]!);
+    else if (/=>\s+not found/.test(line)) {
+      throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: ${file} needs a library this machine lacks: ${line.trim()}`);
+    }
+  }
+  return libs;
+}
+
+function treeBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const st = statSync(join(dir, name), { throwIfNoEntry: false });
+    if (st?.isFile()) total += st.size;
+  }
+  return total;
+}
