@@ -5,25 +5,17 @@
 // entry (names, types, modes, owners, sizes, link targets, devices, xattrs, contents; not mtimes).
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, createReadStream, symlinkSync, linkSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { extract } from 'tar-stream';
-import { loadShim } from '../src/native/shim.js';
 import { testIf, canMountOverlay, whyNotMount, scratchRoot } from './support/env.js';
 import { CLI_BIN } from './support/cli.js';
 import {
-  whyNoDocker, startDockerd, startPluginProcess, uniquePluginName, writeBusyboxRoot,
-  type PrivateDockerd, type PluginProcess,
+  whyNoDocker, startDockerd, startPluginProcess, uniquePluginName, type PrivateDockerd, type PluginProcess,
 } from '../bench/lib/dockerd.js';
+import { CHANGES, LONG, SHOW_COMMITTED, fileEntries, savedLayers, sortedLines, writeBaseImage } from './support/docker-scenario.js';
 
 const why = whyNotMount || whyNoDocker();
 const test = testIf(canMountOverlay && why === '', 'Docker end-to-end tests', why, uvuTest);
-
-const APPLETS = ['sh', 'cat', 'ls', 'rm', 'mkdir', 'chmod', 'chown', 'ln', 'mknod', 'mkfifo', 'mv', 'dd', 'touch',
-  'echo', 'true', 'stat', 'sort', 'find'];
-const LONG = 'a-directory-name-long-enough-that-its-path-needs-a-pax-or-gnu-long-name-header-in-any-tar-archive-xyz';
 
 let scratch: ReturnType<typeof scratchRoot>;
 let plugin: PluginProcess;
@@ -40,32 +32,7 @@ test.before(async () => {
     startDockerd(join(scratch.root, 'p'), name, { experimental: true }),
     startDockerd(join(scratch.root, 'b'), 'overlay2'),
   ]);
-  const rootfs = join(scratch.root, 'rootfs');
-  writeBusyboxRoot(rootfs, APPLETS);
-  mkdirSync(join(rootfs, 'd', 'gone', 'inner'), { recursive: true });
-  mkdirSync(join(rootfs, 'd', 'sub'), { recursive: true });
-  mkdirSync(join(rootfs, 'd', 'old'), { recursive: true });
-  writeFileSync(join(rootfs, 'd', 'keep'), 'keep\n');
-  writeFileSync(join(rootfs, 'd', 'gone', 'inner', 'x'), 'x\n');
-  writeFileSync(join(rootfs, 'd', 'sub', 'f'), 'old f\n');
-  writeFileSync(join(rootfs, 'd', 'old', 'y'), 'y\n');
-  writeFileSync(join(rootfs, 'd', 'a'), 'hardlinked\n');
-  writeFileSync(join(rootfs, 'etc', 'motd'), 'hello\n');
-  writeFileSync(join(rootfs, 'bin', 'tool'), '#!/bin/sh\necho tool\n', { mode: 0o755 });
-  symlinkSync('sub/f', join(rootfs, 'd', 'lnk'));
-  linkSync(join(rootfs, 'd', 'a'), join(rootfs, 'd', 'a2'));
-  spawnSync('mkfifo', [join(rootfs, 'd', 'fifo')]);
-  loadShim().lsetxattr(join(rootfs, 'etc', 'motd'), 'user.origin', 'base-image', 0);
-  baseTar = join(scratch.root, 'base.tar');
-  const tar = spawnSync('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', rootfs, '-cf', baseTar, '.'], { encoding: 'utf8' });
-  if (tar.status !== 0) throw new Error(`tar: ${tar.stderr}`);
-  // A file carrying security.capability (cap_net_raw, VFS v2): the one xattr Docker's exports keep.
-  capFile = join(scratch.root, 'capfile');
-  writeFileSync(capFile, 'capable\n', { mode: 0o755 });
-  const cap = Buffer.alloc(20);
-  cap.writeUInt32LE(0x02000001, 0);
-  cap.writeUInt32LE(1 << 13, 4);
-  loadShim().lsetxattr(capFile, 'security.capability', cap, 0);
+  ({ baseTar, capFile } = writeBaseImage(scratch.root));
 });
 
 test.after(async () => {
@@ -79,28 +46,6 @@ async function both(args: string[], opts: { input?: Buffer | string } = {}): Pro
   const [a, b] = await Promise.all([ours.docker(args, opts), builtin.docker(args, opts)]);
   return [a.out, b.out];
 }
-
-/** The script of `docker run`: deletes, replaces a dir, chmod/chown, hardlinks, mknod, fifo, rename, long names. */
-const CHANGES = [
-  'set -e',
-  'rm /d/keep',
-  'rm -rf /d/gone',
-  'rm -rf /d/sub && mkdir /d/sub && echo new > /d/sub/g',
-  'chmod 4711 /bin/tool',
-  'chmod 700 /d/old',
-  'chown 12:34 /etc/motd',
-  'chown -h 5:6 /d/lnk',
-  'ln /d/a /d/a-hard',
-  'echo two > /d/n1 && ln /d/n1 /d/n2',
-  'mknod /d/null c 1 3',
-  'mkfifo /d/fifo2',
-  'ln -s /d/sub/g /d/lnk2',
-  'echo more >> /etc/motd',
-  'mv /d/old /d/renamed',
-  `mkdir -p /d/${LONG}/deep && echo deep > /d/${LONG}/deep/file`,
-  'dd if=/dev/zero of=/d/big bs=65536 count=16 2>/dev/null',
-  'touch /d/empty && mkdir /d/emptydir',
-].join('\n');
 
 test('docker info shows the plugin as the storage driver, with its status', async () => {
   const info = (await ours.docker(['info'])).out;
@@ -123,14 +68,9 @@ test('import, run, change a container: docker diff equals built-in overlay2 line
   assert.equal(sortedLines(diffA), sortedLines(diffB));
 });
 
-function sortedLines(text: string): string[] {
-  return text.split('\n').filter(Boolean).sort();
-}
-
 test('commit, run the committed image, save: layers equal built-in overlay2 entry by entry', async () => {
   await both(['commit', 'c1', 'e2e:2']);
-  const show = ['run', '--rm', 'e2e:2', 'sh', '-c',
-    'cat /d/sub/g /d/n2 /d/a-hard /etc/motd; cd /d && stat -c "%n %F %a %u:%g %s %h" * | sort; ls /d/sub'];
+  const show = ['run', '--rm', 'e2e:2', 'sh', '-c', SHOW_COMMITTED];
   const [runA, runB] = await both(show);
   assert.match(runA, /^new\ntwo\nhardlinked\nhello\nmore\n/);
   assert.match(runA, /n1 regular file 644 0:0 4 2/);
@@ -156,7 +96,7 @@ test('docker export of the container equals built-in overlay2 entry by entry', a
   const [expA, expB] = await Promise.all([ours, builtin].map(async (d) => {
     const file = join(d.root, 'c1-export.tar');
     await d.docker(['export', '-o', file, 'c1']);
-    return tarEntries(createReadStream(file));
+    return fileEntries(file);
   }));
   assert.ok(expA.some((e) => e.name === 'd/sub/g'));
   assert.not.ok(expA.some((e) => e.name === 'd/keep' || e.name.includes('.wh.')));
@@ -192,64 +132,5 @@ test('both daemons stop, the plugin exits 0 on SIGTERM, nothing left mounted, so
   // The plugin reported no failed calls along the way.
   assert.not.match(r.stderr, /GraphDriver\./);
 });
-
-interface Entry {
-  name: string;
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  linkname: string | null;
-  dev: string | null;
-  xattrs: Record<string, string>;
-  sha256: string;
-}
-
-/** Every entry of a tar stream, by name, without mtimes. */
-async function tarEntries(input: NodeJS.ReadableStream): Promise<Entry[]> {
-  const out: Entry[] = [];
-  const ex = extract();
-  ex.on('entry', (h, stream, next) => {
-    const hash = createHash('sha256');
-    stream.on('data', (c) => hash.update(c as Buffer));
-    stream.on('end', () => {
-      const xattrs: Record<string, string> = {};
-      for (const [k, v] of Object.entries((h as { pax?: Record<string, string> }).pax ?? {})) {
-        if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice(13)] = Buffer.from(v, 'latin1').toString('base64');
-      }
-      out.push({
-        name: h.name.replace(/^\.\//, ''),
-        type: h.type ?? 'file',
-        mode: h.mode ?? 0,
-        uid: h.uid ?? 0,
-        gid: h.gid ?? 0,
-        size: h.size ?? 0,
-        linkname: h.linkname ?? null,
-        dev: h.type === 'character-device' || h.type === 'block-device' ? `${h.devmajor}:${h.devminor}` : null,
-        xattrs,
-        sha256: hash.digest('hex'),
-      });
-      next();
-    });
-    stream.resume();
-  });
-  await new Promise<void>((resolve, reject) => {
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-    input.pipe(ex);
-  });
-  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
-
-/** The layers of a `docker save` archive, in manifest order, each as its entries. */
-async function savedLayers(file: string): Promise<Entry[][]> {
-  const dir = `${file}.d`;
-  mkdirSync(dir, { recursive: true });
-  const r = spawnSync('tar', ['-C', dir, '-xf', file], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tar -xf ${file}: ${r.stderr}`);
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { Layers: string[] }[];
-  return Promise.all(manifest[0].Layers.map((l) => tarEntries(createReadStream(join(dir, l)))));
-}
 
 test.run();

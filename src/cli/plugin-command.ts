@@ -27,7 +27,9 @@ export async function plugin(ctx: CommandContext): Promise<number> {
     graceMs: grace === undefined ? undefined : grace * 1000,
     onError: (line) => console.error(`overlay2 plugin: ${line}`),
   });
-  console.error(`overlay2 plugin: serving ${handle.name} on ${handle.socket} (dockerd --experimental --storage-driver ${handle.name})`);
+  console.error(propagatedMount === undefined
+    ? `overlay2 plugin: serving ${handle.name} on ${handle.socket} (dockerd --experimental --storage-driver ${handle.name})`
+    : `overlay2 plugin: serving on ${handle.socket} as a managed plugin (homes inside ${propagatedMount})`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -44,6 +46,8 @@ async function bundle({ values, usage }: CommandContext): Promise<number> {
   const mib = (made.bytes / (1 << 20)).toFixed(0);
   console.log(`${made.dir}: config.json and rootfs/ (${mib} MiB) for the managed plugin ${made.name}`);
   console.log(`next: docker plugin create ${made.name} ${made.dir} && docker plugin enable ${made.name}`);
-  console.log(`then: dockerd --experimental --storage-driver ${made.name}:latest`);
+  // dockerd finds the plugin under its full reference, the tag included
+  const driver = /:[^/]*$/.test(made.name) ? made.name : `${made.name}:latest`;
+  console.log(`then: dockerd --experimental --storage-driver ${driver}`);
   return 0;
 }

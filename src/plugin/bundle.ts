@@ -18,8 +18,15 @@ import { Overlay2Error } from '../errors.js';
 import { shimCandidates } from '../native/shim.js';
 import { packageVersion } from '../version.js';
 import { PLUGIN_SOCKET_DIR } from './protocol.js';
-import { DEFAULT_PLUGIN_NAME, validatePluginName } from './server.js';
+import { BUILTIN_DRIVERS, DEFAULT_PLUGIN_NAME } from './server.js';
 import { MANAGED_OPTS_ENV, MANAGED_PROPAGATED_MOUNT, MANAGED_SETTINGS } from './managed.js';
+
+/**
+ * The socket's name inside /run/docker/plugins. Short and fixed: dockerd dials it on its side as
+ * /run/docker/plugins/<64-hex plugin id>/<socket>, which must fit a unix socket path (107 bytes), so
+ * a socket named after a long plugin name is refused at `docker plugin enable` ("is too long").
+ */
+export const MANAGED_SOCKET = 'overlay2.sock';
 
 /** Where the package and node sit inside the plugin's rootfs. */
 const PACKAGE_DIR = '/opt/overlay2';
@@ -30,7 +37,8 @@ const SHIM_PATH = 'shim/build/Release/overlay2_shim.node';
 const PACKAGE_FILES = ['package.json', 'dist/cli', 'build/core.wasm', 'proto', 'LICENSE'];
 
 export interface BundleOptions {
-  /** The plugin (and socket) name; default overlay2-node. */
+  /** The name the plugin is meant to be created under (`docker plugin create NAME DIR`): it only
+   *  appears in the config's description; default overlay2-node. */
   name?: string;
 }
 
@@ -57,14 +65,20 @@ export interface PluginConfig {
   args: { name: string; description: string; settable: ['value']; value: string[] };
 }
 
+/** A plugin reference as `docker plugin create` takes it: [registry/][path/]name[:tag], lower case. */
+const PLUGIN_REFERENCE = /^[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
+
 export function pluginConfig(name: string): PluginConfig {
-  validatePluginName(name);
+  if (!PLUGIN_REFERENCE.test(name) || BUILTIN_DRIVERS.has(name)) {
+    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2 plugin bundle: invalid name ${JSON.stringify(name)}: a plugin name is lower-case letters, digits, . _ - and / (path), then :TAG, and no built-in driver's name`, { option: 'name' });
+  }
   return {
-    description: `overlay2 ${packageVersion()}: Docker's overlay2 storage driver, with thin layers, as a graphdriver plugin`,
+    description: `overlay2 ${packageVersion()}: Docker's overlay2 storage driver, with thin layers, as a graphdriver plugin (${name})`,
     documentation: 'README.md of the overlay2 package: "Docker: the managed plugin"',
-    entrypoint: [NODE_PATH, `${PACKAGE_DIR}/dist/cli/overlay2.cjs`, 'plugin', '--name', name, '--propagated-mount', MANAGED_PROPAGATED_MOUNT],
+    entrypoint: [NODE_PATH, `${PACKAGE_DIR}/dist/cli/overlay2.cjs`, 'plugin',
+      '--socket', `${PLUGIN_SOCKET_DIR}/${MANAGED_SOCKET}`, '--propagated-mount', MANAGED_PROPAGATED_MOUNT],
     workdir: '/',
-    interface: { types: ['docker.graphdriver/1.0'], socket: `${name}.sock` },
+    interface: { types: ['docker.graphdriver/1.0'], socket: MANAGED_SOCKET },
     propagatedMount: MANAGED_PROPAGATED_MOUNT,
     linux: { capabilities: ['CAP_SYS_ADMIN'], allowAllDevices: false, devices: [] },
     mounts: [],

@@ -15,7 +15,7 @@ import { listenOnSocket, releaseSocket } from '../service/socket.js';
 export const DEFAULT_PLUGIN_NAME = 'overlay2-node';
 
 /** dockerd's built-in drivers win over a plugin of the same name (graphdriver.GetDriver). */
-const BUILTIN_DRIVERS = new Set(['aufs', 'btrfs', 'devicemapper', 'fuse-overlayfs', 'overlay', 'overlay2', 'vfs', 'zfs']);
+export const BUILTIN_DRIVERS: ReadonlySet<string> = new Set(['aufs', 'btrfs', 'devicemapper', 'fuse-overlayfs', 'overlay', 'overlay2', 'vfs', 'zfs']);
 
 /** A JSON call body bigger than this is refused (dockerd's are a few hundred bytes). */
 const MAX_JSON_BODY = 1 << 20;
