@@ -70,7 +70,7 @@ const PLUGIN_REFERENCE = /^[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[
 
 export function pluginConfig(name: string): PluginConfig {
   if (!PLUGIN_REFERENCE.test(name) || BUILTIN_DRIVERS.has(name)) {
-    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2 plugin bundle: invalid name ${JSON.stringify(name)}: a plugin name is lower-case letters, digits, . _ - and / (path), then :TAG, and no built-in driver's name`, { option: 'name' });
+    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: plugin bundle: invalid name ${JSON.stringify(name)}: a plugin name is lower-case letters, digits, . _ - and / (path), then :TAG, and no built-in driver's name`, { option: 'name' });
   }
   return {
     description: `overlay2 ${packageVersion()}: Docker's overlay2 storage driver, with thin layers, as a graphdriver plugin (${name})`,
@@ -95,7 +95,7 @@ export function writePluginBundle(dir: string, options: BundleOptions = {}): Bun
   const name = options.name ?? DEFAULT_PLUGIN_NAME;
   const config = pluginConfig(name);
   if (existsSync(dir) && readdirSync(dir).length > 0) {
-    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2 plugin bundle: ${dir} is not empty; give a new or empty directory`, { path: dir });
+    throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: plugin bundle: ${dir} is not empty; give a new or empty directory`, { path: dir });
   }
   const root = packageRoot();
   const rootfs = join(dir, 'rootfs');
@@ -106,7 +106,7 @@ export function writePluginBundle(dir: string, options: BundleOptions = {}): Bun
     if (existsSync(join(root, f))) cpSync(join(root, f), join(pkg, f), { recursive: true, dereference: true });
   }
   if (!existsSync(join(pkg, 'dist/cli/overlay2.cjs'))) {
-    throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: ${root}/dist/cli/overlay2.cjs is missing (run \`npm run build:ts\`)`);
+    throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2: plugin bundle: ${root}/dist/cli/overlay2.cjs is missing (run \`npm run build:ts\`)`);
   }
   const shim = shimFile(root);
   copyFile(shim, join(pkg, SHIM_PATH));
@@ -145,7 +145,7 @@ function packageRoot(): string {
       if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'overlay2') return dir;
     } catch { /* not here */ }
     const up = dirname(dir);
-    if (up === dir) throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2 plugin bundle: cannot find the overlay2 package\'s package.json above the running file');
+    if (up === dir) throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2: plugin bundle: cannot find the overlay2 package\'s package.json above the running file');
     dir = up;
   }
 }
@@ -159,7 +159,7 @@ function shimFile(root: string): string {
       if (existsSync(file)) return file;
     } catch { /* not installed */ }
   }
-  throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2 plugin bundle: the native shim is not built (run `npm rebuild overlay2`)');
+  throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2: plugin bundle: the native shim is not built (run `npm rebuild overlay2`)');
 }
 
 /**
@@ -174,7 +174,7 @@ function productionPackages(root: string): string[] {
       const at = resolvePackage(root, from, dep);
       if (at === null) {
         if (dep in optional) continue;
-        throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: the dependency ${dep} is not installed (run \`npm ci\`)`);
+        throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2: plugin bundle: the dependency ${dep} is not installed (run \`npm ci\`)`);
       }
       if (found.has(at)) continue;
       found.add(at);
@@ -209,17 +209,17 @@ function sharedLibraries(file: string): string[] {
     out = execFileSync('ldd', [file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2 plugin bundle: ldd is missing (apt-get install libc-bin)');
+    if (err.code === 'ENOENT') throw new Overlay2Error('ERR_NOT_SUPPORTED', 'overlay2: plugin bundle: ldd is missing (apt-get install libc-bin)');
     // a statically linked file: "not a dynamic executable"
     if (/not a dynamic executable/.test(err.stderr ?? '')) return [];
-    throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: ldd ${file} failed: ${(err.stderr ?? '').trim().split('\n')[0]}`);
+    throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2: plugin bundle: ldd ${file} failed: ${(err.stderr ?? '').trim().split('\n')[0]}`);
   }
   const libs: string[] = [];
   for (const line of out.split('\n')) {
     const m = /=>\s+(\/\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
     if (m) libs.push(m[1]!);
     else if (/=>\s+not found/.test(line)) {
-      throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2 plugin bundle: ${file} needs a library this machine lacks: ${line.trim()}`);
+      throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2: plugin bundle: ${file} needs a library this machine lacks: ${line.trim()}`);
     }
   }
   return libs;
