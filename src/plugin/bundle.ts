@@ -9,7 +9,7 @@
 // fsopen/fsmount, trusted.overlay.* xattrs); CAP_MKNOD and CAP_CHOWN are in the default set and the
 // plugin's devices cgroup allows mknod of any device, which whiteouts (0/0) need. No devices, no
 // mounts, no network (a unix socket in /run/docker/plugins is all dockerd needs), no host pid/ipc.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,11 +110,11 @@ export function writePluginBundle(dir: string, options: BundleOptions = {}): Bun
   }
   const shim = shimFile(root);
   copyFile(shim, join(pkg, SHIM_PATH));
-  for (const dep of productionPackages(root)) {
-    cpSync(join(root, dep), join(pkg, dep), {
+  for (const { from, to } of productionPackages(root)) {
+    cpSync(from, join(pkg, to), {
       recursive: true, dereference: true,
       // a package's own node_modules are copied as packages of their own, and only when needed
-      filter: (src) => relative(join(root, dep), src).split('/')[0] !== 'node_modules',
+      filter: (src) => relative(from, src).split('/')[0] !== 'node_modules',
     });
   }
 
@@ -163,42 +163,49 @@ function shimFile(root: string): string {
 }
 
 /**
- * Every package `dependencies` reaches from the root, as paths relative to it
- * (node_modules/a, node_modules/a/node_modules/b), found the way Node resolves them: the nearest
- * node_modules up from the requiring package. Optional dependencies are taken when installed.
+ * Every package `dependencies` reaches from the root, each as where it is (`from`, a real path) and
+ * where it goes under the package in the rootfs (`to`: node_modules/a, node_modules/a/node_modules/b).
+ * A package is found the way Node resolves it: the nearest node_modules up from the requiring package,
+ * however far up (an installed package's dependencies are usually hoisted beside it). In the rootfs
+ * each goes to the package's own node_modules, or — when another version holds that name there —
+ * beneath the package that requires it, where Node looks first. Optional dependencies are taken
+ * when installed.
  */
-function productionPackages(root: string): string[] {
-  const found = new Set<string>();
-  const visit = (from: string, deps: Record<string, string>, optional: Record<string, string>): void => {
+function productionPackages(root: string): { from: string; to: string }[] {
+  const placed = new Map<string, string>();
+  const visit = (requirer: string, requirerTo: string, pkg: PackageJson, includeOptional: boolean): void => {
+    const deps = pkg.dependencies ?? {};
+    const optional = includeOptional ? pkg.optionalDependencies ?? {} : {};
     for (const dep of [...Object.keys(deps), ...Object.keys(optional)]) {
-      const at = resolvePackage(root, from, dep);
-      if (at === null) {
+      const from = resolvePackage(requirer, dep);
+      if (from === null) {
         if (dep in optional) continue;
         throw new Overlay2Error('ERR_NOT_SUPPORTED', `overlay2: plugin bundle: the dependency ${dep} is not installed (run \`npm ci\`)`);
       }
-      if (found.has(at)) continue;
-      found.add(at);
-      const pkg = JSON.parse(readFileSync(join(root, at, 'package.json'), 'utf8')) as PackageJson;
-      visit(at, pkg.dependencies ?? {}, pkg.optionalDependencies ?? {});
+      const top = `node_modules/${dep}`;
+      const to = placed.get(top) === undefined || placed.get(top) === from ? top : `${requirerTo}/node_modules/${dep}`;
+      if (placed.get(to) === from) continue;
+      placed.set(to, from);
+      visit(from, to, readPackageJson(from), true);
     }
   };
-  const top = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as PackageJson;
   // the platform package only carries the shim, which is copied on its own
-  visit('', top.dependencies ?? {}, {});
-  return [...found].sort();
+  visit(root, '', readPackageJson(root), false);
+  return [...placed].map(([to, from]) => ({ from, to })).sort((x, y) => (x.to < y.to ? -1 : 1));
 }
 
 interface PackageJson { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }
 
-function resolvePackage(root: string, from: string, dep: string): string | null {
-  let dir = from;
-  for (;;) {
-    const candidate = join(dir, 'node_modules', dep);
-    if (existsSync(join(root, candidate, 'package.json'))) return candidate;
-    if (dir === '') return null;
-    // from "node_modules/a/node_modules/b" up to "node_modules/a", then to ""
-    const i = dir.lastIndexOf('/node_modules/');
-    dir = i < 0 ? '' : dir.slice(0, i);
+function readPackageJson(dir: string): PackageJson {
+  return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as PackageJson;
+}
+
+/** Where Node finds package `dep` required from `dir`: DIR/node_modules/dep, then each parent's. */
+function resolvePackage(dir: string, dep: string): string | null {
+  for (let d = dir; ; d = dirname(d)) {
+    const candidate = join(d, 'node_modules', dep);
+    if (existsSync(join(candidate, 'package.json'))) return realpathSync(candidate);
+    if (dirname(d) === d) return null;
   }
 }
 
