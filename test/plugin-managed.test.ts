@@ -46,7 +46,9 @@ test.before(async () => {
   const made = spawnSync(process.execPath, [CLI_BIN, 'plugin', 'bundle', '-o', bundle, '--name', name], { encoding: 'utf8' });
   if (made.status !== 0) throw new Error(`overlay2 plugin bundle: ${made.stderr}`);
   [ours, builtin] = await Promise.all([
-    startManagedDockerd(join(scratch.root, 'm'), bundle, name, { settings: [`THIN_ROOT=${THIN_ROOT}`] }),
+    startManagedDockerd(join(scratch.root, 'm'), bundle, name, {
+      settings: [`THIN_ROOT=${THIN_ROOT}`, 'DRIVER_OPTS=overlay2.override_kernel_check=true', 'args=--grace 10'],
+    }),
     startDockerd(join(scratch.root, 'b'), 'overlay2'),
   ]);
   ({ baseTar, capFile } = writeBaseImage(scratch.root));
@@ -86,6 +88,11 @@ test('docker info on NAME:latest: the plugin serves a home named for it inside t
   // Docker asked for <propagatedMount>/NAME:latest; the ':' cannot be in a home, so it is %3A
   assert.ok(existsSync(join(ours.propagated, homeDirName(`${name}:latest`), 'l')), readdirSync(ours.propagated).join(' '));
   assert.not.ok(existsSync(join(ours.propagated, `${name}:latest`)));
+  // the plugin's stderr is in dockerd's log; the args setting reached its command line
+  assert.match(ours.log(), /overlay2 plugin: serving on \/run\/docker\/plugins\/overlay2\.sock as a managed plugin/);
+  const settings = JSON.parse((await ours.docker(['plugin', 'inspect', '--format', '{{json .Settings}}', `${name}:latest`])).out);
+  assert.equal(settings.Args, ['--grace', '10']);
+  assert.ok(settings.Env.includes(`THIN_ROOT=${THIN_ROOT}`), settings.Env.join(' '));
 });
 
 test('docker load of a docker save archive, run, change: docker diff equals built-in overlay2', async () => {
