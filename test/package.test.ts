@@ -95,6 +95,26 @@ uvuTest('npx overlay2 --version', () => {
   assert.is(r.out.trim(), `overlay2 ${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}`);
 });
 
+testIf(canMountOverlay, 'the installed bin\'s plugin bundle', whyNotMount, uvuTest)('the installed bin writes a managed plugin whose rootfs runs on its own: node, the shim, the hoisted dependencies', () => {
+  const out = join(scratch.fresh(), 'bundle');
+  const made = bin('plugin', 'bundle', '-o', out);
+  assert.is(made.code, 0, made.err);
+  const rootfs = join(out, 'rootfs');
+  // the dependencies npm hoisted beside the package, in the package's own node_modules in the rootfs
+  assert.ok(existsSync(join(project, 'node_modules', 'tar-stream')) && !existsSync(join(project, 'node_modules', 'overlay2', 'node_modules', 'tar-stream')));
+  const inRootfs = (code: string) => sh('chroot', [rootfs, '/usr/local/bin/node', '-e', code]);
+  const r = inRootfs(`
+    const req = require('node:module').createRequire('/opt/overlay2/dist/cli/bundle.cjs');
+    for (const m of ['tar-stream', 'fzstd', 'fast-glob', '@grpc/grpc-js', '@grpc/proto-loader']) req(m);
+    const shim = require('/opt/overlay2/shim/build/Release/overlay2_shim.node');
+    console.log(typeof shim.mount, require('node:fs').statSync('/opt/overlay2/build/core.wasm').size > 0);`);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out.trim(), 'function true');
+  const version = sh('chroot', [rootfs, '/usr/local/bin/node', '/opt/overlay2/dist/cli/overlay2.cjs', '--version']);
+  assert.is(version.code, 0, version.err);
+  assert.match(version.out, /^overlay2 /);
+});
+
 testIf(canMountOverlay, 'the installed bin on a real home', whyNotMount, uvuTest)('the installed bin creates, lists, mounts and removes layers on a real home', () => {
   const home = join(project, 'home');
   assert.is(bin('create', 'base', '--home', home).code, 0);

@@ -5,17 +5,14 @@
 // entry (names, types, modes, owners, sizes, link targets, devices, xattrs, contents; not mtimes).
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
-import { existsSync, readdirSync, readFileSync, writeFileSync, createReadStream, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadShim } from '../src/native/shim.js';
 import { testIf, canMountOverlay, whyNotMount, scratchRoot } from './support/env.js';
 import { CLI_BIN } from './support/cli.js';
-import { tarEntries, savedLayers } from './support/tar-entries.js';
-import { writeBaseRootTar, CHANGES, LONG } from './support/test-image.js';
 import {
-  whyNoDocker, startDockerd, startPluginProcess, uniquePluginName,
-  type PrivateDockerd, type PluginProcess,
+  whyNoDocker, startDockerd, startPluginProcess, uniquePluginName, type PrivateDockerd, type PluginProcess,
 } from '../bench/lib/dockerd.js';
+import { CHANGES, LONG, SHOW_COMMITTED, fileEntries, savedLayers, sortedLines, writeBaseImage } from './support/docker-scenario.js';
 
 const why = whyNotMount || whyNoDocker();
 const test = testIf(canMountOverlay && why === '', 'Docker end-to-end tests', why, uvuTest);
@@ -35,14 +32,7 @@ test.before(async () => {
     startDockerd(join(scratch.root, 'p'), name, { experimental: true }),
     startDockerd(join(scratch.root, 'b'), 'overlay2'),
   ]);
-  baseTar = writeBaseRootTar(scratch.root);
-  // A file carrying security.capability (cap_net_raw, VFS v2): the one xattr Docker's exports keep.
-  capFile = join(scratch.root, 'capfile');
-  writeFileSync(capFile, 'capable\n', { mode: 0o755 });
-  const cap = Buffer.alloc(20);
-  cap.writeUInt32LE(0x02000001, 0);
-  cap.writeUInt32LE(1 << 13, 4);
-  loadShim().lsetxattr(capFile, 'security.capability', cap, 0);
+  ({ baseTar, capFile } = writeBaseImage(scratch.root));
 });
 
 test.after(async () => {
@@ -78,14 +68,9 @@ test('import, run, change a container: docker diff equals built-in overlay2 line
   assert.equal(sortedLines(diffA), sortedLines(diffB));
 });
 
-function sortedLines(text: string): string[] {
-  return text.split('\n').filter(Boolean).sort();
-}
-
 test('commit, run the committed image, save: layers equal built-in overlay2 entry by entry', async () => {
   await both(['commit', 'c1', 'e2e:2']);
-  const show = ['run', '--rm', 'e2e:2', 'sh', '-c',
-    'cat /d/sub/g /d/n2 /d/a-hard /etc/motd; cd /d && stat -c "%n %F %a %u:%g %s %h" * | sort; ls /d/sub'];
+  const show = ['run', '--rm', 'e2e:2', 'sh', '-c', SHOW_COMMITTED];
   const [runA, runB] = await both(show);
   assert.match(runA, /^new\ntwo\nhardlinked\nhello\nmore\n/);
   assert.match(runA, /n1 regular file 644 0:0 4 2/);
@@ -111,7 +96,7 @@ test('docker export of the container equals built-in overlay2 entry by entry', a
   const [expA, expB] = await Promise.all([ours, builtin].map(async (d) => {
     const file = join(d.root, 'c1-export.tar');
     await d.docker(['export', '-o', file, 'c1']);
-    return tarEntries(createReadStream(file));
+    return fileEntries(file);
   }));
   assert.ok(expA.some((e) => e.name === 'd/sub/g'));
   assert.not.ok(expA.some((e) => e.name === 'd/keep' || e.name.includes('.wh.')));

@@ -8,7 +8,8 @@ import { existsSync, readdirSync, statSync, writeFileSync, lstatSync, readFileSy
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { servePlugin, type PluginHandle } from '../src/plugin/index.js';
+import { servePlugin, homeDirName, type PluginHandle } from '../src/plugin/index.js';
+import { settingsOptions } from '../src/plugin/managed.js';
 import { mountTest, scratchRoot, isMounted, rejectsWithCode } from './support/env.js';
 import { CLI_BIN } from './support/cli.js';
 import { openCall, pluginCall } from './support/plugin-client.js';
@@ -364,6 +365,81 @@ test('SIGTERM on `overlay2 plugin` unmounts everything, removes the socket, exit
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
+});
+
+test('managed: each Init home beneath the propagated mount is served as one directory per driver name', async () => {
+  const pm = join(scratch.root, 'pm');
+  const sock = join(scratch.root, 'managed.sock');
+  const managed = await servePlugin({ name: 'overlay2-managed-test', socket: sock, propagatedMount: pm, graceMs: 200 });
+  try {
+    for (const [name, dirName] of [['ovl2:latest', 'ovl2%3Alatest'], ['example/ovl2-graphdriver', 'example%2Fovl2-graphdriver'], ['ovl2', 'ovl2']]) {
+      const init = await pluginCall(sock, '/GraphDriver.Init', { Home: `${pm}/${name}`, Opts: [] });
+      assert.is(init.status, 200, JSON.stringify(init.json));
+      assert.is(managed.driver?.home, join(pm, dirName));
+      await pluginCall(sock, '/GraphDriver.Create', { ID: `layer-of-${dirName.length}` });
+      assert.ok(existsSync(join(pm, dirName, `layer-of-${dirName.length}`)));
+    }
+    // the same name again: the same home, its layers still there
+    await pluginCall(sock, '/GraphDriver.Init', { Home: `${pm}/ovl2:latest`, Opts: [] });
+    assert.ok((await pluginCall(sock, '/GraphDriver.Exists', { ID: `layer-of-${'ovl2%3Alatest'.length}` })).json.Exists);
+    assert.not.ok(existsSync(join(pm, 'ovl2:latest')));
+    assert.not.ok(existsSync(join(pm, 'example')));
+    for (const home of [join(scratch.root, 'elsewhere'), pm, `${pm}/../x`]) {
+      const r = await pluginCall(sock, '/GraphDriver.Init', { Home: home, Opts: [] });
+      assert.is(r.status, 400, home);
+      assert.match(String(r.json.Err), /propagated mount|names no driver/);
+    }
+  } finally {
+    await managed.close();
+  }
+  assert.is(homeDirName('a.b_c-D9'), 'a.b_c-D9');
+  assert.is(homeDirName('reg.example:5000/x/y:v1.2'), 'reg.example%3A5000%2Fx%2Fy%3Av1.2');
+});
+
+test('managed: the plugin settings from the environment are driver options dockerd\'s Opts come after', async () => {
+  assert.equal(settingsOptions({ THIN_ROOT: '/cvmfs', CVMFS_MOUNT_METHOD: '', THIN_MOUNT_COMMAND: '/bin/m', DRIVER_OPTS: ' overlay2.size=1G  a=b ' }),
+    ['thin.root=/cvmfs', 'thin.mount_command=/bin/m', 'overlay2.size=1G', 'a=b']);
+  assert.equal(settingsOptions({}), []);
+  const pm = join(scratch.root, 'pm2');
+  const sock = join(scratch.root, 'managed2.sock');
+  const managed = await servePlugin({ socket: sock, propagatedMount: pm, driverOptions: ['thin.root=/settings-root'], graceMs: 200 });
+  try {
+    await pluginCall(sock, '/GraphDriver.Init', { Home: `${pm}/a`, Opts: [] });
+    assert.is(managed.driver?.options.thin.root, '/settings-root');
+    await pluginCall(sock, '/GraphDriver.Init', { Home: `${pm}/b`, Opts: ['thin.root=/daemon-root'] });
+    assert.is(managed.driver?.options.thin.root, '/daemon-root');
+  } finally {
+    await managed.close();
+  }
+});
+
+test('`overlay2 plugin bundle`: config.json and rootfs/ from this machine; usage and name errors in one line', () => {
+  const out = join(scratch.root, 'bundle');
+  const made = spawnSync(process.execPath, [CLI_BIN, 'plugin', 'bundle', '-o', out, '--name', 'example/ovl2-graphdriver'], { encoding: 'utf8' });
+  assert.is(made.status, 0, made.stderr);
+  assert.match(made.stdout, /docker plugin create example\/ovl2-graphdriver /);
+  assert.match(made.stdout, /--storage-driver example\/ovl2-graphdriver:latest/);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config.interface, { types: ['docker.graphdriver/1.0'], socket: 'overlay2.sock' });
+  assert.equal(config.linux.capabilities, ['CAP_SYS_ADMIN']);
+  assert.is(config.entrypoint[0], '/usr/local/bin/node');
+  assert.ok(statSync(join(out, 'rootfs', 'usr/local/bin/node')).mode & 0o111);
+  assert.ok(existsSync(join(out, 'rootfs', 'opt/overlay2/shim/build/Release/overlay2_shim.node')));
+  assert.is(statSync(join(out, 'rootfs', 'tmp')).mode & 0o7777, 0o1777);
+  // the plugin's own node, its libraries and the CLI run in the rootfs alone
+  const ran = spawnSync('chroot', [join(out, 'rootfs'), ...config.entrypoint.slice(0, 2), '--version'], { encoding: 'utf8' });
+  assert.is(ran.status, 0, ran.stderr);
+  assert.match(ran.stdout, /^overlay2 /);
+  const again = spawnSync(process.execPath, [CLI_BIN, 'plugin', 'bundle', '-o', out], { encoding: 'utf8' });
+  assert.is(again.status, 1);
+  assert.match(again.stderr, /^overlay2: plugin bundle: .* is not empty; give a new or empty directory\n$/);
+  const bad = spawnSync(process.execPath, [CLI_BIN, 'plugin', 'bundle', '-o', join(scratch.root, 'b2'), '--name', 'Overlay2'], { encoding: 'utf8' });
+  assert.is(bad.status, 1);
+  assert.match(bad.stderr, /invalid name "Overlay2"/);
+  assert.is(spawnSync(process.execPath, [CLI_BIN, 'plugin', 'bundle'], { encoding: 'utf8' }).status, 2);
+  const other = spawnSync(process.execPath, [CLI_BIN, 'plugin', 'frob'], { encoding: 'utf8' });
+  assert.is(other.status, 2);
+  assert.match(other.stderr, /unknown subcommand "frob"/);
 });
 
 async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {

@@ -46,15 +46,18 @@ export function fillBig(root: string): void {
   for (const d of fs.readdirSync(small).slice(20)) fs.rmSync(join(small, d), { recursive: true });
 }
 
-/** A tar of 50k small files, copied into a container with `docker cp -`. */
-export function smallFilesTar(): string {
+/** A tar of `files` small files of 1–4 KiB (500 a directory; 50k by default), copied into a container
+ *  with `docker cp -`. */
+export function smallFilesTar(files = 50_000): string {
   fs.mkdirSync(DOCKER_DATA, { recursive: true });
-  const tar = join(DOCKER_DATA, 'small50k.tar');
+  const tar = join(DOCKER_DATA, files === 50_000 ? 'small50k.tar' : `small${files}.tar`);
   if (fs.existsSync(`${tar}.complete`)) return tar;
-  const dir = join(DOCKER_DATA, 'small50k');
+  const dir = `${tar}.d`;
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   fillSmallFiles(dir, 4242);
+  // fillSmallFiles makes 100 dirs of 500; keep the first files / 500.
+  for (const d of fs.readdirSync(dir).sort().slice(Math.ceil(files / 500))) fs.rmSync(join(dir, d), { recursive: true });
   sh('tar', ['--numeric-owner', '-C', dir, '-cf', tar, '.']);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.writeFileSync(`${tar}.complete`, '');

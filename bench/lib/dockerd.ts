@@ -160,3 +160,40 @@ export function writeBusyboxRoot(dir: string, applets: readonly string[]): void 
   writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
   writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
 }
+
+export interface ManagedDockerd extends PrivateDockerd {
+  /** The plugin's name as dockerd lists it (NAME:latest). */
+  plugin: string;
+  /** The plugin's id (its directory under DATA_ROOT/plugins). */
+  pluginId: string;
+  /** Where the plugin's propagated mount is on this side: DATA_ROOT/plugins/ID/propagated-mount. */
+  propagated: string;
+}
+
+/**
+ * dockerd on a managed plugin, the way a user switches a daemon to it: a daemon on the built-in
+ * overlay2 runs `docker plugin create NAME BUNDLE`, `docker plugin set NAME K=V` for each setting and
+ * `docker plugin enable NAME`, stops, and the same daemon (same data root, where plugins live) is
+ * started again with `--storage-driver NAME:latest`.
+ */
+export async function startManagedDockerd(root: string, bundle: string, name: string,
+  opts: { settings?: string[]; storageOpts?: string[] } = {}): Promise<ManagedDockerd> {
+  const setup = await startDockerd(root, 'overlay2', { experimental: true });
+  try {
+    await setup.docker(['plugin', 'create', name, bundle]);
+    if (opts.settings?.length) await setup.docker(['plugin', 'set', name, ...opts.settings]);
+    await setup.docker(['plugin', 'enable', name]);
+  } finally {
+    await setup.stop();
+  }
+  const plugin = `${name}:latest`;
+  const d = await startDockerd(root, plugin, { experimental: true, storageOpts: opts.storageOpts });
+  const pluginId = (await d.docker(['plugin', 'inspect', '--format', '{{.Id}}', plugin])).out.trim();
+  return { ...d, plugin, pluginId, propagated: join(d.dataRoot, 'plugins', pluginId, 'propagated-mount') };
+}
+
+/** Mount points at or below `dir` in this process's mount namespace. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p === dir || p.startsWith(dir + '/'));
+}

@@ -56,6 +56,8 @@ export interface CommandSpec {
   group: string;
   /** names of the required positionals, in order ('ID') */
   positionals: string[];
+  /** names of positionals that may follow the required ones (`plugin [bundle]`) */
+  optionalPositionals?: string[];
   options: Record<string, OptionSpec>;
   /** true when the command may create or change anything in the home (opens it read-write) */
   writes: boolean;

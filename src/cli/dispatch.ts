@@ -133,10 +133,11 @@ async function dispatch(argv: string[], run: RunOptions, running: (spec: Command
   if (!spec) throw new UsageError('missing COMMAND');
 
   const args = after.positionals;
-  if (args.length !== spec.positionals.length) {
+  const most = spec.positionals.length + (spec.optionalPositionals?.length ?? 0);
+  if (args.length < spec.positionals.length || args.length > most) {
     throw new UsageError(args.length < spec.positionals.length
       ? `${spec.name} needs ${spec.positionals.slice(args.length).join(' ')}`
-      : `${spec.name}: unexpected argument ${JSON.stringify(args[spec.positionals.length])}`, spec);
+      : `${spec.name}: unexpected argument ${JSON.stringify(args[most])}`, spec);
   }
   if (run.batch) {
     if (NOT_IN_BATCH.has(spec.name)) throw new UsageError(`${spec.name} cannot run inside a batch`, spec);

@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
+import { managedHome } from './managed.js';
 import {
   ACTIVATE_RESPONSE, BadRequest, CAPABILITIES_RESPONSE, changesToWire, readApplyDiffQuery,
   readDriverRequest, readInitRequest, requireId, type GraphDriverResponse,
@@ -27,6 +28,10 @@ export interface Call {
 export interface ServiceOptions {
   /** Use this home instead of the Home dockerd sends in GraphDriver.Init (DATA_ROOT/NAME). */
   home?: string;
+  /** A managed plugin's propagated mount: Init's Home is mapped to a directory inside it (managed.ts). */
+  propagatedMount?: string;
+  /** Driver options put before the ones dockerd sends in Init (which win on the same key). */
+  options?: readonly string[];
 }
 
 /** Calls that name a layer answer 400 for an id that fails validation; the rest of the driver's errors are 500. */
@@ -85,7 +90,9 @@ export class GraphDriverService {
     const previous = this.driver;
     this.driver = null;
     await previous?.cleanup();
-    this.driver = await Overlay2Driver.init(this.options.home ?? req.Home, req.Opts, { uidMaps: req.UIDMaps, gidMaps: req.GIDMaps });
+    const { home, propagatedMount, options = [] } = this.options;
+    const where = home ?? (propagatedMount ? managedHome(call.method, propagatedMount, req.Home) : req.Home);
+    this.driver = await Overlay2Driver.init(where, [...options, ...req.Opts], { uidMaps: req.UIDMaps, gidMaps: req.GIDMaps });
     return { json: {} };
   }
 

@@ -15,7 +15,7 @@ import { listenOnSocket, releaseSocket } from '../service/socket.js';
 export const DEFAULT_PLUGIN_NAME = 'overlay2-node';
 
 /** dockerd's built-in drivers win over a plugin of the same name (graphdriver.GetDriver). */
-const BUILTIN_DRIVERS = new Set(['aufs', 'btrfs', 'devicemapper', 'fuse-overlayfs', 'overlay', 'overlay2', 'vfs', 'zfs']);
+export const BUILTIN_DRIVERS: ReadonlySet<string> = new Set(['aufs', 'btrfs', 'devicemapper', 'fuse-overlayfs', 'overlay', 'overlay2', 'vfs', 'zfs']);
 
 /** A JSON call body bigger than this is refused (dockerd's are a few hundred bytes). */
 const MAX_JSON_BODY = 1 << 20;
@@ -27,6 +27,11 @@ export interface PluginOptions {
   socket?: string;
   /** Serve this home instead of the one dockerd sends in GraphDriver.Init (DATA_ROOT/NAME). */
   home?: string;
+  /** Running as a managed plugin: Init's Home, beneath this propagated mount, is mapped to one
+   *  directory inside it per driver name (src/plugin/managed.ts). */
+  propagatedMount?: string;
+  /** Driver options put before the ones dockerd sends in Init (a managed plugin's settings). */
+  driverOptions?: readonly string[];
   /** How long close() lets in-flight calls finish before aborting them (ms); default 5000. */
   graceMs?: number;
   /** Told about every call that failed (one line each). */
@@ -59,7 +64,7 @@ export async function servePlugin(options: PluginOptions = {}): Promise<PluginHa
   validatePluginName(name);
   const socket = options.socket ?? join(PLUGIN_SOCKET_DIR, `${name}.sock`);
   const graceMs = options.graceMs ?? 5000;
-  const service = new GraphDriverService({ home: options.home });
+  const service = new GraphDriverService({ home: options.home, propagatedMount: options.propagatedMount, options: options.driverOptions });
   const inFlight = new Map<Promise<void>, { req: IncomingMessage; res: ServerResponse }>();
   let closing = false;
 
