@@ -28,6 +28,7 @@ import {
   acquireCore, releaseCore, type Core, CORE_ERR_LOOKUP, CORE_ERR_NEEDS_NAIVE, WALK_CHILD, WALK_END, WALK_FLUSH, WALK_FOUND,
 } from '../core/wasm.js';
 import { readChangeList } from './change-list.js';
+import { NeedsNaive } from './change-stream.js';
 import {
   FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
   SCAN_STAT_DIRS_ONLY, SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
@@ -39,18 +40,10 @@ import {
 import type { BatchConsumer } from '../scan/stream.js';
 import { listDirectory, listDirectorySync, lookupNames } from '../scan/lookup.js';
 
+export { NeedsNaive };
+
 /** The context's shim and userxattr (src/context.ts): which namespace overlay's xattrs are in. */
 export type NativeChangesOptions = Pick<LayerContext, 'shim' | 'userxattr'>;
-
-/** Thrown when the layer holds something only the naive comparison handles (redirects,
- *  metacopy, names the walk cannot reopen): the caller falls back to changesNaive. An internal
- *  signal, never shown to a user (the driver catches it by class). */
-export class NeedsNaive extends Error {
-  constructor(readonly why: string) {
-    super(`overlay2: native changes not possible: ${why}`);
-    this.name = 'NeedsNaive';
-  }
-}
 
 const OPEN_DIR = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
