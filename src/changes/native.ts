@@ -43,7 +43,10 @@ import { listDirectory, listDirectorySync, lookupNames } from '../scan/lookup.js
 export { NeedsNaive };
 
 /** The context's shim and userxattr (src/context.ts): which namespace overlay's xattrs are in. */
-export type NativeChangesOptions = Pick<LayerContext, 'shim' | 'userxattr'>;
+export type NativeChangesOptions = Pick<LayerContext, 'shim' | 'userxattr'> & {
+  /** Bytes of output per chunk handed out (default 64 KiB; tests make it small). */
+  chunkBytes?: number;
+};
 
 const OPEN_DIR = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
@@ -62,7 +65,7 @@ export interface LowerAccess {
   close(dir: number): void;
 }
 
-function shimAccess(shim: Shim): LowerAccess {
+export function shimAccess(shim: Shim): LowerAccess {
   return {
     lookup: (dir, names, count, records, heap, flags) => void lookupNames(shim, dir, names, count, records, heap, flags),
     list: (core, dir, consume) => listDirectory(core, dir, consume),
@@ -236,8 +239,8 @@ export async function* walkUpper(core: Core, access: LowerAccess, upperRoot: num
 
 /** The upper listing's flags: stat and xattrs of directories (and devices) only (see the top); the
  *  others' are read by the walk, with the lookups' flags. */
-const UPPER_SCAN_FLAGS = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_XATTRS_DIRS_ONLY | SCAN_STAT_DIRS_ONLY;
-const LOOKUP_FLAGS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
+export const UPPER_SCAN_FLAGS = SCAN_SORTED | SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_XATTRS_DIRS_ONLY | SCAN_STAT_DIRS_ONLY;
+export const LOOKUP_FLAGS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
 function shimOf(opts: NativeChangesOptions): Shim {
   if (opts.shim) return opts.shim;
@@ -260,7 +263,7 @@ export async function* changesNativeStream(upperDir: string, lowerDirs: string[]
   try {
     for (const dir of lowerDirs) roots.push(shim.openat2(AT_FDCWD, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0));
     upperRoot = shim.openat2(AT_FDCWD, upperDir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
-    yield* walkUpper(core, shimAccess(shim), upperRoot, roots, LOOKUP_FLAGS | xattr, { upperFlags: UPPER_SCAN_FLAGS | xattr });
+    yield* walkUpper(core, shimAccess(shim), upperRoot, roots, LOOKUP_FLAGS | xattr, { upperFlags: UPPER_SCAN_FLAGS | xattr, chunkBytes: opts.chunkBytes });
   } finally {
     for (const fd of roots) closeSync(fd);
     if (upperRoot >= 0) closeSync(upperRoot);
