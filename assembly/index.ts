@@ -9,15 +9,19 @@ import { usageReset } from './usage';
 import { changesReset } from './changes';
 import { naiveCompare as compareTrees } from './naive';
 import { nativeReset } from './native';
+import { memReset } from './mem';
 
 export { recordLayoutCount, recordLayoutValue, recordField } from './layout';
 export { sizeConsume, sizeTotal } from './size';
 export { usageConsume, usageTotal, usageInodes } from './usage';
 export { changeCount, changesFinish, changesOutput } from './changes';
 export {
-  nativeBeginDir, nativeLookupPrepare, nativeLookupApply, nativeUpperPrepare, nativeUpperApply, nativeLastErrno, nativeNeedsListing,
+  walkPush, walkListApply, walkListDone, walkPop, walkNext, walkChild, walkChildNameAddr, walkChildNameLen, walkChildIsDir,
+  walkChildLayers, probeBegin, probeEnd, streamOutput, streamOutputLen, streamOutputReset, streamChunkSize,
+  nativeLookupPrepare, nativeLookupApply, nativeUpperPrepare, nativeUpperApply, nativeLastErrno, nativeNeedsListing,
   nativeListBegin, nativeListLayerBegin, nativeListApply, nativeListLayerEnd, nativeListFinish,
-  nativeClassify, nativeRecurseList, nativeEndDir, nativeFrameDepth, ERR_NEEDS_NAIVE, ERR_LOOKUP,
+  nativeClassify, nativeFrameDepth, ERR_NEEDS_NAIVE, ERR_LOOKUP,
+  WALK_END, WALK_CHILD, WALK_PROBE, WALK_FLUSH, WALK_FOUND,
 } from './native';
 export { ERR_BAD_DEPTH };
 
@@ -32,16 +36,18 @@ let trees: StaticArray<usize> = changetype<StaticArray<usize>>(0);
   return changetype<Tree>(unchecked(trees[t & 1]));
 }
 
-/** Forgets everything: the heap, both trees, the size and usage sums, the change list, the native frames. */
+/** Forgets everything: the heap and its free lists, both trees, the size and usage sums, the change
+ *  list, the native walk's frames and output. */
 export function coreReset(): void {
   heap.reset();
+  memReset();
   trees = new StaticArray<usize>(2);
   unchecked(trees[0] = changetype<usize>(newTree()));
   unchecked(trees[1] = changetype<usize>(newTree()));
   sizeReset();
   usageReset();
   changesReset();
-  nativeReset(tree(0));
+  nativeReset();
 }
 
 export function treeAppend(t: u32, records: usize, count: u32, heapBase: usize): i32 {

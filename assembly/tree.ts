@@ -3,7 +3,7 @@
 // parent and the end of its subtree, so children can be walked without pointers:
 // first child = i + 1 (when i + 1 < end(i)), next sibling = end(child).
 import { RECORD_SIZE, OFF_NAME_OFF } from './records';
-import { Buf, newBuf, bufEnsure, bufGrow } from './mem';
+import { Buf, newBuf, freeBuf, bufEnsure, bufGrow, blockAlloc, blockFree } from './mem';
 import { recDepth, recNameOff, recNameLen, recExtraLen, recFlags, recMode } from './record';
 
 export const NODE_SIZE: u32 = 80;
@@ -28,15 +28,24 @@ export class Tree {
   flagsSeen: u32; // OR of every record's flags
 }
 
-export function newTree(): Tree {
-  const t = changetype<Tree>(heap.alloc(offsetof<Tree>()));
-  t.nodes = newBuf(NODE_SIZE * 1024);
-  t.names = newBuf(16384);
+/** A tree sized for `nodes` entries to start with (it grows as needed). */
+export function newTree(nodes: u32 = 1024): Tree {
+  const t = changetype<Tree>(blockAlloc(offsetof<Tree>()));
+  t.nodes = newBuf(NODE_SIZE * nodes);
+  t.names = newBuf(16 * nodes);
   t.stack = newBuf(256);
   t.count = 0;
   t.depth = 0;
   t.flagsSeen = 0;
   return t;
+}
+
+/** Gives the tree's memory back (to mem.ts's free lists); `t` must not be used after. */
+export function freeTree(t: Tree): void {
+  freeBuf(t.nodes);
+  freeBuf(t.names);
+  freeBuf(t.stack);
+  blockFree(changetype<usize>(t), offsetof<Tree>());
 }
 
 // @ts-ignore: decorator

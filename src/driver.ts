@@ -23,6 +23,7 @@ import { openHome } from './layout/home.js';
 import { cachedFeatures, writeFeatureCache, isOutOfSpace } from './feature-cache.js';
 import { KeyedMutex } from './util/keyed-mutex.js';
 import type { Change } from './changes/change.js';
+import { ChangeStream, within } from './changes/change-stream.js';
 import { ProjectQuota, supportsProjectQuota } from './quota.js';
 import { removeStaleStaging, isEmptyDir, STAGING_PREFIX } from './apply/staging.js';
 import { withApplyMarker, recoverInterruptedApply, requireComplete, APPLYING_FILE } from './apply/marker.js';
@@ -719,6 +720,22 @@ export class Overlay2Driver {
       }
     }
     return this.changesNaive(id, p);
+  }
+
+  /** changes() handed out as the walk finds them, same order and content: the native walk in memory
+   *  bounded by the layer's depth and widest directory, the naive list whole (README: changesStream). */
+  changesStream(id: string, parent?: string | null): ChangeStream {
+    return new ChangeStream(async () => {
+      const p = await this.checkPair(id, parent);
+      if (this.thin.isThin(id) || !(await this.useNative(id, p))) return { native: null, whole: () => this.changes(id, p) };
+      const { changesNativeStream } = await import('./changes/native.js');
+      const lowers = await this.store.lowerDiffDirs(id);
+      return {
+        native: () => within((body) => this.thin.withRepositories(id, body),
+          () => changesNativeStream(this.store.diffDir(id), lowers, this.context)),
+        whole: () => this.changesNaive(id, p),
+      };
+    });
   }
 
   /** The naive comparison of the layer's mount with its parent's (moby's NaiveDiffDriver.Changes). */

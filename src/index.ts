@@ -5,6 +5,7 @@ export {
 } from './driver.js';
 export { Overlay2Error, type Overlay2ErrorCode, type Overlay2ErrorDetails } from './errors.js';
 export type { Change, ChangeKind } from './changes/change.js';
+export type { ChangeStream } from './changes/change-stream.js';
 export type { Features } from './features.js';
 export type { DriverOptions } from './options.js';
 export type { IdMap, IdMapOptions } from './idmap.js';

@@ -9,7 +9,8 @@ import {
   AT_FDCWD, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC,
   MNT_DETACH, MOVE_MOUNT_F_EMPTY_PATH,
 } from '../src/native/constants.js';
-import { changesNative } from '../src/changes/native.js';
+import { changesNative, changesNativeStream } from '../src/changes/native.js';
+import * as assert from 'uvu/assert';
 import { changesNaive } from '../src/changes/naive.js';
 import type { Change } from '../src/changes/change.js';
 
@@ -119,6 +120,15 @@ export class Stack {
   async compare(): Promise<Comparison> {
     const lowers = this.lowersOfTop;
     const native = await changesNative(this.top, lowers, { userxattr: this.options.includes('userxattr') });
+    // the same walk handed out a change or so per chunk: the chunks, joined, are the same list
+    const streamed: Change[] = [];
+    let chunks = 0;
+    for await (const chunk of changesNativeStream(this.top, lowers, { userxattr: this.options.includes('userxattr'), chunkBytes: 1 })) {
+      streamed.push(...chunk);
+      chunks++;
+    }
+    assert.equal(lines(streamed), lines(native), 'changesNativeStream in one-change chunks == changesNative');
+    assert.ok(native.length === 0 || chunks >= native.length / 4, `${chunks} chunks for ${native.length} changes`);
     const opts = this.options;
     // read-only views: an extra empty bottom layer, because the kernel wants two lowers without an upper
     mountOverlay(this.views[0], { lowers: [this.top, ...lowers, this.empty], options: opts });

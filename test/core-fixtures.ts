@@ -8,7 +8,7 @@ import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, SCAN_CAPS, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_METACOPY,
 } from '../src/core/records.js';
 import { takeChanges } from '../src/changes/change-list.js';
-import { classifyUpper, type LowerAccess } from '../src/changes/native.js';
+import { walkUpper, type LowerAccess, type WalkOptions } from '../src/changes/native.js';
 import type { Change } from '../src/changes/change.js';
 import type { BatchConsumer } from '../src/scan/stream.js';
 
@@ -212,8 +212,17 @@ export class FakeLowers implements LowerAccess {
     const kids = this.layers[layer]!.filter((e) => e.path.startsWith(prefix) && !e.path.slice(prefix.length).includes('/'))
       .map((e) => ({ ...e, path: e.path.slice(prefix.length) }));
     const slot = SCAN_STREAMS[0][0]!;
-    const b = encodeBatch(core, slot, sortEntries(kids));
-    if (b.count > 0) consume(slot, b.count, b.heapUsed);
+    const sorted = sortEntries(kids);
+    // in batches, as the scanner hands a big directory out (a slot holds 4096 records)
+    for (let i = 0; i < sorted.length; i += 1000) {
+      const b = encodeBatch(core, slot, sorted.slice(i, i + 1000));
+      consume(slot, b.count, b.heapUsed);
+    }
+  }
+
+  /** An upper dir listed the same way (its records are whole: the walk needs no upper lookups). */
+  async listUpper(core: Core, dir: number, _flags: number, consume: BatchConsumer): Promise<void> {
+    await this.list(core, dir, consume);
   }
 
   openChild(dir: number, nameBytes: Buffer): number {
@@ -234,16 +243,25 @@ export class FakeLowers implements LowerAccess {
 
 export const NATIVE_LOOKUP_FLAGS = SCAN_OPAQUE | SCAN_CAPS | SCAN_REDIRECT | SCAN_METACOPY;
 
-/** Native classification of hand-built `upper` over hand-built `lowers` (top first). */
-export async function native(upper: Entry[], lowers: Entry[][]): Promise<{ changes: Change[]; fake: FakeLowers }> {
+/** Native classification of hand-built `upper` over hand-built `lowers` (top first): the walk's
+ *  chunks (`opts.chunkBytes` to make them small) and the whole list. The fake's layer 0 is the upper. */
+export async function native(upper: Entry[], lowers: Entry[][], opts: WalkOptions = {}): Promise<{ changes: Change[]; chunks: number; fake: FakeLowers }> {
   const core = acquireCore();
-  const fake = new FakeLowers(lowers);
+  const fake = new FakeLowers([upper, ...lowers]);
   try {
-    feedTree(core, 0, upper);
-    const roots = fake.roots();
-    await classifyUpper(core, fake, roots, NATIVE_LOOKUP_FLAGS);
-    for (const r of roots) fake.close(r);
-    return { changes: takeChanges(core), fake };
+    const [upperRoot, ...roots] = fake.roots();
+    const changes: Change[] = [];
+    let chunks = 0;
+    try {
+      for await (const chunk of walkUpper(core, fake, upperRoot!, roots, NATIVE_LOOKUP_FLAGS, { upperLookups: false, ...opts })) {
+        chunks++;
+        changes.push(...chunk);
+      }
+    } finally {
+      fake.close(upperRoot!);
+      for (const r of roots) fake.close(r);
+    }
+    return { changes, chunks, fake };
   } finally {
     releaseCore(core);
   }

@@ -120,15 +120,15 @@ test('a directory with more children than one lookup batch holds', async () => {
 // A small seeded generator: random layers over a tiny name space hit every combination of
 // whiteout / opaque / type change across layers.
 
-function randomLayer(r: () => number, prefix = '', depth = 0, out: Entry[] = []): Entry[] {
-  for (const name of ['a', 'b', 'c', 'd']) {
+function randomLayer(r: () => number, prefix = '', depth = 0, out: Entry[] = [], names = ['a', 'b', 'c', 'd']): Entry[] {
+  for (const name of names) {
     const path = prefix + name;
     const x = r();
     if (x < 0.35) continue;
     if (x < 0.6) out.push(f(path, { size: r() < 0.5 ? 10 : 11, perm: r() < 0.8 ? 0o644 : 0o600 }));
     else if (x < 0.85 && depth < 3) {
       out.push(d(path, { opaque: r() < 0.2, perm: r() < 0.9 ? 0o755 : 0o700 }));
-      randomLayer(r, `${path}/`, depth + 1, out);
+      randomLayer(r, `${path}/`, depth + 1, out, names);
     } else if (x < 0.95) out.push(wh(path));
     else out.push(f(path, { type: r() < 0.5 ? 'b' : 'l' }));
   }
@@ -144,6 +144,31 @@ test('random layer stacks: native equals the naive comparison of the merged tree
     const oracle = naive(mergeLayers([upper, ...lowers]), mergeLayers(lowers));
     assert.equal(lines(changes), lines(oracle), `seed ${seed}`);
   }
+});
+
+// Names that sort between a directory's own key and its subtree's ("a" < "a-1" < "a.b" < "a/..."):
+// the walk must decide a's parent-C before it walks a/ (a probe when a sibling lies between), and
+// write a/'s subtree after them. Chunks of one byte hand out the output after every change, so the
+// pending dirs and probes are crossed by chunk boundaries everywhere.
+test('random stacks with names that sort between "a" and "a/", in one-change chunks', async () => {
+  const names = ['a', 'a-1', 'a.b', 'b'];
+  for (let seed = 1; seed <= 400; seed++) {
+    const r = rng(seed);
+    const lowers = Array.from({ length: 1 + Math.floor(r() * 4) }, () => randomLayer(r, '', 0, [], names));
+    const upper = randomLayer(r, '', 0, [], names);
+    const { changes, chunks } = await native(upper, lowers, { chunkBytes: 1 });
+    const oracle = naive(mergeLayers([upper, ...lowers]), mergeLayers(lowers));
+    assert.equal(lines(changes), lines(oracle), `seed ${seed}`);
+    assert.ok(changes.length === 0 || chunks >= changes.length / 4, `seed ${seed}: ${chunks} chunks for ${changes.length} changes`);
+  }
+});
+
+test('a probe: a sibling between "lib" and "lib/" decides lib\'s parent-C before lib/ is walked', async () => {
+  const lower = [d('lib'), f('lib/x'), d('lib.d'), f('lib.d/y')];
+  // lib.d has a change, lib has one below it: C /lib comes first, then lib.d's, then lib/'s
+  await check([d('lib'), f('lib/new'), d('lib.d'), f('lib.d/new')], [lower], ['C /lib', 'C /lib.d', 'A /lib.d/new', 'A /lib/new']);
+  // lib unchanged below (a copy-up): no C /lib, though lib.d changed
+  await check([d('lib'), f('lib/x'), d('lib.d'), f('lib.d/new')], [lower], ['C /lib.d', 'A /lib.d/new']);
 });
 
 test.run();

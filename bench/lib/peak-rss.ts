@@ -2,7 +2,7 @@
 // high-water mark) of it and every descendant every 10 ms. VmHWM only grows, so a sample taken
 // shortly before a process exits is its peak; a decoder that lives under 10 ms is reported as 0.
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 
 export interface PeakRss {
   /** peak RSS of the command's own process, MiB */
@@ -11,6 +11,8 @@ export interface PeakRss {
   childMiB: number;
   exitCode: number | null;
   stdout: string;
+  /** with opts.stderr 'pipe': what it wrote there (else it went to ours) */
+  stderr: string;
   ms: number;
 }
 
@@ -40,20 +42,31 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-export async function peakRss(cmd: string, args: string[], opts: { stdinFile?: string; shell?: boolean } = {}): Promise<PeakRss> {
+export interface PeakRssOptions {
+  stdinFile?: string;
+  shell?: boolean;
+  /** stdout goes to this file (a big output is not held by the bench); PeakRss.stdout is then '' */
+  stdoutFile?: string;
+  stderr?: 'inherit' | 'pipe';
+}
+
+export async function peakRss(cmd: string, args: string[], opts: PeakRssOptions = {}): Promise<PeakRss> {
   const t0 = Date.now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+  const outFd = opts.stdoutFile ? openSync(opts.stdoutFile, 'w') : null;
+  const child = spawn(cmd, args, { stdio: ['ignore', outFd ?? 'pipe', opts.stderr ?? 'inherit'] });
+  if (outFd !== null) closeSync(outFd);
+  let stdout = '', stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
   let self = 0, kids = 0;
   const sample = () => {
     self = Math.max(self, hwmKiB(child.pid!));
     for (const k of descendants(child.pid!)) kids = Math.max(kids, hwmKiB(k));
   };
   const timer = setInterval(sample, 10);
-  const exitCode = await new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const exitCode = await new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   clearInterval(timer);
   const m = /"hwmKiB":(\d+)/.exec(stdout);
   if (m) self = Math.max(self, Number(m[1])); // the process's own last word on its peak
-  return { selfMiB: self / 1024, childMiB: kids / 1024, exitCode, stdout, ms: Date.now() - t0 };
+  return { selfMiB: self / 1024, childMiB: kids / 1024, exitCode, stdout, stderr, ms: Date.now() - t0 };
 }

@@ -1,4 +1,5 @@
-// Reads the core's sorted change list ("<kind><path>\0" per change) into Change objects.
+// Reads the core's change lists ("<kind><path>\0" per change: the naive comparison's whole sorted
+// list, or one chunk of the native walk's output) into Change objects.
 import { isUtf8 } from 'node:buffer';
 import type { Change, ChangeKind } from './change.js';
 import type { Core } from '../core/wasm.js';
@@ -28,7 +29,12 @@ export function takeChanges(core: Core): Change[] {
   const len = core.exports.changesFinish();
   if (len === 0) return [];
   // one copy out of the core's memory; every path's bytes are a view of it
-  const all = Buffer.from(core.buffer(core.exports.changesOutput(), len));
+  return readChangeList(Buffer.from(core.buffer(core.exports.changesOutput(), len)));
+}
+
+/** The changes of a packed list `all` (a Buffer of its own: each change's pathBytes is a view of it). */
+export function readChangeList(all: Buffer): Change[] {
+  const len = all.length;
   const out: Change[] = [];
   if (isUtf8(all)) {
     // the usual case: the whole list decoded once, each display path a slice of it (a valid list

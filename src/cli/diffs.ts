@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream, openSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { CommandContext } from './command.js';
-import { write, stdout } from './output.js';
+import { write, writeStreaming, stdout } from './output.js';
 import type { Overlay2Driver } from '../driver.js';
 import { checkOutputFile, errnoWords, inputError, outputError } from '../image/file-paths.js';
 import { withControl } from './image-commands.js';
@@ -64,9 +64,23 @@ export async function diffsize({ args: [id], values, open }: CommandContext): Pr
 
 export async function changes({ args: [id], values, open }: CommandContext): Promise<number> {
   const d = await open();
-  const list = await d.changes(id!, await parentFor(d, id!, values));
-  // --json: a path that is not UTF-8 keeps its bytes as lone surrogates (README: changes --json)
-  if (values.json) write(JSON.stringify(list.map((c) => ({ path: escapeBytes(c.pathBytes), kind: c.kind }))) + '\n');
-  else write(list.map((c) => `${c.kind} ${c.path}\n`).join(''));
+  const stream = d.changesStream(id!, await parentFor(d, id!, values));
+  // written as the walk hands the changes out: the list is never whole in memory (the output is
+  // byte for byte what one JSON.stringify / join of the whole list gave)
+  let first = true;
+  for await (const chunk of stream.chunks()) {
+    let text = '';
+    // --json: a path that is not UTF-8 keeps its bytes as lone surrogates (README: changes --json)
+    if (values.json) {
+      for (const c of chunk) {
+        text += (first ? '[' : ',') + JSON.stringify({ path: escapeBytes(c.pathBytes), kind: c.kind });
+        first = false;
+      }
+    } else {
+      for (const c of chunk) text += `${c.kind} ${c.path}\n`;
+    }
+    await writeStreaming(text);
+  }
+  if (values.json) await writeStreaming(first ? '[]\n' : ']\n');
   return 0;
 }

@@ -45,6 +45,23 @@ export function write(text: string): void {
   stdout().write(text);
 }
 
+/** write(), then, once output goes through process.stdout, a wait while its buffer is full: for
+ *  output written as it is made (changes), so a long list never piles up in memory. (write(2) on
+ *  fd 1 blocks by itself.) */
+export async function writeStreaming(text: string): Promise<void> {
+  write(text);
+  if (sink || !streamed) return;
+  const out = process.stdout;
+  if (!out.writableNeedDrain) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      out.off('drain', done).off('close', done).off('error', done);
+      resolve();
+    };
+    out.on('drain', done).on('close', done).on('error', done);
+  });
+}
+
 /** Runs `fn` with write() collected instead of printed; returns what it wrote beside its result. */
 export async function collectOutput<T>(fn: () => Promise<T>): Promise<{ result: T; output: string }> {
   let output = '';

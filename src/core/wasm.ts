@@ -30,7 +30,22 @@ export interface CoreExports {
   changeCount(): number;
   changesFinish(): number;
   changesOutput(): number;
-  nativeBeginDir(node: number, layers: number): void;
+  walkPush(layers: number): void;
+  walkListApply(records: number, count: number, heap: number): number;
+  walkListDone(): number;
+  walkPop(): void;
+  walkNext(): number;
+  walkChild(): number;
+  walkChildNameAddr(): number;
+  walkChildNameLen(): number;
+  walkChildIsDir(): number;
+  walkChildLayers(): number;
+  probeBegin(): void;
+  probeEnd(found: number): void;
+  streamOutput(): number;
+  streamOutputLen(): number;
+  streamOutputReset(): void;
+  streamChunkSize(bytes: number): void;
   nativeLookupPrepare(layerPos: number, names: number, namesCap: number, maxCount: number): number;
   nativeLookupApply(layer: number, records: number, count: number, heap: number): number;
   nativeUpperPrepare(names: number, namesCap: number, maxCount: number): number;
@@ -42,19 +57,29 @@ export interface CoreExports {
   nativeListApply(records: number, count: number, heap: number): void;
   nativeListLayerEnd(): void;
   nativeListFinish(): void;
-  nativeClassify(): number;
-  nativeRecurseList(): number;
-  nativeEndDir(): void;
+  nativeClassify(): void;
   nativeFrameDepth(): number;
   ERR_NEEDS_NAIVE: WasmGlobal;
   ERR_LOOKUP: WasmGlobal;
   ERR_BAD_DEPTH: WasmGlobal;
+  WALK_END: WasmGlobal;
+  WALK_CHILD: WasmGlobal;
+  WALK_PROBE: WasmGlobal;
+  WALK_FLUSH: WasmGlobal;
+  WALK_FOUND: WasmGlobal;
 }
 
 /** Error codes the core returns (the exported globals hold the same values). */
 export const CORE_ERR_BAD_DEPTH = 1;
 export const CORE_ERR_NEEDS_NAIVE = 2;
 export const CORE_ERR_LOOKUP = 3;
+
+/** walkNext's answers (assembly/native.ts WALK_*; the exported globals hold the same values). */
+export const WALK_END = 0;
+export const WALK_CHILD = 1;
+export const WALK_PROBE = 2;
+export const WALK_FLUSH = 3;
+export const WALK_FOUND = 4;
 
 const PAGE = 65536;
 const INITIAL_PAGES = MEMORY_BASE / PAGE; // the module's own minimum

@@ -5,13 +5,15 @@ import type { Readable } from 'node:stream';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
 import { managedHome } from './managed.js';
+import type { Change } from '../changes/change.js';
 import {
-  ACTIVATE_RESPONSE, BadRequest, CAPABILITIES_RESPONSE, changesToWire, readApplyDiffQuery,
+  ACTIVATE_RESPONSE, BadRequest, CAPABILITIES_RESPONSE, changesBody, readApplyDiffQuery,
   readDriverRequest, readInitRequest, requireId, type GraphDriverResponse,
 } from './protocol.js';
 
-/** A JSON answer, or (GraphDriver.Diff) a tar stream sent as the response body. */
-export type Reply = { json: GraphDriverResponse | typeof ACTIVATE_RESPONSE } | { tar: Readable };
+/** A JSON answer, a JSON answer written as it is made (GraphDriver.Changes: its text in pieces),
+ *  or (GraphDriver.Diff) a tar stream sent as the response body. */
+export type Reply = { json: GraphDriverResponse | typeof ACTIVATE_RESPONSE } | { jsonStream: AsyncIterable<string> } | { tar: Readable };
 
 /** What a handler gets from the server for one call. */
 export interface Call {
@@ -62,7 +64,7 @@ export class GraphDriverService {
       ['GraphDriver.Status', async (c) => { await c.json(); return { json: { Status: this.ready(c).status() } }; }],
       ['GraphDriver.GetMetadata', (c) => this.withId(c, async (d, id) => ({ Metadata: await d.getMetadata(id) }))],
       ['GraphDriver.Cleanup', async (c) => { await c.json(); await this.cleanup(); return { json: {} }; }],
-      ['GraphDriver.Changes', (c) => this.withId(c, async (d, id, r) => ({ Changes: changesToWire(await d.changes(id, r.Parent)) }))],
+      ['GraphDriver.Changes', (c) => this.changes(c)],
       ['GraphDriver.DiffSize', (c) => this.withId(c, async (d, id, r) => ({ Size: await d.diffSize(id, r.Parent) }))],
       ['GraphDriver.Diff', (c) => this.diff(c)],
       ['GraphDriver.ApplyDiff', (c) => this.applyDiff(c)],
@@ -117,6 +119,22 @@ export class GraphDriverService {
     const req = readDriverRequest(call.method, await call.json());
     const id = requireId(call.method, req);
     return { tar: await this.ready(call).diff(id, req.Parent) };
+  }
+
+  /** The list streamed: a layer of a million changes never sits whole in memory. Its first chunk is
+   *  made before the answer starts, so a missing layer (or any early failure) is still an error
+   *  status; a failure after it cuts the connection (dockerd then fails the call). */
+  private async changes(call: Call): Promise<Reply> {
+    const req = readDriverRequest(call.method, await call.json());
+    const id = requireId(call.method, req);
+    const chunks = this.ready(call).changesStream(id, req.Parent).chunks();
+    const first = await chunks.next();
+    async function* all(): AsyncGenerator<Change[]> {
+      if (first.done) return;
+      yield first.value;
+      yield* chunks;
+    }
+    return { jsonStream: changesBody(all()) };
   }
 
   private async applyDiff(call: Call): Promise<Reply> {

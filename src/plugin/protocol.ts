@@ -69,6 +69,20 @@ export function changesToWire(changes: readonly Change[]): { Path: string; Kind:
   return changes.map((c) => ({ Path: c.path, Kind: CHANGE_KIND[c.kind] }));
 }
 
+/** GraphDriver.Changes' response body, `{"Changes":[{"Path":…,"Kind":…},…]}` and a newline (the
+ *  bytes JSON.stringify gives for the whole list), as text pieces written while `chunks` are made. */
+export async function* changesBody(chunks: AsyncIterable<readonly Change[]>): AsyncGenerator<string> {
+  let first = true;
+  for await (const chunk of chunks) {
+    if (chunk.length === 0) continue;
+    let text = first ? '{"Changes":[' : ',';
+    text += changesToWire(chunk).map((w) => JSON.stringify(w)).join(',');
+    first = false;
+    yield text;
+  }
+  yield first ? '{"Changes":[]}\n' : ']}\n';
+}
+
 /** Parses a JSON call body: empty (Go sends nothing for nil args) is {}, anything but an object is a 400. */
 export function parseJsonBody(method: string, body: Buffer): Record<string, unknown> {
   if (body.length === 0) return {};

@@ -116,6 +116,12 @@ export async function servePlugin(options: PluginOptions = {}): Promise<PluginHa
       sendJson(res, 200, reply.json);
       return;
     }
+    if ('jsonStream' in reply) {
+      res.writeHead(200, { 'Content-Type': PLUGIN_MEDIA_TYPE, ...(closing ? { Connection: 'close' } : {}) });
+      // chunked; pipeline waits for the socket to drain between pieces and cuts it on a failure
+      await pipeline(Readable.from(reply.jsonStream), res);
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'application/x-tar' });
     // pipeline destroys the export when dockerd hangs up, and the connection when the export fails.
     await pipeline(reply.tar, res);

@@ -3,6 +3,7 @@
 import type { Shim } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
 import { SCAN_NO_RECURSE, SCAN_SORTED } from '../core/records.js';
+import { SCAN_STREAMS } from '../core/regions.js';
 import { scanStream, type BatchConsumer } from './stream.js';
 
 /** One record per NUL-terminated name in `names`, in order, failures inline (FLAG_FAILED); the
@@ -15,4 +16,26 @@ export function lookupNames(shim: Shim, dirfd: number, names: Uint8Array, count:
 /** Every entry of the directory `dirfd` (not recursive), sorted, as scan batches in `core`'s slots. */
 export async function listDirectory(core: Core, dirfd: number, consume: BatchConsumer): Promise<void> {
   await scanStream(core, '.', SCAN_SORTED | SCAN_NO_RECURSE, consume, { dirfd });
+}
+
+/** The entries of the directory `dirfd` (not recursive, sorted; `flags`: more SCAN_* bits) read on
+ *  this thread, batch by batch into `core`'s first scan slot: the native change walk lists every
+ *  upper dir it enters, and most are small — a round trip to the pool per directory would cost more
+ *  than the listing (a batch is one slot, so a call blocks for one batch at a time at most). */
+export function listDirectorySync(shim: Shim, core: Core, dirfd: number, flags: number, consume: BatchConsumer): void {
+  const slot = SCAN_STREAMS[0][0];
+  const records = core.low.subarray(slot.recordsAddr, slot.recordsAddr + slot.recordsSize);
+  const heap = core.low.subarray(slot.heapAddr, slot.heapAddr + slot.heapSize);
+  const handle = shim.scanOpen(dirfd, '.', flags | SCAN_SORTED | SCAN_NO_RECURSE);
+  try {
+    for (let idle = 0; ;) {
+      const batch = shim.scanNextSync(handle, records, heap);
+      if (batch.count > 0) consume(slot, batch.count, batch.heapUsed);
+      if (batch.done) return;
+      if (batch.count > 0) idle = 0;
+      else if (++idle > 2) throw new Error('overlay2: scanner made no progress listing a directory');
+    }
+  } finally {
+    shim.scanClose(handle);
+  }
 }
