@@ -40,7 +40,7 @@ export async function load({ args: [source], values, open }: CommandContext): Pr
 
 /** `overlay2 save TOP -o FILE [--format docker|oci] [--tag NAME]...`: prints the config digest. */
 export async function save({ args: [top], values, open, usage }: CommandContext): Promise<number> {
-  if (typeof values.output !== 'string') usage('save needs -o FILE');
+  if (typeof values.output !== 'string') usage('needs -o FILE');
   const format = ((values.format as string | undefined) ?? 'docker') as 'docker' | 'oci';
   if (format !== 'docker' && format !== 'oci') usage(`--format must be docker or oci, not ${JSON.stringify(format)}`);
   checkOutputFile(values.output as string);
