@@ -70,4 +70,20 @@ test('a failed command leaves no new home behind; a good one keeps it (8)', () =
   assert.ok(readdirSync(fresh).includes('x'));
 });
 
+test('a file that is not a tar: apply and load say so, as GNU tar does (9)', () => {
+  const text = join(base, 'notes.txt');
+  writeFileSync(text, 'hello world\n'); // 12 bytes: shorter than one tar header
+  const noise = join(base, 'noise.bin');
+  writeFileSync(noise, Buffer.alloc(4096, 0x41)); // a whole block that is no header
+  assert.is(run('create', 'nt').code, 0);
+  const NOT_A_TAR = /^overlay2: bad archive: the input is not a tar archive, plain or compressed \(gzip, zstd, xz, bzip2\)( in layer nt)?\n$/;
+  for (const r of [run('apply', 'nt', '-i', text), cli(home, ['apply', 'nt'], { input: 'hello world\n' }), run('apply', 'nt', '-i', noise),
+    run('load', text), cli(home, ['load', '-'], { input: 'hello world\n' }), run('load', noise)]) {
+    assert.is(r.code, 1, r.err);
+    assert.match(r.err, NOT_A_TAR);
+    assert.not.match(r.err, /truncated|checksum/);
+  }
+  assert.is(run('diffsize', 'nt').out, '0\n', 'the layer is as it was');
+});
+
 test.run();
