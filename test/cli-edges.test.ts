@@ -86,4 +86,19 @@ test('a file that is not a tar: apply and load say so, as GNU tar does (9)', () 
   assert.is(run('diffsize', 'nt').out, '0\n', 'the layer is as it was');
 });
 
+test('unmount of a layer that is not mounted: exit 0, said on stderr; of one that is, silent (15)', () => {
+  assert.is(run('create', 'um', '--parent', 'base').code, 0);
+  const never = run('unmount', 'um');
+  assert.is(never.code, 0);
+  assert.is(never.err, 'overlay2: layer um is not mounted; nothing to unmount\n');
+  assert.is(run('mount', 'um').code, 0);
+  const once = run('unmount', 'um');
+  assert.is(once.code, 0);
+  assert.is(once.err, '');
+  assert.match(run('unmount', 'um').err, /not mounted/, 'the second unmount has nothing left to release');
+  const ghost = run('unmount', 'ghost');
+  assert.is(ghost.code, 1);
+  assert.is(ghost.err, 'overlay2: layer ghost does not exist\n');
+});
+
 test.run();
