@@ -5,7 +5,7 @@
 import * as assert from 'uvu/assert';
 import { test as uvuTest } from 'uvu';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI_BIN } from './support/cli.js';
 import { mountTest, tempDir, removeTree } from './support/env.js';
@@ -99,6 +99,85 @@ test('unmount of a layer that is not mounted: exit 0, said on stderr; of one tha
   const ghost = run('unmount', 'ghost');
   assert.is(ghost.code, 1);
   assert.is(ghost.err, 'overlay2: layer ghost does not exist\n');
+});
+
+/** A layer tar of `files` (name → bytes) made by GNU tar, as a user would. */
+function tarOf(name: string, files: Record<string, Buffer | string>): string {
+  const dir = join(base, `${name}-src`);
+  mkdirSync(dir);
+  for (const [f, data] of Object.entries(files)) writeFileSync(join(dir, f), data);
+  const tar = join(base, `${name}.tar`);
+  assert.is(spawnSync('tar', ['-cf', tar, '-C', dir, ...Object.keys(files)]).status, 0);
+  return tar;
+}
+const FINAL = /^(\w+)  [\d.]+ \w+ of [\d.]+ \w+ \(100%\)  (\d+) (entry|entries)  [\d.]+ \w+\/s  in \d+:\d\d$/;
+const progressLines = (err: string) => err.split('\n').filter((l) => /^(apply|save|diff|load)  /.test(l));
+
+test('progress: apply -i FILE and apply < FILE know the size; save counts layer entries and ends at 100%; diff says 1 entry (10)', () => {
+  const tar = tarOf('prog', { a: Buffer.alloc(3 << 20, 1), b: 'bee\n', c: 'sea\n' });
+  assert.is(run('create', 'pr').code, 0);
+  const a = run('apply', 'pr', '-i', tar, '--progress');
+  assert.is(a.code, 0, a.err);
+  const lines = progressLines(a.err);
+  assert.ok(lines.length >= 1, a.err);
+  for (const l of lines) assert.match(l, /^apply  \S+ \S+ of \S+ \S+ \(\d+%\)  \d+ entr/, 'every line knows the total');
+  const last = FINAL.exec(lines.at(-1)!);
+  assert.ok(last, lines.at(-1));
+  assert.is(last![2], '3');
+  assert.is(run('create', 'pr2').code, 0);
+  const stdin = spawnSync('sh', ['-c', `"${process.execPath}" "${CLI_BIN}" --home "${home}" apply pr2 --progress < "${tar}"`], { encoding: 'utf8' });
+  assert.is(stdin.status, 0, stdin.stderr);
+  assert.match(progressLines(stdin.stderr).at(-1)!, FINAL, 'stdin redirected from a file: its size is known too');
+
+  const s = run('save', 'pr', '-o', join(base, 'pr.tar'), '--progress');
+  assert.is(s.code, 0, s.err);
+  const saved = progressLines(s.err);
+  const end = FINAL.exec(saved.at(-1)!);
+  assert.ok(end, saved.at(-1));
+  assert.is(end![2], '3', 'entries: the tar entries of the layers, not the archive members');
+  for (const l of saved.slice(0, -1)) {
+    assert.not.match(l, /\(100%\)/, 'only the end is 100%');
+    const eta = /ETA (\d+):/.exec(l);
+    assert.ok(!eta || Number(eta[1]) < 10, `a sane ETA: ${l}`);
+  }
+
+  assert.is(run('create', 'one').code, 0);
+  assert.is(run('apply', 'one', '-i', tarOf('one', { only: 'x\n' })).code, 0);
+  const d = run('diff', 'one', '-o', join(base, 'one-out.tar'), '--progress');
+  assert.is(d.code, 0, d.err);
+  assert.match(progressLines(d.err).at(-1)!, /^diff  \S+ \S+  1 entry  \S+ \S+\/s  in \d+:\d\d$/);
+});
+
+/** Starts `apply ID --progress` reading a pipe that gets the first 2 MiB of `tar` and then stalls;
+ *  resolves once the progress line shows, with the child. */
+async function stalledApply(id: string, tar: Buffer) {
+  const child = spawn(process.execPath, [CLI_BIN, '--home', home, 'apply', id, '--progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.stdin!.on('error', () => undefined); // the pipe's reader is killed on purpose
+  child.stdin!.write(tar.subarray(0, 2 << 20));
+  for (let i = 0; i < 200 && !err.includes('apply  '); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(err, /^apply  /m, 'the progress line is up');
+  return { child, exited, err: () => err };
+}
+
+test('Ctrl-C (SIGINT) exits 130, SIGTERM 143: promptly, no completion line, the layer as it was (11)', async () => {
+  const big = readFileSync(tarOf('int', { big: Buffer.alloc(6 << 20, 7) }));
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const id = `int-${code}`;
+    assert.is(run('create', id).code, 0);
+    const { child, exited, err } = await stalledApply(id, big);
+    const at = Date.now();
+    child.kill(signal);
+    assert.is(await exited, code, err());
+    assert.ok(Date.now() - at < 5000, 'an idle pipe does not hold the interrupt up');
+    assert.not.match(err(), /in \d+:\d\d/, 'no completion line for work that did not complete');
+    assert.match(err(), new RegExp(`\\noverlay2: apply interrupted \\(${signal}\\)\\n$`));
+    child.stdin!.destroy();
+    assert.is(run('diffsize', id).out, '0\n');
+    assert.equal(readdirSync(join(home, id)).sort(), ['diff', 'link']);
+  }
 });
 
 test.run();

@@ -45,6 +45,18 @@ export interface Outcome {
   stack?: string;
 }
 
+/** A command stopped by SIGINT or SIGTERM: exits 128 + the signal's number (130, 143), as a shell
+ *  reports a process the signal killed, after the command has cleaned up. */
+export class Interrupted extends Error {
+  constructor(what: string, readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(`overlay2: ${what} interrupted (${signal})`);
+  }
+
+  get exitCode(): number {
+    return this.signal === 'SIGINT' ? 130 : 143;
+  }
+}
+
 /** A handler returns the exit code. */
 export type Handler = (ctx: CommandContext) => Promise<number>;
 

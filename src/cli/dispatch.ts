@@ -4,7 +4,7 @@
 // table; a command's handler, and through it the driver, is imported when that command runs.
 import { parseArgs } from 'node:util';
 import { COMMANDS, findCommand } from './commands.js';
-import type { CommandSpec, OptionSpec, CommandContext, RunOptions, Outcome } from './command.js';
+import { Interrupted, type CommandSpec, type OptionSpec, type CommandContext, type RunOptions, type Outcome } from './command.js';
 import { openDriver } from './open-driver.js';
 import { packageVersion } from '../version.js';
 import { write, isBrokenPipe } from './output.js';
@@ -244,6 +244,7 @@ function failure(e: unknown, spec: CommandSpec | undefined): Outcome {
     const hint = c ? `usage: overlay2 ${c.usage} (overlay2 help ${c.name})` : 'see overlay2 help';
     return { code: 2, error: `overlay2: ${c ? `${c.name}: ` : ''}${e.message} — ${hint}` };
   }
+  if (e instanceof Interrupted) return { code: e.exitCode, error: e.message };
   const err = e as Error;
   const message = String(err?.message ?? e).split('\n')[0]!.replace(/^(overlay2: )+/, '');
   return { code: spec?.errorExit ?? 1, error: `overlay2: ${message}`, stack: err?.stack };
