@@ -180,4 +180,41 @@ test('Ctrl-C (SIGINT) exits 130, SIGTERM 143: promptly, no completion line, the 
   }
 });
 
+test('after kill -9 mid-apply: ls and exists show the layer as incomplete, status the space it holds; the next write clears it (12)', async () => {
+  const big = readFileSync(join(base, 'int.tar'));
+  assert.is(run('create', 'killed').code, 0);
+  const { child, exited } = await stalledApply('killed', big);
+  child.kill('SIGKILL');
+  await exited;
+  child.stdin!.destroy();
+  const staging = readdirSync(join(home, 'killed')).filter((n) => n.startsWith('.staging-diff-'));
+  assert.is(staging.length, 1, 'the dead apply left its staging dir');
+
+  const ls = run('ls');
+  assert.is(ls.code, 0);
+  assert.ok(ls.out.split('\n').includes('killed'), 'stdout stays a list of ids');
+  assert.match(ls.err, /^overlay2: layer killed is incomplete: an apply into it was interrupted/m);
+  const rows = JSON.parse(run('ls', '--json').out) as { id: string; incomplete?: string }[];
+  assert.match(rows.find((r) => r.id === 'killed')!.incomplete!, /apply into it was interrupted/);
+  assert.is(rows.find((r) => r.id === 'base')!.incomplete, undefined);
+  const ex = run('exists', 'killed');
+  assert.is(ex.code, 2, 'exists: 2, an incomplete layer');
+  assert.match(ex.err, /^overlay2: layer killed is incomplete: /);
+  assert.is(run('exists', 'base').code, 0);
+
+  const status = run('status');
+  const stale = /^Stale Work: (\d+) bytes in 1 leftover of interrupted work/m.exec(status.out);
+  assert.ok(stale, status.out);
+  assert.ok(Number(stale![1]) >= 1 << 20, `the staging dir's bytes: ${stale![1]}`);
+  assert.ok(JSON.parse(run('status', '--json').out)['Stale Work'] >= 1 << 20);
+  // all of that was read-only: the leftover is still there
+  assert.is(readdirSync(join(home, 'killed')).filter((n) => n.startsWith('.staging-diff-')).length, 1);
+
+  // the next command that writes clears it: the layer is its empty self again
+  assert.is(run('create', 'after-kill').code, 0);
+  assert.is(run('exists', 'killed').code, 0);
+  assert.is(run('ls').err, '');
+  assert.match(run('status').out, /^Stale Work: 0 bytes$/m);
+});
+
 test.run();
