@@ -38,7 +38,7 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./layers.js').then((m) => m.remove),
   },
   {
-    name: 'exists', group: 'Layers', usage: 'exists ID', summary: 'exit 0 if the layer exists, 1 if not, 2 on errors',
+    name: 'exists', group: 'Layers', usage: 'exists ID', summary: 'exit 0 if the layer exists, 1 if not, 2 on errors or an incomplete layer',
     positionals: ['ID'], writes: false, errorExit: 2, options: {},
     load: () => import('./layers.js').then((m) => m.exists),
   },
