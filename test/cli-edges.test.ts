@@ -205,8 +205,9 @@ test('after kill -9 mid-apply: ls and exists show the layer as incomplete, statu
   const status = run('status');
   const stale = /^Stale Work: (\d+) bytes in 1 leftover of interrupted work/m.exec(status.out);
   assert.ok(stale, status.out);
-  assert.ok(Number(stale![1]) >= 1 << 20, `the staging dir's bytes: ${stale![1]}`);
-  assert.ok(JSON.parse(run('status', '--json').out)['Stale Work'] >= 1 << 20);
+  // what the apply had written when it was killed (how much depends on the machine's speed)
+  assert.ok(Number(stale![1]) > 0, `the staging dir's bytes: ${stale![1]}`);
+  assert.is(JSON.parse(run('status', '--json').out)['Stale Work'], Number(stale![1]));
   // all of that was read-only: the leftover is still there
   assert.is(readdirSync(join(home, 'killed')).filter((n) => n.startsWith('.staging-diff-')).length, 1);
 
