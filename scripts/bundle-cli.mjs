@@ -7,6 +7,9 @@
 // ES modules `overlay2 exists` loaded cost a resolve, a read and a compile. npm packages stay
 // external (required from node_modules when a command needs them); the library (dist/src/index.js)
 // is not bundled. Runs after tsc in `npm run build:ts`.
+// The cache is this checkout's own: V8 keeps the file name it was made under (stack traces name it),
+// so the package leaves it out and an installed bin makes its own at its first call
+// (scripts/cli-launcher.cjs).
 import { build } from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -727,11 +727,11 @@ export class Overlay2Driver {
   changesStream(id: string, parent?: string | null): ChangeStream {
     return new ChangeStream(async () => {
       const p = await this.checkPair(id, parent);
-      if (this.thin.isThin(id) || !(await this.useNative(id, p))) return { native: null, whole: () => this.changes(id, p) };
+      if (this.sources.of(id).ownContent(id) !== null || !(await this.useNative(id, p))) return { native: null, whole: () => this.changes(id, p) };
       const { changesNativeStream } = await import('./changes/native.js');
       const lowers = await this.store.lowerDiffDirs(id);
       return {
-        native: () => within((body) => this.thin.withRepositories(id, body),
+        native: () => within((body) => this.sources.withLowers(id, body),
           () => changesNativeStream(this.store.diffDir(id), lowers, this.context)),
         whole: () => this.changesNaive(id, p),
       };

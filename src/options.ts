@@ -50,6 +50,9 @@ function splitOption(option: string): [string, string] {
   return [option.slice(0, eq).trim().toLowerCase(), option.slice(eq + 1).trim()];
 }
 
+/** Every driver option key, as a user writes it (the error for an unknown key lists them). */
+export const DRIVER_OPTION_KEYS = ['overlay2.override_kernel_check', 'overlay2.size', 'cvmfsMountMethod', 'thin.root', 'thin.mount_command'] as const;
+
 export function parseDriverOptions(options: readonly string[] | Record<string, string> = []): DriverOptions {
   const list = Array.isArray(options)
     ? options
@@ -69,7 +72,7 @@ export function parseDriverOptions(options: readonly string[] | Record<string, s
         break;
       default:
         if (parseThinOption(out.thin, key, value)) break;
-        throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: unknown option ${key}`, { option: key });
+        throw new Overlay2Error('ERR_BAD_OPTION', `overlay2: unknown option ${key} (the options are ${DRIVER_OPTION_KEYS.join(', ')})`, { option: key });
     }
   }
   settleThinOptions(out.thin);

@@ -93,11 +93,11 @@ test('--json, -f FILE, a line\'s own --home, and what cannot share the batch\'s 
   assert.is(r.code, 2, r.err);
   const rows = r.out.trim().split('\n').map((l) => JSON.parse(l) as { line: number; exit: number; output: string; error?: string });
   assert.equal(rows.map((x) => [x.line, x.exit]), [[1, 0], [2, 0], [3, 1], [4, 0], [5, 2], [6, 2], [7, 2], [8, 2], [9, 2], [10, 2]]);
-  assert.match(rows[4]!.error!, /diff in a batch needs -o FILE/);
-  assert.match(rows[5]!.error!, /apply in a batch needs -i FILE/);
-  assert.match(rows[6]!.error!, /load in a batch cannot read stdin/);
-  assert.match(rows[7]!.error!, /plugin cannot run inside a batch/);
-  assert.match(rows[8]!.error!, /batch cannot run inside a batch/);
+  assert.match(rows[4]!.error!, /^overlay2: diff: needs -o FILE in a batch — usage/);
+  assert.match(rows[5]!.error!, /^overlay2: apply: needs -i FILE in a batch/);
+  assert.match(rows[6]!.error!, /^overlay2: load: cannot read stdin in a batch/);
+  assert.match(rows[7]!.error!, /^overlay2: plugin: cannot run inside a batch/);
+  assert.match(rows[8]!.error!, /^overlay2: batch: cannot run inside a batch/);
   assert.match(rows[9]!.error!, /unexpected argument "b"/);
   assert.not.ok(rows[0]!.error);
   // apply with -i, diff with -o: the layer's tar goes to the file, not into the results
@@ -195,7 +195,7 @@ uvuTest('the bin works without its code cache, and with one V8 rejects', () => {
       assert.is(v.stdout, `overlay2 ${pkg.version}\n`);
       const u = spawnSync(process.execPath, [join(cliDir, 'overlay2.cjs'), 'exists'], { encoding: 'utf8' });
       assert.is(u.status, 2);
-      assert.match(u.stderr, /^overlay2: exists needs ID — usage: overlay2 exists ID/);
+      assert.match(u.stderr, /^overlay2: exists: needs ID — usage: overlay2 exists ID/);
     }
   } finally {
     removeTree(join(root, '..'));

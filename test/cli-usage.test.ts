@@ -40,6 +40,22 @@ test('help lists every command; help COMMAND and COMMAND --help describe one', (
   assert.match(unknown.err, /unknown command "nope"/);
 });
 
+test('each command\'s usage line lists every option its help describes (one table makes both)', () => {
+  const overview = run('help').out;
+  for (const name of [...overview.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]!)) {
+    const help = run('help', name).out;
+    const usage = /^usage: overlay2 (.*)$/m.exec(help)![1]!;
+    assert.ok(overview.includes(`  ${usage}`), `the overview shows ${name}'s usage line`);
+    for (const [, short, long] of help.matchAll(/^ {2}(?:-(\w), )? {0,4}--([\w-]+)/gm)) {
+      if (/^Global/m.test(help.slice(0, help.indexOf(`--${long}`)))) continue;
+      assert.ok(usage.includes(`--${long}`) || (short !== undefined && new RegExp(`(^|[\\s\\[|])-${short}\\b`).test(usage)), `${name}: --${long} in "${usage}"`);
+    }
+  }
+  assert.match(run('help', 'apply').out, /gzip, zstd, xz or bzip2/);
+  assert.match(run('help', 'create').out, /ext4/);
+  assert.match(run('help', 'save').out, /^usage: overlay2 save .*--json.*-q/m);
+});
+
 test('usage errors: one line with a hint, exit 2, before any home is opened', () => {
   for (const args of [[], ['frobnicate'], ['exists'], ['exists', 'a', 'b'], ['ls', '--json=1'], ['diff', 'x', '-o'], ['--home']]) {
     const r = run(...args);

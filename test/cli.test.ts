@@ -158,24 +158,24 @@ test('a non-empty directory that is not a store and /proc are refused in one lin
   assert.match(p.err, /on proc/);
 });
 
-test('errors: one line naming the id or option, exit 1; usage errors one line with a hint, exit 2', () => {
+test('errors: one line naming the id or option, exit 1; usage errors (a bad id or -o too) one line with a hint, exit 2', () => {
   const missing = run('create', 'x', '--parent', 'ghost');
   assert.is(missing.code, 1);
   assert.ok(oneLine(missing.err));
   assert.match(missing.err, /ghost/);
   assert.not.match(missing.err, /overlay2: overlay2:/);
   const badId = run('create', '..');
-  assert.is(badId.code, 1);
-  assert.match(badId.err, /invalid layer id/);
+  assert.is(badId.code, 2);
+  assert.match(badId.err, /^overlay2: create: invalid layer id "\.\.": a dot name — usage: overlay2 create ID/);
   const badOpt = spawnSync(process.execPath, [cli, '--home', home, '-o', 'overlay2.nope=1', 'ls'], { encoding: 'utf8' });
-  assert.is(badOpt.status, 1);
+  assert.is(badOpt.status, 2);
   assert.match(badOpt.stderr, /overlay2\.nope/);
   for (const args of [['frobnicate'], ['create'], ['create', 'a', '--bogus'], ['create', 'a', 'b'], ['create', 'a', '--parent']]) {
     const r = run(...args);
     assert.is(r.code, 2, args.join(' '));
     assert.ok(oneLine(r.err), r.err);
   }
-  assert.match(run('create').err, /create needs ID .*usage: overlay2 create ID/);
+  assert.match(run('create').err, /^overlay2: create: needs ID — usage: overlay2 create ID/);
   assert.match(run('create', 'a', '--bogus').err, /unknown option --bogus/);
   assert.is(spawnSync(process.execPath, [cli], { encoding: 'utf8' }).status, 2);
 });

@@ -30,7 +30,7 @@ uvuTest.after(() => scratch.remove());
 uvuTest('the tarball holds the built package, the license and the bundled prebuilt, no sources or tests', () => {
   const list = sh('tar', ['tzf', tarball]).out.split('\n');
   for (const f of ['package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/src/cli/main.js', 'package/dist/cli/overlay2.cjs',
-    'package/dist/cli/bundle.cjs', 'package/dist/cli/bundle.cjs.cache', 'package/LICENSE',
+    'package/dist/cli/bundle.cjs', 'package/LICENSE',
     'package/build/core.wasm', 'package/shim/binding.gyp', `package/node_modules/overlay2-${platform}/overlay2-shim.${platform}.node`]) {
     assert.ok(list.includes(f), f);
   }
@@ -42,6 +42,29 @@ uvuTest('the tarball holds the built package, the license and the bundled prebui
   for (const f of [...gyp.targets[0]!.sources, ...headers]) assert.ok(list.includes(`package/shim/${f}`), f);
   assert.not.ok(list.some((f) => f.startsWith('package/dist/test/') || f.startsWith('package/src/')));
   assert.match(readFileSync(join(project, 'node_modules', 'overlay2', 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
+});
+
+uvuTest('no file of the tarball carries the packing checkout\'s path; the installed bin makes its code cache under its own', () => {
+  // the V8 code cache kept the name it was compiled under, and stack traces from it named this checkout
+  const list = sh('tar', ['tzf', tarball]).out.split('\n').filter(Boolean);
+  assert.not.ok(list.includes('package/dist/cli/bundle.cjs.cache'), 'the checkout\'s code cache is not shipped');
+  const unpacked = join(scratch.fresh(), 'unpacked');
+  mkdirSync(unpacked);
+  assert.is(sh('tar', ['xzf', tarball, '-C', unpacked]).code, 0);
+  const carrying = sh('grep', ['-rlaF', root, unpacked]);
+  assert.is(carrying.out, '', `files naming ${root}: ${carrying.out}`);
+  assert.is(carrying.code, 1, carrying.err); // grep: 1 = no match, 2 = trouble
+  // the first call writes the cache beside the installed bundle; later calls compile from it, and an
+  // error's stack names the installed bundle, not the packer's checkout
+  const installed = join(project, 'node_modules', 'overlay2', 'dist', 'cli');
+  rmSync(join(installed, 'bundle.cjs.cache'), { force: true });
+  assert.is(bin('--version').code, 0);
+  assert.ok(existsSync(join(installed, 'bundle.cjs.cache')), 'made at the first call');
+  const r = sh(join(project, 'node_modules', '.bin', 'overlay2'), ['--home', join(project, 'no-home'), 'ls'], { env: { ...process.env, OVERLAY2_DEBUG: '1' } });
+  assert.is(r.code, 1);
+  assert.match(r.err, new RegExp(`${installed.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/bundle\\.cjs:\\d+:\\d+`), r.err);
+  assert.not.ok(r.err.includes(root + '/'), r.err);
+  assert.equal(readdirSync(installed).filter((n) => n.includes('.tmp-')), []);
 });
 
 uvuTest('import { Overlay2Driver } from \'overlay2\' works from ESM', () => {

@@ -5,8 +5,10 @@ import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import * as api from '../src/index.js';
 import { COMMANDS } from '../src/cli/commands.js';
+import { CLI_BIN } from './support/cli.js';
 
 const root = process.cwd();
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -51,6 +53,23 @@ test('every CLI command and option is documented', () => {
     }
   }
   assert.equal(missing, []);
+});
+
+test('the README\'s CLI reference is what `overlay2 help` prints (scripts/cli-reference.mjs writes it)', () => {
+  const m = /<!-- cli-help: [^\n]*-->\n```\n([\s\S]*?)```\n<!-- \/cli-help -->/.exec(readme);
+  assert.ok(m, 'README has the generated CLI reference block');
+  const help = spawnSync(process.execPath, [CLI_BIN, 'help'], { encoding: 'utf8' });
+  assert.is(help.status, 0, help.stderr);
+  assert.fixture(m![1]!, help.stdout, 'the command table changed: run `node scripts/cli-reference.mjs`');
+});
+
+test('the user\'s part comes first: install, quick start, API, CLI, Docker, containerd, thin layers, then how it is built', () => {
+  const titles = [...readme.matchAll(/^## (.*)$/gm)].map((t) => t[1]!);
+  const at = (prefix: string) => titles.findIndex((t) => t.startsWith(prefix));
+  const order = ['Install', 'Quick start', 'The API', 'The CLI', 'Docker', 'containerd', 'Thin layers', 'How it is built', 'Tests and benchmarks'].map(at);
+  assert.not.ok(order.includes(-1), titles.join(' | '));
+  assert.equal(order, [...order].sort((a, b) => a - b), titles.join(' | '));
+  assert.ok(readme.indexOf('## Install') < 3000, 'Install is on the first screen');
 });
 
 test.run();

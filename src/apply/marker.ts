@@ -102,6 +102,17 @@ export function recoverInterruptedApply(layerDir: string, unmount: () => void): 
   return settle(layerDir, { diffWasEmpty: record.diffWasEmpty === true, pid: record.pid });
 }
 
+/** Whether the import that wrote layerDir's .applying marker may still be running (a torn marker:
+ *  its process died before the import began, so no). */
+export function applyingOwnerAlive(layerDir: string): boolean {
+  try {
+    const record = JSON.parse(fs.readFileSync(join(layerDir, APPLYING_FILE), 'utf8')) as ApplyingRecord;
+    return typeof record.pid === 'number' && isAlive(record);
+  } catch {
+    return false;
+  }
+}
+
 function isAlive(record: ApplyingRecord): boolean {
   const start = processStart(record.pid);
   return start !== '' && (record.start === undefined || start === record.start);

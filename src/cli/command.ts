@@ -11,6 +11,9 @@ export type OptionSpec = {
   arg?: string;
   /** a string option that may be given more than once (its value is then a string[]) */
   multiple?: boolean;
+  /** what the value must be, checked before the home is opened (a bad one is a usage error, exit 2):
+   *  a layer id, a size in binary units (10G), a number of seconds, or one of the listed words */
+  value?: 'id' | 'size' | 'seconds' | readonly string[];
 };
 
 export interface CommandContext {
@@ -42,6 +45,18 @@ export interface Outcome {
   stack?: string;
 }
 
+/** A command stopped by SIGINT or SIGTERM: exits 128 + the signal's number (130, 143), as a shell
+ *  reports a process the signal killed, after the command has cleaned up. */
+export class Interrupted extends Error {
+  constructor(what: string, readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(`overlay2: ${what} interrupted (${signal})`);
+  }
+
+  get exitCode(): number {
+    return this.signal === 'SIGINT' ? 130 : 143;
+  }
+}
+
 /** A handler returns the exit code. */
 export type Handler = (ctx: CommandContext) => Promise<number>;
 
@@ -63,6 +78,8 @@ export interface CommandSpec {
   writes: boolean;
   /** exit code for errors other than usage errors (exists: 2, so 1 can mean "no") */
   errorExit?: number;
+  /** checks across options (create: --size needs --rw), before the home is opened; calls usage() */
+  check?: (values: CommandContext['values'], usage: (message: string) => never) => void;
   /** the handler, imported only when this command runs */
   load: () => Promise<Handler>;
 }

@@ -4,9 +4,11 @@
 // from the entry.
 import type { CommandSpec } from './command.js';
 
-const parent = { type: 'string', arg: 'P', help: 'the parent to compare with (default: the layer\'s own parent)' } as const;
+const parent = { type: 'string', arg: 'P', value: 'id', help: 'the layer to compare with (default: the layer\'s own parent)' } as const;
 const json = { type: 'boolean', help: 'print JSON' } as const;
-/** apply, diff, load and save: a progress line on stderr (shown by default on a terminal). */
+/** apply, diff, load and save: a progress line on stderr (shown by default on a terminal); in usage
+ *  lines as PROGRESS. */
+const PROGRESS = '[--progress|--no-progress|-q]';
 const progress = {
   progress: { type: 'boolean', help: 'show a progress line on stderr even when it is not a terminal' },
   'no-progress': { type: 'boolean', help: 'no progress line' },
@@ -16,12 +18,15 @@ const progress = {
 export const COMMANDS: CommandSpec[] = [
   {
     name: 'create', group: 'Layers', usage: 'create ID [--parent P] [--rw] [--size S]', summary: 'create a layer',
-    description: 'Creates an empty layer on top of P (a base layer without --parent). --rw makes a read-write (container) layer, whose size can be limited with --size on XFS with project quotas.',
+    description: 'Creates an empty layer on top of P (a base layer without --parent). --rw makes a read-write (container) layer, whose size can be limited with --size where the home\'s file system keeps project quotas (xfs mounted with prjquota, or ext4 made with -O quota,project and mounted with prjquota).',
     positionals: ['ID'], writes: true,
     options: {
-      parent: { type: 'string', arg: 'P', help: 'the layer below this one' },
+      parent: { type: 'string', arg: 'P', value: 'id', help: 'the layer below this one' },
       rw: { type: 'boolean', help: 'a read-write (container) layer' },
-      size: { type: 'string', arg: 'S', help: 'quota of a read-write layer, binary units: 10G, 512M (XFS prjquota)' },
+      size: { type: 'string', arg: 'S', value: 'size', help: 'quota of a read-write layer, binary units: 10G, 512M (xfs or ext4 with project quotas)' },
+    },
+    check: (values, usage) => {
+      if (values.size !== undefined && !values.rw) usage('--size needs --rw (only a read-write layer has a quota)');
     },
     load: () => import('./layers.js').then((m) => m.create),
   },
@@ -33,7 +38,7 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./layers.js').then((m) => m.remove),
   },
   {
-    name: 'exists', group: 'Layers', usage: 'exists ID', summary: 'exit 0 if the layer exists, 1 if not, 2 on errors',
+    name: 'exists', group: 'Layers', usage: 'exists ID', summary: 'exit 0 if the layer exists, 1 if not, 2 on errors or an incomplete layer',
     positionals: ['ID'], writes: false, errorExit: 2, options: {},
     load: () => import('./layers.js').then((m) => m.exists),
   },
@@ -65,7 +70,7 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./mounts.js').then((m) => m.cleanup),
   },
   {
-    name: 'diff', group: 'Diffs', usage: 'diff ID [--parent P] [-o FILE] [--all-xattrs]', summary: 'the layer as a tar (stdout or FILE)',
+    name: 'diff', group: 'Diffs', usage: `diff ID [--parent P] [-o FILE] [--all-xattrs] ${PROGRESS}`, summary: 'the layer as a tar (stdout or FILE)',
     description: 'Writes the layer\'s changes over its parent as an uncompressed tar in Docker\'s layer format (the same bytes, so the same diffID). Refuses to write to a terminal.',
     positionals: ['ID'], writes: false,
     options: {
@@ -77,10 +82,10 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./diffs.js').then((m) => m.diff),
   },
   {
-    name: 'apply', group: 'Diffs', usage: 'apply ID [--parent P] [-i FILE]', summary: 'apply a layer tar (stdin or FILE), print the layer size',
-    description: 'Extracts a layer tar (plain, gzip or zstd) into the layer and prints its size in bytes.',
+    name: 'apply', group: 'Diffs', usage: `apply ID [--parent P] [-i FILE] ${PROGRESS}`, summary: 'apply a layer tar (stdin or FILE), print the layer size',
+    description: 'Extracts a layer tar (plain, gzip, zstd, xz or bzip2) into the layer and prints its size in bytes. Into a layer with its own parent (the default) the tar is unpacked beside the layer and swapped in whole; against another --parent it is written through a mount.',
     positionals: ['ID'], writes: true,
-    options: { parent, input: { type: 'string', short: 'i', arg: 'FILE', help: 'read the tar from FILE instead of stdin' }, ...progress },
+    options: { parent: { ...parent, help: 'the layer the tar\'s changes are over (default: the layer\'s own parent)' }, input: { type: 'string', short: 'i', arg: 'FILE', help: 'read the tar from FILE instead of stdin' }, ...progress },
     load: () => import('./diffs.js').then((m) => m.apply),
   },
   {
@@ -94,18 +99,18 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./diffs.js').then((m) => m.changes),
   },
   {
-    name: 'load', group: 'Images', usage: 'load FILE|DIR|- [--json]', summary: 'load a docker save archive or OCI layout, print "<top layer> <config digest>"',
+    name: 'load', group: 'Images', usage: `load FILE|DIR|- [--json] ${PROGRESS}`, summary: 'load a docker save archive or OCI layout, print "<top layer> <config digest>"',
     description: 'Loads every image of a `docker save` archive (legacy or OCI-style) or an OCI image layout (directory or tar; "-" reads stdin). Blob digests and diffIDs are verified while streaming; layers are stored under their chain IDs and reused when already there. On any failure nothing is left behind.',
     positionals: ['FILE|DIR'], writes: true, options: { json, ...progress },
     load: () => import('./image-commands.js').then((m) => m.load),
   },
   {
-    name: 'save', group: 'Images', usage: 'save TOP -o FILE [--format docker|oci] [--tag NAME]...', summary: 'the chain ending at TOP as an image archive',
+    name: 'save', group: 'Images', usage: `save TOP -o FILE [--format docker|oci] [--tag NAME]... [--json] ${PROGRESS}`, summary: 'the chain ending at TOP as an image archive',
     description: 'Writes the layer chain ending at TOP as an image archive that `docker load` and skopeo read: each layer with the exact bytes (and diffID) it was applied from, a locally made layer as Docker would export it. Prints the image config\'s digest.',
     positionals: ['TOP'], writes: false,
     options: {
       output: { type: 'string', short: 'o', arg: 'FILE', help: 'the archive to write (required)' },
-      format: { type: 'string', arg: 'docker|oci', help: 'docker-archive (default) or an OCI image layout tar' },
+      format: { type: 'string', arg: 'docker|oci', value: ['docker', 'oci'], help: 'docker-archive (default) or an OCI image layout tar' },
       tag: { type: 'string', arg: 'NAME', multiple: true, help: 'a repository tag for the image (repeatable)' },
       json, ...progress,
     },
@@ -118,7 +123,7 @@ export const COMMANDS: CommandSpec[] = [
     options: {
       name: { type: 'string', arg: 'N', help: 'the plugin (storage driver) name: letters, digits, . _ - (default overlay2-node)' },
       socket: { type: 'string', arg: 'PATH', help: 'the unix socket (default /run/docker/plugins/N.sock)' },
-      grace: { type: 'string', arg: 'SECONDS', help: 'how long calls in flight may finish at shutdown (default 5)' },
+      grace: { type: 'string', arg: 'SECONDS', value: 'seconds', help: 'how long calls in flight may finish at shutdown (default 5)' },
       'propagated-mount': { type: 'string', arg: 'DIR', help: 'run as a managed plugin: each driver name\'s home is a directory inside DIR' },
       output: { type: 'string', short: 'o', arg: 'DIR', help: 'bundle: the directory to write (new or empty)' },
     },
@@ -131,8 +136,8 @@ export const COMMANDS: CommandSpec[] = [
     options: {
       socket: { type: 'string', arg: 'PATH', help: 'the unix socket (default /run/overlay2/snapshotter.sock)' },
       'remote-layers': { type: 'string', arg: 'DIR', multiple: true, help: 'a read-only tree whose layers containerd need not download (CVMFS/DUCC .layers/<xx>/<hex>/layerfs, thin make\'s layers/<hex>); repeatable, searched in order' },
-      'log-level': { type: 'string', arg: 'L', help: 'debug (a line per call), info (default) or error' },
-      grace: { type: 'string', arg: 'SECONDS', help: 'how long calls in flight may finish at shutdown (default 5)' },
+      'log-level': { type: 'string', arg: 'L', value: ['debug', 'info', 'error'], help: 'debug (a line per call), info (default) or error' },
+      grace: { type: 'string', arg: 'SECONDS', value: 'seconds', help: 'how long calls in flight may finish at shutdown (default 5)' },
     },
     load: () => import('./snapshotter-command.js').then((m) => m.snapshotter),
   },
@@ -144,14 +149,14 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./batch.js').then((m) => m.batch),
   },
   {
-    name: 'thin', group: 'Thin layers', usage: 'thin make|commit|show|check ID [...]',
+    name: 'thin', group: 'Thin layers', usage: 'thin make|commit|show|check ID [--repo R] [-o FILE] [--root D] [--parent P] [--origin NAME] [--json]',
     summary: 'publish (make, commit) and inspect (show, check) thin layers',
     description: 'make ID: every layer of ID\'s chain unpacked into <root>/R/layers/<diffID hex> (an existing tree reused), the manifest printed and its one-file tar written to FILE (apply it to get the image back). commit ID --parent P: P\'s chain plus ID\'s changes over P as a new top layer. show ID: the nearest thin layer at or below ID and its manifest. check ID: every thin tree ID mounts is there, readable and inside its repository (exit 1 if not). The root is --root, else thin.root (-o before the command), else <home>/cvmfs.',
     positionals: ['SUBCOMMAND', 'ID'], writes: false,
     options: {
       repo: { type: 'string', arg: 'R', help: 'make/commit: the repository the trees go to' },
       root: { type: 'string', arg: 'D', help: 'make/commit: the thin root (default thin.root, else <home>/cvmfs)' },
-      parent: { type: 'string', arg: 'P', help: 'commit: the layer the changes are over' },
+      parent: { type: 'string', arg: 'P', value: 'id', help: 'commit: the layer the changes are over' },
       output: { type: 'string', short: 'o', arg: 'FILE', help: 'make/commit: where the thin image\'s layer tar goes' },
       origin: { type: 'string', arg: 'NAME', help: 'make/commit: the manifest\'s origin field' },
       json,

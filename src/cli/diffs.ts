@@ -51,7 +51,11 @@ export async function apply({ args: [id], values, open }: CommandContext): Promi
   const input = openInput(str(values.input));
   const d = await open();
   const parent = await parentFor(d, id!, values);
-  const size = await withControl('apply', progressMode(values), (control) => d.applyDiff(id!, parent, input, control));
+  const size = await withControl('apply', progressMode(values), (control) => {
+    // an interrupt must not wait for the next chunk of a pipe that is slow or idle
+    control.signal?.addEventListener('abort', () => input.destroy(control.signal!.reason as Error), { once: true });
+    return d.applyDiff(id!, parent, input, control);
+  });
   write(`${size}\n`);
   return 0;
 }

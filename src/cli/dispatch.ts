@@ -4,36 +4,49 @@
 // table; a command's handler, and through it the driver, is imported when that command runs.
 import { parseArgs } from 'node:util';
 import { COMMANDS, findCommand } from './commands.js';
-import type { CommandSpec, OptionSpec, CommandContext, RunOptions, Outcome } from './command.js';
+import { Interrupted, type CommandSpec, type OptionSpec, type CommandContext, type RunOptions, type Outcome } from './command.js';
 import { openDriver } from './open-driver.js';
 import { packageVersion } from '../version.js';
 import { write, isBrokenPipe } from './output.js';
+import { DRIVER_OPTION_KEYS, parseDriverOptions, parseSize } from '../options.js';
+import { validateId } from '../layout/ids.js';
+import { Overlay2Error } from '../errors.js';
+import { missingTop, removeFreshHome } from './fresh-home.js';
 
 const DEFAULT_HOME = '/var/lib/overlay2';
 
 const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   home: { type: 'string', arg: 'DIR', help: `the driver home (default: $OVERLAY2_HOME, else ${DEFAULT_HOME})` },
-  opt: { type: 'string', short: 'o', arg: 'key=value', help: 'a driver option: overlay2.override_kernel_check=BOOL, overlay2.size=SIZE (repeatable)' },
+  opt: { type: 'string', short: 'o', arg: 'key=value', help: `a driver option (repeatable): ${DRIVER_OPTION_KEYS.join(', ')}` },
   help: { type: 'boolean', short: 'h', help: 'show help' },
   version: { type: 'boolean', short: 'V', help: 'print the version' },
 };
 
+/** A command line that is wrong in itself (exit 2): said with the command's usage, before any home is
+ *  opened. Its message never repeats the command's name: failure() puts it in front. */
 export class UsageError extends Error {
   constructor(message: string, readonly command?: CommandSpec) { super(message); }
 }
 
+/** The summary goes on the usage line's own line when the usage is wider than this. */
+const USAGE_COLUMN = 46;
+
 function overview(): string {
   const groups = [...new Set(COMMANDS.map((c) => c.group))];
-  const width = Math.max(...COMMANDS.map((c) => c.usage.length)) + 2;
-  const lines = ['usage: overlay2 [--home DIR] [-o key=value]... COMMAND [args]', ''];
+  const lines = ['usage: overlay2 [--home DIR] [-o key=value]... COMMAND [args]   (options may also follow the command)', ''];
   for (const g of groups) {
     lines.push(`${g}:`);
-    for (const c of COMMANDS.filter((x) => x.group === g)) lines.push(`  ${c.usage.padEnd(width)}${c.summary}`);
+    for (const c of COMMANDS.filter((x) => x.group === g)) {
+      if (c.usage.length < USAGE_COLUMN) lines.push(`  ${c.usage.padEnd(USAGE_COLUMN + 1)}${c.summary}`);
+      else lines.push(`  ${c.usage}`, `  ${' '.repeat(USAGE_COLUMN + 1)}${c.summary}`);
+    }
   }
   lines.push('', 'Options (before or after the command):');
   lines.push(...optionLines(GLOBAL_OPTIONS));
   lines.push('', 'overlay2 help COMMAND (or COMMAND --help) describes one command.',
-    'Exit codes: 0 ok, 1 error (exists: 1 = no such layer, 2 = error), 2 usage error.');
+    'Exit codes: 0 ok; 1 the command failed; 2 a usage error (the command line itself is wrong, nothing was',
+    'done); 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM. exists: 0 yes, 1 no, 2 an error or an',
+    'incomplete layer.');
   return lines.join('\n');
 }
 
@@ -97,19 +110,27 @@ function parse(args: string[], c: CommandSpec | undefined, commandShortsWin: boo
     const msg = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? `unknown option ${opt}`
       : err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ? `option ${opt ?? ''} ${/argument missing/.test(err.message) ? 'needs a value' : 'takes no value'}`
       : err.message.split('\n')[0]!;
-    throw new UsageError(c ? `${c.name}: ${msg}` : msg, c);
+    throw new UsageError(msg, c);
   }
 }
 
 /** Commands that cannot share a batch's stdin/stdout, and the option that frees them. */
 const BATCH_STREAMS: Record<string, (v: Values, args: string[]) => string | null> = {
-  diff: (v) => (typeof v.output === 'string' ? null : 'diff in a batch needs -o FILE'),
-  apply: (v) => (typeof v.input === 'string' ? null : 'apply in a batch needs -i FILE'),
-  load: (_, [source]) => (source === '-' ? 'load in a batch cannot read stdin: give FILE or DIR' : null),
+  diff: (v) => (typeof v.output === 'string' ? null : 'needs -o FILE in a batch'),
+  apply: (v) => (typeof v.input === 'string' ? null : 'needs -i FILE in a batch'),
+  load: (_, [source]) => (source === '-' ? 'cannot read stdin in a batch: give FILE or DIR' : null),
 };
 const NOT_IN_BATCH = new Set(['batch', 'plugin', 'demo']);
 
-async function dispatch(argv: string[], run: RunOptions, running: (spec: CommandSpec) => void): Promise<number> {
+/** What runCli learns while a line runs: the command, and the home its open found missing. */
+interface Call {
+  spec?: CommandSpec;
+  /** the bin's own call (a batch keeps its homes open across lines): the topmost directory of the
+   *  home that did not exist before the open (null: the home existed) */
+  fresh?: { top: string | null; home: string };
+}
+
+async function dispatch(argv: string[], run: RunOptions, call: Call): Promise<number> {
   const at = commandIndex(argv);
   const name = at >= 0 ? argv[at]! : undefined;
   const pre = at >= 0 ? argv.slice(0, at).filter((a) => a !== '--') : argv;
@@ -119,7 +140,7 @@ async function dispatch(argv: string[], run: RunOptions, running: (spec: Command
     const topic = parse(post, undefined, false).positionals[0];
     if (topic === undefined) { write(overview() + '\n'); return 0; }
     const c = findCommand(topic);
-    if (!c) throw new UsageError(`help: unknown command ${JSON.stringify(topic)}`);
+    if (!c) throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
     write(commandHelp(c) + '\n');
     return 0;
   }
@@ -136,38 +157,85 @@ async function dispatch(argv: string[], run: RunOptions, running: (spec: Command
   const most = spec.positionals.length + (spec.optionalPositionals?.length ?? 0);
   if (args.length < spec.positionals.length || args.length > most) {
     throw new UsageError(args.length < spec.positionals.length
-      ? `${spec.name} needs ${spec.positionals.slice(args.length).join(' ')}`
-      : `${spec.name}: unexpected argument ${JSON.stringify(args[most])}`, spec);
+      ? `needs ${spec.positionals.slice(args.length).join(' ')}`
+      : `unexpected argument ${JSON.stringify(args[most])}`, spec);
   }
+  const home = typeof values.home === 'string' ? values.home : (process.env.OVERLAY2_HOME || DEFAULT_HOME);
+  checkArguments(spec, args, values, home);
   if (run.batch) {
-    if (NOT_IN_BATCH.has(spec.name)) throw new UsageError(`${spec.name} cannot run inside a batch`, spec);
+    if (NOT_IN_BATCH.has(spec.name)) throw new UsageError('cannot run inside a batch', spec);
     const why = BATCH_STREAMS[spec.name]?.(values, args);
     if (why) throw new UsageError(why, spec);
     values['no-progress'] = true;
   }
-  const home = typeof values.home === 'string' ? values.home : (process.env.OVERLAY2_HOME || DEFAULT_HOME);
   const open = run.open ?? openDriver;
   const ctx: CommandContext = {
     args,
     values: values as CommandContext['values'],
     home,
-    open: () => open(home, values.opt as string[], spec.writes),
-    usage: (message) => { throw new UsageError(`${spec.name}: ${message}`, spec); },
+    open: () => {
+      // a home this call makes and then fails in is removed again (src/cli/fresh-home.ts)
+      if (spec.writes && !run.open) call.fresh ??= { top: missingTop(home), home };
+      return open(home, values.opt as string[], spec.writes);
+    },
+    usage: (message) => { throw new UsageError(message, spec); },
     runLine: runCli,
   };
-  running(spec);
+  call.spec = spec;
   const handler = await spec.load();
   return handler(ctx);
 }
 
+/**
+ * Everything about the command line that can be checked without its home: the home is an absolute
+ * path, every -o is a known driver option with a valid value, every layer id can name a layer, every
+ * typed option value parses. A failure here is a usage error (exit 2) and nothing has been opened.
+ */
+function checkArguments(spec: CommandSpec, args: string[], values: Values, home: string): void {
+  const usage = (message: string): never => { throw new UsageError(message, spec); };
+  if (!home.startsWith('/')) usage(`the home must be an absolute path (--home DIR or $OVERLAY2_HOME), got ${JSON.stringify(home)}`);
+  try {
+    parseDriverOptions((values.opt as string[] | undefined) ?? []);
+  } catch (e) {
+    if (e instanceof Overlay2Error) usage(`-o: ${e.message.replace(/^overlay2: /, '')}`);
+    throw e;
+  }
+  spec.positionals.forEach((name, i) => {
+    if (name === 'ID' || name === 'TOP') checkId(args[i]!, usage);
+  });
+  for (const [name, o] of Object.entries(spec.options)) {
+    const v = values[name];
+    if (typeof v !== 'string' || o.value === undefined) continue;
+    if (o.value === 'id') checkId(v, usage, `--${name}`);
+    else if (o.value === 'size') {
+      try { parseSize(v, `--${name}`); } catch { usage(`--${name} takes a size in binary units (10G, 512M, 1.5GiB), not ${JSON.stringify(v)}`); }
+    } else if (o.value === 'seconds') {
+      if (!/^\d+(\.\d+)?$/.test(v)) usage(`--${name} takes a number of seconds, not ${JSON.stringify(v)}`);
+    } else if (!o.value.includes(v)) usage(`--${name} is ${o.value.join(' or ')}, not ${JSON.stringify(v)}`);
+  }
+  spec.check?.(values, usage);
+}
+
+function checkId(id: string, usage: (m: string) => never, what?: string): void {
+  try {
+    validateId(id);
+  } catch (e) {
+    if (e instanceof Overlay2Error) usage(`${what ? `${what}: ` : ''}${e.message.replace(/^overlay2: /, '')}`);
+    throw e;
+  }
+}
+
 /** Runs one command line; never throws: a failure is its exit code and one line. */
 export async function runCli(argv: string[], run: RunOptions = {}): Promise<Outcome> {
-  let spec: CommandSpec | undefined;
+  const call: Call = {};
+  let outcome: Outcome;
   try {
-    return { code: await dispatch(argv, run, (s) => { spec = s; }) };
+    outcome = { code: await dispatch(argv, run, call) };
   } catch (e) {
-    return failure(e, spec);
+    outcome = failure(e, call.spec);
   }
+  if (outcome.code !== 0 && call.fresh?.top) removeFreshHome(call.fresh.top, call.fresh.home);
+  return outcome;
 }
 
 function failure(e: unknown, spec: CommandSpec | undefined): Outcome {
@@ -175,8 +243,9 @@ function failure(e: unknown, spec: CommandSpec | undefined): Outcome {
   if (e instanceof UsageError) {
     const c = e.command;
     const hint = c ? `usage: overlay2 ${c.usage} (overlay2 help ${c.name})` : 'see overlay2 help';
-    return { code: 2, error: `overlay2: ${e.message} — ${hint}` };
+    return { code: 2, error: `overlay2: ${c ? `${c.name}: ` : ''}${e.message} — ${hint}` };
   }
+  if (e instanceof Interrupted) return { code: e.exitCode, error: e.message };
   const err = e as Error;
   const message = String(err?.message ?? e).split('\n')[0]!.replace(/^(overlay2: )+/, '');
   return { code: spec?.errorExit ?? 1, error: `overlay2: ${message}`, stack: err?.stack };

@@ -1,6 +1,8 @@
 // Layer commands: create, remove, exists, ls, metadata.
+import { join } from 'node:path';
 import type { CommandContext } from './command.js';
 import { write } from './output.js';
+import { interruptedApply } from '../apply/leftovers.js';
 
 const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -17,14 +19,28 @@ export async function remove({ args: [id], values, open }: CommandContext): Prom
   return 0;
 }
 
-export async function exists({ args: [id], open }: CommandContext): Promise<number> {
-  return (await (await open()).exists(id!)) ? 0 : 1;
+/** 0: the layer exists; 1: it does not; 2: an error — and a layer an interrupted apply left (it is
+ *  there, but not what its apply would have made: a script must not take it as done). */
+export async function exists({ args: [id], open, home }: CommandContext): Promise<number> {
+  if (!(await (await open()).exists(id!))) return 1;
+  const why = interruptedApply(join(home, id!));
+  if (why !== null) throw new Error(`overlay2: layer ${id} is incomplete: ${why}`);
+  return 0;
 }
 
-export async function ls({ values, open }: CommandContext): Promise<number> {
+/** The ids, one a line (stdout stays a list a script can read); a layer an interrupted apply left is
+ *  said on stderr too. --json: such a layer carries "incomplete" (why) beside id, parent, size, mounted. */
+export async function ls({ values, open, home }: CommandContext): Promise<number> {
   const d = await open();
-  if (values.json) write(JSON.stringify(await d.layers()) + '\n');
-  else write((await d.list()).map((id) => id + '\n').join(''));
+  const rows = values.json ? await d.layers() : (await d.list()).map((id) => ({ id }));
+  const incomplete = new Map<string, string>();
+  for (const { id } of rows) {
+    const why = interruptedApply(join(home, id));
+    if (why !== null) incomplete.set(id, why);
+  }
+  if (values.json) write(JSON.stringify(rows.map((r) => (incomplete.has(r.id) ? { ...r, incomplete: incomplete.get(r.id) } : r))) + '\n');
+  else write(rows.map((r) => r.id + '\n').join(''));
+  for (const [id, why] of incomplete) console.error(`overlay2: layer ${id} is incomplete: ${why}`);
   return 0;
 }
 

@@ -2,6 +2,7 @@
 // opened with mountReferences: 'persistent'), so they pair up across CLI processes.
 import type { CommandContext } from './command.js';
 import { write } from './output.js';
+import { isMountReferenced } from '../mount/shared-refs.js';
 
 export async function mount({ args: [id], values, open }: CommandContext): Promise<number> {
   const label = typeof values.label === 'string' ? values.label : undefined;
@@ -9,8 +10,15 @@ export async function mount({ args: [id], values, open }: CommandContext): Promi
   return 0;
 }
 
-export async function unmount({ args: [id], open }: CommandContext): Promise<number> {
-  await (await open()).put(id!);
+/** Releases one reference. A layer nobody holds mounted is not an error (moby's Put returns nil, and
+ *  a script's cleanup may unmount twice) but is said on stderr, so a mistyped id does not pass
+ *  unnoticed; a layer that does not exist fails, as moby's Put does. */
+export async function unmount({ args: [id], open, home }: CommandContext): Promise<number> {
+  const d = await open();
+  if (!(await d.exists(id!))) throw new Error(`overlay2: layer ${id} does not exist`);
+  const held = isMountReferenced(home, id!);
+  await d.put(id!);
+  if (!held) console.error(`overlay2: layer ${id} is not mounted; nothing to unmount`);
   return 0;
 }
 

@@ -15,6 +15,7 @@ import * as tarStream from 'tar-stream';
 import type { LayerDriver } from './layer-driver.js';
 import { Overlay2Error } from '../errors.js';
 import { ProgressCounter, type Control } from '../progress.js';
+import { TarReader } from '../tar/reader.js';
 import { assembleLayer, hasTarSplit } from '../tar-split/assemble.js';
 import { readLayerRecord } from './layer-record.js';
 import { IMAGE_CONFIG_FILE } from './load.js';
@@ -67,7 +68,12 @@ export async function saveImage(driver: LayerDriver, top: string, output: string
     const diffIds = layers.map((l) => l.diffId);
     const configBytes = configFor(driver, top, diffIds, opts);
     const configDigest = sha256(configBytes);
-    const counter = new ProgressCounter(opts, layers.reduce((n, l) => n + l.size, 0) + configBytes.length);
+    // Progress in the vocabulary of diff and apply: bytes of the archive as written (headers and
+    // padding too), entries of the layers' tars as they pass. The total is known but for the small
+    // JSON members written last; the final report is exact.
+    const member = (size: number) => BLOCK + Math.ceil(size / BLOCK) * BLOCK;
+    const counter = new ProgressCounter(opts, [...new Set(layers.map((l) => l.diffId))].reduce((n, d) => n + member(layers.find((l) => l.diffId === d)!.size), 0)
+      + member(configBytes.length) + 2 * BLOCK + SMALL_MEMBERS);
 
     const pack = tarStream.pack();
     // Opened here, not lazily by the stream: an early error must find the file to remove.
@@ -78,19 +84,23 @@ export async function saveImage(driver: LayerDriver, top: string, output: string
       const w = pack.entry({ name, size, mode: 0o644, mtime: EPOCH, type: 'file' });
       const ended = new Promise<void>((resolve, reject) => { w.once('finish', resolve); w.once('error', reject); w.once('close', resolve); });
       ended.catch(() => undefined); // an entry cut short by an error: that error is the one thrown
+      counter.addBytes(BLOCK);
       if (Buffer.isBuffer(chunks)) {
         w.end(chunks);
+        counter.addBytes(chunks.length);
       } else {
+        const entries = entryCounter(() => { counter.entries++; });
         for await (const c of chunks) {
           opts.signal?.throwIfAborted();
           if (!w.write(c)) await once(w, 'drain');
+          entries(c);
           counter.addBytes(c.length);
           counter.report();
         }
         (w as unknown as { end(): void }).end();
       }
       await ended;
-      counter.entries++;
+      counter.addBytes((BLOCK - (size % BLOCK)) % BLOCK);
       counter.report();
     };
     try {
@@ -98,6 +108,9 @@ export async function saveImage(driver: LayerDriver, top: string, output: string
       else await writeOci(add, layers, configBytes, configDigest, opts.tags ?? []);
       pack.finalize();
       await written;
+      counter.addBytes(2 * BLOCK); // the end-of-archive blocks
+      counter.totalBytes = counter.bytes;
+      counter.report();
     } catch (e) {
       pack.destroy(e as Error);
       await written.catch(() => undefined);
@@ -109,6 +122,25 @@ export async function saveImage(driver: LayerDriver, top: string, output: string
   } finally {
     for (const t of temps) fs.rmSync(t, { force: true });
   }
+}
+
+const BLOCK = 512;
+/** What the JSON members written last (manifest.json; index.json) are taken to weigh before they exist. */
+const SMALL_MEMBERS = 2 * 1024;
+
+/** Counts the entries of a layer tar passing by (the progress line's "entries"): best effort, a tar
+ *  it cannot parse stops the counting, never the save. */
+function entryCounter(onEntry: () => void): (chunk: Buffer) => void {
+  const reader = new TarReader({ entry: onEntry, data: () => undefined, end: () => undefined });
+  let parsing = true;
+  return (chunk) => {
+    if (!parsing) return;
+    try {
+      reader.push(chunk);
+    } catch {
+      parsing = false;
+    }
+  };
 }
 
 type Add = (name: string, size: number, chunks: AsyncIterable<Buffer> | Buffer) => Promise<void>;

@@ -48,3 +48,10 @@ export function sweepIfAlone(refs: SharedRefs, sweep: () => void): boolean {
     return alone;
   });
 }
+
+/** Whether a live process other than this one has the home open read-write (so what .partial holds
+ *  may be its work in progress, not a leftover). Reads only: for the read-only `status`. */
+export function otherLiveUsers(home: string): boolean {
+  const users = readUsers(join(home, REFS_DIR, USERS_FILE));
+  return Object.entries(users).some(([pid, start]) => pid !== String(process.pid) && processStart(Number(pid)) === start);
+}

@@ -35,6 +35,13 @@ export interface TarEntry {
   xattrs: Array<[string, Buffer]> | null;
 }
 
+/** The first block is not a tar header (or the input ends before one): GNU tar's "This does not look
+ *  like a tar archive". The reader sees decompressed bytes, so it names every form it would have read. */
+function notATar(): Overlay2Error {
+  return new Overlay2Error('ERR_BAD_ARCHIVE',
+    'overlay2: bad archive: the input is not a tar archive, plain or compressed (gzip, zstd, xz, bzip2)');
+}
+
 /** Receives the archive in order. entry() is followed by data() calls covering exactly `size`
  *  bytes (none when size is 0) and then one end(). Throwing aborts the parse. */
 export interface TarSink {
@@ -137,6 +144,7 @@ export class TarReader {
       this.state = State.Done;
       return;
     }
+    if (this.state === State.Header && this.index === 0) throw notATar();
     if (this.state === State.Header || this.state === State.AfterZero) {
       const what = this.blockFill > 0 ? 'inside a header' : 'after a PAX or GNU long-name header';
       const current = displayName(this.current);
@@ -188,6 +196,7 @@ export class TarReader {
       // reported below
     }
     if (stored !== unsigned && stored !== signed) {
+      if (this.index === 1) throw notATar();
       // Before trusting any field, give the error a name to quote when the block looks like a header.
       const name = lenientName(buf, off);
       const where = name ? `entry ${JSON.stringify(name)}` : this.previous ? `the header after entry ${JSON.stringify(displayName(this.previous))}` : `header #${this.index}`;
