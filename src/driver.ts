@@ -105,6 +105,9 @@ export class Overlay2Driver {
   readonly idMappings: IdMappings;
   /** How get() mounts: 'auto' (absolute, else relative, else fsconfig) or one method forced. */
   mountStrategy: MountStrategy = 'auto';
+  /** @internal How many walks a remove() deletes a layer's files with at once (each holds a libuv pool
+   *  thread; the pool has 4): a service lowers it so other calls are not queued behind a big removal. */
+  removeWalks = 4;
   /** The method the last mount of each id used (for status and benchmarks). */
   readonly lastMountMethod = new Map<string, MountMethod>();
 
@@ -459,7 +462,7 @@ export class Overlay2Driver {
       this.lastMountMethod.delete(id);
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
       for (const entry of ownLinks) await fsp.rm(join(this.home, entry), { force: true });
-      await removeTree(doomed, this.home);
+      await removeTree(doomed, this.home, this.removeWalks);
     });
   }
 

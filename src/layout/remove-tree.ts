@@ -18,7 +18,7 @@ const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
  * EXDEV for a mount point inside the tree (nothing below it is deleted), EBUSY for a mounted file, the
  * last errno for a name that kept changing type between attempts.
  */
-export async function removeTree(path: string, beneath: string = dirname(path)): Promise<void> {
+export async function removeTree(path: string, beneath: string = dirname(path), walks = PARALLEL): Promise<void> {
   const rel = relativeBeneath(path, beneath);
   let dir: fsp.FileHandle;
   try {
@@ -39,14 +39,15 @@ export async function removeTree(path: string, beneath: string = dirname(path)):
     const worker = async (): Promise<void> => {
       while (next < subtrees.length) await run(subtrees[next++]).catch(() => undefined);
     };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, subtrees.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, walks), subtrees.length) }, worker));
     await run(rel);
   } finally {
     await dir.close();
   }
 }
 
-/** Walks removeTree runs at once: the libuv pool's default size. */
+/** Walks removeTree runs at once by default: the libuv pool's default size (a service that must keep
+ *  threads for its other calls asks for fewer: Overlay2Driver.removeWalks). */
 const PARALLEL = 4;
 /** Enough subtrees to keep PARALLEL walks busy when their sizes differ. */
 const SPLIT_TARGET = 16;

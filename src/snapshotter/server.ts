@@ -69,6 +69,8 @@ export async function serveSnapshotter(driver: Overlay2Driver, options: Snapshot
   };
   const service = pkg.containerd.services.snapshots.v1.Snapshots.service;
 
+  // containerd's GC removes whole images while pulls go on: two of the pool's four threads stay free
+  driver.removeWalks = 2;
   const snapshotter = new Snapshotter(driver, { remoteLayers: options.remoteLayers, log: (line) => log(line) });
   let closing = false;
   const inFlight = new Set<Promise<unknown>>();

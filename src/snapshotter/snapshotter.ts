@@ -206,20 +206,31 @@ export class Snapshotter {
     });
   }
 
+  /**
+   * Takes the snapshot out of the index under the change lock, then removes its layer outside it: a big
+   * layer's files take seconds to delete (containerd's GC removes whole images), and no other call
+   * waits for that — as containerd's own overlayfs deletes after its transaction. If the removal
+   * fails the snapshot is put back (unless its name was taken meanwhile).
+   */
   async remove(key: string): Promise<void> {
     requireName(key, 'key');
-    await this.changes.run('', async () => {
-      const s = this.require(key);
+    const s = await this.changes.run('', async () => {
+      const found = this.require(key);
       if (this.index.children(key) > 0) {
         throw new SnapshotError('FAILED_PRECONDITION', `cannot remove snapshot ${key}: other snapshots are built on it`);
       }
-      try {
-        await this.driver.remove(s.layer);
-      } catch (e) {
-        if (!(e instanceof Overlay2Error && e.code === 'ERR_LAYER_NOT_FOUND')) throw fromStore(e, `remove ${key}`);
-      }
       this.index.delete(key);
+      return found;
     });
+    try {
+      await this.driver.remove(s.layer);
+    } catch (e) {
+      if (e instanceof Overlay2Error && e.code === 'ERR_LAYER_NOT_FOUND') return;
+      await this.changes.run('', async () => {
+        if (!this.index.has(key)) this.index.set(s);
+      });
+      throw fromStore(e, `remove ${key}`);
+    }
   }
 
   stat(key: string): SnapshotInfo {
