@@ -12,6 +12,8 @@ import { CLI_BIN } from './support/cli.js';
 import { SnapshotsClient, failure, startSnapshotter, type RunningSnapshotter } from './support/snapshots-client.js';
 
 const test = mountTest(uvuTest);
+/** kill -9 trials (FAULT_TRIALS, as the other fault tests; bench/faults.ts runs many) */
+const TRIALS = Number(process.env.FAULT_TRIALS ?? 4);
 let dir = '';
 let home = '';
 let socket = '';
@@ -232,8 +234,8 @@ test('kill -9: the stale socket is replaced at the next start, every snapshot se
   assert.is((await client.list()).infos.length, before);
 });
 
-test('kill -9 in the middle of Prepare/Commit/Remove, 8 times: every snapshot after the restart is whole, no layer without its record', async () => {
-  for (let trial = 0; trial < 8; trial++) {
+test(`kill -9 in the middle of Prepare/Commit/Remove, ${TRIALS} times: every snapshot after the restart is whole, no layer without its record`, async () => {
+  for (let trial = 0; trial < TRIALS; trial++) {
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < 12; i++) {
       const key = `ns/k/${trial}-${i}`;
