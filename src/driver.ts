@@ -1,6 +1,6 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
 import { promises as fsp, readFileSync, readlinkSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
@@ -34,7 +34,7 @@ import type { LoadOptions, LoadResult, ImageSource } from './image/load.js';
 import type { SaveOptions } from './image/save.js';
 import { ThinLayers, THIN_PENDING_FILE } from './thin/thin-layers.js';
 import { LayerSources, type RemoteRecord } from './sources/layer-sources.js';
-import type { LayerKeys, RemoteTree } from './remote/remote-trees.js';
+import { checkRemoteTree, findRemoteTree, type LayerKeys, type RemoteTree } from './remote/remote-trees.js';
 import { thinRootEntryIn } from './thin/options.js';
 
 export interface CreateOpts {
@@ -293,7 +293,6 @@ export class Overlay2Driver {
    * checked beneath its root first; `files` as for createWithFiles.
    */
   async createRemote(id: string, parent: string, record: RemoteRecord, files: Record<string, string>): Promise<void> {
-    const { checkRemoteTree } = await import('./remote/remote-trees.js');
     checkRemoteTree(this.shim, record);
     const all = { ...files, ...this.sources.remoteLayerFiles(record) };
     await this.createLayer(id, parent, { files: all, remote: record });
@@ -302,7 +301,6 @@ export class Overlay2Driver {
   /** @internal The first tree under `roots` that holds the layer `keys` name, checked beneath its root
    *  (null: none; throws ERR_REMOTE_UNSAFE_PATH for one that leads out). src/remote/remote-trees.ts. */
   async findRemoteTree(roots: readonly string[], keys: LayerKeys): Promise<RemoteTree | null> {
-    const { findRemoteTree } = await import('./remote/remote-trees.js');
     return findRemoteTree(this.shim, roots, keys);
   }
 
@@ -320,17 +318,24 @@ export class Overlay2Driver {
 
   /** @internal What another mounter (containerd) mounts for a layer: its own diff and work dirs, and its
    *  lowers (topmost first) as the store's absolute short links and as the diff dirs they point at. */
-  async mountSources(id: string): Promise<{ diff: string; work: string; lowerLinks: string[]; lowerDirs: string[] }> {
-    validateId(id);
-    await this.store.requireLayer(id);
-    const lower = await this.store.readLower(id);
-    this.sources.checkRemoteLowers(id, lower);
+  async mountSources(id: string): Promise<{ diff: string; work: string; lowerLinks: string[]; topLowerDir: string | null }> {
+    const lower = await this.requireLowersPresent(id);
     return {
       diff: this.store.diffDir(id),
       work: this.store.workDir(id),
       lowerLinks: lower.map((entry) => join(this.home, entry)),
-      lowerDirs: await this.store.lowerDiffDirs(id),
+      topLowerDir: lower.length === 0 ? null : resolve(this.store.linkDir(), await fsp.readlink(join(this.home, lower[0]!))),
     };
+  }
+
+  /** @internal The layer's lower entries, once every tree they and the layer need is there (a remote
+   *  layer's: ERR_REMOTE_LAYER_MISSING otherwise): what a new snapshot on it is checked by. */
+  async requireLowersPresent(id: string): Promise<string[]> {
+    validateId(id);
+    await this.store.requireLayer(id);
+    const lower = await this.store.readLower(id);
+    this.sources.checkRemoteLowers(id, lower);
+    return lower;
   }
 
   private async createLayer(id: string, parent: string, opts: CreateOpts & InternalCreateOpts): Promise<void> {

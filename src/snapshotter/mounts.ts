@@ -25,8 +25,8 @@ export interface LayerSources {
   work: string;
   /** absolute HOME/l/<link> of each lower, topmost first */
   lowerLinks: string[];
-  /** the diff dirs those links point at */
-  lowerDirs: string[];
+  /** the diff dir the topmost link points at (null: no lowers) */
+  topLowerDir: string | null;
 }
 
 export function snapshotMounts(kind: SnapshotKind, layer: LayerSources, features: BaseOptionChoices): Mount[] {
@@ -37,7 +37,7 @@ export function snapshotMounts(kind: SnapshotKind, layer: LayerSources, features
   if (kind === 'active') {
     options.push(`workdir=${layer.work}`, `upperdir=${layer.diff}`);
   } else if (layer.lowerLinks.length === 1) {
-    return [{ type: 'bind', source: layer.lowerDirs[0]!, options: ['ro', 'rbind'] }];
+    return [{ type: 'bind', source: layer.topLowerDir!, options: ['ro', 'rbind'] }];
   }
   options.push(`lowerdir=${layer.lowerLinks.join(':')}`);
   return [{ type: 'overlay', source: 'overlay', options }];

@@ -110,7 +110,11 @@ export class Snapshotter {
     const p = this.index.get(parent);
     if (p === undefined) throw new SnapshotError('NOT_FOUND', `parent snapshot ${parent} does not exist`);
     if (p.record.kind !== 'committed') throw new SnapshotError('INVALID_ARGUMENT', `parent ${parent} is not a committed snapshot`);
-    await this.mountsOf(p, true);
+    try {
+      await this.driver.requireLowersPresent(p.layer);
+    } catch (e) {
+      throw fromStore(e, `prepare on ${parent}`);
+    }
     return p.layer;
   }
 
@@ -122,10 +126,9 @@ export class Snapshotter {
     return this.mountsOf(s);
   }
 
-  private async mountsOf(s: IndexedSnapshot, checkOnly = false): Promise<Mount[]> {
+  private async mountsOf(s: IndexedSnapshot): Promise<Mount[]> {
     try {
-      const sources = await this.driver.mountSources(s.layer);
-      return checkOnly ? [] : snapshotMounts(s.record.kind, sources, this.driver.features);
+      return snapshotMounts(s.record.kind, await this.driver.mountSources(s.layer), this.driver.features);
     } catch (e) {
       throw fromStore(e, `mounts of ${s.record.name}`);
     }
