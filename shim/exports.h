@@ -5,6 +5,7 @@
 // mount.c
 napi_value js_mount(napi_env env, napi_callback_info info);
 napi_value js_mount_at(napi_env env, napi_callback_info info);
+napi_value js_mount_async(napi_env env, napi_callback_info info);
 napi_value js_umount2(napi_env env, napi_callback_info info);
 napi_value js_fsopen(napi_env env, napi_callback_info info);
 napi_value js_fsconfig(napi_env env, napi_callback_info info);

@@ -6,7 +6,7 @@
 //   module.c       this table of exports
 //   napi_args.c    Node-API helpers: arguments in, values out
 //   errors.c       Node-style errors (libuv's names and messages), worker-thread failures
-//   mount.c        mount, mountAt, umount2 and the new mount API
+//   mount.c        mount, mountAt, mountAsync, umount2 and the new mount API
 //   xattr.c        the one xattr reader; lgetxattr, lsetxattr, llistxattr, fsetxattr
 //   fs_at.c        *at operations (openat2, mknodat, renameat2, ...), statfs, syncfs, flock
 //   dirents.c      the one getdents64 reader; direntTypes
@@ -23,7 +23,7 @@
 
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } fns[] = {
-    {"mount", js_mount}, {"mountAt", js_mount_at}, {"umount2", js_umount2}, {"fsopen", js_fsopen},
+    {"mount", js_mount}, {"mountAt", js_mount_at}, {"mountAsync", js_mount_async}, {"umount2", js_umount2}, {"fsopen", js_fsopen},
     {"fsconfig", js_fsconfig}, {"fsmount", js_fsmount}, {"moveMount", js_move_mount},
     {"lgetxattr", js_lgetxattr}, {"lsetxattr", js_lsetxattr}, {"llistxattr", js_llistxattr},
     {"fsetxattr", js_fsetxattr},

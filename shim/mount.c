@@ -1,5 +1,5 @@
-// Mounting: mount(2) (also from a thread with its own cwd), umount2(2) and the new mount API
-// (fsopen, fsconfig, fsmount, move_mount). One syscall per export.
+// Mounting: mount(2) (also from a thread with its own cwd, or on the libuv pool), umount2(2) and the
+// new mount API (fsopen, fsconfig, fsmount, move_mount). One syscall per export.
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -28,6 +28,69 @@ napi_value js_mount(napi_env env, napi_callback_info info) {
 out:
   free(source); free(target); free(fstype); free(data);
   return ret;
+}
+
+struct mount_job {
+  napi_async_work work;
+  napi_ref cb;
+  char *source, *target, *fstype, *data;
+  unsigned long flags;
+  int err;
+};
+
+static void mount_job_free(struct mount_job *j) {
+  free(j->source); free(j->target); free(j->fstype); free(j->data);
+  free(j);
+}
+
+static void mount_work_execute(napi_env env, void *data) {
+  struct mount_job *j = data;
+  if (mount(j->source, j->target, j->fstype, j->flags, j->data) != 0) j->err = errno;
+}
+
+static void mount_work_complete(napi_env env, napi_status status, void *data) {
+  struct mount_job *j = data;
+  napi_value cb, global, argv1[1], ignored;
+  napi_get_reference_value(env, j->cb, &cb);
+  if (status == napi_cancelled) argv1[0] = errno_error(env, ECANCELED, "mount", j->target, NULL);
+  else if (j->err) argv1[0] = errno_error(env, j->err, "mount", j->target, NULL);
+  else napi_get_null(env, &argv1[0]);
+  napi_delete_async_work(env, j->work);
+  napi_delete_reference(env, j->cb);
+  mount_job_free(j);
+  napi_get_global(env, &global);
+  napi_call_function(env, global, cb, 1, argv1, &ignored); // an exception propagates as uncaught
+}
+
+// mountAsync(source, target, fstype, flags, data, callback): mount(2) on the libuv pool, where it
+// may wait for the filesystem's journal without holding up the event loop; callback(err | null).
+napi_value js_mount_async(napi_env env, napi_callback_info info) {
+  GET_ARGS(6);
+  struct mount_job *j = calloc(1, sizeof *j);
+  if (!j) { throw_errno(env, ENOMEM, "mount", NULL, NULL); return NULL; }
+  int64_t flags;
+  if (!arg_string_or_null(env, argv[0], &j->source) || !arg_string(env, argv[1], &j->target) ||
+      !arg_string_or_null(env, argv[2], &j->fstype) || !arg_i64(env, argv[3], &flags) ||
+      !arg_string_or_null(env, argv[4], &j->data) || !arg_function(env, argv[5])) {
+    mount_job_free(j);
+    return NULL;
+  }
+  j->flags = (unsigned long)flags;
+  napi_value name;
+  napi_create_string_utf8(env, "overlay2:mount", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, mount_work_execute, mount_work_complete, j, &j->work) != napi_ok) {
+    mount_job_free(j);
+    return NULL;
+  }
+  napi_create_reference(env, argv[5], 1, &j->cb);
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->cb);
+    throw_errno(env, EAGAIN, "mount", j->target, NULL);
+    mount_job_free(j);
+    return NULL;
+  }
+  return js_undefined(env);
 }
 
 struct mount_at_job {

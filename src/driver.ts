@@ -15,6 +15,7 @@ import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
 import { sweepIfAlone } from './layout/partial-sweep.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
+import { detachMount, type SuperblockRelease } from './mount/detach.js';
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
 import { unmountStale } from './mount/stale.js';
@@ -396,7 +397,7 @@ export class Overlay2Driver {
         linkPath = await this.store.createLink(id, linkId);
         // One step for every process on the home: the parent is still there when the child appears
         // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
-        this.refs.locked(() => {
+        await this.refs.lockedAsync(() => {
           if (parent !== '') {
             requireParentSync(this.store, parent, thinParent === null ? lower[0]! : null, id);
             this.store.markCommitted(parent);
@@ -439,7 +440,7 @@ export class Overlay2Driver {
       // refs lock): no child created, nor mount taken, in between (src/layout/layer-guard.ts).
       const source = this.sources.of(id);
       const ownLinks = source.ownLinks(id);
-      const { linkId, doomed } = this.refs.update(id, (state) => {
+      const { linkId, doomed } = await this.refs.updateAsync(id, (state) => {
         // a thin layer's children list its trees, not its link: they name it in thin_parent
         const unlisted = () => source.unlistedChildren(id, () => this.store.layerNamesSync());
         const linkId = checkRemovable(this.store, id, state, opts.force === true, unlisted);
@@ -508,11 +509,11 @@ export class Overlay2Driver {
       // The 0→1 reference mounts under the home's refs lock: no other process counts on the mount
       // before it exists (src/mount/shared-refs.ts).
       // Thin trees among the lowers: their repositories are mounted first (src/thin/), outside the
-      // refs lock, which is never held across an await.
+      // refs lock.
       const entries = await this.sources.prepareMount(id, lowerEntries);
       let mountedHere = false;
       try {
-        this.refs.acquire(id, scope, () => { this.mountFirst(id, entries, mountLabel); mountedHere = true; });
+        await this.refs.acquireAsync(id, scope, async () => { await this.mountFirst(id, entries, mountLabel); mountedHere = true; });
       } catch (e) {
         await this.sources.afterUnmount(id);
         throw e;
@@ -524,8 +525,9 @@ export class Overlay2Driver {
     });
   }
 
-  /** The mount the first reference of any process makes (under the refs lock, synchronous). */
-  private mountFirst(id: string, lowerEntries: string[], mountLabel: string | undefined): void {
+  /** The mount the first reference of any process makes (under the refs lock; its mkdir and mount
+   *  run on the libuv pool, where they may wait for the filesystem's journal). */
+  private async mountFirst(id: string, lowerEntries: string[], mountLabel: string | undefined): Promise<void> {
     const merged = this.store.mergedDir(id);
     // removed by another process since this get() read the layer
     if (!existsSync(this.store.dir(id))) {
@@ -538,15 +540,15 @@ export class Overlay2Driver {
     try {
       const readonly = this.store.isCommitted(id);
       const root = this.idMappings.root();
-      makeMountPoint(merged, root.uid, root.gid);
-      const method = mountLayer(this.shim, this.features,
+      await makeMountPoint(merged, root.uid, root.gid);
+      const method = await mountLayer(this.shim, this.features,
         { id, paths: this.store.mountPaths(id), lowerEntries, readonly, mountLabel }, this.mountStrategy);
       this.lastMountMethod.set(id, method);
       // Overlay inside a user namespace needs work/work owned by the remapped root (moby does this).
       if (!readonly && !this.idMappings.empty) chownSync(join(this.store.workDir(id), 'work'), root.uid, root.gid);
     } catch (e) {
       try { this.shim.umount2(merged, MNT_DETACH); } catch { /* never mounted */ }
-      try { rmdirSync(merged); } catch { /* not there */ }
+      await fsp.rmdir(merged).catch(() => undefined); // not there
       throw e;
     }
   }
@@ -567,16 +569,20 @@ export class Overlay2Driver {
       // one persistent reference. Either way the mount goes when nobody holds it any more — under
       // the refs lock, so no other process's get() counts on it meanwhile.
       let unmounted = false;
-      this.refs.release(id, scope === 'process' && held === 0 ? null : scope, () => {
+      let superblock: SuperblockRelease = Promise.resolve();
+      await this.refs.releaseAsync(id, scope === 'process' && held === 0 ? null : scope, async () => {
         try {
-          this.shim.umount2(merged, MNT_DETACH);
+          superblock = detachMount(this.shim, merged);
         } catch (e) {
           if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw e;
         }
         // Removing the mount point also drops copies of the mount in other mount namespaces.
-        try { rmdirSync(merged); } catch { /* busy elsewhere or gone */ }
+        await fsp.rmdir(merged).catch(() => undefined); // busy elsewhere or gone
         unmounted = true;
       });
+      // The overlay's shutdown (its sync of the upper filesystem) runs on the libuv pool; this layer's
+      // next call waits for it under the layer's lock, no other layer's call does (src/mount/detach.ts).
+      await superblock;
       if (unmounted) await this.sources.afterUnmount(id);
     });
   }
@@ -634,7 +640,7 @@ export class Overlay2Driver {
       if (p.endsWith('/merged')) await fsp.rmdir(p).catch(() => undefined);
     }
     this.held.clear();
-    this.refs.forgetAll();
+    await this.refs.forgetAllAsync();
     this.sources.thin.cleanup();
   }
 
@@ -931,14 +937,14 @@ function hasSizeOpt(storageOpt: Record<string, string> | undefined): boolean {
 }
 
 /** moby's MkdirAndChown(merged, 0700, root), without a syscall where nothing would change. */
-function makeMountPoint(path: string, uid: number, gid: number): void {
+async function makeMountPoint(path: string, uid: number, gid: number): Promise<void> {
   try {
-    mkdirSync(path, { mode: 0o700 });
-    if (uid !== (process.getuid?.() ?? 0) || gid !== (process.getgid?.() ?? 0)) chownSync(path, uid, gid);
+    await fsp.mkdir(path, { mode: 0o700 });
+    if (uid !== (process.getuid?.() ?? 0) || gid !== (process.getgid?.() ?? 0)) await fsp.chown(path, uid, gid);
   } catch (e) {
     if (!isErrno(e, 'EEXIST')) throw e;
-    chownSync(path, uid, gid);
-    chmodSync(path, 0o700);
+    await fsp.chown(path, uid, gid);
+    await fsp.chmod(path, 0o700);
   }
 }
 

@@ -37,8 +37,10 @@ export interface LayerMountRequest {
 /** The kernel refuses mount data of a page or more (moby compares against pageSize - 1). */
 const PAGE_SIZE = 4096;
 
-/** Mounts the layer at its merged dir; returns the method that worked. */
-export function mountLayer(shim: Shim, features: MountFeatures, req: LayerMountRequest, strategy: MountStrategy = 'auto'): MountMethod {
+/** Mounts the layer at its merged dir; returns the method that worked. The usual way (absolute) runs
+ *  on the libuv pool: overlay's mount makes its work dir on the upper filesystem, which waits while the
+ *  journal commits another layer's sync — a service's other calls must not wait with it. */
+export async function mountLayer(shim: Shim, features: MountFeatures, req: LayerMountRequest, strategy: MountStrategy = 'auto'): Promise<MountMethod> {
   const { id, paths } = req;
   const { home, diff, work, merged } = paths;
   const base = baseOptions(features);
@@ -67,7 +69,7 @@ export function mountLayer(shim: Shim, features: MountFeatures, req: LayerMountR
   try {
     switch (method) {
       case 'absolute':
-        mountOverlay(shim, merged, abs);
+        await new Promise<void>((resolve, reject) => shim.mountAsync('overlay', merged, 'overlay', 0, abs, (e) => (e ? reject(e) : resolve())));
         break;
       case 'relative':
         if (rel.length >= PAGE_SIZE) {

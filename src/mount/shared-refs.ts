@@ -15,11 +15,19 @@
 // before its mount exists, nor takes one while the last holder is unmounting (the race of issue 11:
 // a second get() returned merged/ while the first was still mounting, and a put() unmounted the
 // mount a get() had just counted on). remove() and create() hold it too (src/layout/layer-guard.ts).
-// Every section under it is synchronous: a process never holds it across an await.
+//
+// A section may await (lockedAsync): its file steps (the state file, the mount point) need the
+// filesystem's journal, and while the journal commits another layer's sync they wait 50 ms to
+// seconds — on the event loop every call of a service waited with them (issue #24 part 3). Within a
+// process, sections take turns in one FIFO queue before the flock (two sections of one process would
+// otherwise each open the lock file and the second's blocking flock would hang the event loop for
+// good); across processes the flock is polled (LOCK_NB), never waited for on the event loop. The sync
+// form, locked(), is for a process with no async section in flight (init's sweep).
 import { openSync, closeSync, readFileSync, writeFileSync, renameSync, rmSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
-import { LOCK_EX, LOCK_UN } from '../native/constants.js';
+import { LOCK_EX, LOCK_NB, LOCK_UN } from '../native/constants.js';
 import { isErrno } from '../errors.js';
 
 export const REFS_DIR = '.refs';
@@ -81,6 +89,26 @@ function readState(home: string, id: string): RefState {
   }
 }
 
+async function readStateAsync(home: string, id: string): Promise<RefState> {
+  try {
+    const s = JSON.parse(await fsp.readFile(refsFile(home, id), 'utf8')) as Partial<RefState>;
+    return { persistent: Math.max(0, Number(s.persistent) || 0), pids: s.pids && typeof s.pids === 'object' ? s.pids : {} };
+  } catch {
+    return empty();
+  }
+}
+
+async function writeStateAsync(home: string, id: string, state: RefState): Promise<void> {
+  const file = refsFile(home, id);
+  if (totalRefs(state) === 0) {
+    await fsp.rm(file, { force: true });
+    return;
+  }
+  const tmp = `${file}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(state));
+  await fsp.rename(tmp, file);
+}
+
 function writeState(home: string, id: string, state: RefState): void {
   const file = refsFile(home, id);
   if (totalRefs(state) === 0) {
@@ -123,38 +151,101 @@ export function otherHolders(state: RefState): string {
   return parts.join(', ');
 }
 
-export class SharedRefs {
-  constructor(private readonly shim: Shim, readonly home: string) {}
+/** This process's queue of sections for one home, shared by every SharedRefs (driver) on it. */
+interface SectionQueue { tail: Promise<void>; pending: number }
+const queues = new Map<string, SectionQueue>();
 
-  /**
-   * Runs `fn` under the home's refs lock (one per home, shared with every process using it). `fn`
-   * must be synchronous: the lock is a blocking flock and is never held across an await. Where the
-   * lock file cannot be made for want of space, no process has ever taken a reference in this home
-   * (every get() makes it), and `fn` runs unlocked: a full disk must not keep remove() from freeing it.
-   */
-  locked<T>(fn: () => T): T {
+export class SharedRefs {
+  private readonly queue: SectionQueue;
+
+  constructor(private readonly shim: Shim, readonly home: string) {
+    const key = join(home, REFS_DIR);
+    this.queue = queues.get(key) ?? { tail: Promise.resolve(), pending: 0 };
+    queues.set(key, this.queue);
+  }
+
+  /** The lock file, opened (made if need be); null where it cannot be made for want of space. */
+  private openLock(): number | null {
     const dir = join(this.home, REFS_DIR);
-    let fd: number;
     try {
-      fd = openSync(join(dir, 'lock'), 'a', 0o600);
+      return openSync(join(dir, 'lock'), 'a', 0o600);
     } catch (e) {
-      if (isOutOfSpaceErrno(e)) return fn();
+      if (isOutOfSpaceErrno(e)) return null;
       if (!isErrno(e, 'ENOENT')) throw e;
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        fd = openSync(join(dir, 'lock'), 'a', 0o600);
+        return openSync(join(dir, 'lock'), 'a', 0o600);
       } catch (e2) {
-        if (isOutOfSpaceErrno(e2) || (isErrno(e2, 'ENOENT') && !existsSync(dir))) return fn();
+        if (isOutOfSpaceErrno(e2) || (isErrno(e2, 'ENOENT') && !existsSync(dir))) return null;
         throw e2;
       }
     }
+  }
+
+  private unlock(fd: number): void {
+    try { this.shim.flock(fd, LOCK_UN); } catch { /* closing releases it too */ }
+    closeSync(fd);
+  }
+
+  /**
+   * Runs `fn` under the home's refs lock (one per home, shared with every process using it). `fn`
+   * must be synchronous, and no lockedAsync section of this process may be in flight (its flock would
+   * block this one forever). Where the lock file cannot be made for want of space, no process has ever
+   * taken a reference in this home (every get() makes it), and `fn` runs unlocked: a full disk must
+   * not keep remove() from freeing it.
+   */
+  locked<T>(fn: () => T): T {
+    if (this.queue.pending > 0) throw new Error(`overlay2: internal error: a synchronous refs section while ${this.queue.pending} async ones are in flight`);
+    const fd = this.openLock();
+    if (fd === null) return fn();
     try {
       this.shim.flock(fd, LOCK_EX);
       return fn();
     } finally {
-      try { this.shim.flock(fd, LOCK_UN); } catch { /* closing releases it too */ }
-      closeSync(fd);
+      this.unlock(fd);
     }
+  }
+
+  /** locked() for a section that may await: this process's sections take turns, other processes' are waited for by polling. */
+  async lockedAsync<T>(fn: () => T | Promise<T>): Promise<T> {
+    const q = this.queue;
+    const before = q.tail;
+    let done!: () => void;
+    q.tail = new Promise<void>((resolve) => { done = resolve; });
+    q.pending++;
+    try {
+      await before;
+      const fd = this.openLock();
+      if (fd === null) return await fn();
+      try {
+        for (let wait = 1; ; wait = Math.min(wait * 2, 16)) {
+          try {
+            this.shim.flock(fd, LOCK_EX | LOCK_NB);
+            break;
+          } catch (e) {
+            if (!isErrno(e, 'EWOULDBLOCK') && !isErrno(e, 'EAGAIN')) throw e;
+          }
+          await new Promise((r) => setTimeout(r, wait));
+        }
+        return await fn();
+      } finally {
+        this.unlock(fd);
+      }
+    } finally {
+      q.pending--;
+      done();
+    }
+  }
+
+  /** update() as a section that may await: the state is read and saved off the event loop. */
+  updateAsync<T>(id: string, fn: (state: RefState) => T | Promise<T>): Promise<T> {
+    return this.lockedAsync(async () => {
+      const state = await readStateAsync(this.home, id);
+      pruneDead(state);
+      const result = await fn(state);
+      await writeStateAsync(this.home, id, state);
+      return result;
+    });
   }
 
   /**
@@ -213,6 +304,55 @@ export class SharedRefs {
     });
     if (failed) throw (failed as { error: unknown }).error;
     return left;
+  }
+
+  /** acquire() whose `onFirst` may await (the mount made off the event loop). */
+  acquireAsync(id: string, scope: RefScope, onFirst?: () => Promise<void>): Promise<number> {
+    return this.updateAsync(id, async (state) => {
+      const before = totalRefs(state);
+      if (before === 0) await onFirst?.();
+      if (scope === 'persistent') state.persistent++;
+      else {
+        const key = String(process.pid);
+        const hold = state.pids[key] ?? { count: 0, start: myStart() };
+        hold.count++;
+        state.pids[key] = hold;
+      }
+      return before;
+    });
+  }
+
+  /** release() whose `onLast` may await. */
+  async releaseAsync(id: string, scope: RefScope | null, onLast?: () => Promise<void>): Promise<number> {
+    let failed: { error: unknown } | null = null;
+    const left = await this.updateAsync(id, async (state) => {
+      if (scope === 'persistent') {
+        if (state.persistent > 0) state.persistent--;
+      } else if (scope === 'process') {
+        const hold = state.pids[String(process.pid)];
+        if (hold && --hold.count <= 0) delete state.pids[String(process.pid)];
+      }
+      const total = totalRefs(state);
+      if (total === 0 && onLast) {
+        try { await onLast(); } catch (error) { failed = { error }; }
+      }
+      return total;
+    });
+    if (failed) throw (failed as { error: unknown }).error;
+    return left;
+  }
+
+  /** Forgets every reference in the home, as a section that may await (a service's cleanup while calls are in flight). */
+  async forgetAllAsync(): Promise<void> {
+    let names: string[] = [];
+    try { names = await fsp.readdir(join(this.home, REFS_DIR)); } catch { return; }
+    for (const n of names) {
+      if (!n.endsWith('.json')) continue;
+      await this.updateAsync(n.slice(0, -'.json'.length), (state) => {
+        state.persistent = 0;
+        state.pids = {};
+      });
+    }
   }
 
   /** Forgets every reference to `id` (remove). */

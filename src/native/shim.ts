@@ -61,6 +61,9 @@ export interface Shim {
   /** mount() from a short-lived native thread that unshare(CLONE_FS)s and chdir(dir)s first, so
    *  relative paths in source/target/data resolve against dir; the process cwd is never touched. */
   mountAt(dir: string, source: string, target: string, fstype: string | null, flags: number, data: string | null): void;
+  /** mount() on the libuv pool (it can wait for the filesystem's journal); calls back once. */
+  mountAsync(source: string, target: string, fstype: string | null, flags: number, data: string | null,
+             callback: (err: ShimError | null) => void): void;
   umount2(target: string, flags: number): void;
   fsopen(fsname: string, flags: number): number;
   fsconfig(fd: number, cmd: number, key: string | null, value: string | Buffer | null, aux: number): void;
@@ -153,6 +156,7 @@ export interface Shim {
 const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   mount: ['source:s?', 'target:s', 'fstype:s?', 'flags:n', 'data:s?'],
   mountAt: ['dir:s', 'source:s?', 'target:s', 'fstype:s?', 'flags:n', 'data:s?'],
+  mountAsync: ['source:s?', 'target:s', 'fstype:s?', 'flags:n', 'data:s?', 'callback:f'],
   umount2: ['target:s', 'flags:n'],
   fsopen: ['fsname:s', 'flags:n'],
   fsconfig: ['fd:n', 'cmd:n', 'key:s?', 'value:bs?', 'aux:n'],

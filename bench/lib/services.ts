@@ -1,0 +1,165 @@
+// The two long-lived services as a user starts them (the installed bin, a fresh home) and what the
+// service benches read of them from outside: call latency percentiles, the process's RSS and open
+// fds, mounts left under the home, and the least-squares slope of a sampled series.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { CLI_BIN } from '../../test/support/cli.js';
+
+export { startSnapshotter, SnapshotsClient, type RunningSnapshotter } from '../../test/support/snapshots-client.js';
+
+export interface PluginReply { status: number; json: Record<string, unknown>; text: string }
+
+/** A GraphDriver client on keep-alive connections, as dockerd's (one agent shared by its calls). */
+export class PluginClient {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  constructor(readonly socket: string) {}
+
+  call(method: string, body: object | Buffer | NodeJS.ReadableStream = {}, search = ''): Promise<PluginReply> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socket, path: `/${method}${search}`, method: 'POST', agent: this.agent,
+        headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: Record<string, unknown> = {};
+          try { json = JSON.parse(text); } catch { /* not JSON */ }
+          resolve({ status: res.statusCode ?? 0, json, text });
+        });
+      });
+      req.on('error', reject);
+      if (Buffer.isBuffer(body)) req.end(body);
+      else if (typeof (body as NodeJS.ReadableStream).pipe === 'function') (body as NodeJS.ReadableStream).pipe(req);
+      else req.end(JSON.stringify(body));
+    });
+  }
+
+  /** The call, or an Error naming it and its answer unless it answered 200. */
+  async ok(method: string, body: object | Buffer | NodeJS.ReadableStream = {}, search = ''): Promise<Record<string, unknown>> {
+    const r = await this.call(method, body, search);
+    if (r.status !== 200) throw new Error(`${method} ${search}: ${r.status} ${r.text.trim()}`);
+    return r.json;
+  }
+
+  /** Diff's tar, read to the end and dropped; resolves with its length. */
+  diffLength(id: string, parent = ''): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socket, path: '/GraphDriver.Diff', method: 'POST', agent: this.agent }, (res) => {
+        let n = 0;
+        res.on('data', (c: Buffer) => { n += c.length; });
+        res.on('error', reject);
+        res.on('end', () => (res.statusCode === 200 && res.complete ? resolve(n) : reject(new Error(`Diff ${id}: ${res.statusCode}`))));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ ID: id, Parent: parent }));
+    });
+  }
+
+  /** Diff of `id` piped straight into ApplyDiff of `into` (both streams through the plugin at once). */
+  copyLayer(id: string, parent: string, into: string): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socket, path: '/GraphDriver.Diff', method: 'POST', agent: this.agent }, (res) => {
+        if (res.statusCode !== 200) { res.resume(); reject(new Error(`Diff ${id}: ${res.statusCode}`)); return; }
+        this.ok('GraphDriver.ApplyDiff', res, `?id=${encodeURIComponent(into)}&parent=${encodeURIComponent(parent)}`).then(resolve, reject);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ ID: id, Parent: parent }));
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+export interface RunningPlugin {
+  child: ChildProcess;
+  client: PluginClient;
+  stderr(): string;
+  /** SIGTERM (or `signal`); resolves when it exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** `overlay2 --home HOME plugin --socket SOCKET`, then GraphDriver.Init as dockerd sends it. */
+export async function startPlugin(home: string, socket: string): Promise<RunningPlugin> {
+  const child = spawn(process.execPath, [CLI_BIN, '--home', home, 'plugin', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (let i = 0; !existsSync(socket); i++) {
+    if (child.exitCode !== null || i > 2000) throw new Error(`the plugin did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const client = new PluginClient(socket);
+  await client.ok('GraphDriver.Init', { Home: home, Opts: [], UIDMaps: null, GIDMaps: null });
+  return {
+    child, client, stderr: () => err,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      client.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** Latencies (ms) of one kind of call. */
+export class Latencies {
+  readonly ms: number[] = [];
+  failed = 0;
+  async time<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    const t = performance.now();
+    try {
+      return await fn();
+    } catch {
+      this.failed++;
+      return undefined;
+    } finally {
+      this.ms.push(performance.now() - t);
+    }
+  }
+  percentile(p: number): number {
+    const s = [...this.ms].sort((a, b) => a - b);
+    return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
+  }
+}
+
+export function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/** Mount points at or below `dir` in this mount namespace. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p === dir || p.startsWith(dir + '/'));
+}
+
+/** VmRSS of a process, KiB. */
+export function rssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+export function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Least-squares slope of y over x. */
+export function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n, my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0, den = 0;
+  for (let i = 0; i < n; i++) { num += (xs[i]! - mx) * (ys[i]! - my); den += (xs[i]! - mx) ** 2; }
+  return den === 0 ? 0 : num / den;
+}
+
+/** The residual standard deviation of y around its least-squares line: the noise a slope is read against. */
+export function residualSd(xs: number[], ys: number[]): number {
+  const b = slope(xs, ys);
+  const n = xs.length;
+  const mx = xs.reduce((a, c) => a + c, 0) / n, my = ys.reduce((a, c) => a + c, 0) / n;
+  const ss = xs.reduce((acc, x, i) => acc + (ys[i]! - (my + b * (x - mx))) ** 2, 0);
+  return Math.sqrt(ss / Math.max(1, n - 2));
+}
