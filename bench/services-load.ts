@@ -8,6 +8,8 @@
 // stargz-snapshotter's proxy (the same gRPC API) under the same load, when it is there.
 //   npm run build:ts && node dist/bench/services-load.js [seconds=15] [which=both|plugin|snapshotter] [bigMiB=64]
 // OVERLAY2_LOAD=unmount,copy,diff,extract,usage: only those background loops (default all).
+// OVERLAY2_BEFORE_CLI=PATH: also run the plugin of another build (its dist/cli/overlay2.cjs), its phases
+// interleaved with this checkout's in the same run, labelled OVERLAY2_BEFORE_LABEL (default "before").
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ import {
   Latencies, loadAverage, mountsUnder, PluginClient, SnapshotsClient, startPlugin, startSnapshotter,
 } from './lib/services.js';
 import type { LoadReport, LoadSpec } from './lib/service-load.js';
+import { CLI_BIN } from '../test/support/cli.js';
 
 const seconds = Number(process.argv[2] ?? 15);
 const which = process.argv[3] ?? 'both';
@@ -61,9 +64,10 @@ function addRows(service: string, phase: string, lat: Probe, load?: LoadReport):
   }
 }
 
-async function benchPlugin(): Promise<void> {
-  const home = join(scratch, 'plugin-home');
-  const plugin = await startPlugin(home, join(scratch, 'plugin.sock'));
+async function benchPlugin(service: string, cli: string, round = ''): Promise<void> {
+  const slug = `${service}${round}`.replace(/\W+/g, '-');
+  const home = join(scratch, `${slug}-home`);
+  const plugin = await startPlugin(home, join(scratch, `${slug}.sock`), cli);
   const c = plugin.client;
   try {
     await c.ok('GraphDriver.Create', { ID: 'base', Parent: '' });
@@ -88,18 +92,18 @@ async function benchPlugin(): Promise<void> {
       await time('Exists', () => clients[i]!.ok('GraphDriver.Exists', { ID: id }));
       await time('Put', () => clients[i]!.ok('GraphDriver.Put', { ID: id }));
     };
-    console.log(`plugin: baseline, load average ${loadAverage()}`);
-    addRows('plugin', 'alone', await probe(kinds, calls));
-    console.log(`plugin: under load, load average ${loadAverage()}`);
+    console.log(`${service}: baseline, load average ${loadAverage()}`);
+    addRows(service, `alone${round}`, await probe(kinds, calls));
+    console.log(`${service}: under load, load average ${loadAverage()}`);
     const { lat, load } = await withLoad({ kind: 'plugin', socket: plugin.client.socket, bigMiB, only }, () => probe(kinds, calls));
-    addRows('plugin', 'under load', lat, load);
-    console.log(`plugin: after the load, load average ${loadAverage()}`);
+    addRows(service, `under load${round}`, lat, load);
+    console.log(`${service}: after the load, load average ${loadAverage()}`);
     for (const cl of clients) cl.close();
     for (let i = 0; i < CLIENTS; i++) await c.ok('GraphDriver.Put', { ID: `probe-${i}` });
   } finally {
     await plugin.stop();
     const left = mountsUnder(home);
-    if (left.length) console.log(`plugin: ${left.length} mounts left under the home after its shutdown`);
+    if (left.length) console.log(`${service}: ${left.length} mounts left under the home after its shutdown`);
   }
 }
 
@@ -139,7 +143,14 @@ async function benchSnapshotter(name: string, socket: string): Promise<void> {
 
 try {
   console.log(`services under load: ${CLIENTS} clients, ${seconds} s per phase, ${bigMiB} MiB per dirty layer; load average ${loadAverage()}`);
-  if (which === 'both' || which === 'plugin') await benchPlugin();
+  if (which === 'both' || which === 'plugin') {
+    const before = process.env.OVERLAY2_BEFORE_CLI;
+    const builds: [string, string][] = [['plugin', CLI_BIN], ...(before ? [[`plugin (${process.env.OVERLAY2_BEFORE_LABEL ?? 'before'})`, before] as [string, string]] : [])];
+    // twice each, in turn: neither build always meets the machine's quieter or busier minute
+    for (const round of before ? [0, 1] : [0]) {
+      for (const [service, cli] of round ? [...builds].reverse() : builds) await benchPlugin(service, cli, before ? ` #${round + 1}` : '');
+    }
+  }
   if (which === 'both' || which === 'snapshotter') {
     const ours = await startSnapshotter(join(scratch, 'snap-home'), join(scratch, 'snap.sock'));
     try {

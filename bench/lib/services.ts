@@ -1,11 +1,11 @@
 // The two long-lived services as a user starts them (the installed bin, a fresh home) and what the
 // service benches read of them from outside: call latency percentiles, the process's RSS and open
 // fds, mounts left under the home, and the least-squares slope of a sampled series.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CLI_BIN } from '../../test/support/cli.js';
+import { startPluginProcess, type PluginProcess } from '../../test/support/plugin-client.js';
 
 export { startSnapshotter, SnapshotsClient, type RunningSnapshotter } from '../../test/support/snapshots-client.js';
 
@@ -75,34 +75,16 @@ export class PluginClient {
   }
 }
 
-export interface RunningPlugin {
-  child: ChildProcess;
+export interface RunningPlugin extends PluginProcess {
+  /** keep-alive calls, as dockerd makes them */
   client: PluginClient;
-  stderr(): string;
-  /** SIGTERM (or `signal`); resolves when it exited. */
-  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** `overlay2 --home HOME plugin --socket SOCKET`, then GraphDriver.Init as dockerd sends it. */
-export async function startPlugin(home: string, socket: string): Promise<RunningPlugin> {
-  const child = spawn(process.execPath, [CLI_BIN, '--home', home, 'plugin', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (let i = 0; !existsSync(socket); i++) {
-    if (child.exitCode !== null || i > 2000) throw new Error(`the plugin did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** The plugin as a user starts it (test/support/plugin-client.ts), with a keep-alive client. */
+export async function startPlugin(home: string, socket: string, cli = CLI_BIN): Promise<RunningPlugin> {
+  const p = await startPluginProcess(home, socket, cli);
   const client = new PluginClient(socket);
-  await client.ok('GraphDriver.Init', { Home: home, Opts: [], UIDMaps: null, GIDMaps: null });
-  return {
-    child, client, stderr: () => err,
-    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      client.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
+  return { ...p, client, stop: async (signal?: NodeJS.Signals) => { client.close(); await p.stop(signal); } };
 }
 
 /** Latencies (ms) of one kind of call. */

@@ -1,6 +1,9 @@
 // A minimal client of the graphdriver plugin protocol, framed the way dockerd's pkg/plugins client
 // frames it: POST /<Method>, Accept application/vnd.docker.plugins.v1.2+json, JSON or raw tar body.
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { CLI_BIN } from './cli.js';
 
 export interface PluginReply {
   status: number;
@@ -45,4 +48,35 @@ export function pluginCall(socket: string, path: string, body?: object | string 
   else if (typeof body === 'string' || Buffer.isBuffer(body)) req.end(body);
   else req.end(JSON.stringify(body));
   return reply;
+}
+
+export interface PluginProcess {
+  child: ChildProcess;
+  socket: string;
+  /** everything it wrote to stderr so far */
+  stderr(): string;
+  /** SIGTERM (or `signal`); resolves when it exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** `overlay2 --home HOME plugin --socket SOCKET` as a user starts it (`cli`: another build's bin),
+ *  then GraphDriver.Init as dockerd sends it. */
+export async function startPluginProcess(home: string, socket: string, cli = CLI_BIN): Promise<PluginProcess> {
+  const child = spawn(process.execPath, [cli, '--home', home, 'plugin', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (let i = 0; !existsSync(socket); i++) {
+    if (child.exitCode !== null || i > 2000) throw new Error(`the plugin did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const init = await pluginCall(socket, '/GraphDriver.Init', { Home: home, Opts: [], UIDMaps: null, GIDMaps: null });
+  if (init.status !== 200) throw new Error(`GraphDriver.Init: ${init.status} ${init.text}`);
+  return {
+    child, socket, stderr: () => err,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
 }
