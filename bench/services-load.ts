@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { fmtMs, table } from './lib/stats.js';
 import {
-  Latencies, loadAverage, mountsUnder, PluginClient, SnapshotsClient, startPlugin, startSnapshotter,
+  Latencies, loadAverage, mountsUnder, PluginClient, SnapshotsClient, startPlugin, startSnapshotter, upperOf,
 } from './lib/services.js';
 import type { LoadReport, LoadSpec } from './lib/service-load.js';
 import { CLI_BIN } from '../test/support/cli.js';
@@ -112,12 +112,10 @@ async function benchSnapshotter(name: string, socket: string): Promise<void> {
   const c = new SnapshotsClient(socket);
   try {
     const baseMounts = await c.prepare('base-a', '');
-    const baseUpper = baseMounts[0]!.source !== 'overlay' && baseMounts[0]!.type === 'bind' ? baseMounts[0]!.source
-      : baseMounts[0]!.options.find((o) => o.startsWith('upperdir='))!.slice('upperdir='.length);
-    writeFileSync(join(baseUpper, 'base-file'), 'base\n');
+    writeFileSync(join(upperOf(baseMounts), 'base-file'), 'base\n');
     await c.commit('base', 'base-a');
     const big = await c.prepare('bigactive', 'base');
-    const upper = big[0]!.options.find((o) => o.startsWith('upperdir='))!.slice('upperdir='.length);
+    const upper = upperOf(big);
     for (let d = 0; d < 100; d++) {
       mkdirSync(join(upper, `d${d}`));
       for (let f = 0; f < 500; f++) writeFileSync(join(upper, `d${d}`, `f${f}`), f % 10 ? '' : `data ${f}\n`);

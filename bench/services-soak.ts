@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { table } from './lib/stats.js';
 import {
-  loadAverage, mountsUnder, openFds, residualSd, rssKiB, slope, startPlugin, startSnapshotter, SnapshotsClient,
+  loadAverage, mountsUnder, openFds, residualSd, rssKiB, slope, startPlugin, startSnapshotter, SnapshotsClient, upperOf,
 } from './lib/services.js';
 
 const CYCLES = Number(process.argv[2] ?? 10_000);
@@ -109,7 +109,7 @@ async function soakSnapshotter(): Promise<void> {
   const c = new SnapshotsClient(svc.socket);
   try {
     const m = await c.prepare('base-a', '');
-    writeFileSync(join(m[0]!.options.find((o) => o.startsWith('upperdir='))!.slice('upperdir='.length), 'base-file'), 'base\n');
+    writeFileSync(join(upperOf(m), 'base-file'), 'base\n');
     await c.commit('base', 'base-a');
     const s = await soak(svc.child.pid!, async (i) => {
       const key = `c${i}`;
@@ -120,7 +120,7 @@ async function soakSnapshotter(): Promise<void> {
     }, async (k) => {
       const key = `x${k}`;
       const mounts = await c.prepare(key, 'base');
-      const upper = mounts[0]!.options.find((o) => o.startsWith('upperdir='))!.slice('upperdir='.length);
+      const upper = upperOf(mounts);
       for (let d = 0; d < 3; d++) {
         mkdirSync(join(upper, `d${d}`));
         for (let f = 0; f < 100; f++) writeFileSync(join(upper, `d${d}`, `f${f}`), `soak ${d}/${f}\n`.repeat(1 + (f % 40)));
@@ -140,8 +140,10 @@ async function soakSnapshotter(): Promise<void> {
 try {
   console.log(`soak: ${CYCLES} cycles, ${STREAMS} streams per service, ${CONCURRENCY} at a time, a sample every ${SAMPLE} cycles, slopes after ${WARMUP}; load average ${loadAverage()}`);
   const started = Date.now();
-  if (which === 'both' || which === 'plugin') await soakPlugin();
-  console.log(`after the plugin: load average ${loadAverage()}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  if (which === 'both' || which === 'plugin') {
+    await soakPlugin();
+    console.log(`after the plugin: load average ${loadAverage()}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
   if (which === 'both' || which === 'snapshotter') await soakSnapshotter();
   console.log(`\nload average ${loadAverage()}; ${((Date.now() - started) / 1000).toFixed(0)} s in all; RSS in KiB, slopes per 1,000 cycles, ± = residual sd\n`);
   console.log(table(['service', 'cycles', 'streams', 'RSS first → last', 'RSS slope', '± RSS', 'fds first → last', 'fd slope', '± fds', 'mounts left', 'failed'], rows));

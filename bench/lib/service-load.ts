@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PluginClient, SnapshotsClient } from './services.js';
+import { PluginClient, SnapshotsClient, upperOf } from './services.js';
 
 /** `only`: the names of the loops to run (all when empty): unmount, copy, diff; extract, usage. */
 export interface LoadSpec { kind: 'plugin' | 'snapshotter'; socket: string; bigMiB: number; only: string[] }
@@ -72,8 +72,7 @@ async function run(spec: LoadSpec, stopped: () => boolean): Promise<LoadReport> 
     const extracts = (w: number) => loop('extract', 'Prepare + write upper + Commit + Remove', async (i) => {
       const key = `x${w}-${i}`;
       const mounts = await c.prepare(key, 'base');
-      const upper = mounts[0]!.options.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
-      if (!upper) throw new Error(`Prepare ${key}: no upperdir in ${JSON.stringify(mounts)}`);
+      const upper = upperOf(mounts);
       await writeBig(join(upper, 'big'), spec.bigMiB);
       await writeSmall(upper, 2000);
       await c.commit(`xc${w}-${i}`, key);

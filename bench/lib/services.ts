@@ -9,6 +9,16 @@ import { startPluginProcess, type PluginProcess } from '../../test/support/plugi
 
 export { startSnapshotter, SnapshotsClient, type RunningSnapshotter } from '../../test/support/snapshots-client.js';
 
+/** Where containerd's applier writes into an active snapshot: the bind mount's source (no parent),
+ *  else the overlay's upperdir. */
+export function upperOf(mounts: { type: string; source: string; options: string[] }[]): string {
+  const m = mounts[0];
+  if (m?.type === 'bind') return m.source;
+  const upper = m?.options.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
+  if (!upper) throw new Error(`no upper dir in ${JSON.stringify(mounts)}`);
+  return upper;
+}
+
 export interface PluginReply { status: number; json: Record<string, unknown>; text: string }
 
 /** A GraphDriver client on keep-alive connections, as dockerd's (one agent shared by its calls). */
