@@ -98,7 +98,7 @@ async function killPlugin(): Promise<void> {
         await c.ok('GraphDriver.Put', { ID: 'src' });
       }),
     ], () => stop);
-    await new Promise((res) => setTimeout(res, 50 + r() * 600));
+    await new Promise((res) => setTimeout(res, 50 + r() * 2500));
     if (inFlight > 0) t.killedMidCall++;
     await p.stop('SIGKILL');
     stop = true;
@@ -167,7 +167,7 @@ async function killSnapshotter(): Promise<void> {
       }),
       () => counted(async () => { await c.usage('base'); }),
     ], () => stop);
-    await new Promise((res) => setTimeout(res, 50 + r() * 600));
+    await new Promise((res) => setTimeout(res, 50 + r() * 2500));
     if (inFlight > 0) t.killedMidCall++;
     admin.close();
     await svc.stop('SIGKILL');
