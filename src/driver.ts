@@ -440,12 +440,13 @@ export class Overlay2Driver {
       // refs lock): no child created, nor mount taken, in between (src/layout/layer-guard.ts).
       const source = this.sources.of(id);
       const ownLinks = source.ownLinks(id);
+      let superblock: SuperblockRelease = Promise.resolve();
       const { linkId, doomed } = await this.refs.updateAsync(id, (state) => {
         // a thin layer's children list its trees, not its link: they name it in thin_parent
         const unlisted = () => source.unlistedChildren(id, () => this.store.layerNamesSync());
         const linkId = checkRemovable(this.store, id, state, opts.force === true, unlisted);
         if (heldHere || totalRefs(state) > 0 || this.isOverlayMount(merged)) {
-          try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
+          try { superblock = detachMount(this.shim, merged); } catch { /* already gone */ }
         }
         state.persistent = 0;
         state.pids = {};
@@ -464,6 +465,8 @@ export class Overlay2Driver {
         }
         return { linkId, doomed };
       });
+      // the detached overlay's shutdown (its sync) on the pool, before its files go
+      await superblock;
       this.held.delete(id);
       this.lastMountMethod.delete(id);
       if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
