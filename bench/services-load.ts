@@ -8,9 +8,12 @@
 // stargz-snapshotter's proxy (the same gRPC API) under the same load, when it is there.
 //   npm run build:ts && node dist/bench/services-load.js [seconds=15] [which=both|plugin|snapshotter] [bigMiB=64]
 // OVERLAY2_LOAD=unmount,copy,diff,extract,usage: only those background loops (default all).
+// OVERLAY2_STRACE=1: strace -T the plugin's event-loop thread during the load and print, per syscall,
+// how often and how long it held that thread (> 10 ms); strace slows every call, so that run's
+// latencies are not comparable with the others.
 // OVERLAY2_BEFORE_CLI=PATH: also run the plugin of another build (its dist/cli/overlay2.cjs), its phases
 // interleaved with this checkout's in the same run, labelled OVERLAY2_BEFORE_LABEL (default "before").
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -29,6 +32,30 @@ const only = (process.env.OVERLAY2_LOAD ?? '').split(',').filter(Boolean);
 const STARGZ = process.env.OVERLAY2_STARGZ ?? '/opt/ovl-peers/containerd-stargz-grpc';
 const scratch = mkdtempSync('/var/tmp/ovl2-svcload-');
 const rows: string[][] = [];
+const straceRows: string[][] = [];
+const STRACE = process.env.OVERLAY2_STRACE === '1';
+
+/** strace -T of `pid`'s main thread (the event loop) until the returned stop(); then its slow syscalls per name. */
+function traceEventLoop(service: string, pid: number): () => Promise<void> {
+  const out = join(scratch, `strace-${pid}.txt`);
+  const tracer = spawn('strace', ['-T', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  return async () => {
+    tracer.kill('SIGINT');
+    await new Promise((r) => tracer.once('exit', r));
+    const by = new Map<string, { n: number; slow: number; max: number; total: number }>();
+    for (const line of readFileSync(out, 'utf8').split('\n')) {
+      const m = /^(\w+)\(.*<(\d+\.\d+)>$/.exec(line);
+      if (!m || m[1] === 'epoll_pwait' || m[1] === 'epoll_wait') continue; // waiting for work, not blocked by it
+      const ms = Number(m[2]) * 1000;
+      const e = by.get(m[1]!) ?? { n: 0, slow: 0, max: 0, total: 0 };
+      e.n++; e.total += ms; e.max = Math.max(e.max, ms);
+      if (ms > 10) e.slow++;
+      by.set(m[1]!, e);
+    }
+    const top = [...by.entries()].filter(([, e]) => e.slow > 0 || e.max > 5).sort((a, b) => b[1].max - a[1].max).slice(0, 8);
+    for (const [name, e] of top) straceRows.push([service, name, String(e.n), String(e.slow), fmtMs(e.max), fmtMs(e.total)]);
+  };
+}
 
 type Probe = Record<string, Latencies>;
 
@@ -42,12 +69,14 @@ async function probe(kinds: string[], calls: (client: number, time: (kind: strin
   return lat;
 }
 
-async function withLoad(spec: LoadSpec, run: () => Promise<Probe>): Promise<{ lat: Probe; load: LoadReport }> {
+async function withLoad(spec: LoadSpec, run: () => Promise<Probe>, trace?: () => () => Promise<void>): Promise<{ lat: Probe; load: LoadReport }> {
   const worker = new Worker(new URL('./lib/service-load.js', import.meta.url), { workerData: spec });
   const report = new Promise<LoadReport>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
   // let the load reach its stride (the first unmount, the first stream) before measuring
   await new Promise((r) => setTimeout(r, 2000));
+  const stopTrace = trace?.();
   const lat = await run();
+  await stopTrace?.();
   worker.postMessage('stop');
   const load = await report;
   await worker.terminate();
@@ -95,7 +124,8 @@ async function benchPlugin(service: string, cli: string, round = ''): Promise<vo
     console.log(`${service}: baseline, load average ${loadAverage()}`);
     addRows(service, `alone${round}`, await probe(kinds, calls));
     console.log(`${service}: under load, load average ${loadAverage()}`);
-    const { lat, load } = await withLoad({ kind: 'plugin', socket: plugin.client.socket, bigMiB, only }, () => probe(kinds, calls));
+    const { lat, load } = await withLoad({ kind: 'plugin', socket: plugin.client.socket, bigMiB, only }, () => probe(kinds, calls),
+      STRACE ? () => traceEventLoop(service, plugin.child.pid!) : undefined);
     addRows(service, `under load${round}`, lat, load);
     console.log(`${service}: after the load, load average ${loadAverage()}`);
     for (const cl of clients) cl.close();
@@ -172,6 +202,10 @@ try {
   }
   console.log(`\nload average ${loadAverage()}; ms\n`);
   console.log(table(['service', 'phase', 'call', 'calls', 'p50', 'p99', 'max', 'failed'], rows));
+  if (straceRows.length) {
+    console.log(`\nthe plugin's event-loop thread under load (strace -T, epoll waits left out): syscalls that held it longest, ms\n`);
+    console.log(table(['service', 'syscall', 'calls', '> 10 ms', 'max', 'total'], straceRows));
+  }
 } finally {
   spawnSync('sh', ['-c', `grep ' ${scratch}' /proc/self/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
   rmSync(scratch, { recursive: true, force: true });
