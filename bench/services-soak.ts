@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { table } from './lib/stats.js';
 import {
-  loadAverage, mountsUnder, openFds, residualSd, rssKiB, slope, startPlugin, startSnapshotter, SnapshotsClient, upperOf,
+  loadAverage, mountsUnder, openFds, rssKiB, slope, slopeError, startPlugin, startSnapshotter, SnapshotsClient, upperOf,
 } from './lib/services.js';
 
 const CYCLES = Number(process.argv[2] ?? 10_000);
@@ -55,15 +55,24 @@ async function soak(pid: number, cycle: (i: number) => Promise<void>, stream: (k
   return s;
 }
 
-function report(service: string, s: Soak, mountsLeft: number): void {
+/** The table row of a soak: first → last, and the slopes per 1,000 cycles (± standard error) after
+ *  the warm-up and over the second half alone (what is left once the heap has found its size). */
+function soakRow(service: string, s: Soak, mountsLeft: number): string[] {
   const kept = s.samples.filter((x) => x.at > WARMUP).sort((a, b) => a.at - b.at);
-  const xs = kept.map((x) => x.at / 1000);
+  const half = kept.filter((x) => x.at > CYCLES / 2);
   const fmt = (v: number) => (Math.abs(v) < 10 ? v.toFixed(2) : v.toFixed(0));
+  const fit = (pts: typeof kept, y: (x: (typeof kept)[number]) => number) => {
+    const xs = pts.map((x) => x.at / 1000), ys = pts.map(y);
+    return `${fmt(slope(xs, ys))} ± ${fmt(slopeError(xs, ys))}`;
+  };
   const first = kept[0], last = kept[kept.length - 1];
-  rows.push([service, String(s.cycles), String(s.streams),
-    `${first?.rss ?? '—'} → ${last?.rss ?? '—'}`, fmt(slope(xs, kept.map((x) => x.rss))), fmt(residualSd(xs, kept.map((x) => x.rss))),
-    `${first?.fds ?? '—'} → ${last?.fds ?? '—'}`, fmt(slope(xs, kept.map((x) => x.fds))), fmt(residualSd(xs, kept.map((x) => x.fds))),
-    String(mountsLeft), String(s.failed)]);
+  return [service, String(s.cycles), String(s.streams),
+    `${first?.rss ?? '—'} → ${last?.rss ?? '—'}`, fit(kept, (x) => x.rss), fit(half, (x) => x.rss),
+    `${first?.fds ?? '—'} → ${last?.fds ?? '—'}`, fit(kept, (x) => x.fds), String(mountsLeft), String(s.failed)];
+}
+
+function report(service: string, s: Soak, mountsLeft: number): void {
+  rows.push(soakRow(service, s, mountsLeft));
   if (s.errors.length) console.log(`${service}: failures: ${s.errors.join(' | ')}`);
   console.log(`${service}: samples (cycle: RSS KiB / fds): ${s.samples.map((x) => `${x.at}: ${x.rss}/${x.fds}`).join(', ')}`);
 }
@@ -145,8 +154,8 @@ try {
     console.log(`after the plugin: load average ${loadAverage()}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
   if (which === 'both' || which === 'snapshotter') await soakSnapshotter();
-  console.log(`\nload average ${loadAverage()}; ${((Date.now() - started) / 1000).toFixed(0)} s in all; RSS in KiB, slopes per 1,000 cycles, ± = residual sd\n`);
-  console.log(table(['service', 'cycles', 'streams', 'RSS first → last', 'RSS slope', '± RSS', 'fds first → last', 'fd slope', '± fds', 'mounts left', 'failed'], rows));
+  console.log(`\nload average ${loadAverage()}; ${((Date.now() - started) / 1000).toFixed(0)} s in all; RSS in KiB; slopes per 1,000 cycles ± their standard error\n`);
+  console.log(table(['service', 'cycles', 'streams', 'RSS first → last', 'RSS slope', 'RSS slope, 2nd half', 'fds first → last', 'fd slope', 'mounts left', 'failed'], rows));
 } finally {
   spawnSync('sh', ['-c', `grep ' ${scratch}' /proc/self/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
   rmSync(scratch, { recursive: true, force: true });

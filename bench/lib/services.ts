@@ -147,6 +147,14 @@ export function slope(xs: number[], ys: number[]): number {
   return den === 0 ? 0 : num / den;
 }
 
+/** The standard error of the least-squares slope: a slope within ~2 of these of zero is zero within noise. */
+export function slopeError(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  const mx = xs.reduce((a, c) => a + c, 0) / n;
+  const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+  return sxx === 0 ? NaN : residualSd(xs, ys) / Math.sqrt(sxx);
+}
+
 /** The residual standard deviation of y around its least-squares line: the noise a slope is read against. */
 export function residualSd(xs: number[], ys: number[]): number {
   const b = slope(xs, ys);
