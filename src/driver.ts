@@ -13,7 +13,7 @@ import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
-import { sweepIfAlone } from './layout/partial-sweep.js';
+import { arrive, leaveAtExit, type InFlight } from './layout/home-users.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
@@ -117,6 +117,9 @@ export class Overlay2Driver {
   /** References this driver instance holds per id (its process's hold in the shared file is one). */
   private readonly held = new Map<string, number>();
   private readonly locks = new KeyedMutex();
+  private applying = 0;
+  /** Whether an operation that can leave interrupted work behind is running (src/layout/home-users.ts). */
+  private readonly inFlight: InFlight = ((driver) => ({ get busy() { return driver.locks.busy || driver.applying > 0; } }))(this);
   private readonly referenceScope: RefScope;
   /** Where each layer's content and lowers come from: chain, thin, remote (src/sources/). */
   private readonly sources: LayerSources;
@@ -214,16 +217,28 @@ export class Overlay2Driver {
   /**
    * Removes what interrupted operations left: partial layers, staging dirs, dangling links. Runs at
    * every read-write init (every CLI call that writes), so it is synchronous: a readdir per layer
-   * costs microseconds, a thread-pool round trip per layer would cost more than the work.
+   * costs microseconds, a thread-pool round trip per layer would cost more than the work. The walk
+   * over every layer dir runs only after a user of the home died mid-work (src/layout/home-users.ts):
+   * an init after clean exits does not grow with the home.
    */
   private async recover(): Promise<void> {
     // Only when no other live process uses the home: .partial/ holds its work in progress too.
-    sweepIfAlone(this.refs, () => {
+    const { afterCrash } = arrive(this.refs, () => {
       if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
     });
+    leaveAtExit(this.refs, this.inFlight);
     // Made again at once (best effort): on a full filesystem the inode just freed is the one that
     // remove() needs to move a layer out of sight.
     try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }
+    if (afterCrash) await this.sweepLayers();
+    // Layers a killed load() created but never finished (src/image/load-journal.ts).
+    if (existsSync(this.store.loadsDir())) {
+      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.store, (id) => this.remove(id));
+    }
+  }
+
+  /** What a process that died mid-work can have left in layer dirs and l/. */
+  private async sweepLayers(): Promise<void> {
     for (const e of readdirSync(this.home, { withFileTypes: true })) {
       if (!e.isDirectory() || !LayerStore.isLayerName(e.name)) continue;
       let names: string[];
@@ -238,10 +253,6 @@ export class Overlay2Driver {
       if (names.some((n) => n.startsWith('ovl2-') && n.includes('.tmp-'))) {
         (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
       }
-    }
-    // Layers a killed load() created but never finished (src/image/load-journal.ts).
-    if (existsSync(this.store.loadsDir())) {
-      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.store, (id) => this.remove(id));
     }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
@@ -791,6 +802,16 @@ export class Overlay2Driver {
    * image archive is refused (use load()); an abort or error leaves the layer as it was.
    */
   async applyDiff(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions = {}): Promise<number> {
+    // Counted as work in flight: an apply through a mount runs outside the layer's lock.
+    this.applying++;
+    try {
+      return await this.applyDiffCounted(id, parent, tar, opts);
+    } finally {
+      this.applying--;
+    }
+  }
+
+  private async applyDiffCounted(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions): Promise<number> {
     const { normalizeLayerSource } = await import('./apply/input.js');
     const { input, totalBytes } = normalizeLayerSource(tar);
     let p: string;
