@@ -14,6 +14,7 @@ import { LayerStore } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
 import { arrive, leaveAtExit, type InFlight } from './layout/home-users.js';
+import { ChildIndex } from './layout/child-index.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { validateMountLabel } from './mount/data.js';
 import { SharedRefs, totalRefs, type RefScope } from './mount/shared-refs.js';
@@ -113,6 +114,7 @@ export class Overlay2Driver {
 
   private readonly shim: Shim;
   private readonly store: LayerStore;
+  private readonly children: ChildIndex;
   private readonly refs: SharedRefs;
   /** References this driver instance holds per id (its process's hold in the shared file is one). */
   private readonly held = new Map<string, number>();
@@ -137,6 +139,7 @@ export class Overlay2Driver {
     this.options = options;
     this.idMappings = idMappings;
     this.store = new LayerStore(home);
+    this.children = new ChildIndex(this.store);
     this.refs = new SharedRefs(shim, home);
     this.referenceScope = referenceScope;
     this.sources = new LayerSources(shim, home, new ThinLayers(shim, home, options.thin));
@@ -257,6 +260,30 @@ export class Overlay2Driver {
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
       if (statSync(link, { throwIfNoEntry: false }) === undefined && !this.sources.keepsDanglingLink(readlinkSync(link))) rmSync(link, { force: true });
+    }
+  }
+
+  /** Rebuilds the child index (O(layers): a home Docker wrote, or one a crash left it stale in);
+   *  false when it cannot be made (a full disk: remove() then reads every lower file). Under the
+   *  refs lock. */
+  private rebuildChildIndex(): boolean {
+    try {
+      this.children.rebuild();
+      return true;
+    } catch (e) {
+      if (isOutOfSpace(this.shim, this.home, e)) return false;
+      throw e;
+    }
+  }
+
+  /** Applies `change` to the child index and stamps it current, if it was; a change that fails
+   *  (a full disk) leaves it stale for the next remove() to rebuild. Under the refs lock. */
+  private keepChildIndex(wasCurrent: boolean, change: () => void): void {
+    try {
+      change();
+      if (wasCurrent) this.children.stamp();
+    } catch {
+      this.children.invalidate();
     }
   }
 
@@ -404,14 +431,16 @@ export class Overlay2Driver {
         for (const [name, content] of Object.entries(opts.files ?? {})) await fsp.writeFile(join(tmp, name), content, { mode: 0o600 });
         this.sources.thin.recordThinParent(tmp, thinParent);
         if (opts.remote) this.store.markCommittedIn(tmp);
-        linkPath = await this.store.createLink(id, linkId);
         // One step for every process on the home: the parent is still there when the child appears
-        // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
+        // (a remove() of it in between would strand the child; src/layout/layer-guard.ts), and the
+        // link, the layer and its entry in the child index appear together (src/layout/child-index.ts).
         this.refs.locked(() => {
           if (parent !== '') {
             requireParentSync(this.store, parent, thinParent === null ? lower[0]! : null, id);
-            this.store.markCommitted(parent);
           }
+          const indexCurrent = this.children.current();
+          linkPath = this.store.createLinkSync(id, linkId);
+          if (parent !== '') this.store.markCommitted(parent);
           try {
             this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
             this.quota?.moved(tmp, this.store.dir(id));
@@ -421,6 +450,7 @@ export class Overlay2Driver {
             }
             throw e;
           }
+          this.keepChildIndex(indexCurrent, () => this.children.add(id, lower));
         });
       } catch (e) {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
@@ -450,10 +480,15 @@ export class Overlay2Driver {
       // refs lock): no child created, nor mount taken, in between (src/layout/layer-guard.ts).
       const source = this.sources.of(id);
       const ownLinks = source.ownLinks(id);
-      const { linkId, doomed } = this.refs.update(id, (state) => {
+      const { doomed } = this.refs.update(id, (state) => {
+        // The child index answers which layers are built on this one; stale (Docker wrote the home,
+        // a process died mid-change), it is made again from the lower files first.
+        const indexCurrent = this.children.current() || this.rebuildChildIndex();
         // a thin layer's children list its trees, not its link: they name it in thin_parent
         const unlisted = () => source.unlistedChildren(id, () => this.store.layerNamesSync());
-        const linkId = checkRemovable(this.store, id, state, opts.force === true, unlisted);
+        const linkId = checkRemovable(this.store, id, state, opts.force === true,
+          (link) => (indexCurrent ? this.children.layersAbove(link) : this.store.layersAboveSync(id, link)), unlisted);
+        const lower = this.store.readLowerSync(id);
         if (heldHere || totalRefs(state) > 0 || this.isOverlayMount(merged)) {
           try { this.shim.umount2(merged, MNT_DETACH); } catch { /* already gone */ }
         }
@@ -472,12 +507,13 @@ export class Overlay2Driver {
           doomed = this.store.dir(id);
           this.store.dropLinkFileSync(doomed);
         }
-        return { linkId, doomed };
+        if (linkId !== '' && !linkId.includes('/')) rmSync(this.store.linkPath(linkId), { force: true });
+        for (const entry of ownLinks) rmSync(join(this.home, entry), { force: true });
+        this.keepChildIndex(indexCurrent, () => this.children.forget(id, linkId, lower));
+        return { doomed };
       });
       this.held.delete(id);
       this.lastMountMethod.delete(id);
-      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
-      for (const entry of ownLinks) await fsp.rm(join(this.home, entry), { force: true });
       await removeTree(doomed, this.home, this.removeWalks);
     });
   }

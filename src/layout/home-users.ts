@@ -13,7 +13,7 @@
 // readdir each — only then (or when the home has no record of its users at all: a home Docker wrote,
 // or this project before the record existed); an init after clean exits costs the same at 10,000
 // layers as at 10. No file stays open (an open lock file would keep the home's file system busy).
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { processStart, REFS_DIR, type SharedRefs } from '../mount/shared-refs.js';
 
@@ -86,6 +86,8 @@ const homes = new Map<string, { refs: SharedRefs; work: Set<WeakRef<InFlight>> }
 function leaveAll(): void {
   for (const { refs, work } of homes.values()) {
     if ([...work].some((w) => w.deref()?.busy === true)) continue; // stay recorded: the next init sweeps
+    // a home removed meanwhile (a failed CLI call's fresh home) is not made again by the lock
+    if (!existsSync(join(refs.home, REFS_DIR, USERS_FILE))) continue;
     try {
       refs.locked(() => {
         const file = join(refs.home, REFS_DIR, USERS_FILE);
