@@ -118,3 +118,11 @@ export function otherLiveUsers(home: string): boolean {
   const users = readUsers(join(home, REFS_DIR, USERS_FILE)) ?? {};
   return Object.entries(users).some(([pid, start]) => pid !== String(process.pid) && processStart(Number(pid)) === start);
 }
+
+/** Whether a recorded user of the home is gone without leaving, or nothing is recorded: only then
+ *  can layer dirs hold what interrupted work leaves (see the top of this file). Reads only: for the
+ *  read-only `ls`, which then looks into every layer dir. */
+export function leftoversPossible(home: string): boolean {
+  const users = readUsers(join(home, REFS_DIR, USERS_FILE));
+  return users === null || Object.entries(users).some(([pid, start]) => processStart(Number(pid)) !== start);
+}
