@@ -202,16 +202,13 @@ async function main(): Promise<void> {
   const first = sizes[0]!;
   const last = sizes[sizes.length - 1]!;
   const ops = [...results.get(first)!.keys()];
-  const ourOp = (op: string) => (op.startsWith('moby: ') ? op.slice(6) : op);
   const rows = ops.map((op) => {
     const at = sizes.map((n) => median(results.get(n)!.get(op) ?? []));
     const growth = (at[at.length - 1]! - at[0]!) / (last - first) * 1000; // ms per layer × 1000 = µs per layer
-    return [op, ...at.map(fmtMs), (at[at.length - 1]! / at[0]!).toFixed(2) + '×', `${growth.toFixed(2)} µs`,
-      op.startsWith('moby: ') ? '' : ourOp(op)];
+    return [op, ...at.map(fmtMs), (at[at.length - 1]! / at[0]!).toFixed(2) + '×', `${growth.toFixed(2)} µs`];
   });
   console.log(`\n## ms, median of ${rounds} (${last.toLocaleString('en')} vs ${first}); growth: per layer added\n`);
-  console.log(table(['operation', ...sizes.map((n) => `${n.toLocaleString('en')} layers`), `${last.toLocaleString('en')} ÷ ${first}`, 'growth per layer', ''],
-    rows.map((r) => r.slice(0, -1))));
+  console.log(table(['operation', ...sizes.map((n) => `${n.toLocaleString('en')} layers`), `${last.toLocaleString('en')} ÷ ${first}`, 'growth per layer'], rows));
   console.log(`\nload average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   rmSync(scratch, { recursive: true, force: true });
 }
