@@ -1,6 +1,6 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
 import { promises as fsp, readFileSync, readlinkSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync } from 'node:fs';
-import { join, dirname, resolve } from 'node:path';
+import { join, dirname, resolve, basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
 import { loadShim, type Shim } from './native/shim.js';
@@ -13,7 +13,8 @@ import { generateLinkId, validateId } from './layout/ids.js';
 import { LayerStore } from './layout/store.js';
 import { removeTree, removeTreeSync } from './layout/remove-tree.js';
 import { checkRemovable, requireParentSync } from './layout/layer-guard.js';
-import { sweepIfAlone } from './layout/partial-sweep.js';
+import { arrive, leaveAtExit, type InFlight } from './layout/home-users.js';
+import { ChildIndex } from './layout/child-index.js';
 import { mountLayer, type MountMethod, type MountStrategy } from './mount/mounter.js';
 import { detachMount, type SuperblockRelease } from './mount/detach.js';
 import { validateMountLabel } from './mount/data.js';
@@ -114,10 +115,14 @@ export class Overlay2Driver {
 
   private readonly shim: Shim;
   private readonly store: LayerStore;
+  private readonly children: ChildIndex;
   private readonly refs: SharedRefs;
   /** References this driver instance holds per id (its process's hold in the shared file is one). */
   private readonly held = new Map<string, number>();
   private readonly locks = new KeyedMutex();
+  private applying = 0;
+  /** Whether an operation that can leave interrupted work behind is running (src/layout/home-users.ts). */
+  private readonly inFlight: InFlight = ((driver) => ({ get busy() { return driver.locks.busy || driver.applying > 0; } }))(this);
   private readonly referenceScope: RefScope;
   /** Where each layer's content and lowers come from: chain, thin, remote (src/sources/). */
   private readonly sources: LayerSources;
@@ -135,6 +140,7 @@ export class Overlay2Driver {
     this.options = options;
     this.idMappings = idMappings;
     this.store = new LayerStore(home);
+    this.children = new ChildIndex(this.store);
     this.refs = new SharedRefs(shim, home);
     this.referenceScope = referenceScope;
     this.sources = new LayerSources(shim, home, new ThinLayers(shim, home, options.thin));
@@ -215,16 +221,28 @@ export class Overlay2Driver {
   /**
    * Removes what interrupted operations left: partial layers, staging dirs, dangling links. Runs at
    * every read-write init (every CLI call that writes), so it is synchronous: a readdir per layer
-   * costs microseconds, a thread-pool round trip per layer would cost more than the work.
+   * costs microseconds, a thread-pool round trip per layer would cost more than the work. The walk
+   * over every layer dir runs only after a user of the home died mid-work (src/layout/home-users.ts):
+   * an init after clean exits does not grow with the home.
    */
   private async recover(): Promise<void> {
     // Only when no other live process uses the home: .partial/ holds its work in progress too.
-    sweepIfAlone(this.refs, () => {
+    const { afterCrash } = arrive(this.refs, () => {
       if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
     });
+    leaveAtExit(this.refs, this.inFlight);
     // Made again at once (best effort): on a full filesystem the inode just freed is the one that
     // remove() needs to move a layer out of sight.
     try { mkdirSync(this.store.partialDir(), { mode: 0o700 }); } catch { /* full, or there */ }
+    if (afterCrash) await this.sweepLayers();
+    // Layers a killed load() created but never finished (src/image/load-journal.ts).
+    if (existsSync(this.store.loadsDir())) {
+      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.store, (id) => this.remove(id));
+    }
+  }
+
+  /** What a process that died mid-work can have left in layer dirs and l/. */
+  private async sweepLayers(): Promise<void> {
     for (const e of readdirSync(this.home, { withFileTypes: true })) {
       if (!e.isDirectory() || !LayerStore.isLayerName(e.name)) continue;
       let names: string[];
@@ -240,13 +258,33 @@ export class Overlay2Driver {
         (await import('./image/layer-record.js')).removeStaleRecordTemps(this.store.dir(e.name));
       }
     }
-    // Layers a killed load() created but never finished (src/image/load-journal.ts).
-    if (existsSync(this.store.loadsDir())) {
-      await (await import('./image/load-journal.js')).recoverInterruptedLoads(this.store, (id) => this.remove(id));
-    }
     for (const name of readdirSync(this.store.linkDir())) {
       const link = join(this.store.linkDir(), name);
       if (statSync(link, { throwIfNoEntry: false }) === undefined && !this.sources.keepsDanglingLink(readlinkSync(link))) rmSync(link, { force: true });
+    }
+  }
+
+  /** Rebuilds the child index (O(layers): a home Docker wrote, or one a crash left it stale in);
+   *  false when it cannot be made (a full disk: remove() then reads every lower file). Under the
+   *  refs lock. */
+  private rebuildChildIndex(): boolean {
+    try {
+      this.children.rebuild();
+      return true;
+    } catch (e) {
+      if (isOutOfSpace(this.shim, this.home, e)) return false;
+      throw e;
+    }
+  }
+
+  /** Applies `change` to the child index and stamps it current, if it was; a change that fails
+   *  (a full disk) leaves it stale for the next remove() to rebuild. Under the refs lock. */
+  private keepChildIndex(wasCurrent: boolean, change: () => void): void {
+    try {
+      change();
+      if (wasCurrent) this.children.stamp();
+    } catch {
+      this.children.invalidate();
     }
   }
 
@@ -394,14 +432,16 @@ export class Overlay2Driver {
         for (const [name, content] of Object.entries(opts.files ?? {})) await fsp.writeFile(join(tmp, name), content, { mode: 0o600 });
         this.sources.thin.recordThinParent(tmp, thinParent);
         if (opts.remote) this.store.markCommittedIn(tmp);
-        linkPath = await this.store.createLink(id, linkId);
         // One step for every process on the home: the parent is still there when the child appears
-        // (a remove() of it in between would strand the child; src/layout/layer-guard.ts).
+        // (a remove() of it in between would strand the child; src/layout/layer-guard.ts), and the
+        // link, the layer and its entry in the child index appear together (src/layout/child-index.ts).
         await this.refs.lockedAsync(() => {
           if (parent !== '') {
             requireParentSync(this.store, parent, thinParent === null ? lower[0]! : null, id);
-            this.store.markCommitted(parent);
           }
+          const indexCurrent = this.children.current();
+          linkPath = this.store.createLinkSync(id, linkId);
+          if (parent !== '') this.store.markCommitted(parent);
           try {
             this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
             this.quota?.moved(tmp, this.store.dir(id));
@@ -411,6 +451,7 @@ export class Overlay2Driver {
             }
             throw e;
           }
+          this.keepChildIndex(indexCurrent, () => this.children.add(id, lower));
         });
       } catch (e) {
         // The failure wins over anything cleanup runs into (attached as cleanupErrors).
@@ -441,10 +482,15 @@ export class Overlay2Driver {
       const source = this.sources.of(id);
       const ownLinks = source.ownLinks(id);
       let superblock: SuperblockRelease = Promise.resolve();
-      const { linkId, doomed } = await this.refs.updateAsync(id, (state) => {
+      const { doomed } = await this.refs.updateAsync(id, (state) => {
+        // The child index answers which layers are built on this one; stale (Docker wrote the home,
+        // a process died mid-change), it is made again from the lower files first.
+        const indexCurrent = this.children.current() || this.rebuildChildIndex();
         // a thin layer's children list its trees, not its link: they name it in thin_parent
         const unlisted = () => source.unlistedChildren(id, () => this.store.layerNamesSync());
-        const linkId = checkRemovable(this.store, id, state, opts.force === true, unlisted);
+        const linkId = checkRemovable(this.store, id, state, opts.force === true,
+          (link) => (indexCurrent ? this.children.layersAbove(link) : this.store.layersAboveSync(id, link)), unlisted);
+        const lower = this.store.readLowerSync(id);
         if (heldHere || totalRefs(state) > 0 || this.isOverlayMount(merged)) {
           try { superblock = detachMount(this.shim, merged); } catch { /* already gone */ }
         }
@@ -463,14 +509,15 @@ export class Overlay2Driver {
           doomed = this.store.dir(id);
           this.store.dropLinkFileSync(doomed);
         }
-        return { linkId, doomed };
+        if (linkId !== '' && !linkId.includes('/')) rmSync(this.store.linkPath(linkId), { force: true });
+        for (const entry of ownLinks) rmSync(join(this.home, entry), { force: true });
+        this.keepChildIndex(indexCurrent, () => this.children.forget(id, linkId, lower));
+        return { doomed };
       });
       // the detached overlay's shutdown (its sync) on the pool, before its files go
       await superblock;
       this.held.delete(id);
       this.lastMountMethod.delete(id);
-      if (linkId !== '' && !linkId.includes('/')) await fsp.rm(this.store.linkPath(linkId), { force: true });
-      for (const entry of ownLinks) await fsp.rm(join(this.home, entry), { force: true });
       await removeTree(doomed, this.home, this.removeWalks);
     });
   }
@@ -657,17 +704,25 @@ export class Overlay2Driver {
     const ids = await this.store.listLayers();
     const mounts = new Set(mountPoints());
     const { directorySize } = await import('./size/directory-size.js');
-    const rows: LayerInfo[] = [];
-    for (const id of ids) {
-      rows.push({
-        id,
-        parent: await this.parentOf(id),
-        size: await directorySize(this.store.diffDir(id)),
-        mounted: mounts.has(this.store.mergedDir(id)),
-      });
-    }
+    // The parents from synchronous reads (a lower file and a readlink each); the sizes eight walks at
+    // a time, so the pool's threads overlap them (one at a time, 10,000 layers took seconds).
+    const rows: LayerInfo[] = ids.map((id) => ({ id, parent: this.parentOfSync(id), size: 0, mounted: mounts.has(this.store.mergedDir(id)) }));
+    let next = 0;
+    const walker = async (): Promise<void> => {
+      for (let i = next++; i < rows.length; i = next++) rows[i]!.size = await directorySize(this.store.diffDir(rows[i]!.id));
+    };
+    await Promise.all(Array.from({ length: Math.min(8, rows.length) }, walker));
     return rows;
   }
+
+  /** parentOf of a layer known to be there, synchronous (layers()). */
+  private parentOfSync(id: string): string {
+    const lower = this.store.readLowerSync(id);
+    const known = this.sources.parentOf(id, lower);
+    if (known !== null) return known;
+    return lower.length === 0 ? '' : basename(dirname(readlinkSync(join(this.home, lower[0]!))));
+  }
+
 
   /** The parent id recorded in a layer's lower file ('' for a base layer). */
   async parentOf(id: string): Promise<string> {
@@ -800,6 +855,16 @@ export class Overlay2Driver {
    * image archive is refused (use load()); an abort or error leaves the layer as it was.
    */
   async applyDiff(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions = {}): Promise<number> {
+    // Counted as work in flight: an apply through a mount runs outside the layer's lock.
+    this.applying++;
+    try {
+      return await this.applyDiffCounted(id, parent, tar, opts);
+    } finally {
+      this.applying--;
+    }
+  }
+
+  private async applyDiffCounted(id: string, parent: string | null | undefined, tar: LayerSource, opts: ApplyDiffOptions): Promise<number> {
     const { normalizeLayerSource } = await import('./apply/input.js');
     const { input, totalBytes } = normalizeLayerSource(tar);
     let p: string;

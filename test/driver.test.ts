@@ -5,6 +5,7 @@ import { promises as fsp, readFileSync, readlinkSync, statSync, existsSync, writ
 import { join } from 'node:path';
 import { Overlay2Driver } from '../src/driver.js';
 import { mountTest, tempDir, removeTree, isMounted, rejectsWithCode } from './support/env.js';
+import { recordDeadUser } from './support/dead-user.js';
 
 const test = mountTest(uvuTest);
 let base = '';
@@ -206,6 +207,7 @@ test('init clears what an interrupted create or applyDiff left behind', async ()
   mkdirSync(join(home, 's-base', '.staging-diff-123-abc', 'half'), { recursive: true });
   mkdirSync(join(home, '.partial', 'half-made.xyz', 'diff'), { recursive: true });
   symlinkSync('../gone/diff', join(home, 'l', 'AAAAAAAAAAAAAAAAAAAAAAAAAA'));
+  recordDeadUser(home);
   await Overlay2Driver.init(home);
   assert.is(existsSync(join(home, 's-base', '.staging-diff-123-abc')), false);
   assert.is(existsSync(join(home, '.partial', 'half-made.xyz')), false);

@@ -113,10 +113,11 @@ test('rm, rmi, load, run, rmi: the plugin home holds no layer afterwards', async
   await both(['rmi', 'e2e:2']);
   const home = join(ours.dataRoot, plugin.name);
   // Nothing but l/ and the driver's own dot-named bookkeeping: empty dirs (.partial, .loads; .refs
-  // holds only its lock and the record of processes using the home) and the feature cache file.
+  // holds only its lock and the record of processes using the home; .children only the stamp of
+  // its child index) and the feature cache file.
   assert.equal(readdirSync(home).filter((n) => n !== 'l' && !n.startsWith('.')), []);
   for (const n of readdirSync(home).filter((x) => x.startsWith('.') && statSync(join(home, x)).isDirectory())) {
-    assert.equal(readdirSync(join(home, n)).filter((x) => x !== 'lock' && x !== '.users'), [], n);
+    assert.equal(readdirSync(join(home, n)).filter((x) => x !== 'lock' && x !== '.users' && x !== '.stamp'), [], n);
   }
   assert.equal(readdirSync(join(home, 'l')), []);
 });

@@ -11,6 +11,7 @@ import { mountTest, tempDir, removeTree, isMounted, rejectsWithCode } from './su
 import { STANDARD_TREES, STANDARD_VIEW, digestOf, publishTrees, snapshot, thinTarOf, writeTree } from './thin-fixtures.js';
 import { THIN_PENDING_FILE } from '../src/thin/apply.js';
 import { serializeManifest } from '../src/thin/manifest.js';
+import { recordDeadUser } from './support/dead-user.js';
 
 /** path and kind of each change (the API's pathBytes is covered by test/byte-names). */
 const pathsAndKinds = (list: { path: string; kind: string }[]) => list.map(({ path, kind }) => ({ path, kind }));
@@ -219,6 +220,7 @@ test('an apply that died between its swap and its lower is finished by the next 
   for (const e of lower) rmSync(join(home, e));
   rmSync(join(home, 'crashy', 'lower'));
   writeFileSync(join(home, 'crashy', THIN_PENDING_FILE), JSON.stringify(plan));
+  recordDeadUser(home);
   void rf;
   const again = await Overlay2Driver.init(home);
   assert.equal(lowerOf('crashy'), lower);
@@ -235,6 +237,7 @@ test('init keeps links into the root while a repository is not mounted (it does 
   const lower = lowerOf('t-gone');
   rmSync(join(root, 'r5'), { recursive: true });
   symlinkSync('../nolayer/diff', join(home, 'l', 'DANGLINGDANGLINGDANGLING00'));
+  recordDeadUser(home);
   await Overlay2Driver.init(home);
   assert.is(readlinkSync(join(home, lower[0])).startsWith('../cvmfs/r5/'), true);
   assert.is(existsSync(join(home, 'l', 'DANGLINGDANGLINGDANGLING00')), false);

@@ -7,10 +7,12 @@
 // - an .applying marker whose process is gone: an import through a mount was cut short (init empties
 //   diff/ again, or marks the layer incomplete);
 // - an .incomplete marker: such an import, into a layer that already had content; refused until removed.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { STAGING_PREFIX, stagingOwnerAlive } from './staging.js';
 import { APPLYING_FILE, INCOMPLETE_FILE, applyingOwnerAlive } from './marker.js';
+
+const INCOMPLETE_WHY = 'an import through its mount was interrupted after it had content; remove it and create it again';
 
 /** Why the layer in layerDir is not as its last apply would have left it, or null when nothing was
  *  cut short (an import still running is not a leftover). */
@@ -21,12 +23,18 @@ export function interruptedApply(layerDir: string): string | null {
   } catch {
     return null;
   }
-  if (names.includes(INCOMPLETE_FILE)) return 'an import through its mount was interrupted after it had content; remove it and create it again';
+  if (names.includes(INCOMPLETE_FILE)) return INCOMPLETE_WHY;
   if (names.includes(APPLYING_FILE) && !applyingOwnerAlive(layerDir)) return 'an apply into it was interrupted; the next command that writes empties it again';
   if (names.some((n) => n.startsWith(STAGING_PREFIX) && !stagingOwnerAlive(n))) {
     return 'an apply into it was interrupted; it holds what it held before, and the next command that writes removes what the apply left';
   }
   return null;
+}
+
+/** interruptedApply's answer for the one leftover that outlives init's sweep (.incomplete): one
+ *  lookup, for a home no user of which died mid-work (src/layout/home-users.ts). */
+export function markedIncomplete(layerDir: string): string | null {
+  return existsSync(join(layerDir, INCOMPLETE_FILE)) ? INCOMPLETE_WHY : null;
 }
 
 /** The directories interrupted work left in a home: dead imports' staging dirs, and what HOME/.partial

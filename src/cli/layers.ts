@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import type { CommandContext } from './command.js';
 import { write } from './output.js';
-import { interruptedApply } from '../apply/leftovers.js';
+import { interruptedApply, markedIncomplete } from '../apply/leftovers.js';
+import { leftoversPossible } from '../layout/home-users.js';
 
 const str = (v: string | boolean | string[] | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -34,8 +35,10 @@ export async function ls({ values, open, home }: CommandContext): Promise<number
   const d = await open();
   const rows = values.json ? await d.layers() : (await d.list()).map((id) => ({ id }));
   const incomplete = new Map<string, string>();
+  // a cut-short apply leaves more than .incomplete only where a user of the home died mid-work
+  const look = leftoversPossible(home) ? interruptedApply : markedIncomplete;
   for (const { id } of rows) {
-    const why = interruptedApply(join(home, id));
+    const why = look(join(home, id));
     if (why !== null) incomplete.set(id, why);
   }
   if (values.json) write(JSON.stringify(rows.map((r) => (incomplete.has(r.id) ? { ...r, incomplete: incomplete.get(r.id) } : r))) + '\n');

@@ -5,7 +5,7 @@ import { lstatSync } from 'node:fs';
 import type { CommandContext } from './command.js';
 import { write } from './output.js';
 import { staleDirs } from '../apply/leftovers.js';
-import { otherLiveUsers } from '../layout/partial-sweep.js';
+import { otherLiveUsers } from '../layout/home-users.js';
 import { directorySize } from '../size/directory-size.js';
 
 export async function status({ values, open, home }: CommandContext): Promise<number> {

@@ -7,7 +7,7 @@
 // - the mode and owner of a directory are set only when we created it (Docker's 0710), never on a
 //   directory that was already there;
 // - a read-only open creates nothing: a missing home is ERR_NOT_A_STORE.
-import { readdirSync, statSync, mkdirSync, chownSync, chmodSync } from 'node:fs';
+import { readdirSync, statSync, lstatSync, mkdirSync, chownSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
 import { readMountInfo } from '../mount/mountinfo.js';
@@ -98,8 +98,9 @@ export function openHome(shim: Shim, home: string, opts: OpenHomeOptions): HomeO
   if (!st.isDirectory()) {
     throw new Overlay2Error('ERR_NOT_A_STORE', `overlay2: ${home} is not a directory`, { path: home });
   }
+  // a store: one lookup, not a listing of its 10,000 layers
+  if (lstatSync(join(home, LINK_DIR), { throwIfNoEntry: false }) !== undefined) return { created: false, dev: st.dev };
   const entries = readdirSync(home);
-  if (entries.includes(LINK_DIR)) return { created: false, dev: st.dev };
   const foreign = entries.filter((e) => !IGNORABLE.has(e) && !(e === opts.thinRoot && isDirectory(join(home, e))));
   if (foreign.length > 0) {
     throw new Overlay2Error('ERR_NOT_A_STORE',

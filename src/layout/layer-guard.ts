@@ -14,17 +14,18 @@ import { LINK_DIR, type LayerStore } from './store.js';
 /**
  * remove()'s refusals, unless `force`: ERR_LAYER_NOT_FOUND when another process removed it first,
  * ERR_LAYER_HAS_CHILDREN, ERR_LAYER_BUSY naming the other holders. `state`: the layer's references
- * (dead holders pruned); `otherChildren`: layers built on it that do not name its link (a thin
+ * (dead holders pruned); `childrenOf`: the layers whose lower file names a link (the child index,
+ * src/layout/child-index.ts); `otherChildren`: layers built on it that do not name its link (a thin
  * layer's, src/thin/). Returns the layer's link id ('' when it has none).
  */
 export function checkRemovable(store: LayerStore, id: string, state: RefState, force: boolean,
-  otherChildren: () => string[] = () => []): string {
+  childrenOf: (linkId: string) => string[], otherChildren: () => string[] = () => []): string {
   const linkId = store.readLinkIdSync(id) ?? (existsSync(store.dir(id)) ? '' : null);
   if (linkId === null) {
     throw new Overlay2Error('ERR_LAYER_NOT_FOUND', `overlay2: layer ${id} does not exist in ${store.home}`, { id });
   }
   if (force) return linkId;
-  const children = linkId === '' ? [] : store.layersAboveSync(id, linkId);
+  const children = linkId === '' ? [] : childrenOf(linkId);
   for (const child of otherChildren()) if (!children.includes(child)) children.push(child);
   if (children.length > 0) {
     throw new Overlay2Error('ERR_LAYER_HAS_CHILDREN',
