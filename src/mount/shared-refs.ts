@@ -22,7 +22,8 @@
 // process, sections take turns in one FIFO queue before the flock (two sections of one process would
 // otherwise each open the lock file and the second's blocking flock would hang the event loop for
 // good); across processes the flock is polled (LOCK_NB), never waited for on the event loop. The sync
-// form, locked(), is for a process with no async section in flight (init's sweep).
+// form, locked(), is for a process with no async section in flight (init's arrival and the exit's
+// leaving, src/layout/home-users.ts); it throws rather than hang when one is.
 import { openSync, closeSync, readFileSync, writeFileSync, renameSync, rmSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
