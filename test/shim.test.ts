@@ -106,6 +106,17 @@ overlayTest('mount an overlay with mount()', () => {
     { code: 'ENOENT', syscall: 'mount', path: join(d, 'm') });
 });
 
+overlayTest('mountAsync: the same mount on the libuv pool, its failure the same Node-style error', async () => {
+  const d = fresh();
+  overlayDirs(d);
+  const mountAsync = (data: string) => new Promise<ShimError | null>((resolve) => shim.mountAsync('overlay', join(d, 'm'), 'overlay', 0, data, resolve));
+  assert.is(await mountAsync(`lowerdir=${join(d, 'l1')}:${join(d, 'l2')},upperdir=${join(d, 'u')},workdir=${join(d, 'w')}`), null);
+  try { checkMerged(d); } finally { shim.umount2(join(d, 'm'), 0); }
+  const err = await mountAsync(`lowerdir=${join(d, 'missing')}:${join(d, 'l1')}`);
+  expectError(() => { throw err; }, { code: 'ENOENT', syscall: 'mount', path: join(d, 'm') });
+  assert.throws(() => (shim.mountAsync as any)('overlay', join(d, 'm'), 'overlay', 0, null), (e: any) => e.code === 'ERR_INVALID_ARG_TYPE');
+});
+
 rootTest('umount2 refuses a busy mount (EBUSY) and MNT_DETACH takes it away anyway', () => {
   const target = fresh();
   shim.mount('tmpfs', target, 'tmpfs', 0, null);
