@@ -1,5 +1,5 @@
 // The scanner: a batched, resumable depth-first walk that writes packed records (layout: records.h)
-// and names into caller-provided memory, and lookupBatch, the same records for a list of names. Which
+// and names into caller-provided memory, and lookupBatch(Async), the same records for a list of names. Which
 // xattrs an entry gets asked for comes from the caller's plan (xattr_plan.h): no attribute name, value
 // or file-type rule of overlay's is written here.
 #include <dirent.h>
@@ -1125,69 +1125,162 @@ napi_value js_scan_close(napi_env env, napi_callback_info info) {
   return js_undefined(env);
 }
 
+// lookupBatch and lookupBatchAsync: one record per NUL-terminated name, in order (the arguments,
+// checked and read on the main thread; the buffers are the caller's and must stay put until done).
+struct lookup_args {
+  int dirfd;
+  uint8_t *names, *rec, *heap;
+  size_t names_len, rec_len, heap_len;
+  int64_t count, walk_flags;
+  struct xattr_plan plan;
+};
+
+// Reads argv[0..7) into a and validates every name before touching the filesystem. False after throwing.
+static bool lookup_args_read(napi_env env, napi_value *argv, struct lookup_args *a) {
+  int32_t dirfd;
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_bytes(env, argv[1], &a->names, &a->names_len) ||
+      !arg_i64(env, argv[2], &a->count) || !arg_bytes(env, argv[3], &a->rec, &a->rec_len) ||
+      !arg_bytes(env, argv[4], &a->heap, &a->heap_len) || !arg_plan(env, argv[5], &a->plan))
+    return false;
+  a->dirfd = dirfd;
+  a->walk_flags = 0;
+  if (!is_nullish(env, argv[6]) && !arg_i64(env, argv[6], &a->walk_flags)) return false;
+  if (a->count < 0 || (uint64_t)a->count > a->rec_len / RECORD_SIZE) { throw_errno(env, ENOBUFS, "lookup", NULL, NULL); return false; }
+  size_t off = 0;
+  for (int64_t i = 0; i < a->count; i++) {
+    uint8_t *end = off < a->names_len ? memchr(a->names + off, 0, a->names_len - off) : NULL;
+    if (!end) { throw_errno(env, EINVAL, "lookup", NULL, NULL); return false; }
+    size_t len = (size_t)(end - (a->names + off));
+    if (memchr(a->names + off, '/', len) || len > NAME_MAX) {
+      throw_errno(env, len > NAME_MAX ? ENAMETOOLONG : EINVAL, "lookup", (char *)a->names + off, NULL);
+      return false;
+    }
+    off += len + 1;
+  }
+  return true;
+}
+
+// The loop: an fstatat (and the plan's xattrs) per name; a failed fstatat is the record's
+// (FLAG_FAILED, nlink = errno), any other failure ends the batch. Runs on any thread; touches no JS.
+// Returns 0 (*used: heap bytes) or -1 (f set).
+static int lookup_run(const struct lookup_args *a, size_t *used_out, struct failure *f) {
+  struct xbuf tmp[2] = {{0}, {0}}, extra = {0};
+  size_t used = 0, off = 0;
+  int rc = 0;
+  for (int64_t i = 0; i < a->count; i++) {
+    const char *name = (const char *)a->names + off;
+    size_t len = strlen(name);
+    struct scan_record r;
+    struct stat st;
+    if (fstatat(a->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      memset(&r, 0, sizeof r);
+      r.nlink = (uint32_t)errno;
+      r.flags = FLAG_FAILED;
+    } else {
+      fill_record(&r, &st, (uint32_t)a->walk_flags);
+      const char *which = "lookup";
+      extra.len = 0;
+      if (a->plan.any && entry_xattrs(&a->plan, a->dirfd, name, -1, &r, tmp, &extra, &which) != 0) {
+        *f = (struct failure){errno, which, strdup(name)};
+        rc = -1;
+        break;
+      }
+      if (extra.len > a->heap_len - used) { *f = (struct failure){ENOBUFS, "lookup", strdup(name)}; rc = -1; break; }
+      memcpy(a->heap + used, extra.p, extra.len);
+      used += extra.len;
+    }
+    r.name_off = (uint32_t)off;
+    r.name_len = (uint16_t)len;
+    memcpy(a->rec + i * RECORD_SIZE, &r, RECORD_SIZE);
+    off += len + 1;
+  }
+  free(tmp[0].p);
+  free(tmp[1].p);
+  free(extra.p);
+  *used_out = used;
+  return rc;
+}
+
 // lookupBatch(dirfd, names, count, records, heap, plan, walkFlags) -> heap bytes used. plan: the xattr
 // plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED or 0 (or absent). Extras are packed in heap one after
 // another in record order.
 napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
   GET_ARGS(7);
-  int32_t dirfd;
-  int64_t count, walk_flags;
-  uint8_t *names, *rec, *heap;
-  size_t names_len, rec_len, heap_len;
-  struct xattr_plan plan;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_bytes(env, argv[1], &names, &names_len) ||
-      !arg_i64(env, argv[2], &count) || !arg_bytes(env, argv[3], &rec, &rec_len) ||
-      !arg_bytes(env, argv[4], &heap, &heap_len) || !arg_plan(env, argv[5], &plan))
+  struct lookup_args a;
+  if (!lookup_args_read(env, argv, &a)) return NULL;
+  size_t used;
+  struct failure f = {0};
+  if (lookup_run(&a, &used, &f) != 0) {
+    napi_throw(env, failure_error(env, &f));
     return NULL;
-  walk_flags = 0;
-  if (!is_nullish(env, argv[6]) && !arg_i64(env, argv[6], &walk_flags)) return NULL;
-  if (count < 0 || (uint64_t)count > rec_len / RECORD_SIZE) { throw_errno(env, ENOBUFS, "lookup", NULL, NULL); return NULL; }
-  // Validate every name before touching the filesystem.
-  size_t off = 0;
-  for (int64_t i = 0; i < count; i++) {
-    uint8_t *end = memchr(names + off, 0, names_len - off);
-    if (!end) { throw_errno(env, EINVAL, "lookup", NULL, NULL); return NULL; }
-    size_t len = (size_t)(end - (names + off));
-    if (memchr(names + off, '/', len) || len > NAME_MAX) {
-      throw_errno(env, len > NAME_MAX ? ENAMETOOLONG : EINVAL, "lookup", (char *)names + off, NULL);
-      return NULL;
-    }
-    off += len + 1;
   }
-  struct xbuf tmp[2] = {{0}, {0}}, extra = {0};
-  size_t used = 0;
-  off = 0;
-  napi_value ret = NULL;
-  for (int64_t i = 0; i < count; i++) {
-    const char *name = (const char *)names + off;
-    size_t len = strlen(name);
-    struct scan_record r;
-    struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      memset(&r, 0, sizeof r);
-      r.nlink = (uint32_t)errno;
-      r.flags = FLAG_FAILED;
-    } else {
-      fill_record(&r, &st, (uint32_t)walk_flags);
-      const char *which;
-      extra.len = 0;
-      if (plan.any && entry_xattrs(&plan, dirfd, name, -1, &r, tmp, &extra, &which) != 0) {
-        throw_errno(env, errno, which, name, NULL);
-        goto out;
-      }
-      if (extra.len > heap_len - used) { throw_errno(env, ENOBUFS, "lookup", name, NULL); goto out; }
-      memcpy(heap + used, extra.p, extra.len);
-      used += extra.len;
-    }
-    r.name_off = (uint32_t)off;
-    r.name_len = (uint16_t)len;
-    memcpy(rec + i * RECORD_SIZE, &r, RECORD_SIZE);
-    off += len + 1;
+  return js_number(env, (double)used);
+}
+
+struct lookup_job {
+  struct lookup_args a;
+  napi_async_work work;
+  napi_ref ref_names, ref_records, ref_heap, ref_cb;
+  size_t used;
+  int rc;
+  struct failure f;
+};
+
+static void lookup_work_execute(napi_env env, void *data) {
+  struct lookup_job *j = data;
+  j->rc = lookup_run(&j->a, &j->used, &j->f);
+}
+
+static void lookup_work_complete(napi_env env, napi_status status, void *data) {
+  struct lookup_job *j = data;
+  napi_value cb, global, argv2[2], ignored;
+  napi_get_reference_value(env, j->ref_cb, &cb);
+  if (status == napi_cancelled) {
+    struct failure f = {ECANCELED, "lookup", NULL};
+    argv2[0] = failure_error(env, &f);
+    napi_get_null(env, &argv2[1]);
+  } else if (j->rc != 0) {
+    argv2[0] = failure_error(env, &j->f);
+    napi_get_null(env, &argv2[1]);
+  } else {
+    napi_get_null(env, &argv2[0]);
+    argv2[1] = js_number(env, (double)j->used);
   }
-  ret = js_number(env, (double)used);
-out:
-  free(tmp[0].p);
-  free(tmp[1].p);
-  free(extra.p);
-  return ret;
+  napi_delete_async_work(env, j->work);
+  napi_delete_reference(env, j->ref_cb);
+  napi_delete_reference(env, j->ref_names);
+  napi_delete_reference(env, j->ref_records);
+  napi_delete_reference(env, j->ref_heap);
+  free(j);
+  napi_get_global(env, &global);
+  napi_call_function(env, global, cb, 2, argv2, &ignored); // an exception propagates as uncaught
+}
+
+// lookupBatchAsync(dirfd, names, count, records, heap, plan, walkFlags, callback): lookupBatch's loop on
+// the libuv pool; callback(err, heapBytesUsed). The arguments are checked (and the names validated)
+// before it is queued; the buffers are referenced until the callback.
+napi_value js_lookup_batch_async(napi_env env, napi_callback_info info) {
+  GET_ARGS(8);
+  struct lookup_job *j = calloc(1, sizeof *j);
+  if (!j) { throw_errno(env, ENOMEM, "lookup", NULL, NULL); return NULL; }
+  if (!lookup_args_read(env, argv, &j->a) || !arg_function(env, argv[7])) { free(j); return NULL; }
+  napi_value name;
+  napi_create_string_utf8(env, "overlay2:lookupBatch", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, lookup_work_execute, lookup_work_complete, j, &j->work) != napi_ok) {
+    free(j);
+    return NULL;
+  }
+  napi_create_reference(env, argv[1], 1, &j->ref_names);
+  napi_create_reference(env, argv[3], 1, &j->ref_records);
+  napi_create_reference(env, argv[4], 1, &j->ref_heap);
+  napi_create_reference(env, argv[7], 1, &j->ref_cb);
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->ref_names); napi_delete_reference(env, j->ref_records);
+    napi_delete_reference(env, j->ref_heap); napi_delete_reference(env, j->ref_cb);
+    free(j);
+    throw_errno(env, EAGAIN, "lookup", NULL, NULL);
+    return NULL;
+  }
+  return js_undefined(env);
 }

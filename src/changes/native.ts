@@ -30,7 +30,7 @@ import {
 import { readChangeList } from './change-list.js';
 import { NeedsNaive } from './change-stream.js';
 import {
-  FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
+  FLAG_METACOPY, FLAG_REDIRECT, RECORD_SIZE, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
   SCAN_STAT_DIRS_ONLY, SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
 } from '../core/records.js';
 import {
@@ -38,7 +38,8 @@ import {
   LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_SIZE,
 } from '../core/regions.js';
 import type { BatchConsumer } from '../scan/stream.js';
-import { listDirectory, listDirectorySync, lookupNames } from '../scan/lookup.js';
+import { listDirectory, listDirectorySync, lookupNames, lookupNamesAsync } from '../scan/lookup.js';
+import { WALK_FLAGS_MASK } from '../native/xattr-plan.js';
 
 export { NeedsNaive };
 
@@ -55,6 +56,9 @@ const OPEN_DIR = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 export interface LowerAccess {
   /** lookupNames semantics (src/scan/lookup.ts): one record per NUL-terminated name, in order. */
   lookup(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): void;
+  /** The same on another thread, if the access has one: the walk looks a big batch up in two parts
+   *  at once, one here and one there (the buffers stay put until it resolves). */
+  lookupAsync?(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): Promise<void>;
   /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots. */
   list(core: Core, dir: number, consume: BatchConsumer): Promise<void>;
   /** The same for an upper dir, with more SCAN_* flags (UPPER_SCAN_FLAGS): the walk lists every
@@ -68,6 +72,7 @@ export interface LowerAccess {
 export function shimAccess(shim: Shim): LowerAccess {
   return {
     lookup: (dir, names, count, records, heap, flags) => void lookupNames(shim, dir, names, count, records, heap, flags),
+    lookupAsync: async (dir, names, count, records, heap, flags) => void await lookupNamesAsync(shim, dir, names, count, records, heap, flags),
     list: (core, dir, consume) => listDirectory(core, dir, consume),
     listUpper: (core, dir, flags, consume) => listDirectorySync(shim, core, dir, flags, consume),
     openChild: (dir, name) => shim.openat2(dir, name, OPEN_DIR, 0, 0),
@@ -109,6 +114,40 @@ function takeOutput(core: Core): Change[] {
   return list;
 }
 
+/** A lookup batch of at least this many names is looked up in two parts at once (when the access
+ *  has lookupAsync): the second on the libuv pool while this thread does the first and hands it to
+ *  the core. Below it the pool's round trip costs more than the half it spares. */
+const SPLIT_MIN = 64;
+/** The heap's second half takes the pool part's extras (a capability is at most 24 bytes a name). */
+const HEAP_HALF = LOOKUP_HEAP_SIZE >>> 1;
+
+/** Looks the batch's `count` names (packed at LOOKUP_NAMES_ADDR) up in `dir`, handing the records
+ *  to `apply(first, records, count, heap)` — the whole batch, or two parts. */
+async function lookupBatch(w: Walk, dir: number, count: number, flags: number,
+                           apply: (first: number, records: number, count: number, heap: number) => void): Promise<void> {
+  const access = w.access;
+  if (access.lookupAsync === undefined || count < SPLIT_MIN) {
+    access.lookup(dir, w.names, count, w.records, w.heap, flags);
+    apply(0, LOOKUP_RECORDS_ADDR, count, LOOKUP_HEAP_ADDR);
+    return;
+  }
+  const half = count >>> 1, rest = count - half;
+  let at = 0;
+  for (let k = 0; k < half; k++) at = w.names.indexOf(0, at) + 1;
+  const pool = access.lookupAsync(dir, w.names.subarray(at), rest, w.records.subarray(half * RECORD_SIZE), w.heap.subarray(HEAP_HALF), flags);
+  let ok = false;
+  try {
+    access.lookup(dir, w.names, half, w.records, w.heap.subarray(0, HEAP_HALF), flags);
+    apply(0, LOOKUP_RECORDS_ADDR, half, LOOKUP_HEAP_ADDR);
+    ok = true;
+  } finally {
+    // the pool writes into the core's memory: never leave before it is done
+    if (!ok) await pool.catch(() => undefined);
+  }
+  await pool;
+  apply(half, LOOKUP_RECORDS_ADDR + half * RECORD_SIZE, rest, LOOKUP_HEAP_ADDR + HEAP_HALF);
+}
+
 /** Lists, looks up and classifies the frame's upper dir (`upper` < 0: a dir-like non-directory, no
  *  dir to list) against its visible lower dirs `dirs` (absolute layer indices `layers`). */
 async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number): Promise<void> {
@@ -120,23 +159,30 @@ async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly numb
   }
   if (ex.walkListDone() === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('the upper dir has a redirect or metacopy entry');
   for (let pos = 0; pos < layers.length; pos++) {
+    const layer = layers[pos]!;
+    const applyLower = (first: number, records: number, n: number, heap: number): void => {
+      const rc = ex.nativeLookupApply(layer, first, records, n, heap);
+      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('a lower dir has a redirect or metacopy entry');
+      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
+    };
     for (;;) {
       const count = ex.nativeLookupPrepare(pos, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE, LOOKUP_MAX_NAMES);
       if (count === 0) break;
-      w.access.lookup(dirs[pos]!, w.names, count, w.records, w.heap, w.lookupFlags);
-      const rc = ex.nativeLookupApply(layers[pos]!, LOOKUP_RECORDS_ADDR, count, LOOKUP_HEAP_ADDR);
-      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('a lower dir has a redirect or metacopy entry');
-      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
+      // upper whiteouts' old entries: their stat alone (no xattrs)
+      const flags = ex.nativeLookupStatOnly() ? w.lookupFlags & WALK_FLAGS_MASK : w.lookupFlags;
+      await lookupBatch(w, dirs[pos]!, count, flags, applyLower);
     }
   }
   if (w.upperLookups && upper >= 0 && layers.length > 0) {
+    const applyUpper = (first: number, records: number, n: number, heap: number): void => {
+      const rc = ex.nativeUpperApply(first, records, n, heap);
+      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('the upper dir has a redirect or metacopy entry');
+      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
+    };
     for (;;) {
       const count = ex.nativeUpperPrepare(LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE, LOOKUP_MAX_NAMES);
       if (count === 0) break;
-      w.access.lookup(upper, w.names, count, w.records, w.heap, w.lookupFlags);
-      const rc = ex.nativeUpperApply(LOOKUP_RECORDS_ADDR, count, LOOKUP_HEAP_ADDR);
-      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('the upper dir has a redirect or metacopy entry');
-      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
+      await lookupBatch(w, upper, count, w.lookupFlags, applyUpper);
     }
   }
   if (ex.nativeNeedsListing()) {

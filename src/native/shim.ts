@@ -120,6 +120,10 @@ export interface Shim {
    *  cannot be stat'ed gives mode 0, FLAG_FAILED, nlink = its errno. Returns heap bytes used. flags: the
    *  SCAN_* xattr bits (passed to C as an xattr plan) and SCAN_SIZE_ALLOCATED; other walk bits mean nothing here. */
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): number;
+  /** lookupBatch's loop on the libuv pool: the arguments are checked (names too) before it is
+   *  queued, and the buffers must not change until the callback (err, or the heap bytes used). */
+  lookupBatchAsync(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number,
+                   callback: (err: ShimError | null, heapUsed: number) => void): void;
 
   // tree removal through directory fds only (see removeTree in src/layout/remove-tree.ts)
   /** Deletes `path` (relative, resolved beneath dirfd with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
@@ -186,6 +190,7 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   scanNextSync: ['handle:h', 'records:b', 'heap:b'],
   scanClose: ['handle:h'],
   lookupBatch: ['dirfd:n', 'names:b', 'count:n', 'records:b', 'heap:b', 'flags:n'],
+  lookupBatchAsync: ['dirfd:n', 'names:b', 'count:n', 'records:b', 'heap:b', 'flags:n', 'callback:f'],
   removeTree: ['dirfd:n', 'path:p', 'callback:f'],
   removeTreeSync: ['dirfd:n', 'path:p'],
   batchRunSync: ['buf:b', 'start:n', 'end:n'],
@@ -240,10 +245,12 @@ function checkArg(fn: string, p: Param, v: unknown): void {
 }
 
 /** The addon's exports as loaded: scanOpen and lookupBatch take the xattr plan instead of SCAN_* xattr bits. */
-type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch'> & {
+type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch' | 'lookupBatchAsync'> & {
   scanOpen(dirfd: number, path: ShimPath, walkFlags: number, plan: Uint8Array | null): ScanHandle;
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null,
               walkFlags: number): number;
+  lookupBatchAsync(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null,
+                   walkFlags: number, callback: (err: ShimError | null, heapUsed: number) => void): void;
 };
 
 function checkArgs(fn: keyof Shim, args: ArrayLike<unknown>): void {
@@ -269,6 +276,11 @@ function checked(raw: RawShim): Shim {
     checkArgs('lookupBatch', args);
     const [dirfd, names, count, records, heap, flags] = args;
     return raw.lookupBatch(dirfd, names, count, records, heap, planForScanFlags(flags), flags & WALK_FLAGS_MASK);
+  };
+  out.lookupBatchAsync = (...args: Parameters<Shim['lookupBatchAsync']>) => {
+    checkArgs('lookupBatchAsync', args);
+    const [dirfd, names, count, records, heap, flags, callback] = args;
+    raw.lookupBatchAsync(dirfd, names, count, records, heap, planForScanFlags(flags), flags & WALK_FLAGS_MASK, callback);
   };
   return out as unknown as Shim;
 }

@@ -13,6 +13,15 @@ export function lookupNames(shim: Shim, dirfd: number, names: Uint8Array, count:
   return shim.lookupBatch(dirfd, names, count, records, heap, flags);
 }
 
+/** lookupNames on the libuv pool: resolves once the records are written (the buffers must not change
+ *  until then), with the heap bytes used. */
+export function lookupNamesAsync(shim: Shim, dirfd: number, names: Uint8Array, count: number,
+                                 records: Uint8Array, heap: Uint8Array, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    shim.lookupBatchAsync(dirfd, names, count, records, heap, flags, (err, used) => (err ? reject(err) : resolve(used)));
+  });
+}
+
 /** Every entry of the directory `dirfd` (not recursive), sorted, as scan batches in `core`'s slots. */
 export async function listDirectory(core: Core, dirfd: number, consume: BatchConsumer): Promise<void> {
   await scanStream(core, '.', SCAN_SORTED | SCAN_NO_RECURSE, consume, { dirfd });
