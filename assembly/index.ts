@@ -17,6 +17,7 @@ export { usageConsume, usageTotal, usageInodes } from './usage';
 export { changeCount, changesFinish, changesOutput } from './changes';
 export {
   walkPush, walkListApply, walkListDone, walkPop, walkNext, walkChild, walkChildNameAddr, walkChildNameLen, walkChildIsDir,
+  walkPeekChild, walkChildNameAddrOf, walkChildNameLenOf,
   walkChildLayers, probeBegin, probeEnd, streamOutput, streamOutputLen, streamOutputReset, streamChunkSize,
   nativeLookupPrepare, nativeLookupStatOnly, nativeLookupApply, nativeUpperPrepare, nativeUpperApply, nativeLastErrno, nativeNeedsListing,
   nativeListBegin, nativeListLayerBegin, nativeListApply, nativeListLayerEnd, nativeListFinish,

@@ -707,6 +707,29 @@ export function walkNext(): i32 {
   return WALK_END;
 }
 
+/** The next child after the cursor that the frame walks into and that is a directory in the upper
+ *  dir (its index in the frame), or -1: the host may start listing that upper dir ahead, while it
+ *  walks the child walkNext named last. A hint only: the walk that takes it is named by walkNext. */
+export function walkPeekChild(): i32 {
+  const items = cur.items;
+  const count = items.used / ITEM;
+  for (let k = cur.cursor; k < count; k++) {
+    const it = items.base + <usize>k * ITEM;
+    if (load<u32>(it, 8) != IT_WALK) continue;
+    const c = load<u32>(it, 12);
+    return isRealDir(nodeMode(cur.tree, load<i32>(child(c), CS_NODE))) ? <i32>c : -1;
+  }
+  return -1;
+}
+
+export function walkChildNameAddrOf(c: u32): usize {
+  return nodeNameAddr(cur.tree, load<i32>(child(c), CS_NODE));
+}
+
+export function walkChildNameLenOf(c: u32): u32 {
+  return nodeNameLen(cur.tree, load<i32>(child(c), CS_NODE));
+}
+
 /** The child walkNext named: its index in the frame (for its name: walkChildName*). */
 export function walkChild(): u32 {
   return walkChildIndex;

@@ -252,6 +252,11 @@ struct level {
   uint8_t shard, shards; // SCAN_SHARED: emit only names whose hash % shards is shard (shards 0: all)
   bool ready;            // SCAN_SPLIT: sorted names read (a thief may take some)
   uint64_t serial;       // tells this directory from any other the walker opened (SCAN_INLINE_DATA)
+  // The last non-directory stat'ed here with more than one link, by its inode number (0: none): a
+  // later entry of the directory whose d_ino names the same inode is another link of it and takes
+  // this stat (an upper dir's whiteouts are all links of one inode, and getdents64 says so).
+  uint64_t link_ino;
+  struct stat link_st;
 };
 
 struct pending {        // the next entry, fully examined but not yet written
@@ -480,9 +485,10 @@ static int level_read_sorted(struct level *l) {
 }
 
 // The next name of a directory, or NULL at its end (errno 0) or on error (errno set); *type: its
-// d_type, DT_UNKNOWN where it is not known.
-static const char *level_next(struct scan *s, struct level *l, unsigned char *type) {
+// d_type, DT_UNKNOWN where it is not known; *ino: its d_ino, 0 where it is not known.
+static const char *level_next(struct scan *s, struct level *l, unsigned char *type, uint64_t *ino) {
   *type = DT_UNKNOWN;
+  *ino = 0;
   if (s->flags & SCAN_SORTED) {
     bool split = s->flags & SCAN_SPLIT;
     if (!l->sorted) {
@@ -506,11 +512,14 @@ static const char *level_next(struct scan *s, struct level *l, unsigned char *ty
     // the byte before a name is its d_type: in the getdents64 buffer (struct dirent64_raw), and in a
     // stolen block, which keeps that layout (split_steal)
     if (name) *type = (unsigned char)name[-1];
+    // (a stolen block keeps d_type but not d_ino)
+    if (name && !split) *ino = ((const struct dirent64_raw *)(name - offsetof(struct dirent64_raw, d_name)))->d_ino;
     return name;
   }
   const struct dirent64_raw *d = dir_stream_next(&l->dir);
   if (!d) return NULL;
   *type = d->d_type;
+  *ino = d->d_ino;
   return d->d_name;
 }
 
@@ -704,7 +713,8 @@ static int scan_prepare(struct scan *s, struct walker *w, struct failure *f, boo
     }
     struct level *l = &w->levels[w->depth - 1];
     unsigned char dtype;
-    const char *name = level_next(s, l, &dtype);
+    uint64_t dino;
+    const char *name = level_next(s, l, &dtype, &dino);
     if (!name) {
       if (errno) return fail(s, w, f, errno, "getdents64", NULL);
       if (split) pthread_mutex_lock(&s->mu);
@@ -733,9 +743,14 @@ static int scan_prepare(struct scan *s, struct walker *w, struct failure *f, boo
     } else if ((s->flags & SCAN_STAT_DIRS_ONLY) && (dtype == DT_REG || dtype == DT_LNK || dtype == DT_FIFO)) {
       memset(&st, 0, sizeof st);
       st.st_mode = DTTOIF(dtype);
+    } else if (dino != 0 && dino == l->link_ino && dtype != DT_DIR && dtype != DT_UNKNOWN) {
+      st = l->link_st; // another link of the inode stat'ed last (see struct level)
     } else if (fstatat(l->dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue; // vanished since getdents
       return fail(s, w, f, errno, "fstatat", name);
+    } else if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && dino == st.st_ino) {
+      l->link_ino = dino;
+      l->link_st = st;
     }
     fill_record(&p->rec, &st, s->flags);
     size_t depth = w->base + w->depth;

@@ -34,11 +34,11 @@ import {
   SCAN_STAT_DIRS_ONLY, SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
 } from '../core/records.js';
 import {
-  LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
+  SCAN_STREAMS, type ScanSlot, LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
   LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_SIZE,
 } from '../core/regions.js';
 import type { BatchConsumer } from '../scan/stream.js';
-import { listDirectory, listDirectorySync, lookupNames, lookupNamesAsync } from '../scan/lookup.js';
+import { ListingAhead, listDirectory, listDirectorySync, lookupNames, lookupNamesAsync } from '../scan/lookup.js';
 import { WALK_FLAGS_MASK } from '../native/xattr-plan.js';
 
 export { NeedsNaive };
@@ -59,14 +59,25 @@ export interface LowerAccess {
   /** The same on another thread, if the access has one: the walk looks a big batch up in two parts
    *  at once, one here and one there (the buffers stay put until it resolves). */
   lookupAsync?(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): Promise<void>;
-  /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots. */
+  /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots: the records
+   *  must tell names and whiteouts, not more. */
   list(core: Core, dir: number, consume: BatchConsumer): Promise<void>;
   /** The same for an upper dir, with more SCAN_* flags (UPPER_SCAN_FLAGS): the walk lists every
    *  upper dir it enters. */
   listUpper(core: Core, dir: number, flags: number, consume: BatchConsumer): Promise<void> | void;
+  /** The same started ahead on another thread, if the access has one: its first batch lands in
+   *  `slot` (onSettled runs once the slot is free again), and take() hands it over later. */
+  listUpperAhead?(core: Core, dir: number, flags: number, slot: ScanSlot, onSettled: () => void): UpperListing;
   /** A handle of directory `name` (its exact bytes) inside `dir`. */
   openChild(dir: number, name: Buffer): number;
   close(dir: number): void;
+}
+
+/** An upper dir's listing started ahead (LowerAccess.listUpperAhead). */
+export interface UpperListing {
+  take(consume: BatchConsumer): Promise<void>;
+  /** Lets it go if take() did not have it; resolves once nothing writes into its slot. */
+  settle(): Promise<void>;
 }
 
 export function shimAccess(shim: Shim): LowerAccess {
@@ -75,6 +86,7 @@ export function shimAccess(shim: Shim): LowerAccess {
     lookupAsync: async (dir, names, count, records, heap, flags) => void await lookupNamesAsync(shim, dir, names, count, records, heap, flags),
     list: (core, dir, consume) => listDirectory(core, dir, consume),
     listUpper: (core, dir, flags, consume) => listDirectorySync(shim, core, dir, flags, consume),
+    listUpperAhead: (core, dir, flags, slot, onSettled) => new ListingAhead(shim, core, dir, flags, slot, onSettled),
     openChild: (dir, name) => shim.openat2(dir, name, OPEN_DIR, 0, 0),
     close: (dir) => closeSync(dir),
   };
@@ -91,6 +103,15 @@ interface Walk {
   names: Uint8Array;
   records: Uint8Array;
   heap: Uint8Array;
+  /** Scan slots free for a listing ahead (the core's scan stream 1: the walk's own listings use 0). */
+  aheadSlots: ScanSlot[];
+}
+
+/** An upper dir listed ahead: child `child` of the frame that started it, its handle `fd`. */
+interface Ahead {
+  child: number;
+  fd: number;
+  listing: UpperListing;
 }
 
 /** A failed lookup in a lower dir is an errno like any failed fs call: Node's shape (code, errno, syscall). */
@@ -150,12 +171,14 @@ async function lookupBatch(w: Walk, dir: number, count: number, flags: number,
 
 /** Lists, looks up and classifies the frame's upper dir (`upper` < 0: a dir-like non-directory, no
  *  dir to list) against its visible lower dirs `dirs` (absolute layer indices `layers`). */
-async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number): Promise<void> {
+async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number, listed: UpperListing | null): Promise<void> {
   const ex = w.core.exports;
   if (upper >= 0) {
-    await w.access.listUpper(w.core, upper, w.upperFlags, (slot, count) => {
+    const apply = (slot: ScanSlot, count: number): void => {
       if (ex.walkListApply(slot.recordsAddr, count, slot.heapAddr) !== 0) throw new Error('overlay2: scanner records out of depth order in an upper dir listing');
-    });
+    };
+    if (listed) await listed.take(apply);
+    else await w.access.listUpper(w.core, upper, w.upperFlags, apply);
   }
   if (ex.walkListDone() === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('the upper dir has a redirect or metacopy entry');
   for (let pos = 0; pos < layers.length; pos++) {
@@ -197,14 +220,51 @@ async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly numb
   ex.nativeClassify();
 }
 
+/** Starts listing the upper dir of the frame's next child to walk (walkPeekChild) ahead, on a free
+ *  slot, while the walk goes into the child before it: the listing of the next sibling runs beside
+ *  this one's lookups. Null when there is none, no slot is free, or the access cannot. */
+function listAhead(w: Walk, upper: number): Ahead | null {
+  const access = w.access;
+  if (access.listUpperAhead === undefined || w.aheadSlots.length === 0 || upper < 0) return null;
+  const ex = w.core.exports;
+  const child = ex.walkPeekChild();
+  if (child < 0) return null;
+  const name = Buffer.from(w.core.buffer(ex.walkChildNameAddrOf(child), ex.walkChildNameLenOf(child)));
+  let fd: number;
+  try {
+    fd = access.openChild(upper, name);
+  } catch {
+    return null; // a hint only: the walk of the child opens it again and says what is wrong
+  }
+  const slot = w.aheadSlots.pop()!;
+  try {
+    return { child, fd, listing: access.listUpperAhead(w.core, fd, w.upperFlags, slot, () => w.aheadSlots.push(slot)) };
+  } catch {
+    w.aheadSlots.push(slot);
+    access.close(fd);
+    return null;
+  }
+}
+
+/** Lets a listing ahead that no walk took go. */
+async function dropAhead(w: Walk, a: Ahead): Promise<void> {
+  try {
+    await a.listing.settle();
+  } finally {
+    w.access.close(a.fd);
+  }
+}
+
 /** Walks one upper directory (a frame of the core) and everything below it, handing out the
  *  output each time the core has a chunk. Returns true when probing found a change (the walk
- *  stopped there; see assembly/native.ts). */
-async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number): AsyncGenerator<Change[], boolean> {
+ *  stopped there; see assembly/native.ts). `listed`: its upper dir's listing, started ahead. */
+async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number,
+                        listed: UpperListing | null = null): AsyncGenerator<Change[], boolean> {
   const ex = w.core.exports;
   ex.walkPush(layers.length);
+  let ahead: Ahead | null = null;
   try {
-    await fillFrame(w, layers, dirs, upper);
+    await fillFrame(w, layers, dirs, upper, listed);
     for (;;) {
       const step = ex.walkNext();
       if (step === WALK_END) return false;
@@ -215,27 +275,36 @@ async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly numbe
       }
       // WALK_CHILD or WALK_PROBE: the child's name and visible layers, copied out before the next
       // frame reuses the core's buffers
+      const index = ex.walkChild();
+      let pre: Ahead | null = null;
+      if (ahead !== null) {
+        if (ahead.child === index) pre = ahead;
+        else await dropAhead(w, ahead); // (the hint named another child)
+        ahead = null;
+      }
       const name = Buffer.from(w.core.buffer(ex.walkChildNameAddr(), ex.walkChildNameLen()));
       const words = new Uint32Array(w.core.memory.buffer);
       const at = ex.walkChildLayers() >>> 2;
       const childLayers = Array.from(words.subarray(at + 1, at + 1 + words[at]!));
       const childDirs: number[] = [];
-      let childUpper = -1;
+      let childUpper = pre !== null ? pre.fd : -1;
       try {
-        if (ex.walkChildIsDir()) childUpper = w.access.openChild(upper, name);
+        if (pre === null && ex.walkChildIsDir()) childUpper = w.access.openChild(upper, name);
         // the child's layers are a subsequence of ours, in the same (top-down) order
         let pos = 0;
         for (const layer of childLayers) {
           while (layers[pos] !== layer) pos++;
           childDirs.push(w.access.openChild(dirs[pos]!, name));
         }
+        ahead = listAhead(w, upper);
+        const listing = pre !== null ? pre.listing : null;
         if (step === WALK_CHILD) {
-          if (yield* walkDir(w, childLayers, childDirs, childUpper)) return true;
+          if (yield* walkDir(w, childLayers, childDirs, childUpper, listing)) return true;
         } else {
           ex.probeBegin();
           let found = false;
           try {
-            const probe = walkDir(w, childLayers, childDirs, childUpper);
+            const probe = walkDir(w, childLayers, childDirs, childUpper, listing);
             let r = await probe.next();
             while (!r.done) r = await probe.next(); // a probe writes nothing, so hands out nothing
             found = r.value;
@@ -244,11 +313,13 @@ async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly numbe
           }
         }
       } finally {
+        if (pre !== null) await pre.listing.settle(); // (taken by the child's walk, unless it failed first)
         for (const dir of childDirs) w.access.close(dir);
         if (childUpper >= 0) w.access.close(childUpper);
       }
     }
   } finally {
+    if (ahead !== null) await dropAhead(w, ahead);
     ex.walkPop();
   }
 }
@@ -276,6 +347,7 @@ export async function* walkUpper(core: Core, access: LowerAccess, upperRoot: num
     names: core.low.subarray(LOOKUP_NAMES_ADDR, LOOKUP_NAMES_ADDR + LOOKUP_NAMES_SIZE),
     records: core.low.subarray(LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_ADDR + LOOKUP_RECORDS_SIZE),
     heap: core.low.subarray(LOOKUP_HEAP_ADDR, LOOKUP_HEAP_ADDR + LOOKUP_HEAP_SIZE),
+    aheadSlots: [...SCAN_STREAMS[1]!],
   };
   if (opts.chunkBytes !== undefined) core.exports.streamChunkSize(opts.chunkBytes);
   yield* walkDir(w, roots.map((_, i) => i), roots, upperRoot);

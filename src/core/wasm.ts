@@ -39,6 +39,9 @@ export interface CoreExports {
   walkChildNameAddr(): number;
   walkChildNameLen(): number;
   walkChildIsDir(): number;
+  walkPeekChild(): number;
+  walkChildNameAddrOf(c: number): number;
+  walkChildNameLenOf(c: number): number;
   walkChildLayers(): number;
   probeBegin(): void;
   probeEnd(found: number): void;
