@@ -1175,6 +1175,62 @@ static bool lookup_args_read(napi_env env, napi_value *argv, struct lookup_args 
   return true;
 }
 
+// SCAN_STAT_DIRS_ONLY lookups: the names are matched against one read of the directory when it is
+// small for the batch, rather than stat'ed one by one — a regular file, symlink or FIFO then gets its
+// type from d_type (as the scanner's records under that flag), an absent name ENOENT, and the rest
+// (directories, devices, unknown types) an fstatat. A directory of st_size bytes holds at most
+// st_size / 12 entries (ext4's smallest; tmpfs counts 20 a name, XFS the bytes of its entries);
+// reading an entry costs a fraction of a path lookup, so the read pays once the batch has more than
+// st_size / LIST_BYTES_PER_NAME names.
+#define LIST_BYTES_PER_NAME 64
+#define LIST_MIN_NAMES 32
+
+struct dir_index { struct dir_stream d; char **sorted; size_t n; };
+
+static void dir_index_free(struct dir_index *x) {
+  if (x->d.fd >= 0) close(x->d.fd);
+  dir_stream_free(&x->d);
+  free(x->sorted);
+}
+
+// Reads directory dirfd whole into x, names sorted. 0, or -1 with errno set.
+static int dir_index_read(int dirfd, struct dir_index *x) {
+  memset(x, 0, sizeof *x);
+  x->d.fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (x->d.fd < 0) return -1;
+  x->d.keep = true;
+  size_t *offs = NULL, cap = 0;
+  const struct dirent64_raw *e;
+  while ((e = dir_stream_next(&x->d))) {
+    if (x->n == cap) {
+      size_t *p = realloc(offs, (cap = cap ? cap * 2 : 256) * sizeof *offs);
+      if (!p) { free(offs); errno = ENOMEM; return -1; }
+      offs = p;
+    }
+    offs[x->n++] = (size_t)((const uint8_t *)e->d_name - x->d.buf);
+  }
+  if (errno) { free(offs); return -1; }
+  x->sorted = malloc((x->n ? x->n : 1) * sizeof(char *));
+  if (!x->sorted) { free(offs); errno = ENOMEM; return -1; }
+  for (size_t k = 0; k < x->n; k++) x->sorted[k] = (char *)x->d.buf + offs[k];
+  free(offs);
+  qsort(x->sorted, x->n, sizeof(char *), cmp_names);
+  return 0;
+}
+
+// d_type of `name` in x (the byte before a name in the getdents buffer), or -1 when absent.
+static int dir_index_type(const struct dir_index *x, const char *name) {
+  size_t lo = 0, hi = x->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(x->sorted[mid], name);
+    if (c == 0) return (unsigned char)x->sorted[mid][-1];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
 // The loop: an fstatat (and the plan's xattrs) per name; a failed fstatat is the record's
 // (FLAG_FAILED, nlink = errno), any other failure ends the batch. Runs on any thread; touches no JS.
 // Returns 0 (*used: heap bytes) or -1 (f set).
@@ -1182,17 +1238,37 @@ static int lookup_run(const struct lookup_args *a, size_t *used_out, struct fail
   struct xbuf tmp[2] = {{0}, {0}}, extra = {0};
   size_t used = 0, off = 0;
   int rc = 0;
+  struct dir_index index = {.d = {.fd = -1}};
+  bool listed = false;
+  struct stat dst;
+  if ((a->walk_flags & SCAN_STAT_DIRS_ONLY) && a->count >= LIST_MIN_NAMES && fstat(a->dirfd, &dst) == 0 &&
+      dst.st_size / LIST_BYTES_PER_NAME < a->count) {
+    if (dir_index_read(a->dirfd, &index) != 0) {
+      *f = (struct failure){errno, "getdents64", NULL};
+      dir_index_free(&index);
+      return -1;
+    }
+    listed = true;
+  }
   for (int64_t i = 0; i < a->count; i++) {
     const char *name = (const char *)a->names + off;
     size_t len = strlen(name);
     struct scan_record r;
     struct stat st;
-    if (fstatat(a->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    int type = listed ? dir_index_type(&index, name) : DT_UNKNOWN;
+    if (type == DT_REG || type == DT_LNK || type == DT_FIFO) {
+      memset(&st, 0, sizeof st);
+      st.st_mode = DTTOIF(type);
+      fill_record(&r, &st, (uint32_t)a->walk_flags);
+    } else if (type < 0 || fstatat(a->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       memset(&r, 0, sizeof r);
-      r.nlink = (uint32_t)errno;
+      r.nlink = (uint32_t)(type < 0 ? ENOENT : errno);
       r.flags = FLAG_FAILED;
+      goto put;
     } else {
       fill_record(&r, &st, (uint32_t)a->walk_flags);
+    }
+    {
       const char *which = "lookup";
       extra.len = 0;
       if (a->plan.any && entry_xattrs(&a->plan, a->dirfd, name, -1, &r, tmp, &extra, &which) != 0) {
@@ -1204,11 +1280,13 @@ static int lookup_run(const struct lookup_args *a, size_t *used_out, struct fail
       memcpy(a->heap + used, extra.p, extra.len);
       used += extra.len;
     }
+  put:
     r.name_off = (uint32_t)off;
     r.name_len = (uint16_t)len;
     memcpy(a->rec + i * RECORD_SIZE, &r, RECORD_SIZE);
     off += len + 1;
   }
+  if (listed) dir_index_free(&index);
   free(tmp[0].p);
   free(tmp[1].p);
   free(extra.p);
@@ -1217,8 +1295,9 @@ static int lookup_run(const struct lookup_args *a, size_t *used_out, struct fail
 }
 
 // lookupBatch(dirfd, names, count, records, heap, plan, walkFlags) -> heap bytes used. plan: the xattr
-// plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED or 0 (or absent). Extras are packed in heap one after
-// another in record order.
+// plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED, SCAN_STAT_DIRS_ONLY (a regular file,
+// symlink or FIFO may come with its type alone: see lookup_run), or 0 (or absent). Extras are packed in
+// heap one after another in record order.
 napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
   GET_ARGS(7);
   struct lookup_args a;

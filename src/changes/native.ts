@@ -191,8 +191,9 @@ async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly numb
     for (;;) {
       const count = ex.nativeLookupPrepare(pos, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE, LOOKUP_MAX_NAMES);
       if (count === 0) break;
-      // upper whiteouts' old entries: their stat alone (no xattrs)
-      const flags = ex.nativeLookupStatOnly() ? w.lookupFlags & WALK_FLAGS_MASK : w.lookupFlags;
+      // upper whiteouts' old entries: their type and stat alone (no xattrs; a regular file may come
+      // by the directory's d_type, read once for a big batch: SCAN_STAT_DIRS_ONLY)
+      const flags = ex.nativeLookupStatOnly() ? (w.lookupFlags & WALK_FLAGS_MASK) | SCAN_STAT_DIRS_ONLY : w.lookupFlags;
       await lookupBatch(w, dirs[pos]!, count, flags, applyLower);
     }
   }

@@ -118,7 +118,10 @@ export interface Shim {
    *  one record each, in order (nameOff points into `names`); extras go to heap, packed one after another
    *  in record order (a record's extra starts at the sum of the earlier records' extraLen). A name that
    *  cannot be stat'ed gives mode 0, FLAG_FAILED, nlink = its errno. Returns heap bytes used. flags: the
-   *  SCAN_* xattr bits (passed to C as an xattr plan) and SCAN_SIZE_ALLOCATED; other walk bits mean nothing here. */
+   *  SCAN_* xattr bits (passed to C as an xattr plan), SCAN_SIZE_ALLOCATED and SCAN_STAT_DIRS_ONLY (a
+   *  regular file, symlink or FIFO may come with its type alone: for a big batch in a small directory the
+   *  names are matched against one read of it — by d_type — instead of an fstatat each); other walk bits
+   *  mean nothing here. */
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): number;
   /** lookupBatch's loop on the libuv pool: the arguments are checked (names too) before it is
    *  queued, and the buffers must not change until the callback (err, or the heap bytes used). */
