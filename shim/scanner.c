@@ -1311,22 +1311,43 @@ napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
   return js_number(env, (double)used);
 }
 
+// A lookupBatchAsync job. Whoever starts it first runs its loop — the pool thread, or the main thread
+// through lookupBatchTake when the pool has not got to it (a loaded machine) — never both. It is freed
+// when both its owners let go: the async work (its completion) and the JS handle (its finalizer), both
+// on the main thread.
+#define LOOKUP_JOB_MAGIC 0x4c4b4a42u
+enum { JOB_QUEUED, JOB_ON_POOL, JOB_TAKEN };
 struct lookup_job {
+  uint32_t magic;
   struct lookup_args a;
   napi_async_work work;
   napi_ref ref_names, ref_records, ref_heap, ref_cb;
+  int state;            // JOB_* (atomic)
+  int owners;           // main thread only
   size_t used;
   int rc;
   struct failure f;
 };
 
+static void lookup_job_release(struct lookup_job *j) {
+  if (--j->owners > 0) return;
+  failure_clear(&j->f);
+  j->magic = 0;
+  free(j);
+}
+
+static void lookup_job_finalize(napi_env env, void *data, void *hint) { lookup_job_release(data); }
+
 static void lookup_work_execute(napi_env env, void *data) {
   struct lookup_job *j = data;
+  int queued = JOB_QUEUED;
+  if (!__atomic_compare_exchange_n(&j->state, &queued, JOB_ON_POOL, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
   j->rc = lookup_run(&j->a, &j->used, &j->f);
 }
 
 static void lookup_work_complete(napi_env env, napi_status status, void *data) {
   struct lookup_job *j = data;
+  bool taken = __atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == JOB_TAKEN;
   napi_value cb, global, argv2[2], ignored;
   napi_get_reference_value(env, j->ref_cb, &cb);
   if (status == napi_cancelled) {
@@ -1345,25 +1366,34 @@ static void lookup_work_complete(napi_env env, napi_status status, void *data) {
   napi_delete_reference(env, j->ref_names);
   napi_delete_reference(env, j->ref_records);
   napi_delete_reference(env, j->ref_heap);
-  free(j);
+  lookup_job_release(j);
+  if (taken) return; // lookupBatchTake ran it and answered: no callback
   napi_get_global(env, &global);
   napi_call_function(env, global, cb, 2, argv2, &ignored); // an exception propagates as uncaught
 }
 
-// lookupBatchAsync(dirfd, names, count, records, heap, plan, walkFlags, callback): lookupBatch's loop on
-// the libuv pool; callback(err, heapBytesUsed). The arguments are checked (and the names validated)
-// before it is queued; the buffers are referenced until the callback.
+// lookupBatchAsync(dirfd, names, count, records, heap, plan, walkFlags, callback) -> job: lookupBatch's
+// loop on the libuv pool; callback(err, heapBytesUsed). The arguments are checked (and the names
+// validated) before it is queued; the buffers are referenced until the callback. The job handle is for
+// lookupBatchTake.
 napi_value js_lookup_batch_async(napi_env env, napi_callback_info info) {
   GET_ARGS(8);
   struct lookup_job *j = calloc(1, sizeof *j);
   if (!j) { throw_errno(env, ENOMEM, "lookup", NULL, NULL); return NULL; }
   if (!lookup_args_read(env, argv, &j->a) || !arg_function(env, argv[7])) { free(j); return NULL; }
-  napi_value name;
+  j->magic = LOOKUP_JOB_MAGIC;
+  napi_value name, ext;
   napi_create_string_utf8(env, "overlay2:lookupBatch", NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, lookup_work_execute, lookup_work_complete, j, &j->work) != napi_ok) {
     free(j);
     return NULL;
   }
+  if (napi_create_external(env, j, lookup_job_finalize, NULL, &ext) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    free(j);
+    return NULL;
+  }
+  j->owners = 2; // the work and the handle
   napi_create_reference(env, argv[1], 1, &j->ref_names);
   napi_create_reference(env, argv[3], 1, &j->ref_records);
   napi_create_reference(env, argv[4], 1, &j->ref_heap);
@@ -1372,9 +1402,38 @@ napi_value js_lookup_batch_async(napi_env env, napi_callback_info info) {
     napi_delete_async_work(env, j->work);
     napi_delete_reference(env, j->ref_names); napi_delete_reference(env, j->ref_records);
     napi_delete_reference(env, j->ref_heap); napi_delete_reference(env, j->ref_cb);
-    free(j);
+    j->owners = 1; // the handle's finalizer frees it
+    j->magic = 0;
     throw_errno(env, EAGAIN, "lookup", NULL, NULL);
     return NULL;
   }
-  return js_undefined(env);
+  return ext;
+}
+
+// lookupBatchTake(job) -> heap bytes used, or null: runs the job's loop on this thread if the pool has
+// not started it (its callback then never comes), throwing what it fails with; null when the pool has
+// it (wait for the callback).
+napi_value js_lookup_batch_take(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  napi_valuetype t;
+  void *p = NULL;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external || napi_get_value_external(env, argv[0], &p) != napi_ok ||
+      !p || ((struct lookup_job *)p)->magic != LOOKUP_JOB_MAGIC) {
+    throw_arg_type(env);
+    return NULL;
+  }
+  struct lookup_job *j = p;
+  napi_value ret;
+  int queued = JOB_QUEUED;
+  if (!__atomic_compare_exchange_n(&j->state, &queued, JOB_TAKEN, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    napi_get_null(env, &ret);
+    return ret;
+  }
+  size_t used;
+  struct failure f = {0};
+  if (lookup_run(&j->a, &used, &f) != 0) {
+    napi_throw(env, failure_error(env, &f));
+    return NULL;
+  }
+  return js_number(env, (double)used);
 }

@@ -804,6 +804,27 @@ test('lookupBatch with SCAN_STAT_DIRS_ONLY: a big batch in a small dir is matche
       (err, n) => (err ? reject(err) : resolve(n))));
     assert.is(used, 0);
     assert.equal(readRecords(rec, new Uint8Array(64), list.length, names), full);
+    // lookupBatchTake: this thread runs the job if the pool has not started it (no callback then),
+    // else null and the callback comes; the records are the same either way
+    for (let k = 0; k < 20; k++) {
+      const again = new Uint8Array(list.length * RECORD_SIZE);
+      let called = false, taken = false;
+      await new Promise<void>((resolve, reject) => {
+        const job = shim.lookupBatchAsync(dfd, names, list.length, again, new Uint8Array(64), 0, (err) => { called = true; if (err) reject(err); else resolve(); });
+        const here = shim.lookupBatchTake(job);
+        if (here !== null) {
+          assert.is(here, 0);
+          assert.is(shim.lookupBatchTake(job), null, 'taken once');
+          taken = true;
+          resolve();
+        }
+      });
+      assert.equal(readRecords(again, new Uint8Array(64), list.length, names), full);
+      if (taken) {
+        await new Promise((r) => setTimeout(r, 5));
+        assert.not.ok(called, 'a job taken here has no callback');
+      }
+    }
     // its argument errors are thrown before it is queued, its callback never runs
     expectError(() => shim.lookupBatchAsync(dfd, Buffer.from('b/c\0'), 1, rec, new Uint8Array(64), 0, () => assert.unreachable()), 'EINVAL');
   } finally { fs.closeSync(dfd); }

@@ -38,7 +38,7 @@ import {
   LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_SIZE,
 } from '../core/regions.js';
 import type { BatchConsumer } from '../scan/stream.js';
-import { ListingAhead, listDirectory, listDirectorySync, lookupNames, lookupNamesAsync } from '../scan/lookup.js';
+import { ListingAhead, listDirectory, listDirectorySync, lookupNames, lookupNamesAsync, type PoolLookup } from '../scan/lookup.js';
 import { WALK_FLAGS_MASK } from '../native/xattr-plan.js';
 
 export { NeedsNaive };
@@ -56,9 +56,10 @@ const OPEN_DIR = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 export interface LowerAccess {
   /** lookupNames semantics (src/scan/lookup.ts): one record per NUL-terminated name, in order. */
   lookup(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): void;
-  /** The same on another thread, if the access has one: the walk looks a big batch up in two parts
-   *  at once, one here and one there (the buffers stay put until it resolves). */
-  lookupAsync?(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): Promise<void>;
+  /** The same queued for another thread, if the access has one: the walk looks a big batch up in
+   *  two parts at once, one here and one there (PoolLookup, src/scan/lookup.ts: the buffers stay put
+   *  until `done`, or take() ran it here). */
+  lookupAsync?(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): PoolLookup;
   /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots: the records
    *  must tell names and whiteouts, not more. */
   list(core: Core, dir: number, consume: BatchConsumer): Promise<void>;
@@ -83,7 +84,7 @@ export interface UpperListing {
 export function shimAccess(shim: Shim): LowerAccess {
   return {
     lookup: (dir, names, count, records, heap, flags) => void lookupNames(shim, dir, names, count, records, heap, flags),
-    lookupAsync: async (dir, names, count, records, heap, flags) => void await lookupNamesAsync(shim, dir, names, count, records, heap, flags),
+    lookupAsync: (dir, names, count, records, heap, flags) => lookupNamesAsync(shim, dir, names, count, records, heap, flags),
     list: (core, dir, consume) => listDirectory(core, dir, consume),
     listUpper: (core, dir, flags, consume) => listDirectorySync(shim, core, dir, flags, consume),
     listUpperAhead: (core, dir, flags, slot, onSettled) => new ListingAhead(shim, core, dir, flags, slot, onSettled),
@@ -162,10 +163,15 @@ async function lookupBatch(w: Walk, dir: number, count: number, flags: number,
     apply(0, LOOKUP_RECORDS_ADDR, half, LOOKUP_HEAP_ADDR);
     ok = true;
   } finally {
-    // the pool writes into the core's memory: never leave before it is done
-    if (!ok) await pool.catch(() => undefined);
+    // the pool writes into the core's memory: never leave before it is done (or taken)
+    if (!ok) {
+      let taken: number | null = 0;
+      try { taken = pool.take(); } catch { /* the failure being thrown is the one to report */ }
+      if (taken === null) await pool.done.catch(() => undefined);
+    }
   }
-  await pool;
+  // the pool's part, or (when no pool thread got to it yet) this thread's
+  if (pool.take() === null) await pool.done;
   apply(half, LOOKUP_RECORDS_ADDR + half * RECORD_SIZE, rest, LOOKUP_HEAP_ADDR + HEAP_HALF);
 }
 

@@ -1,6 +1,6 @@
 // The lookups of the native change walk (src/changes/native.ts) into lower dirs: batched fstatat of
 // named entries, and the listing of one directory, both as scan records.
-import type { Shim, ScanBatch, ScanHandle } from '../native/shim.js';
+import type { LookupJob, Shim, ScanBatch, ScanHandle } from '../native/shim.js';
 import type { Core } from '../core/wasm.js';
 import { SCAN_NO_RECURSE, SCAN_SORTED, SCAN_STAT_DIRS_ONLY } from '../core/records.js';
 import { SCAN_STREAMS, type ScanSlot } from '../core/regions.js';
@@ -13,13 +13,22 @@ export function lookupNames(shim: Shim, dirfd: number, names: Uint8Array, count:
   return shim.lookupBatch(dirfd, names, count, records, heap, flags);
 }
 
-/** lookupNames on the libuv pool: resolves once the records are written (the buffers must not change
- *  until then), with the heap bytes used. */
+/** lookupNames queued on the libuv pool: `done` resolves once the pool wrote the records (the buffers
+ *  must not change until then), with the heap bytes used; take() runs them on this thread instead if
+ *  the pool has not started yet (a loaded machine: no wait for a pool thread's turn) — `done` then
+ *  never settles, and take() returns the heap bytes used, or null when the pool has the batch. */
+export interface PoolLookup {
+  done: Promise<number>;
+  take(): number | null;
+}
+
 export function lookupNamesAsync(shim: Shim, dirfd: number, names: Uint8Array, count: number,
-                                 records: Uint8Array, heap: Uint8Array, flags: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    shim.lookupBatchAsync(dirfd, names, count, records, heap, flags, (err, used) => (err ? reject(err) : resolve(used)));
+                                 records: Uint8Array, heap: Uint8Array, flags: number): PoolLookup {
+  let job: LookupJob | undefined;
+  const done = new Promise<number>((resolve, reject) => {
+    job = shim.lookupBatchAsync(dirfd, names, count, records, heap, flags, (err, used) => (err ? reject(err) : resolve(used)));
   });
+  return { done, take: () => shim.lookupBatchTake(job!) };
 }
 
 /** Every entry of the directory `dirfd` (not recursive), sorted, as scan batches in `core`'s slots:
