@@ -5,12 +5,17 @@
 //
 // This file does the syscalls (through the shim) and the walk; assembly/native.ts does the
 // arithmetic (lookup rules, stat comparison, A/C/D, parent-C, output order). The walk goes one upper
-// directory at a time: it lists the directory (non-recursive, on this thread), looks its entries up
-// in the lower dirs, and the core writes the changes in output order into a chunk the walk hands
-// out as soon as it is full (changesNativeStream) — so memory is bounded by the tree's depth and its
-// widest directory, not by the number of changes. Per upper directory it holds one O_PATH fd per
-// visible lower dir and one of the upper dir, closed when the walk leaves it, so open fds stay
-// bounded by depth × (visible layers + 1).
+// directory at a time: it lists the directory (non-recursive), looks its entries up in the lower
+// dirs, and the core writes the changes in output order into a chunk the walk hands out as soon as
+// it is full (changesNativeStream) — so memory is bounded by the tree's depth and its widest
+// directory, not by the number of changes. Per upper directory it holds one O_PATH fd per visible
+// lower dir and one of the upper dir, closed when the walk leaves it (and one more upper dir's, of
+// the sibling listed ahead), so open fds stay bounded by depth × (visible layers + 2).
+//
+// Two threads share the syscalls: a big lookup batch is looked up half on this thread, half on the
+// libuv pool (lookupBatch below; this thread takes the pool's half too when no pool thread has
+// started it), and the next sibling's upper dir is listed on the pool while the walk goes into the
+// one before (listAhead). The core sees the same calls in the same order either way.
 //
 // The upper listing stats directories and reads their xattrs (opaque, redirect, capability) but
 // takes regular files, symlinks and FIFOs by their d_type alone (SCAN_STAT_DIRS_ONLY,
