@@ -4,7 +4,7 @@
 // (lstat, then readdir/unlink by path) follows a directory swapped for a symlink in between and deletes
 // outside the store. The shim's removeTree walks through directory fds only (see its comment in
 // shim/remove_tree.c): symlinks are unlinked, never followed; mount points are not entered.
-import { promises as fsp, openSync, closeSync, constants } from 'node:fs';
+import { promises as fsp, openSync, closeSync, constants, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { loadShim, type ShimError } from '../native/shim.js';
 
@@ -20,16 +20,17 @@ const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
  */
 export async function removeTree(path: string, beneath: string = dirname(path), walks = PARALLEL): Promise<void> {
   const rel = relativeBeneath(path, beneath);
-  let dir: fsp.FileHandle;
+  // open and close of a directory are one syscall each: not worth a thread-pool round trip
+  let fd: number;
   try {
-    dir = await fsp.open(beneath, DIR_FLAGS);
+    fd = openSync(beneath, DIR_FLAGS);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
   const shim = loadShim();
   const run = (r: string) => new Promise<void>((resolve, reject) => {
-    shim.removeTree(dir.fd, r, (err) => (err ? reject(withFullPath(err, beneath)) : resolve()));
+    shim.removeTree(fd, r, (err) => (err ? reject(withFullPath(err, beneath)) : resolve()));
   });
   try {
     // Subtrees first, a few at once: one walk waits on every journal stall alone. Their errors are
@@ -42,7 +43,7 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
     await Promise.all(Array.from({ length: Math.min(Math.max(1, walks), subtrees.length) }, worker));
     await run(rel);
   } finally {
-    await dir.close();
+    closeSync(fd);
   }
 }
 
@@ -51,30 +52,38 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
 const PARALLEL = 4;
 /** Enough subtrees to keep PARALLEL walks busy when their sizes differ. */
 const SPLIT_TARGET = 16;
+/** Directories with no subdirectories and fewer entries than this in all: the final walk alone deletes
+ *  them sooner than extra walks could (a container's snapshot with empty diff/ and work/). */
+const SPLIT_MIN_ENTRIES = 64;
 
 /**
  * Directories a few levels below `rel`, breadth first, until there are SPLIT_TARGET of them (empty:
  * not worth splitting). Names are read by path, which is harmless: each is then removed by the shim,
  * resolved beneath the `beneath` fd with no symlink followed and no mount crossed, so a name read
- * through a swapped symlink leads nowhere outside.
+ * through a swapped symlink leads nowhere outside. The directories of a level are read at once:
+ * each readdir is a thread-pool round trip.
  */
 async function splitPoints(beneath: string, rel: string): Promise<string[]> {
   let level = [rel];
+  let fewFiles = false;
   for (let depth = 0; depth < 3 && level.length < SPLIT_TARGET; depth++) {
+    const listed = await Promise.all(level.map((r) => fsp.readdir(join(beneath, r), { withFileTypes: true }).then(
+      (es) => ({ r, es }),
+      // gone, or not a directory: the final walk deals with it
+      () => ({ r, es: [] as Dirent[] }))));
     const below: string[] = [];
-    for (const r of level) {
-      try {
-        for (const e of await fsp.readdir(join(beneath, r), { withFileTypes: true })) {
-          if (e.isDirectory()) below.push(join(r, e.name));
-        }
-      } catch {
-        // gone, or not a directory: the final walk deals with it
-      }
+    let entries = 0;
+    for (const { r, es } of listed) {
+      entries += es.length;
+      for (const e of es) if (e.isDirectory()) below.push(join(r, e.name));
     }
-    if (below.length === 0) break;
+    if (below.length === 0) {
+      fewFiles = entries < SPLIT_MIN_ENTRIES;
+      break;
+    }
     level = below;
   }
-  return level.length > 1 ? level : [];
+  return level.length > 1 && !fewFiles ? level : [];
 }
 
 /** removeTree on the calling thread, for the few callers that are synchronous. */
