@@ -4,7 +4,7 @@
 // (lstat, then readdir/unlink by path) follows a directory swapped for a symlink in between and deletes
 // outside the store. The shim's removeTree walks through directory fds only (see its comment in
 // shim/remove_tree.c): symlinks are unlinked, never followed; mount points are not entered.
-import { promises as fsp, openSync, closeSync, constants, type Dirent } from 'node:fs';
+import { promises as fsp, openSync, closeSync, opendirSync, constants, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { loadShim, type ShimError } from '../native/shim.js';
 
@@ -20,6 +20,10 @@ const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
  */
 export async function removeTree(path: string, beneath: string = dirname(path), walks = PARALLEL): Promise<void> {
   const rel = relativeBeneath(path, beneath);
+  if (isSmallTree(join(beneath, rel))) {
+    removeTreeSync(path, beneath);
+    return;
+  }
   // open and close of a directory are one syscall each: not worth a thread-pool round trip
   let fd: number;
   try {
@@ -52,9 +56,40 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
 const PARALLEL = 4;
 /** Enough subtrees to keep PARALLEL walks busy when their sizes differ. */
 const SPLIT_TARGET = 16;
-/** Directories with no subdirectories and fewer entries than this in all: the final walk alone deletes
- *  them sooner than extra walks could (a container's snapshot with empty diff/ and work/). */
-const SPLIT_MIN_ENTRIES = 64;
+/** A tree of at most this many entries is deleted on the calling thread: its few dozen syscalls cost
+ *  less than the thread-pool round trips of the walks (a container's snapshot: diff/, work/work/ and
+ *  the layer's small files), and never block the event loop for long. */
+const SMALL_TREE = 64;
+
+/**
+ * Whether the tree at `dir` holds at most SMALL_TREE entries; reading stops at the first entry past
+ * that, so a big tree costs a few small reads. By path, as splitPoints: only names are read, and the
+ * deletion that follows resolves them from directory fds. A missing or unreadable tree: false (the
+ * walk reports what is wrong).
+ */
+function isSmallTree(dir: string): boolean {
+  let left = SMALL_TREE;
+  const pending = [dir];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    let d;
+    try {
+      d = opendirSync(next, { bufferSize: 32 });
+    } catch {
+      return false;
+    }
+    try {
+      for (let e = d.readSync(); e !== null; e = d.readSync()) {
+        if (--left < 0) return false;
+        if (e.isDirectory()) pending.push(join(next, e.name));
+      }
+    } catch {
+      return false;
+    } finally {
+      d.closeSync();
+    }
+  }
+  return true;
+}
 
 /**
  * Directories a few levels below `rel`, breadth first, until there are SPLIT_TARGET of them (empty:
@@ -65,25 +100,17 @@ const SPLIT_MIN_ENTRIES = 64;
  */
 async function splitPoints(beneath: string, rel: string): Promise<string[]> {
   let level = [rel];
-  let fewFiles = false;
   for (let depth = 0; depth < 3 && level.length < SPLIT_TARGET; depth++) {
     const listed = await Promise.all(level.map((r) => fsp.readdir(join(beneath, r), { withFileTypes: true }).then(
       (es) => ({ r, es }),
       // gone, or not a directory: the final walk deals with it
       () => ({ r, es: [] as Dirent[] }))));
     const below: string[] = [];
-    let entries = 0;
-    for (const { r, es } of listed) {
-      entries += es.length;
-      for (const e of es) if (e.isDirectory()) below.push(join(r, e.name));
-    }
-    if (below.length === 0) {
-      fewFiles = entries < SPLIT_MIN_ENTRIES;
-      break;
-    }
+    for (const { r, es } of listed) for (const e of es) if (e.isDirectory()) below.push(join(r, e.name));
+    if (below.length === 0) break;
     level = below;
   }
-  return level.length > 1 && !fewFiles ? level : [];
+  return level.length > 1 ? level : [];
 }
 
 /** removeTree on the calling thread, for the few callers that are synchronous. */

@@ -128,9 +128,10 @@ export interface RunningSnapshotter {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `overlay2 --home HOME snapshotter --socket SOCKET` as a user starts it; resolves once the socket answers. */
-export async function startSnapshotter(home: string, socket: string, extra: string[] = []): Promise<RunningSnapshotter> {
-  const child = spawn(process.execPath, [CLI_BIN, '--home', home, 'snapshotter', '--socket', socket, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** `overlay2 --home HOME snapshotter --socket SOCKET` as a user starts it; resolves once the socket answers.
+ *  `bin`: another build's CLI (a bench's baseline). */
+export async function startSnapshotter(home: string, socket: string, extra: string[] = [], bin = CLI_BIN): Promise<RunningSnapshotter> {
+  const child = spawn(process.execPath, [bin, '--home', home, 'snapshotter', '--socket', socket, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
