@@ -442,7 +442,8 @@ export class Overlay2Driver {
           }
           const indexCurrent = this.children.current();
           linkPath = this.store.createLinkSync(id, linkId);
-          if (parent !== '') this.store.markCommitted(parent);
+          // a stat, not a rewrite: truncating the existing marker is a journalled inode update per child
+          if (parent !== '' && !this.store.isCommitted(parent)) this.store.markCommitted(parent);
           try {
             this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
             this.quota?.moved(tmp, this.store.dir(id));
