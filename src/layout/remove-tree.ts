@@ -56,10 +56,11 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
 const PARALLEL = 4;
 /** Enough subtrees to keep PARALLEL walks busy when their sizes differ. */
 const SPLIT_TARGET = 16;
-/** A tree of at most this many entries is deleted on the calling thread: its few dozen syscalls cost
- *  less than the thread-pool round trips of the walks (a container's snapshot: diff/, work/work/ and
- *  the layer's small files), and never block the event loop for long. */
-const SMALL_TREE = 64;
+/** A tree of at most this many entries is deleted on the calling thread: its syscalls cost less than
+ *  the thread-pool round trips of the walks (a container's snapshot: diff/, work/work/ and the layer's
+ *  small files, under ten entries), and even at ~1 ms an unlink on a busy disk they hold the event
+ *  loop for tens of milliseconds at most. */
+const SMALL_TREE = 32;
 
 /**
  * Whether the tree at `dir` holds at most SMALL_TREE entries; reading stops at the first entry past
