@@ -55,16 +55,19 @@ export class LayerStore {
     return existsSync(join(this.dir(id), COMMITTED_FILE));
   }
 
+  // The small files of a layer are read and written synchronously: a thread-pool round trip costs
+  // more than the syscalls (see Overlay2Driver.createLayer).
+
   /** The lower file of a new child of `parent`: the parent's link first, then the parent's lowers. */
-  async lowerForChild(parent: string): Promise<string[]> {
-    return [lowerEntry(await this.readLinkId(parent)), ...(await this.readLower(parent))];
+  lowerForChild(parent: string): string[] {
+    return [lowerEntry(this.readLinkId(parent)), ...this.readLowerSync(parent)];
   }
 
   /** Writes the files of a layer being built in `dir` (not yet in place): its link id and, for a
    *  layer with a parent, its lower file. */
-  async writeLayerFiles(dir: string, linkId: string, lower: string[]): Promise<void> {
-    await fsp.writeFile(join(dir, LINK_FILE), linkId, { mode: 0o644 });
-    if (lower.length > 0) await fsp.writeFile(join(dir, LOWER_FILE), lower.join(':'), { mode: 0o666 });
+  writeLayerFiles(dir: string, linkId: string, lower: string[]): void {
+    writeFileSync(join(dir, LINK_FILE), linkId, { mode: 0o644 });
+    if (lower.length > 0) writeFileSync(join(dir, LOWER_FILE), lower.join(':'), { mode: 0o666 });
   }
 
   /** Creates HOME/l/<link id> -> ../<id>/diff; returns its path. */
@@ -170,8 +173,8 @@ export class LayerStore {
     }
   }
 
-  async readLinkId(id: string): Promise<string> {
-    return (await fsp.readFile(join(this.dir(id), LINK_FILE), 'utf8')).trim();
+  readLinkId(id: string): string {
+    return readFileSync(join(this.dir(id), LINK_FILE), 'utf8').trim();
   }
 
   /** The layer's lower entries ("l/<link id>", parent first), [] for a base layer. */
