@@ -70,15 +70,8 @@ export class LayerStore {
     if (lower.length > 0) writeFileSync(join(dir, LOWER_FILE), lower.join(':'), { mode: 0o666 });
   }
 
-  /** Creates HOME/l/<link id> -> ../<id>/diff; returns its path. */
-  async createLink(id: string, linkId: string): Promise<string> {
-    const path = this.linkPath(linkId);
-    await fsp.symlink(join('..', id, DIFF_DIR), path);
-    return path;
-  }
-
-  /** createLink, synchronous: create() makes the link under the refs lock, in the step that puts the
-   *  layer in place (src/layout/child-index.ts). */
+  /** Creates HOME/l/<link id> -> ../<id>/diff; returns its path. Synchronous: create() makes the
+   *  link under the refs lock, in the step that puts the layer in place (src/layout/child-index.ts). */
   createLinkSync(id: string, linkId: string): string {
     const path = this.linkPath(linkId);
     symlinkSync(join('..', id, DIFF_DIR), path);
