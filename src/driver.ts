@@ -1,5 +1,5 @@
 // Overlay2Driver: moby's overlay2 graphdriver in camelCase, over a Docker-compatible store.
-import { promises as fsp, readFileSync, readlinkSync, existsSync, mkdirSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync } from 'node:fs';
+import { promises as fsp, readFileSync, readlinkSync, existsSync, mkdirSync, mkdtempSync, chownSync, chmodSync, rmdirSync, rmSync, readdirSync, statSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, dirname, resolve, basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Overlay2Error, isErrno } from './errors.js';
@@ -363,7 +363,7 @@ export class Overlay2Driver {
       diff: this.store.diffDir(id),
       work: this.store.workDir(id),
       lowerLinks: lower.map((entry) => join(this.home, entry)),
-      topLowerDir: lower.length === 0 ? null : resolve(this.store.linkDir(), await fsp.readlink(join(this.home, lower[0]!))),
+      topLowerDir: lower.length === 0 ? null : resolve(this.store.linkDir(), readlinkSync(join(this.home, lower[0]!))),
     };
   }
 
@@ -372,7 +372,7 @@ export class Overlay2Driver {
   async requireLowersPresent(id: string): Promise<string[]> {
     validateId(id);
     await this.store.requireLayer(id);
-    const lower = await this.store.readLower(id);
+    const lower = this.store.readLowerSync(id);
     this.sources.checkRemoteLowers(id, lower);
     return lower;
   }
@@ -396,7 +396,7 @@ export class Overlay2Driver {
       if (parent !== '') {
         await this.store.requireLayer(parent, 'parent layer');
         try {
-          ({ lower, thinParent } = this.sources.of(parent).childLower(parent, await this.store.lowerForChild(parent)));
+          ({ lower, thinParent } = this.sources.of(parent).childLower(parent, this.store.lowerForChild(parent)));
         } catch (e) {
           if (!isErrno(e, 'ENOENT')) throw e;
           // removed (by another process) since requireLayer
@@ -409,27 +409,29 @@ export class Overlay2Driver {
       }
 
       // Build the layer under .partial/ and rename it into place: a crash leaves no half layer.
+      // Synchronous, a dozen small syscalls: each awaited one would cost a thread-pool round trip
+      // (more than the syscall itself), and a snapshotter's Prepare waits for all of them.
       const root = this.idMappings.root();
       const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
       let tmp: string;
       try {
-        await fsp.mkdir(this.store.partialDir(), { recursive: true, mode: 0o700 });
-        tmp = await fsp.mkdtemp(join(this.store.partialDir(), `${id}.`));
+        mkdirSync(this.store.partialDir(), { recursive: true, mode: 0o700 });
+        tmp = mkdtempSync(join(this.store.partialDir(), `${id}.`));
       } catch (e) {
         throw noSpace(e, `create layer ${id}`, id);
       }
       const linkId = generateLinkId();
       let linkPath = '';
       try {
-        await setOwnerMode(tmp, 0o710, me.uid, root.gid);
+        setOwnerMode(tmp, 0o710, me.uid, root.gid);
         // The project id is set before anything is created inside, so diff/ and work/ inherit it.
         if (size > 0 && this.quota) this.quota.setQuota(tmp, size);
         // A remote layer's content is its tree: diff/ is a symlink to it (src/sources/).
-        if (opts.remote) await fsp.symlink(join(opts.remote.root, opts.remote.path), join(tmp, 'diff'));
-        else await ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
-        if (parent !== '') await ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
-        await this.store.writeLayerFiles(tmp, linkId, lower);
-        for (const [name, content] of Object.entries(opts.files ?? {})) await fsp.writeFile(join(tmp, name), content, { mode: 0o600 });
+        if (opts.remote) symlinkSync(join(opts.remote.root, opts.remote.path), join(tmp, 'diff'));
+        else ensureDir(join(tmp, 'diff'), 0o755, root.uid, root.gid);
+        if (parent !== '') ensureDir(join(tmp, 'work'), 0o700, root.uid, root.gid);
+        this.store.writeLayerFiles(tmp, linkId, lower);
+        for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(tmp, name), content, { mode: 0o600 });
         this.sources.thin.recordThinParent(tmp, thinParent);
         if (opts.remote) this.store.markCommittedIn(tmp);
         // One step for every process on the home: the parent is still there when the child appears
@@ -441,7 +443,8 @@ export class Overlay2Driver {
           }
           const indexCurrent = this.children.current();
           linkPath = this.store.createLinkSync(id, linkId);
-          if (parent !== '') this.store.markCommitted(parent);
+          // a stat, not a rewrite: truncating the existing marker is a journalled inode update per child
+          if (parent !== '' && !this.store.isCommitted(parent)) this.store.markCommitted(parent);
           try {
             this.shim.renameat2(AT_FDCWD, tmp, AT_FDCWD, this.store.dir(id), RENAME_NOREPLACE);
             this.quota?.moved(tmp, this.store.dir(id));
@@ -1016,18 +1019,18 @@ async function makeMountPoint(path: string, uid: number, gid: number): Promise<v
   }
 }
 
-async function ensureDir(path: string, mode: number, uid: number, gid: number): Promise<void> {
+function ensureDir(path: string, mode: number, uid: number, gid: number): void {
   try {
-    await fsp.mkdir(path, { mode });
+    mkdirSync(path, { mode });
   } catch (e) {
     if (!isErrno(e, 'EEXIST')) throw e;
   }
-  await setOwnerMode(path, mode, uid, gid);
+  setOwnerMode(path, mode, uid, gid);
 }
 
-async function setOwnerMode(path: string, mode: number, uid: number, gid: number): Promise<void> {
-  await fsp.chown(path, uid, gid);
-  await fsp.chmod(path, mode);
+function setOwnerMode(path: string, mode: number, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  chmodSync(path, mode);
 }
 
 /** Mount points of this process's mount namespace, unescaped from /proc/self/mountinfo. */

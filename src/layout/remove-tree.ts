@@ -4,7 +4,7 @@
 // (lstat, then readdir/unlink by path) follows a directory swapped for a symlink in between and deletes
 // outside the store. The shim's removeTree walks through directory fds only (see its comment in
 // shim/remove_tree.c): symlinks are unlinked, never followed; mount points are not entered.
-import { promises as fsp, openSync, closeSync, constants } from 'node:fs';
+import { promises as fsp, openSync, closeSync, opendirSync, constants, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { loadShim, type ShimError } from '../native/shim.js';
 
@@ -20,16 +20,21 @@ const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
  */
 export async function removeTree(path: string, beneath: string = dirname(path), walks = PARALLEL): Promise<void> {
   const rel = relativeBeneath(path, beneath);
-  let dir: fsp.FileHandle;
+  if (isSmallTree(join(beneath, rel))) {
+    removeTreeSync(path, beneath);
+    return;
+  }
+  // open and close of a directory are one syscall each: not worth a thread-pool round trip
+  let fd: number;
   try {
-    dir = await fsp.open(beneath, DIR_FLAGS);
+    fd = openSync(beneath, DIR_FLAGS);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
   const shim = loadShim();
   const run = (r: string) => new Promise<void>((resolve, reject) => {
-    shim.removeTree(dir.fd, r, (err) => (err ? reject(withFullPath(err, beneath)) : resolve()));
+    shim.removeTree(fd, r, (err) => (err ? reject(withFullPath(err, beneath)) : resolve()));
   });
   try {
     // Subtrees first, a few at once: one walk waits on every journal stall alone. Their errors are
@@ -42,7 +47,7 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
     await Promise.all(Array.from({ length: Math.min(Math.max(1, walks), subtrees.length) }, worker));
     await run(rel);
   } finally {
-    await dir.close();
+    closeSync(fd);
   }
 }
 
@@ -51,26 +56,58 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
 const PARALLEL = 4;
 /** Enough subtrees to keep PARALLEL walks busy when their sizes differ. */
 const SPLIT_TARGET = 16;
+/** A tree of at most this many entries is deleted on the calling thread: its syscalls cost less than
+ *  the thread-pool round trips of the walks (a container's snapshot: diff/, work/work/ and the layer's
+ *  small files, under ten entries), and even at ~1 ms an unlink on a busy disk they hold the event
+ *  loop for tens of milliseconds at most. */
+const SMALL_TREE = 32;
+
+/**
+ * Whether the tree at `dir` holds at most SMALL_TREE entries; reading stops at the first entry past
+ * that, so a big tree costs a few small reads. By path, as splitPoints: only names are read, and the
+ * deletion that follows resolves them from directory fds. A missing or unreadable tree: false (the
+ * walk reports what is wrong).
+ */
+function isSmallTree(dir: string): boolean {
+  let left = SMALL_TREE;
+  const pending = [dir];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    let d;
+    try {
+      d = opendirSync(next, { bufferSize: 32 });
+    } catch {
+      return false;
+    }
+    try {
+      for (let e = d.readSync(); e !== null; e = d.readSync()) {
+        if (--left < 0) return false;
+        if (e.isDirectory()) pending.push(join(next, e.name));
+      }
+    } catch {
+      return false;
+    } finally {
+      d.closeSync();
+    }
+  }
+  return true;
+}
 
 /**
  * Directories a few levels below `rel`, breadth first, until there are SPLIT_TARGET of them (empty:
  * not worth splitting). Names are read by path, which is harmless: each is then removed by the shim,
  * resolved beneath the `beneath` fd with no symlink followed and no mount crossed, so a name read
- * through a swapped symlink leads nowhere outside.
+ * through a swapped symlink leads nowhere outside. The directories of a level are read at once:
+ * each readdir is a thread-pool round trip.
  */
 async function splitPoints(beneath: string, rel: string): Promise<string[]> {
   let level = [rel];
   for (let depth = 0; depth < 3 && level.length < SPLIT_TARGET; depth++) {
+    const listed = await Promise.all(level.map((r) => fsp.readdir(join(beneath, r), { withFileTypes: true }).then(
+      (es) => ({ r, es }),
+      // gone, or not a directory: the final walk deals with it
+      () => ({ r, es: [] as Dirent[] }))));
     const below: string[] = [];
-    for (const r of level) {
-      try {
-        for (const e of await fsp.readdir(join(beneath, r), { withFileTypes: true })) {
-          if (e.isDirectory()) below.push(join(r, e.name));
-        }
-      } catch {
-        // gone, or not a directory: the final walk deals with it
-      }
-    }
+    for (const { r, es } of listed) for (const e of es) if (e.isDirectory()) below.push(join(r, e.name));
     if (below.length === 0) break;
     level = below;
   }

@@ -55,27 +55,23 @@ export class LayerStore {
     return existsSync(join(this.dir(id), COMMITTED_FILE));
   }
 
+  // The small files of a layer are read and written synchronously: a thread-pool round trip costs
+  // more than the syscalls (see Overlay2Driver.createLayer).
+
   /** The lower file of a new child of `parent`: the parent's link first, then the parent's lowers. */
-  async lowerForChild(parent: string): Promise<string[]> {
-    return [lowerEntry(await this.readLinkId(parent)), ...(await this.readLower(parent))];
+  lowerForChild(parent: string): string[] {
+    return [lowerEntry(this.readLinkId(parent)), ...this.readLowerSync(parent)];
   }
 
   /** Writes the files of a layer being built in `dir` (not yet in place): its link id and, for a
    *  layer with a parent, its lower file. */
-  async writeLayerFiles(dir: string, linkId: string, lower: string[]): Promise<void> {
-    await fsp.writeFile(join(dir, LINK_FILE), linkId, { mode: 0o644 });
-    if (lower.length > 0) await fsp.writeFile(join(dir, LOWER_FILE), lower.join(':'), { mode: 0o666 });
+  writeLayerFiles(dir: string, linkId: string, lower: string[]): void {
+    writeFileSync(join(dir, LINK_FILE), linkId, { mode: 0o644 });
+    if (lower.length > 0) writeFileSync(join(dir, LOWER_FILE), lower.join(':'), { mode: 0o666 });
   }
 
-  /** Creates HOME/l/<link id> -> ../<id>/diff; returns its path. */
-  async createLink(id: string, linkId: string): Promise<string> {
-    const path = this.linkPath(linkId);
-    await fsp.symlink(join('..', id, DIFF_DIR), path);
-    return path;
-  }
-
-  /** createLink, synchronous: create() makes the link under the refs lock, in the step that puts the
-   *  layer in place (src/layout/child-index.ts). */
+  /** Creates HOME/l/<link id> -> ../<id>/diff; returns its path. Synchronous: create() makes the
+   *  link under the refs lock, in the step that puts the layer in place (src/layout/child-index.ts). */
   createLinkSync(id: string, linkId: string): string {
     const path = this.linkPath(linkId);
     symlinkSync(join('..', id, DIFF_DIR), path);
@@ -170,8 +166,8 @@ export class LayerStore {
     }
   }
 
-  async readLinkId(id: string): Promise<string> {
-    return (await fsp.readFile(join(this.dir(id), LINK_FILE), 'utf8')).trim();
+  readLinkId(id: string): string {
+    return readFileSync(join(this.dir(id), LINK_FILE), 'utf8').trim();
   }
 
   /** The layer's lower entries ("l/<link id>", parent first), [] for a base layer. */

@@ -80,28 +80,27 @@ export async function serveSnapshotter(driver: Overlay2Driver, options: Snapshot
     return { code: grpc.status.INTERNAL, details: `internal error: ${(e as Error)?.message ?? String(e)}` };
   };
 
-  const report = (method: string, about: string, started: bigint, e?: unknown): void => {
+  // Called after the reply is handed to gRPC, so a line written never delays it; below debug, a call
+  // that succeeded costs no formatting at all.
+  const report = (method: string, about: () => string, started: bigint, e?: unknown): void => {
+    if (level !== 'debug' && (e === undefined || (e instanceof SnapshotError && EXPECTED.has(e.code)))) return;
     const ms = (Number(process.hrtime.bigint() - started) / 1e6).toFixed(1);
-    if (e === undefined) {
-      if (level === 'debug') log(`${method} ${about}: ok (${ms} ms)`);
-      return;
-    }
-    const expected = e instanceof SnapshotError && EXPECTED.has(e.code);
-    if (level === 'debug' || !expected) log(`${method} ${about}: ${e instanceof SnapshotError ? e.code : 'INTERNAL'}: ${(e as Error)?.message ?? String(e)} (${ms} ms)`);
+    if (e === undefined) log(`${method} ${about()}: ok (${ms} ms)`);
+    else log(`${method} ${about()}: ${e instanceof SnapshotError ? e.code : 'INTERNAL'}: ${(e as Error)?.message ?? String(e)} (${ms} ms)`);
   };
 
   type Req = Record<string, unknown>;
   const unary = (method: string, about: (r: Req) => string, run: (r: Req) => Promise<unknown> | unknown) =>
     (call: Grpc.ServerUnaryCall<Req, unknown>, callback: Grpc.sendUnaryData<unknown>): void => {
       const started = process.hrtime.bigint();
-      const what = about(call.request);
+      const what = () => about(call.request);
       if (closing) {
         callback({ code: grpc.status.UNAVAILABLE, details: 'the snapshotter is shutting down' });
         return;
       }
       const done = (async () => run(call.request))().then(
-        (reply) => { report(method, what, started); callback(null, reply ?? {}); },
-        (e) => { report(method, what, started, e); callback(toStatus(e)); },
+        (reply) => { callback(null, reply ?? {}); report(method, what, started); },
+        (e) => { callback(toStatus(e)); report(method, what, started, e); },
       );
       inFlight.add(done);
       void done.finally(() => inFlight.delete(done));
@@ -130,7 +129,7 @@ export async function serveSnapshotter(driver: Overlay2Driver, options: Snapshot
     List: (call: Grpc.ServerWritableStream<Req, unknown>): void => {
       const started = process.hrtime.bigint();
       const filters = ((call.request.filters ?? []) as unknown[]).map(String);
-      const what = `filters=${JSON.stringify(filters)}`;
+      const what = () => `filters=${JSON.stringify(filters)}`;
       if (closing) {
         call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'the snapshotter is shutting down' });
         return;

@@ -27,11 +27,23 @@ export class CallError extends Error {
   }
 }
 
+/** Reaching a snapshotter through containerd's own Snapshots service (its grpc socket) rather than
+ *  a proxy's socket: containerd picks the snapshotter by the requests' `snapshotter` field and the
+ *  namespace by the `containerd-namespace` header. */
+export interface ViaContainerd {
+  snapshotter: string;
+  namespace: string;
+}
+
 export class SnapshotsClient {
   private readonly client: Grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  private readonly metadata = new grpc.Metadata();
+  private readonly snapshotter: string;
 
   /** `protoDir`: the proto/ of the package under test (default: this checkout's). */
-  constructor(socket: string, protoDir = join(process.cwd(), 'proto')) {
+  constructor(socket: string, protoDir = join(process.cwd(), 'proto'), via?: ViaContainerd) {
+    this.snapshotter = via?.snapshotter ?? 'ovl2';
+    if (via) this.metadata.set('containerd-namespace', via.namespace);
     const def = protoLoader.loadSync(join(protoDir, 'containerd/services/snapshots/v1/snapshots.proto'), {
       includeDirs: [protoDir], keepCase: false, longs: Number, enums: String, defaults: true,
     });
@@ -44,8 +56,8 @@ export class SnapshotsClient {
 
   private call<T>(method: string, request: object): Promise<T> {
     return new Promise((resolve, reject) => {
-      const fn = this.client[method]!.bind(this.client) as (r: object, cb: (e: Grpc.ServiceError | null, v: T) => void) => void;
-      fn(request, (e, v) => {
+      const fn = this.client[method]!.bind(this.client) as (r: object, md: Grpc.Metadata, cb: (e: Grpc.ServiceError | null, v: T) => void) => void;
+      fn({ snapshotter: this.snapshotter, ...request }, this.metadata, (e, v) => {
         if (e) reject(new CallError(grpc.status[e.code] ?? String(e.code), e.details));
         else resolve(v);
       });
@@ -53,7 +65,7 @@ export class SnapshotsClient {
   }
 
   async prepare(key: string, parent = '', labels: Record<string, string> = {}): Promise<WireMount[]> {
-    return (await this.call<{ mounts: WireMount[] }>('Prepare', { snapshotter: 'ovl2', key, parent, labels })).mounts;
+    return (await this.call<{ mounts: WireMount[] }>('Prepare', { key, parent, labels })).mounts;
   }
   async view(key: string, parent = '', labels: Record<string, string> = {}): Promise<WireMount[]> {
     return (await this.call<{ mounts: WireMount[] }>('View', { key, parent, labels })).mounts;
@@ -82,7 +94,8 @@ export class SnapshotsClient {
   /** Every Info of the List stream, in the order sent, with the number of stream messages. */
   list(filters: string[] = []): Promise<{ infos: WireInfo[]; messages: number }> {
     return new Promise((resolve, reject) => {
-      const stream = (this.client.List as (r: object) => Grpc.ClientReadableStream<{ info: WireInfo[] }>)({ filters });
+      const stream = (this.client.List as (r: object, md: Grpc.Metadata) => Grpc.ClientReadableStream<{ info: WireInfo[] }>)(
+        { snapshotter: this.snapshotter, filters }, this.metadata);
       const infos: WireInfo[] = [];
       let messages = 0;
       stream.on('data', (m: { info: WireInfo[] }) => { messages++; infos.push(...m.info); });
@@ -115,9 +128,10 @@ export interface RunningSnapshotter {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `overlay2 --home HOME snapshotter --socket SOCKET` as a user starts it; resolves once the socket answers. */
-export async function startSnapshotter(home: string, socket: string, extra: string[] = []): Promise<RunningSnapshotter> {
-  const child = spawn(process.execPath, [CLI_BIN, '--home', home, 'snapshotter', '--socket', socket, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** `overlay2 --home HOME snapshotter --socket SOCKET` as a user starts it; resolves once the socket answers.
+ *  `bin`: another build's CLI (a bench's baseline). */
+export async function startSnapshotter(home: string, socket: string, extra: string[] = [], bin = CLI_BIN): Promise<RunningSnapshotter> {
+  const child = spawn(process.execPath, [bin, '--home', home, 'snapshotter', '--socket', socket, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
