@@ -227,7 +227,7 @@ export class Overlay2Driver {
    */
   private async recover(): Promise<void> {
     // Only when no other live process uses the home: .partial/ holds its work in progress too.
-    const { afterCrash } = arrive(this.refs, () => {
+    const { afterCrash } = await arrive(this.refs, () => {
       if (existsSync(this.store.partialDir())) removeTreeSync(this.store.partialDir(), this.home);
     });
     leaveAtExit(this.refs, this.inFlight);
@@ -908,7 +908,13 @@ export class Overlay2Driver {
         writeLayerRecord(layerDir, { diffId: tap.result.diffId, tarSize: tap.result.tarSize, tarSplit: true });
       }
       if (thin?.manifest) {
-        thin.complete();
+        // its links into the thin root go into l/ under the refs lock, the child index kept current
+        // with them (src/layout/child-index.ts); else the next remove() would rebuild the index
+        await this.refs.lockedAsync(() => {
+          const indexCurrent = this.children.current();
+          thin.complete();
+          if (indexCurrent) this.children.stamp();
+        });
         this.sources.thin.applied();
       }
       return size;

@@ -56,9 +56,11 @@ export interface Arrival {
  * Records this process as a user of `refs.home`, runs `sweepPartial` if no other live process uses
  * it, and says whether one left interrupted work behind (see the top of this file).
  */
-export function arrive(refs: SharedRefs, sweepPartial: () => void): Arrival {
+export function arrive(refs: SharedRefs, sweepPartial: () => void): Promise<Arrival> {
   const file = join(refs.home, REFS_DIR, USERS_FILE);
-  return refs.locked(() => {
+  // in this process's queue of refs sections: a second driver opened on the home while the first
+  // has calls in flight waits its turn
+  return refs.lockedAsync(() => {
     const users = readUsers(file);
     let afterCrash = users === null;
     const live: Record<string, string> = {};
@@ -89,6 +91,7 @@ function leaveAll(): void {
     // a home removed meanwhile (a failed CLI call's fresh home) is not made again by the lock
     if (!existsSync(join(refs.home, REFS_DIR, USERS_FILE))) continue;
     try {
+      // synchronous, at exit; a section of this process still queued means work in flight (and a throw)
       refs.locked(() => {
         const file = join(refs.home, REFS_DIR, USERS_FILE);
         const users = readUsers(file);
