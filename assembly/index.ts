@@ -17,9 +17,8 @@ export { usageConsume, usageTotal, usageInodes } from './usage';
 export { changeCount, changesFinish, changesOutput } from './changes';
 export {
   walkPush, walkListApply, walkListDone, walkPop, walkNext, walkChild, walkChildNameAddr, walkChildNameLen, walkChildIsDir,
-  walkPeekChild, walkChildNameAddrOf, walkChildNameLenOf,
   walkChildLayers, probeBegin, probeEnd, streamOutput, streamOutputLen, streamOutputReset, streamChunkSize,
-  nativeLookupPrepare, nativeLookupStatOnly, nativeLookupApply, nativeUpperPrepare, nativeUpperApply, nativeLastErrno, nativeNeedsListing,
+  nativeLookupPrepare, nativeLookupApply, nativeUpperPrepare, nativeUpperApply, nativeLastErrno, nativeNeedsListing,
   nativeListBegin, nativeListLayerBegin, nativeListApply, nativeListLayerEnd, nativeListFinish,
   nativeClassify, nativeFrameDepth, ERR_NEEDS_NAIVE, ERR_LOOKUP,
   WALK_END, WALK_CHILD, WALK_PROBE, WALK_FLUSH, WALK_FOUND,

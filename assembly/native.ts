@@ -7,8 +7,7 @@
 // of the upper dir), so only the frames from the root to the current directory are alive. Per frame:
 //   walkPush(layers)                   a frame for the child walkNext named (the root when none)
 //   walkListApply* ; walkListDone()    the upper dir's entries (sorted), all pending lookup
-//   per visible lower layer, top down: nativeLookupPrepare → (host: lookupBatch, without xattrs when
-//     nativeLookupStatOnly(); whole or in parts) → nativeLookupApply per part
+//   per visible lower layer, top down: nativeLookupPrepare → (host: lookupBatch) → nativeLookupApply
 //   when the upper listing read directories' xattrs only: nativeUpperPrepare →
 //     (host: lookupBatch in the upper dir) → nativeUpperApply, for the children the old tree has
 //   nativeNeedsListing() ? per layer: nativeListLayerBegin, nativeListApply*, nativeListLayerEnd;
@@ -114,8 +113,7 @@ let itemsTmp: Buf = changetype<Buf>(0);
 
 let chunk: Buf = changetype<Buf>(0);    // child index of each name in the current lookup batch
 let lookupLayerPos: i32 = -1;
-let lookupCursor: u32 = 0;        // 0 .. 2 × childCount: the whiteouts' pass, then the others'
-let lookupStatOnly = false;
+let lookupCursor: u32 = 0;
 let upperCursor: u32 = 0;
 let upperChunk: Buf = changetype<Buf>(0); // child index of each name in the current upper batch
 let lastErrno: u32 = 0;
@@ -258,10 +256,7 @@ export function nativeFrameDepth(): u32 {
 // ---- lookups --------------------------------------------------------------------------------
 
 /** Packs the names still pending for layer position `layerPos` (NUL-terminated) at `names`;
- *  returns how many (0: this layer is done). Call again for the next chunk of the same layer. The
- *  names come in two passes over the frame: first those of upper whiteouts (a batch of them only;
- *  nativeLookupStatOnly() says so), whose old entry matters by its existence and type alone — the
- *  host looks them up without xattrs —, then all others. */
+ *  returns how many (0: this layer is done). Call again for the next chunk of the same layer. */
 export function nativeLookupPrepare(layerPos: i32, names: usize, namesCap: u32, maxCount: u32): u32 {
   if (layerPos != lookupLayerPos) {
     lookupLayerPos = layerPos;
@@ -271,29 +266,18 @@ export function nativeLookupPrepare(layerPos: i32, names: usize, namesCap: u32, 
   let count: u32 = 0;
   let used: u32 = 0;
   const childCount = cur.childCount;
-  while (lookupCursor < (childCount << 1) && count < maxCount) {
-    const whiteouts = lookupCursor < childCount;
-    const i = whiteouts ? lookupCursor : lookupCursor - childCount;
-    if (count > 0 && whiteouts != lookupStatOnly) break; // a batch is of one pass
-    const s = child(i);
-    const node = load<i32>(s, CS_NODE);
-    if ((load<u32>(s, CS_STATUS) & PENDING) != 0 && isWhiteout(nodeAddr(cur.tree, node)) == whiteouts) {
-      const next = packName(names, used, namesCap, node);
+  while (lookupCursor < childCount && count < maxCount) {
+    const s = child(lookupCursor);
+    if ((load<u32>(s, CS_STATUS) & PENDING) != 0) {
+      const next = packName(names, used, namesCap, load<i32>(s, CS_NODE));
       if (next < 0) break;
       used = <u32>next;
-      bufPushU32(chunk, i);
+      bufPushU32(chunk, lookupCursor);
       count++;
-      lookupStatOnly = whiteouts;
     }
     lookupCursor++;
   }
   return count;
-}
-
-/** Whether the batch nativeLookupPrepare packed last holds upper whiteouts only: their old entries
- *  need no xattrs (a deleted path is a D whatever its marks; its subtree is not walked). */
-export function nativeLookupStatOnly(): bool {
-  return lookupStatOnly;
 }
 
 /** Packs an upper node's name NUL-terminated at names + used, as the shim's lookupBatch takes names;
@@ -323,15 +307,13 @@ function pushVis(i: u32, layer: u32): void {
   store<u16>(visAt(i) + (<usize>n << 1), <u16>layer);
   store<u32>(s, n + 1, CS_VIS_COUNT);
 }
-/** Takes the lookup records of names first .. first + count - 1 of the batch nativeLookupPrepare
- *  packed, in layer `layer` (absolute index): the whole batch at once, or in parts (the host may
- *  look a batch up in parts at once). Extras (capability bytes) are packed in `heap` in record
- *  order. 0, ERR_LOOKUP (see nativeLastErrno) or ERR_NEEDS_NAIVE. */
-export function nativeLookupApply(layer: u32, first: u32, records: usize, count: u32, heap: usize): i32 {
+/** Takes the lookup records of one batch in layer `layer` (absolute index); extras (capability
+ *  bytes) are packed in `heap` in record order. 0, ERR_LOOKUP (see nativeLastErrno) or ERR_NEEDS_NAIVE. */
+export function nativeLookupApply(layer: u32, records: usize, count: u32, heap: usize): i32 {
   let extraAt: usize = heap;
   for (let k: u32 = 0; k < count; k++) {
     const r = records + <usize>k * RECORD_SIZE;
-    const i = load<u32>(chunk.base + (<usize>(first + k) << 2));
+    const i = load<u32>(chunk.base + (<usize>k << 2));
     const s = child(i);
     const flags = recFlags(r);
     const extra = extraAt;
@@ -395,16 +377,14 @@ export function nativeUpperPrepare(names: usize, namesCap: u32, maxCount: u32): 
   return count;
 }
 
-/** Takes the upper dir's lookup records of names first .. first + count - 1 of the batch
- *  nativeUpperPrepare packed (all at once, or in parts): their stat (into the tree), their
- *  capability (kept for nativeClassify) and their metacopy or redirect mark (ERR_NEEDS_NAIVE). An
- *  entry gone since the scan keeps what the scan saw. 0, ERR_LOOKUP (see nativeLastErrno) or
- *  ERR_NEEDS_NAIVE. */
-export function nativeUpperApply(first: u32, records: usize, count: u32, heap: usize): i32 {
+/** Takes the upper dir's lookup records of the names nativeUpperPrepare packed: their stat (into
+ *  the tree), their capability (kept for nativeClassify) and their metacopy or redirect mark
+ *  (ERR_NEEDS_NAIVE). An entry gone since the scan keeps what the scan saw. 0, ERR_LOOKUP (see nativeLastErrno) or ERR_NEEDS_NAIVE. */
+export function nativeUpperApply(records: usize, count: u32, heap: usize): i32 {
   let extraAt: usize = heap;
   for (let k: u32 = 0; k < count; k++) {
     const r = records + <usize>k * RECORD_SIZE;
-    const s = child(load<u32>(upperChunk.base + (<usize>(first + k) << 2)));
+    const s = child(load<u32>(upperChunk.base + (<usize>k << 2)));
     const flags = recFlags(r);
     const extra = extraAt;
     extraAt += <usize>recExtraLen(r);
@@ -705,29 +685,6 @@ export function walkNext(): i32 {
     if (probeFound) return WALK_FOUND;
   }
   return WALK_END;
-}
-
-/** The next child after the cursor that the frame walks into and that is a directory in the upper
- *  dir (its index in the frame), or -1: the host may start listing that upper dir ahead, while it
- *  walks the child walkNext named last. A hint only: the walk that takes it is named by walkNext. */
-export function walkPeekChild(): i32 {
-  const items = cur.items;
-  const count = items.used / ITEM;
-  for (let k = cur.cursor; k < count; k++) {
-    const it = items.base + <usize>k * ITEM;
-    if (load<u32>(it, 8) != IT_WALK) continue;
-    const c = load<u32>(it, 12);
-    return isRealDir(nodeMode(cur.tree, load<i32>(child(c), CS_NODE))) ? <i32>c : -1;
-  }
-  return -1;
-}
-
-export function walkChildNameAddrOf(c: u32): usize {
-  return nodeNameAddr(cur.tree, load<i32>(child(c), CS_NODE));
-}
-
-export function walkChildNameLenOf(c: u32): u32 {
-  return nodeNameLen(cur.tree, load<i32>(child(c), CS_NODE));
 }
 
 /** The child walkNext named: its index in the frame (for its name: walkChildName*). */

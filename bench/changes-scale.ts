@@ -166,20 +166,15 @@ async function main(): Promise<void> {
     }
   }
   if (sets.includes('200k')) {
-    // CHANGES_SCALE_HOME=DIR: the chain of an earlier run kept with CHANGES_SCALE_KEEP=1 (profiling)
-    const reuse = process.env.CHANGES_SCALE_HOME;
-    const m = reuse ? null : new MobyHome(bin, 'scale-200k');
+    const m = new MobyHome(bin, 'scale-200k');
     try {
-      if (m) {
-        const t = Date.now();
-        chain(m);
-        console.error(`4-layer chain made in ${((Date.now() - t) / 1000).toFixed(0)} s`);
-        execFileSync('sync');
-      }
-      rows.push(await compare('200k', bin, m?.home ?? reuse!, 'top', 'l2'));
+      const t = Date.now();
+      chain(m);
+      console.error(`4-layer chain made in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+      execFileSync('sync');
+      rows.push(await compare('200k', bin, m.home, 'top', 'l2'));
     } finally {
-      if (m && process.env.CHANGES_SCALE_KEEP === '1') console.error(`kept: ${m.home} (remove it with moby-ovl --home … cleanup, then rm -rf)`);
-      else m?.dispose();
+      m.dispose();
     }
   }
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

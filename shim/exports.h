@@ -44,8 +44,6 @@ napi_value js_scan_next(napi_env env, napi_callback_info info);
 napi_value js_scan_next_sync(napi_env env, napi_callback_info info);
 napi_value js_scan_close(napi_env env, napi_callback_info info);
 napi_value js_lookup_batch(napi_env env, napi_callback_info info);
-napi_value js_lookup_batch_async(napi_env env, napi_callback_info info);
-napi_value js_lookup_batch_take(napi_env env, napi_callback_info info);
 // apply_batch.c
 napi_value js_batch_run_sync(napi_env env, napi_callback_info info);
 napi_value js_batch_runner_open(napi_env env, napi_callback_info info);

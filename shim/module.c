@@ -11,7 +11,7 @@
 //   fs_at.c        *at operations (openat2, mknodat, renameat2, ...), statfs, syncfs, flock
 //   dirents.c      the one getdents64 reader; direntTypes
 //   quota.c        project ids and project quotas (XFS, VFS)
-//   scanner.c      scanOpen/scanNext/scanNextSync/scanClose, lookupBatch, lookupBatchAsync, lookupBatchTake
+//   scanner.c      scanOpen/scanNext/scanNextSync/scanClose, lookupBatch
 //   xattr_plan.c   decoding the scanner's xattr plan (xattr_plan.h)
 //   remove_tree.c  removeTree, removeTreeSync
 //   apply_batch.c  batchRunSync, batchRunnerOpen/Submit/Done/Wait: applyDiff's small-file creates
@@ -33,7 +33,6 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fchmodat", js_fchmodat}, {"utimensat", js_utimensat},
     {"scanOpen", js_scan_open}, {"scanNext", js_scan_next}, {"scanNextSync", js_scan_next_sync},
     {"scanClose", js_scan_close}, {"lookupBatch", js_lookup_batch},
-    {"lookupBatchAsync", js_lookup_batch_async}, {"lookupBatchTake", js_lookup_batch_take},
     {"removeTree", js_remove_tree}, {"removeTreeSync", js_remove_tree_sync},
     {"fsxattrGet", js_fsxattr_get}, {"fsxattrSet", js_fsxattr_set},
     {"xfsQuotaSetLimit", js_xfs_quota_set_limit}, {"xfsQuotaGet", js_xfs_quota_get},

@@ -1,5 +1,5 @@
 // The scanner: a batched, resumable depth-first walk that writes packed records (layout: records.h)
-// and names into caller-provided memory, and lookupBatch(Async), the same records for a list of names. Which
+// and names into caller-provided memory, and lookupBatch, the same records for a list of names. Which
 // xattrs an entry gets asked for comes from the caller's plan (xattr_plan.h): no attribute name, value
 // or file-type rule of overlay's is written here.
 #include <dirent.h>
@@ -252,11 +252,6 @@ struct level {
   uint8_t shard, shards; // SCAN_SHARED: emit only names whose hash % shards is shard (shards 0: all)
   bool ready;            // SCAN_SPLIT: sorted names read (a thief may take some)
   uint64_t serial;       // tells this directory from any other the walker opened (SCAN_INLINE_DATA)
-  // The last non-directory stat'ed here with more than one link, by its inode number (0: none): a
-  // later entry of the directory whose d_ino names the same inode is another link of it and takes
-  // this stat (an upper dir's whiteouts are all links of one inode, and getdents64 says so).
-  uint64_t link_ino;
-  struct stat link_st;
 };
 
 struct pending {        // the next entry, fully examined but not yet written
@@ -485,10 +480,9 @@ static int level_read_sorted(struct level *l) {
 }
 
 // The next name of a directory, or NULL at its end (errno 0) or on error (errno set); *type: its
-// d_type, DT_UNKNOWN where it is not known; *ino: its d_ino, 0 where it is not known.
-static const char *level_next(struct scan *s, struct level *l, unsigned char *type, uint64_t *ino) {
+// d_type, DT_UNKNOWN where it is not known.
+static const char *level_next(struct scan *s, struct level *l, unsigned char *type) {
   *type = DT_UNKNOWN;
-  *ino = 0;
   if (s->flags & SCAN_SORTED) {
     bool split = s->flags & SCAN_SPLIT;
     if (!l->sorted) {
@@ -512,14 +506,11 @@ static const char *level_next(struct scan *s, struct level *l, unsigned char *ty
     // the byte before a name is its d_type: in the getdents64 buffer (struct dirent64_raw), and in a
     // stolen block, which keeps that layout (split_steal)
     if (name) *type = (unsigned char)name[-1];
-    // (a stolen block keeps d_type but not d_ino)
-    if (name && !split) *ino = ((const struct dirent64_raw *)(name - offsetof(struct dirent64_raw, d_name)))->d_ino;
     return name;
   }
   const struct dirent64_raw *d = dir_stream_next(&l->dir);
   if (!d) return NULL;
   *type = d->d_type;
-  *ino = d->d_ino;
   return d->d_name;
 }
 
@@ -713,8 +704,7 @@ static int scan_prepare(struct scan *s, struct walker *w, struct failure *f, boo
     }
     struct level *l = &w->levels[w->depth - 1];
     unsigned char dtype;
-    uint64_t dino;
-    const char *name = level_next(s, l, &dtype, &dino);
+    const char *name = level_next(s, l, &dtype);
     if (!name) {
       if (errno) return fail(s, w, f, errno, "getdents64", NULL);
       if (split) pthread_mutex_lock(&s->mu);
@@ -743,14 +733,9 @@ static int scan_prepare(struct scan *s, struct walker *w, struct failure *f, boo
     } else if ((s->flags & SCAN_STAT_DIRS_ONLY) && (dtype == DT_REG || dtype == DT_LNK || dtype == DT_FIFO)) {
       memset(&st, 0, sizeof st);
       st.st_mode = DTTOIF(dtype);
-    } else if (dino != 0 && dino == l->link_ino && dtype != DT_DIR && dtype != DT_UNKNOWN) {
-      st = l->link_st; // another link of the inode stat'ed last (see struct level)
     } else if (fstatat(l->dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue; // vanished since getdents
       return fail(s, w, f, errno, "fstatat", name);
-    } else if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && dino == st.st_ino) {
-      l->link_ino = dino;
-      l->link_st = st;
     }
     fill_record(&p->rec, &st, s->flags);
     size_t depth = w->base + w->depth;
@@ -1140,300 +1125,69 @@ napi_value js_scan_close(napi_env env, napi_callback_info info) {
   return js_undefined(env);
 }
 
-// lookupBatch and lookupBatchAsync: one record per NUL-terminated name, in order (the arguments,
-// checked and read on the main thread; the buffers are the caller's and must stay put until done).
-struct lookup_args {
-  int dirfd;
+// lookupBatch(dirfd, names, count, records, heap, plan, walkFlags) -> heap bytes used. plan: the xattr
+// plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED or 0 (or absent). Extras are packed in heap one after
+// another in record order.
+napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
+  GET_ARGS(7);
+  int32_t dirfd;
+  int64_t count, walk_flags;
   uint8_t *names, *rec, *heap;
   size_t names_len, rec_len, heap_len;
-  int64_t count, walk_flags;
   struct xattr_plan plan;
-};
-
-// Reads argv[0..7) into a and validates every name before touching the filesystem. False after throwing.
-static bool lookup_args_read(napi_env env, napi_value *argv, struct lookup_args *a) {
-  int32_t dirfd;
-  if (!arg_i32(env, argv[0], &dirfd) || !arg_bytes(env, argv[1], &a->names, &a->names_len) ||
-      !arg_i64(env, argv[2], &a->count) || !arg_bytes(env, argv[3], &a->rec, &a->rec_len) ||
-      !arg_bytes(env, argv[4], &a->heap, &a->heap_len) || !arg_plan(env, argv[5], &a->plan))
-    return false;
-  a->dirfd = dirfd;
-  a->walk_flags = 0;
-  if (!is_nullish(env, argv[6]) && !arg_i64(env, argv[6], &a->walk_flags)) return false;
-  if (a->count < 0 || (uint64_t)a->count > a->rec_len / RECORD_SIZE) { throw_errno(env, ENOBUFS, "lookup", NULL, NULL); return false; }
+  if (!arg_i32(env, argv[0], &dirfd) || !arg_bytes(env, argv[1], &names, &names_len) ||
+      !arg_i64(env, argv[2], &count) || !arg_bytes(env, argv[3], &rec, &rec_len) ||
+      !arg_bytes(env, argv[4], &heap, &heap_len) || !arg_plan(env, argv[5], &plan))
+    return NULL;
+  walk_flags = 0;
+  if (!is_nullish(env, argv[6]) && !arg_i64(env, argv[6], &walk_flags)) return NULL;
+  if (count < 0 || (uint64_t)count > rec_len / RECORD_SIZE) { throw_errno(env, ENOBUFS, "lookup", NULL, NULL); return NULL; }
+  // Validate every name before touching the filesystem.
   size_t off = 0;
-  for (int64_t i = 0; i < a->count; i++) {
-    uint8_t *end = off < a->names_len ? memchr(a->names + off, 0, a->names_len - off) : NULL;
-    if (!end) { throw_errno(env, EINVAL, "lookup", NULL, NULL); return false; }
-    size_t len = (size_t)(end - (a->names + off));
-    if (memchr(a->names + off, '/', len) || len > NAME_MAX) {
-      throw_errno(env, len > NAME_MAX ? ENAMETOOLONG : EINVAL, "lookup", (char *)a->names + off, NULL);
-      return false;
+  for (int64_t i = 0; i < count; i++) {
+    uint8_t *end = memchr(names + off, 0, names_len - off);
+    if (!end) { throw_errno(env, EINVAL, "lookup", NULL, NULL); return NULL; }
+    size_t len = (size_t)(end - (names + off));
+    if (memchr(names + off, '/', len) || len > NAME_MAX) {
+      throw_errno(env, len > NAME_MAX ? ENAMETOOLONG : EINVAL, "lookup", (char *)names + off, NULL);
+      return NULL;
     }
     off += len + 1;
   }
-  return true;
-}
-
-// SCAN_STAT_DIRS_ONLY lookups: the names are matched against one read of the directory when it is
-// small for the batch, rather than stat'ed one by one — a regular file, symlink or FIFO then gets its
-// type from d_type (as the scanner's records under that flag), an absent name ENOENT, and the rest
-// (directories, devices, unknown types) an fstatat. A directory of st_size bytes holds at most
-// st_size / 12 entries (ext4's smallest; tmpfs counts 20 a name, XFS the bytes of its entries);
-// reading an entry costs a fraction of a path lookup, so the read pays once the batch has more than
-// st_size / LIST_BYTES_PER_NAME names.
-#define LIST_BYTES_PER_NAME 64
-#define LIST_MIN_NAMES 32
-
-struct dir_index { struct dir_stream d; char **sorted; size_t n; };
-
-static void dir_index_free(struct dir_index *x) {
-  if (x->d.fd >= 0) close(x->d.fd);
-  dir_stream_free(&x->d);
-  free(x->sorted);
-}
-
-// Reads directory dirfd whole into x, names sorted. 0, or -1 with errno set.
-static int dir_index_read(int dirfd, struct dir_index *x) {
-  memset(x, 0, sizeof *x);
-  x->d.fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (x->d.fd < 0) return -1;
-  x->d.keep = true;
-  size_t *offs = NULL, cap = 0;
-  const struct dirent64_raw *e;
-  while ((e = dir_stream_next(&x->d))) {
-    if (x->n == cap) {
-      size_t *p = realloc(offs, (cap = cap ? cap * 2 : 256) * sizeof *offs);
-      if (!p) { free(offs); errno = ENOMEM; return -1; }
-      offs = p;
-    }
-    offs[x->n++] = (size_t)((const uint8_t *)e->d_name - x->d.buf);
-  }
-  if (errno) { free(offs); return -1; }
-  x->sorted = malloc((x->n ? x->n : 1) * sizeof(char *));
-  if (!x->sorted) { free(offs); errno = ENOMEM; return -1; }
-  for (size_t k = 0; k < x->n; k++) x->sorted[k] = (char *)x->d.buf + offs[k];
-  free(offs);
-  qsort(x->sorted, x->n, sizeof(char *), cmp_names);
-  return 0;
-}
-
-// d_type of `name` in x (the byte before a name in the getdents buffer), or -1 when absent.
-static int dir_index_type(const struct dir_index *x, const char *name) {
-  size_t lo = 0, hi = x->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(x->sorted[mid], name);
-    if (c == 0) return (unsigned char)x->sorted[mid][-1];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return -1;
-}
-
-// The loop: an fstatat (and the plan's xattrs) per name; a failed fstatat is the record's
-// (FLAG_FAILED, nlink = errno), any other failure ends the batch. Runs on any thread; touches no JS.
-// Returns 0 (*used: heap bytes) or -1 (f set).
-static int lookup_run(const struct lookup_args *a, size_t *used_out, struct failure *f) {
   struct xbuf tmp[2] = {{0}, {0}}, extra = {0};
-  size_t used = 0, off = 0;
-  int rc = 0;
-  struct dir_index index = {.d = {.fd = -1}};
-  bool listed = false;
-  struct stat dst;
-  if ((a->walk_flags & SCAN_STAT_DIRS_ONLY) && a->count >= LIST_MIN_NAMES && fstat(a->dirfd, &dst) == 0 &&
-      dst.st_size / LIST_BYTES_PER_NAME < a->count) {
-    if (dir_index_read(a->dirfd, &index) != 0) {
-      *f = (struct failure){errno, "getdents64", NULL};
-      dir_index_free(&index);
-      return -1;
-    }
-    listed = true;
-  }
-  for (int64_t i = 0; i < a->count; i++) {
-    const char *name = (const char *)a->names + off;
+  size_t used = 0;
+  off = 0;
+  napi_value ret = NULL;
+  for (int64_t i = 0; i < count; i++) {
+    const char *name = (const char *)names + off;
     size_t len = strlen(name);
     struct scan_record r;
     struct stat st;
-    int type = listed ? dir_index_type(&index, name) : DT_UNKNOWN;
-    if (type == DT_REG || type == DT_LNK || type == DT_FIFO) {
-      memset(&st, 0, sizeof st);
-      st.st_mode = DTTOIF(type);
-      fill_record(&r, &st, (uint32_t)a->walk_flags);
-    } else if (type < 0 || fstatat(a->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       memset(&r, 0, sizeof r);
-      r.nlink = (uint32_t)(type < 0 ? ENOENT : errno);
+      r.nlink = (uint32_t)errno;
       r.flags = FLAG_FAILED;
-      goto put;
     } else {
-      fill_record(&r, &st, (uint32_t)a->walk_flags);
-    }
-    {
-      const char *which = "lookup";
+      fill_record(&r, &st, (uint32_t)walk_flags);
+      const char *which;
       extra.len = 0;
-      if (a->plan.any && entry_xattrs(&a->plan, a->dirfd, name, -1, &r, tmp, &extra, &which) != 0) {
-        *f = (struct failure){errno, which, strdup(name)};
-        rc = -1;
-        break;
+      if (plan.any && entry_xattrs(&plan, dirfd, name, -1, &r, tmp, &extra, &which) != 0) {
+        throw_errno(env, errno, which, name, NULL);
+        goto out;
       }
-      if (extra.len > a->heap_len - used) { *f = (struct failure){ENOBUFS, "lookup", strdup(name)}; rc = -1; break; }
-      memcpy(a->heap + used, extra.p, extra.len);
+      if (extra.len > heap_len - used) { throw_errno(env, ENOBUFS, "lookup", name, NULL); goto out; }
+      memcpy(heap + used, extra.p, extra.len);
       used += extra.len;
     }
-  put:
     r.name_off = (uint32_t)off;
     r.name_len = (uint16_t)len;
-    memcpy(a->rec + i * RECORD_SIZE, &r, RECORD_SIZE);
+    memcpy(rec + i * RECORD_SIZE, &r, RECORD_SIZE);
     off += len + 1;
   }
-  if (listed) dir_index_free(&index);
+  ret = js_number(env, (double)used);
+out:
   free(tmp[0].p);
   free(tmp[1].p);
   free(extra.p);
-  *used_out = used;
-  return rc;
-}
-
-// lookupBatch(dirfd, names, count, records, heap, plan, walkFlags) -> heap bytes used. plan: the xattr
-// plan (xattr_plan.h), or null; walkFlags: SCAN_SIZE_ALLOCATED, SCAN_STAT_DIRS_ONLY (a regular file,
-// symlink or FIFO may come with its type alone: see lookup_run), or 0 (or absent). Extras are packed in
-// heap one after another in record order.
-napi_value js_lookup_batch(napi_env env, napi_callback_info info) {
-  GET_ARGS(7);
-  struct lookup_args a;
-  if (!lookup_args_read(env, argv, &a)) return NULL;
-  size_t used;
-  struct failure f = {0};
-  if (lookup_run(&a, &used, &f) != 0) {
-    napi_throw(env, failure_error(env, &f));
-    return NULL;
-  }
-  return js_number(env, (double)used);
-}
-
-// A lookupBatchAsync job. Whoever starts it first runs its loop — the pool thread, or the main thread
-// through lookupBatchTake when the pool has not got to it (a loaded machine) — never both. It is freed
-// when both its owners let go: the async work (its completion) and the JS handle (its finalizer), both
-// on the main thread.
-#define LOOKUP_JOB_MAGIC 0x4c4b4a42u
-enum { JOB_QUEUED, JOB_ON_POOL, JOB_TAKEN };
-struct lookup_job {
-  uint32_t magic;
-  struct lookup_args a;
-  napi_async_work work;
-  napi_ref ref_names, ref_records, ref_heap, ref_cb;
-  int state;            // JOB_* (atomic)
-  int owners;           // main thread only
-  size_t used;
-  int rc;
-  struct failure f;
-};
-
-static void lookup_job_release(struct lookup_job *j) {
-  if (--j->owners > 0) return;
-  failure_clear(&j->f);
-  j->magic = 0;
-  free(j);
-}
-
-static void lookup_job_finalize(napi_env env, void *data, void *hint) { lookup_job_release(data); }
-
-static void lookup_work_execute(napi_env env, void *data) {
-  struct lookup_job *j = data;
-  int queued = JOB_QUEUED;
-  if (!__atomic_compare_exchange_n(&j->state, &queued, JOB_ON_POOL, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
-  j->rc = lookup_run(&j->a, &j->used, &j->f);
-}
-
-static void lookup_work_complete(napi_env env, napi_status status, void *data) {
-  struct lookup_job *j = data;
-  bool taken = __atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == JOB_TAKEN;
-  napi_value cb, global, argv2[2], ignored;
-  napi_get_reference_value(env, j->ref_cb, &cb);
-  if (status == napi_cancelled) {
-    struct failure f = {ECANCELED, "lookup", NULL};
-    argv2[0] = failure_error(env, &f);
-    napi_get_null(env, &argv2[1]);
-  } else if (j->rc != 0) {
-    argv2[0] = failure_error(env, &j->f);
-    napi_get_null(env, &argv2[1]);
-  } else {
-    napi_get_null(env, &argv2[0]);
-    argv2[1] = js_number(env, (double)j->used);
-  }
-  napi_delete_async_work(env, j->work);
-  napi_delete_reference(env, j->ref_cb);
-  napi_delete_reference(env, j->ref_names);
-  napi_delete_reference(env, j->ref_records);
-  napi_delete_reference(env, j->ref_heap);
-  lookup_job_release(j);
-  if (taken) return; // lookupBatchTake ran it and answered: no callback
-  napi_get_global(env, &global);
-  napi_call_function(env, global, cb, 2, argv2, &ignored); // an exception propagates as uncaught
-}
-
-// lookupBatchAsync(dirfd, names, count, records, heap, plan, walkFlags, callback) -> job: lookupBatch's
-// loop on the libuv pool; callback(err, heapBytesUsed). The arguments are checked (and the names
-// validated) before it is queued; the buffers are referenced until the callback. The job handle is for
-// lookupBatchTake.
-napi_value js_lookup_batch_async(napi_env env, napi_callback_info info) {
-  GET_ARGS(8);
-  struct lookup_job *j = calloc(1, sizeof *j);
-  if (!j) { throw_errno(env, ENOMEM, "lookup", NULL, NULL); return NULL; }
-  if (!lookup_args_read(env, argv, &j->a) || !arg_function(env, argv[7])) { free(j); return NULL; }
-  j->magic = LOOKUP_JOB_MAGIC;
-  napi_value name, ext;
-  napi_create_string_utf8(env, "overlay2:lookupBatch", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, lookup_work_execute, lookup_work_complete, j, &j->work) != napi_ok) {
-    free(j);
-    return NULL;
-  }
-  if (napi_create_external(env, j, lookup_job_finalize, NULL, &ext) != napi_ok) {
-    napi_delete_async_work(env, j->work);
-    free(j);
-    return NULL;
-  }
-  j->owners = 2; // the work and the handle
-  napi_create_reference(env, argv[1], 1, &j->ref_names);
-  napi_create_reference(env, argv[3], 1, &j->ref_records);
-  napi_create_reference(env, argv[4], 1, &j->ref_heap);
-  napi_create_reference(env, argv[7], 1, &j->ref_cb);
-  if (napi_queue_async_work(env, j->work) != napi_ok) {
-    napi_delete_async_work(env, j->work);
-    napi_delete_reference(env, j->ref_names); napi_delete_reference(env, j->ref_records);
-    napi_delete_reference(env, j->ref_heap); napi_delete_reference(env, j->ref_cb);
-    j->owners = 1; // the handle's finalizer frees it
-    j->magic = 0;
-    throw_errno(env, EAGAIN, "lookup", NULL, NULL);
-    return NULL;
-  }
-  return ext;
-}
-
-// lookupBatchTake(job) -> heap bytes used, or null: runs the job's loop on this thread if the pool has
-// not started it (its callback then never comes), throwing what it fails with; null when the pool has
-// it (wait for the callback).
-napi_value js_lookup_batch_take(napi_env env, napi_callback_info info) {
-  GET_ARGS(1);
-  napi_valuetype t;
-  void *p = NULL;
-  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external || napi_get_value_external(env, argv[0], &p) != napi_ok ||
-      !p || ((struct lookup_job *)p)->magic != LOOKUP_JOB_MAGIC) {
-    throw_arg_type(env);
-    return NULL;
-  }
-  struct lookup_job *j = p;
-  napi_value ret;
-  int queued = JOB_QUEUED;
-  if (!__atomic_compare_exchange_n(&j->state, &queued, JOB_TAKEN, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    napi_get_null(env, &ret);
-    return ret;
-  }
-  size_t used;
-  struct failure f = {0};
-  if (lookup_run(&j->a, &used, &f) != 0) {
-    napi_throw(env, failure_error(env, &f));
-    return NULL;
-  }
-  return js_number(env, (double)used);
+  return ret;
 }

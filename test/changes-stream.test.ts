@@ -101,55 +101,6 @@ test('native: the stream, by change and by chunk, is changes(), which is the nai
   }
 });
 
-test('the walk on two threads: big lookup batches split, whiteouts looked up by their stat, sibling upper dirs listed ahead — the naive list still', async () => {
-  // over SPLIT_MIN (64) names a batch in every kind of lookup: whiteouts (stat only), copy-ups (the
-  // lower stat and the upper one), chmods; an opaque re-creation; sibling dirs (listed ahead), nested
-  // ones, and "p" / "p-1" / "p/" (a probe of p's subtree, then its walk) with changes below
-  const N = 150;
-  await driver.create('par-base');
-  const d = join(driver.home, 'par-base', 'diff');
-  for (const dir of ['w0', 'w1', 'w2', 'w3', 'w4', 'w4/a', 'w4/b', 'p', 'p-1', 'same']) {
-    mkdirSync(join(d, dir));
-    for (let i = 0; i < N; i++) writeFileSync(join(d, dir, `f${String(i).padStart(3, '0')}`), `${dir}/${i}`);
-  }
-  touchAll(d);
-  await driver.create('par-mid', 'par-base');
-  await edit('par-mid', (m) => {
-    for (let i = 0; i < N; i += 2) writeFileSync(join(m, 'w0', `f${String(i).padStart(3, '0')}`), 'mid');
-    for (let i = 100; i < N; i++) rmSync(join(m, 'w1', `f${String(i).padStart(3, '0')}`));
-    for (let i = 0; i < 80; i++) writeFileSync(join(m, 'w2', `mid-${i}`), 'm');
-  });
-  await driver.create('par-top', 'par-mid');
-  await edit('par-top', (m) => {
-    const f = (dir: string, i: number) => join(m, dir, `f${String(i).padStart(3, '0')}`);
-    for (let i = 0; i < 120; i++) rmSync(f('w0', i));
-    for (let i = 0; i < 100; i++) writeFileSync(f('w1', i), 'top', { flag: 'a' });
-    for (let i = 0; i < N; i++) chmodSync(f('w2', i), 0o600);
-    for (let i = 0; i < 80; i++) rmSync(join(m, 'w2', `mid-${i}`));
-    rmSync(join(m, 'w3'), { recursive: true });
-    mkdirSync(join(m, 'w3'));
-    writeFileSync(join(m, 'w3', 'f007'), 'again');
-    for (let i = 0; i < 70; i++) rmSync(f('w4/a', i));
-    for (let i = 0; i < 70; i++) chmodSync(f('w4/b', i), 0o640);
-    for (let i = 0; i < 90; i++) writeFileSync(f('p', i), 'p', { flag: 'a' });
-    writeFileSync(join(m, 'p-1', 'new'), 'n');
-    for (let k = 0; k < 12; k++) {
-      mkdirSync(join(m, `n${k}`));
-      for (let i = 0; i < 70; i++) writeFileSync(join(m, `n${k}`, `f${i}`), '');
-    }
-  });
-  const naive = await driver.changesNaive('par-top', 'par-mid');
-  const streamed = await byChange('par-top', 'par-mid');
-  assert.ok(naive.length > 1000, `${naive.length} changes`);
-  assert.equal(lines(streamed), lines(naive));
-  assert.equal(lines(await driver.changes('par-top', 'par-mid')), lines(naive));
-  for (const want of ['D /w0/f000', 'C /w1/f099', 'C /w2/f149', 'D /w2/mid-0', 'C /w3', 'D /w3/f000', 'C /w3/f007', 'C /w4', 'C /w4/a',
-    'D /w4/a/f069', 'C /w4/b/f000', 'C /p', 'C /p/f089', 'C /p-1', 'A /p-1/new', 'A /n11/f69']) {
-    assert.ok(lines(naive).includes(want), want);
-  }
-  assert.not.ok(lines(naive).includes('C /same'), 'an untouched dir is no change');
-});
-
 test('naive (parent not the direct one): the stream is changes()', async () => {
   const whole = await driver.changes('top', 'base');
   assert.ok(lines(whole).includes('D /data/f7'), 'mid\'s change is in it');

@@ -767,69 +767,6 @@ test('lookupBatch: one record per name in order, failures inline, extras packed 
   } finally { fs.closeSync(dfd); }
 });
 
-test('lookupBatch with SCAN_STAT_DIRS_ONLY: a big batch in a small dir is matched against one read of it — types, ENOENT, dirs and devices stat\'ed — and lookupBatchAsync answers the same', async () => {
-  const SCAN_STAT_DIRS_ONLY = 1024;
-  const d = join(base, 'by-listing');
-  fs.mkdirSync(d);
-  for (let i = 0; i < 40; i++) fs.writeFileSync(join(d, `f${i}`), 'x');
-  fs.mkdirSync(join(d, 'sub'));
-  fs.symlinkSync('f0', join(d, 'ln'));
-  spawnSync('mkfifo', [join(d, 'fifo')]);
-  if (isRoot) shim.mknodat(C.AT_FDCWD, join(d, 'wh'), 0o020000 | 0o600, 0, 0);
-  const list = [...Array.from({ length: 40 }, (_, i) => `f${i}`), 'sub', 'ln', 'fifo', ...(isRoot ? ['wh'] : []),
-    ...Array.from({ length: 30 }, (_, i) => `gone${i}`)];
-  const names = Buffer.from(list.map((n) => n + '\0').join(''));
-  const dfd = fs.openSync(d, 'r');
-  try {
-    const run = (flags: number) => {
-      const rec = new Uint8Array(list.length * RECORD_SIZE);
-      shim.lookupBatch(dfd, names, list.length, rec, new Uint8Array(64), flags);
-      return readRecords(rec, new Uint8Array(64), list.length, names);
-    };
-    const listed = run(SCAN_STAT_DIRS_ONLY);
-    const full = run(0);
-    assert.equal(listed.map((r) => r.name), list);
-    for (let k = 0; k < list.length; k++) {
-      const a = listed[k]!, b = full[k]!;
-      assert.is(a.mode & 0o170000, b.mode & 0o170000, `${a.name}: type`);
-      assert.is(a.flags, b.flags, `${a.name}: flags`);
-      if (b.flags === FLAG_FAILED) assert.is(a.nlink, os.constants.errno.ENOENT);
-      else if ((b.mode & 0o170000) === 0o040000 || (b.mode & 0o170000) === 0o020000) assert.equal(a, b, `${a.name}: stat'ed`);
-      else assert.equal([a.ino, a.size, a.mode], [0n, 0n, b.mode & 0o170000], `${a.name}: its type alone (matched by the listing)`);
-    }
-    if (isRoot) assert.is(listed[list.indexOf('wh')]!.rdev, 0);
-    // the pool's answer is the same records
-    const rec = new Uint8Array(list.length * RECORD_SIZE);
-    const used = await new Promise<number>((resolve, reject) => shim.lookupBatchAsync(dfd, names, list.length, rec, new Uint8Array(64), 0,
-      (err, n) => (err ? reject(err) : resolve(n))));
-    assert.is(used, 0);
-    assert.equal(readRecords(rec, new Uint8Array(64), list.length, names), full);
-    // lookupBatchTake: this thread runs the job if the pool has not started it (no callback then),
-    // else null and the callback comes; the records are the same either way
-    for (let k = 0; k < 20; k++) {
-      const again = new Uint8Array(list.length * RECORD_SIZE);
-      let called = false, taken = false;
-      await new Promise<void>((resolve, reject) => {
-        const job = shim.lookupBatchAsync(dfd, names, list.length, again, new Uint8Array(64), 0, (err) => { called = true; if (err) reject(err); else resolve(); });
-        const here = shim.lookupBatchTake(job);
-        if (here !== null) {
-          assert.is(here, 0);
-          assert.is(shim.lookupBatchTake(job), null, 'taken once');
-          taken = true;
-          resolve();
-        }
-      });
-      assert.equal(readRecords(again, new Uint8Array(64), list.length, names), full);
-      if (taken) {
-        await new Promise((r) => setTimeout(r, 5));
-        assert.not.ok(called, 'a job taken here has no callback');
-      }
-    }
-    // its argument errors are thrown before it is queued, its callback never runs
-    expectError(() => shim.lookupBatchAsync(dfd, Buffer.from('b/c\0'), 1, rec, new Uint8Array(64), 0, () => assert.unreachable()), 'EINVAL');
-  } finally { fs.closeSync(dfd); }
-});
-
 // The C scanner knows no attribute name: it reads what the plan (shim/xattr_plan.h) names, per file
 // type. Called on the raw addon with a plan of made-up user.* names and bits.
 test('the scanner reads exactly the xattr plan it is given, per file type (no names of its own)', () => {

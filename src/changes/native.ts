@@ -5,17 +5,12 @@
 //
 // This file does the syscalls (through the shim) and the walk; assembly/native.ts does the
 // arithmetic (lookup rules, stat comparison, A/C/D, parent-C, output order). The walk goes one upper
-// directory at a time: it lists the directory (non-recursive), looks its entries up in the lower
-// dirs, and the core writes the changes in output order into a chunk the walk hands out as soon as
-// it is full (changesNativeStream) — so memory is bounded by the tree's depth and its widest
-// directory, not by the number of changes. Per upper directory it holds one O_PATH fd per visible
-// lower dir and one of the upper dir, closed when the walk leaves it (and one more upper dir's, of
-// the sibling listed ahead), so open fds stay bounded by depth × (visible layers + 2).
-//
-// Two threads share the syscalls: a big lookup batch is looked up half on this thread, half on the
-// libuv pool (lookupBatch below; this thread takes the pool's half too when no pool thread has
-// started it), and the next sibling's upper dir is listed on the pool while the walk goes into the
-// one before (listAhead). The core sees the same calls in the same order either way.
+// directory at a time: it lists the directory (non-recursive, on this thread), looks its entries up
+// in the lower dirs, and the core writes the changes in output order into a chunk the walk hands
+// out as soon as it is full (changesNativeStream) — so memory is bounded by the tree's depth and its
+// widest directory, not by the number of changes. Per upper directory it holds one O_PATH fd per
+// visible lower dir and one of the upper dir, closed when the walk leaves it, so open fds stay
+// bounded by depth × (visible layers + 1).
 //
 // The upper listing stats directories and reads their xattrs (opaque, redirect, capability) but
 // takes regular files, symlinks and FIFOs by their d_type alone (SCAN_STAT_DIRS_ONLY,
@@ -35,16 +30,15 @@ import {
 import { readChangeList } from './change-list.js';
 import { NeedsNaive } from './change-stream.js';
 import {
-  FLAG_METACOPY, FLAG_REDIRECT, RECORD_SIZE, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
+  FLAG_METACOPY, FLAG_REDIRECT, SCAN_CAPS, SCAN_METACOPY, SCAN_OPAQUE, SCAN_REDIRECT, SCAN_SORTED,
   SCAN_STAT_DIRS_ONLY, SCAN_USER_XATTR, SCAN_XATTRS_DIRS_ONLY,
 } from '../core/records.js';
 import {
-  SCAN_STREAMS, type ScanSlot, LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
+  LOOKUP_HEAP_ADDR, LOOKUP_HEAP_SIZE, LOOKUP_MAX_NAMES, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE,
   LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_SIZE,
 } from '../core/regions.js';
 import type { BatchConsumer } from '../scan/stream.js';
-import { ListingAhead, listDirectory, listDirectorySync, lookupNames, lookupNamesAsync, type PoolLookup } from '../scan/lookup.js';
-import { WALK_FLAGS_MASK } from '../native/xattr-plan.js';
+import { listDirectory, listDirectorySync, lookupNames } from '../scan/lookup.js';
 
 export { NeedsNaive };
 
@@ -61,38 +55,21 @@ const OPEN_DIR = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 export interface LowerAccess {
   /** lookupNames semantics (src/scan/lookup.ts): one record per NUL-terminated name, in order. */
   lookup(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): void;
-  /** The same queued for another thread, if the access has one: the walk looks a big batch up in
-   *  two parts at once, one here and one there (PoolLookup, src/scan/lookup.ts: the buffers stay put
-   *  until `done`, or take() ran it here). */
-  lookupAsync?(dir: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): PoolLookup;
-  /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots: the records
-   *  must tell names and whiteouts, not more. */
+  /** Every entry of `dir` (not recursive), sorted, as scan batches in `core`'s slots. */
   list(core: Core, dir: number, consume: BatchConsumer): Promise<void>;
   /** The same for an upper dir, with more SCAN_* flags (UPPER_SCAN_FLAGS): the walk lists every
    *  upper dir it enters. */
   listUpper(core: Core, dir: number, flags: number, consume: BatchConsumer): Promise<void> | void;
-  /** The same started ahead on another thread, if the access has one: its first batch lands in
-   *  `slot` (onSettled runs once the slot is free again), and take() hands it over later. */
-  listUpperAhead?(core: Core, dir: number, flags: number, slot: ScanSlot, onSettled: () => void): UpperListing;
   /** A handle of directory `name` (its exact bytes) inside `dir`. */
   openChild(dir: number, name: Buffer): number;
   close(dir: number): void;
 }
 
-/** An upper dir's listing started ahead (LowerAccess.listUpperAhead). */
-export interface UpperListing {
-  take(consume: BatchConsumer): Promise<void>;
-  /** Lets it go if take() did not have it; resolves once nothing writes into its slot. */
-  settle(): Promise<void>;
-}
-
 export function shimAccess(shim: Shim): LowerAccess {
   return {
     lookup: (dir, names, count, records, heap, flags) => void lookupNames(shim, dir, names, count, records, heap, flags),
-    lookupAsync: (dir, names, count, records, heap, flags) => lookupNamesAsync(shim, dir, names, count, records, heap, flags),
     list: (core, dir, consume) => listDirectory(core, dir, consume),
     listUpper: (core, dir, flags, consume) => listDirectorySync(shim, core, dir, flags, consume),
-    listUpperAhead: (core, dir, flags, slot, onSettled) => new ListingAhead(shim, core, dir, flags, slot, onSettled),
     openChild: (dir, name) => shim.openat2(dir, name, OPEN_DIR, 0, 0),
     close: (dir) => closeSync(dir),
   };
@@ -109,15 +86,6 @@ interface Walk {
   names: Uint8Array;
   records: Uint8Array;
   heap: Uint8Array;
-  /** Scan slots free for a listing ahead (the core's scan stream 1: the walk's own listings use 0). */
-  aheadSlots: ScanSlot[];
-}
-
-/** An upper dir listed ahead: child `child` of the frame that started it, its handle `fd`. */
-interface Ahead {
-  child: number;
-  fd: number;
-  listing: UpperListing;
 }
 
 /** A failed lookup in a lower dir is an errno like any failed fs call: Node's shape (code, errno, syscall). */
@@ -141,83 +109,34 @@ function takeOutput(core: Core): Change[] {
   return list;
 }
 
-/** A lookup batch of at least this many names is looked up in two parts at once (when the access
- *  has lookupAsync): the second on the libuv pool while this thread does the first and hands it to
- *  the core. Below it the pool's round trip costs more than the half it spares. */
-const SPLIT_MIN = 64;
-/** The heap's second half takes the pool part's extras (a capability is at most 24 bytes a name). */
-const HEAP_HALF = LOOKUP_HEAP_SIZE >>> 1;
-
-/** Looks the batch's `count` names (packed at LOOKUP_NAMES_ADDR) up in `dir`, handing the records
- *  to `apply(first, records, count, heap)` — the whole batch, or two parts. */
-async function lookupBatch(w: Walk, dir: number, count: number, flags: number,
-                           apply: (first: number, records: number, count: number, heap: number) => void): Promise<void> {
-  const access = w.access;
-  if (access.lookupAsync === undefined || count < SPLIT_MIN) {
-    access.lookup(dir, w.names, count, w.records, w.heap, flags);
-    apply(0, LOOKUP_RECORDS_ADDR, count, LOOKUP_HEAP_ADDR);
-    return;
-  }
-  const half = count >>> 1, rest = count - half;
-  let at = 0;
-  for (let k = 0; k < half; k++) at = w.names.indexOf(0, at) + 1;
-  const pool = access.lookupAsync(dir, w.names.subarray(at), rest, w.records.subarray(half * RECORD_SIZE), w.heap.subarray(HEAP_HALF), flags);
-  let ok = false;
-  try {
-    access.lookup(dir, w.names, half, w.records, w.heap.subarray(0, HEAP_HALF), flags);
-    apply(0, LOOKUP_RECORDS_ADDR, half, LOOKUP_HEAP_ADDR);
-    ok = true;
-  } finally {
-    // the pool writes into the core's memory: never leave before it is done (or taken)
-    if (!ok) {
-      let taken: number | null = 0;
-      try { taken = pool.take(); } catch { /* the failure being thrown is the one to report */ }
-      if (taken === null) await pool.done.catch(() => undefined);
-    }
-  }
-  // the pool's part, or (when no pool thread got to it yet) this thread's
-  if (pool.take() === null) await pool.done;
-  apply(half, LOOKUP_RECORDS_ADDR + half * RECORD_SIZE, rest, LOOKUP_HEAP_ADDR + HEAP_HALF);
-}
-
 /** Lists, looks up and classifies the frame's upper dir (`upper` < 0: a dir-like non-directory, no
  *  dir to list) against its visible lower dirs `dirs` (absolute layer indices `layers`). */
-async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number, listed: UpperListing | null): Promise<void> {
+async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number): Promise<void> {
   const ex = w.core.exports;
   if (upper >= 0) {
-    const apply = (slot: ScanSlot, count: number): void => {
+    await w.access.listUpper(w.core, upper, w.upperFlags, (slot, count) => {
       if (ex.walkListApply(slot.recordsAddr, count, slot.heapAddr) !== 0) throw new Error('overlay2: scanner records out of depth order in an upper dir listing');
-    };
-    if (listed) await listed.take(apply);
-    else await w.access.listUpper(w.core, upper, w.upperFlags, apply);
+    });
   }
   if (ex.walkListDone() === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('the upper dir has a redirect or metacopy entry');
   for (let pos = 0; pos < layers.length; pos++) {
-    const layer = layers[pos]!;
-    const applyLower = (first: number, records: number, n: number, heap: number): void => {
-      const rc = ex.nativeLookupApply(layer, first, records, n, heap);
-      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('a lower dir has a redirect or metacopy entry');
-      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
-    };
     for (;;) {
       const count = ex.nativeLookupPrepare(pos, LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE, LOOKUP_MAX_NAMES);
       if (count === 0) break;
-      // upper whiteouts' old entries: their type and stat alone (no xattrs; a regular file may come
-      // by the directory's d_type, read once for a big batch: SCAN_STAT_DIRS_ONLY)
-      const flags = ex.nativeLookupStatOnly() ? (w.lookupFlags & WALK_FLAGS_MASK) | SCAN_STAT_DIRS_ONLY : w.lookupFlags;
-      await lookupBatch(w, dirs[pos]!, count, flags, applyLower);
+      w.access.lookup(dirs[pos]!, w.names, count, w.records, w.heap, w.lookupFlags);
+      const rc = ex.nativeLookupApply(layers[pos]!, LOOKUP_RECORDS_ADDR, count, LOOKUP_HEAP_ADDR);
+      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('a lower dir has a redirect or metacopy entry');
+      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
     }
   }
   if (w.upperLookups && upper >= 0 && layers.length > 0) {
-    const applyUpper = (first: number, records: number, n: number, heap: number): void => {
-      const rc = ex.nativeUpperApply(first, records, n, heap);
-      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('the upper dir has a redirect or metacopy entry');
-      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
-    };
     for (;;) {
       const count = ex.nativeUpperPrepare(LOOKUP_NAMES_ADDR, LOOKUP_NAMES_SIZE, LOOKUP_MAX_NAMES);
       if (count === 0) break;
-      await lookupBatch(w, upper, count, w.lookupFlags, applyUpper);
+      w.access.lookup(upper, w.names, count, w.records, w.heap, w.lookupFlags);
+      const rc = ex.nativeUpperApply(LOOKUP_RECORDS_ADDR, count, LOOKUP_HEAP_ADDR);
+      if (rc === CORE_ERR_NEEDS_NAIVE) throw new NeedsNaive('the upper dir has a redirect or metacopy entry');
+      if (rc === CORE_ERR_LOOKUP) throw lookupError(w);
     }
   }
   if (ex.nativeNeedsListing()) {
@@ -232,51 +151,14 @@ async function fillFrame(w: Walk, layers: readonly number[], dirs: readonly numb
   ex.nativeClassify();
 }
 
-/** Starts listing the upper dir of the frame's next child to walk (walkPeekChild) ahead, on a free
- *  slot, while the walk goes into the child before it: the listing of the next sibling runs beside
- *  this one's lookups. Null when there is none, no slot is free, or the access cannot. */
-function listAhead(w: Walk, upper: number): Ahead | null {
-  const access = w.access;
-  if (access.listUpperAhead === undefined || w.aheadSlots.length === 0 || upper < 0) return null;
-  const ex = w.core.exports;
-  const child = ex.walkPeekChild();
-  if (child < 0) return null;
-  const name = Buffer.from(w.core.buffer(ex.walkChildNameAddrOf(child), ex.walkChildNameLenOf(child)));
-  let fd: number;
-  try {
-    fd = access.openChild(upper, name);
-  } catch {
-    return null; // a hint only: the walk of the child opens it again and says what is wrong
-  }
-  const slot = w.aheadSlots.pop()!;
-  try {
-    return { child, fd, listing: access.listUpperAhead(w.core, fd, w.upperFlags, slot, () => w.aheadSlots.push(slot)) };
-  } catch {
-    w.aheadSlots.push(slot);
-    access.close(fd);
-    return null;
-  }
-}
-
-/** Lets a listing ahead that no walk took go. */
-async function dropAhead(w: Walk, a: Ahead): Promise<void> {
-  try {
-    await a.listing.settle();
-  } finally {
-    w.access.close(a.fd);
-  }
-}
-
 /** Walks one upper directory (a frame of the core) and everything below it, handing out the
  *  output each time the core has a chunk. Returns true when probing found a change (the walk
- *  stopped there; see assembly/native.ts). `listed`: its upper dir's listing, started ahead. */
-async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number,
-                        listed: UpperListing | null = null): AsyncGenerator<Change[], boolean> {
+ *  stopped there; see assembly/native.ts). */
+async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly number[], upper: number): AsyncGenerator<Change[], boolean> {
   const ex = w.core.exports;
   ex.walkPush(layers.length);
-  let ahead: Ahead | null = null;
   try {
-    await fillFrame(w, layers, dirs, upper, listed);
+    await fillFrame(w, layers, dirs, upper);
     for (;;) {
       const step = ex.walkNext();
       if (step === WALK_END) return false;
@@ -287,36 +169,27 @@ async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly numbe
       }
       // WALK_CHILD or WALK_PROBE: the child's name and visible layers, copied out before the next
       // frame reuses the core's buffers
-      const index = ex.walkChild();
-      let pre: Ahead | null = null;
-      if (ahead !== null) {
-        if (ahead.child === index) pre = ahead;
-        else await dropAhead(w, ahead); // (the hint named another child)
-        ahead = null;
-      }
       const name = Buffer.from(w.core.buffer(ex.walkChildNameAddr(), ex.walkChildNameLen()));
       const words = new Uint32Array(w.core.memory.buffer);
       const at = ex.walkChildLayers() >>> 2;
       const childLayers = Array.from(words.subarray(at + 1, at + 1 + words[at]!));
       const childDirs: number[] = [];
-      let childUpper = pre !== null ? pre.fd : -1;
+      let childUpper = -1;
       try {
-        if (pre === null && ex.walkChildIsDir()) childUpper = w.access.openChild(upper, name);
+        if (ex.walkChildIsDir()) childUpper = w.access.openChild(upper, name);
         // the child's layers are a subsequence of ours, in the same (top-down) order
         let pos = 0;
         for (const layer of childLayers) {
           while (layers[pos] !== layer) pos++;
           childDirs.push(w.access.openChild(dirs[pos]!, name));
         }
-        ahead = listAhead(w, upper);
-        const listing = pre !== null ? pre.listing : null;
         if (step === WALK_CHILD) {
-          if (yield* walkDir(w, childLayers, childDirs, childUpper, listing)) return true;
+          if (yield* walkDir(w, childLayers, childDirs, childUpper)) return true;
         } else {
           ex.probeBegin();
           let found = false;
           try {
-            const probe = walkDir(w, childLayers, childDirs, childUpper, listing);
+            const probe = walkDir(w, childLayers, childDirs, childUpper);
             let r = await probe.next();
             while (!r.done) r = await probe.next(); // a probe writes nothing, so hands out nothing
             found = r.value;
@@ -325,13 +198,11 @@ async function* walkDir(w: Walk, layers: readonly number[], dirs: readonly numbe
           }
         }
       } finally {
-        if (pre !== null) await pre.listing.settle(); // (taken by the child's walk, unless it failed first)
         for (const dir of childDirs) w.access.close(dir);
         if (childUpper >= 0) w.access.close(childUpper);
       }
     }
   } finally {
-    if (ahead !== null) await dropAhead(w, ahead);
     ex.walkPop();
   }
 }
@@ -359,7 +230,6 @@ export async function* walkUpper(core: Core, access: LowerAccess, upperRoot: num
     names: core.low.subarray(LOOKUP_NAMES_ADDR, LOOKUP_NAMES_ADDR + LOOKUP_NAMES_SIZE),
     records: core.low.subarray(LOOKUP_RECORDS_ADDR, LOOKUP_RECORDS_ADDR + LOOKUP_RECORDS_SIZE),
     heap: core.low.subarray(LOOKUP_HEAP_ADDR, LOOKUP_HEAP_ADDR + LOOKUP_HEAP_SIZE),
-    aheadSlots: [...SCAN_STREAMS[1]!],
   };
   if (opts.chunkBytes !== undefined) core.exports.streamChunkSize(opts.chunkBytes);
   yield* walkDir(w, roots.map((_, i) => i), roots, upperRoot);

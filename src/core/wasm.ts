@@ -39,9 +39,6 @@ export interface CoreExports {
   walkChildNameAddr(): number;
   walkChildNameLen(): number;
   walkChildIsDir(): number;
-  walkPeekChild(): number;
-  walkChildNameAddrOf(c: number): number;
-  walkChildNameLenOf(c: number): number;
   walkChildLayers(): number;
   probeBegin(): void;
   probeEnd(found: number): void;
@@ -50,10 +47,9 @@ export interface CoreExports {
   streamOutputReset(): void;
   streamChunkSize(bytes: number): void;
   nativeLookupPrepare(layerPos: number, names: number, namesCap: number, maxCount: number): number;
-  nativeLookupStatOnly(): number;
-  nativeLookupApply(layer: number, first: number, records: number, count: number, heap: number): number;
+  nativeLookupApply(layer: number, records: number, count: number, heap: number): number;
   nativeUpperPrepare(names: number, namesCap: number, maxCount: number): number;
-  nativeUpperApply(first: number, records: number, count: number, heap: number): number;
+  nativeUpperApply(records: number, count: number, heap: number): number;
   nativeLastErrno(): number;
   nativeNeedsListing(): number;
   nativeListBegin(): void;

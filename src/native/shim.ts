@@ -32,7 +32,6 @@ export interface ScanHandle { readonly __scan: unique symbol }
 
 /** Opaque handle of a batch runner (batchRunnerOpen). */
 export interface BatchRunner { readonly __batchRunner: unique symbol }
-export interface LookupJob { readonly __lookupJob: unique symbol }
 
 /** A failed op of a file batch: the system error of its syscall, plus where it stopped. */
 export interface BatchFailure extends ShimError {
@@ -122,19 +121,8 @@ export interface Shim {
    *  one record each, in order (nameOff points into `names`); extras go to heap, packed one after another
    *  in record order (a record's extra starts at the sum of the earlier records' extraLen). A name that
    *  cannot be stat'ed gives mode 0, FLAG_FAILED, nlink = its errno. Returns heap bytes used. flags: the
-   *  SCAN_* xattr bits (passed to C as an xattr plan), SCAN_SIZE_ALLOCATED and SCAN_STAT_DIRS_ONLY (a
-   *  regular file, symlink or FIFO may come with its type alone: for a big batch in a small directory the
-   *  names are matched against one read of it — by d_type — instead of an fstatat each); other walk bits
-   *  mean nothing here. */
+   *  SCAN_* xattr bits (passed to C as an xattr plan) and SCAN_SIZE_ALLOCATED; other walk bits mean nothing here. */
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number): number;
-  /** lookupBatch's loop on the libuv pool: the arguments are checked (names too) before it is
-   *  queued, and the buffers must not change until the callback (err, or the heap bytes used) — or
-   *  until lookupBatchTake ran it. */
-  lookupBatchAsync(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, flags: number,
-                   callback: (err: ShimError | null, heapUsed: number) => void): LookupJob;
-  /** Runs the job's loop on this thread if the pool has not started it (its callback then never
-   *  comes; a failure is thrown), returning the heap bytes used; null when the pool has it. */
-  lookupBatchTake(job: LookupJob): number | null;
 
   // tree removal through directory fds only (see removeTree in src/layout/remove-tree.ts)
   /** Deletes `path` (relative, resolved beneath dirfd with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
@@ -202,8 +190,6 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   scanNextSync: ['handle:h', 'records:b', 'heap:b'],
   scanClose: ['handle:h'],
   lookupBatch: ['dirfd:n', 'names:b', 'count:n', 'records:b', 'heap:b', 'flags:n'],
-  lookupBatchAsync: ['dirfd:n', 'names:b', 'count:n', 'records:b', 'heap:b', 'flags:n', 'callback:f'],
-  lookupBatchTake: ['job:j'],
   removeTree: ['dirfd:n', 'path:p', 'callback:f'],
   removeTreeSync: ['dirfd:n', 'path:p'],
   batchRunSync: ['buf:b', 'start:n', 'end:n'],
@@ -216,7 +202,7 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
 const EXPECTED: Record<string, string> = {
   's': 'of type string', 's?': 'of type string or null', 'p': 'of type string or a Buffer', 'n': 'of type number', 'b': 'a Uint8Array or Buffer',
   'bs': 'of type string or a Buffer', 'bs?': 'of type string, a Buffer or null', 'f': 'a function',
-  'h': 'a scan handle from scanOpen', 'r': 'a batch runner from batchRunnerOpen', 'j': 'a job from lookupBatchAsync',
+  'h': 'a scan handle from scanOpen', 'r': 'a batch runner from batchRunnerOpen',
 };
 
 /** A caller's programming error, thrown before the syscall: a TypeError with Node's own argument-error
@@ -245,7 +231,7 @@ function checkArg(fn: string, p: Param, v: unknown): void {
     case 'b': ok = v instanceof Uint8Array; break;
     case 'bs': case 'p': ok = typeof v === 'string' || v instanceof Uint8Array; break;
     case 'f': ok = typeof v === 'function'; break;
-    default: ok = typeof v === 'object' && v !== null; break; // 'h', 'r', 'j': the C side checks the handle
+    default: ok = typeof v === 'object' && v !== null; break; // 'h', 'r': the C side checks the handle
   }
   if (!ok) throw new ShimArgumentError('ERR_INVALID_ARG_TYPE', `The "${p.name}" argument of ${fn} must be ${EXPECTED[p.kind]}`);
   // The kernel would silently see a shorter path.
@@ -258,12 +244,10 @@ function checkArg(fn: string, p: Param, v: unknown): void {
 }
 
 /** The addon's exports as loaded: scanOpen and lookupBatch take the xattr plan instead of SCAN_* xattr bits. */
-type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch' | 'lookupBatchAsync'> & {
+type RawShim = Omit<Shim, 'scanOpen' | 'lookupBatch'> & {
   scanOpen(dirfd: number, path: ShimPath, walkFlags: number, plan: Uint8Array | null): ScanHandle;
   lookupBatch(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null,
               walkFlags: number): number;
-  lookupBatchAsync(dirfd: number, names: Uint8Array, count: number, records: Uint8Array, heap: Uint8Array, plan: Uint8Array | null,
-                   walkFlags: number, callback: (err: ShimError | null, heapUsed: number) => void): LookupJob;
 };
 
 function checkArgs(fn: keyof Shim, args: ArrayLike<unknown>): void {
@@ -289,11 +273,6 @@ function checked(raw: RawShim): Shim {
     checkArgs('lookupBatch', args);
     const [dirfd, names, count, records, heap, flags] = args;
     return raw.lookupBatch(dirfd, names, count, records, heap, planForScanFlags(flags), flags & WALK_FLAGS_MASK);
-  };
-  out.lookupBatchAsync = (...args: Parameters<Shim['lookupBatchAsync']>) => {
-    checkArgs('lookupBatchAsync', args);
-    const [dirfd, names, count, records, heap, flags, callback] = args;
-    return raw.lookupBatchAsync(dirfd, names, count, records, heap, planForScanFlags(flags), flags & WALK_FLAGS_MASK, callback);
   };
   return out as unknown as Shim;
 }
