@@ -24,7 +24,7 @@
 // good); across processes the flock is polled (LOCK_NB), never waited for on the event loop. The sync
 // form, locked(), is for a process with no async section in flight (init's arrival and the exit's
 // leaving, src/layout/home-users.ts); it throws rather than hang when one is.
-import { openSync, closeSync, readFileSync, writeFileSync, renameSync, rmSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, mkdirSync, existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
@@ -108,17 +108,6 @@ async function writeStateAsync(home: string, id: string, state: RefState): Promi
   const tmp = `${file}.tmp`;
   await fsp.writeFile(tmp, JSON.stringify(state));
   await fsp.rename(tmp, file);
-}
-
-function writeState(home: string, id: string, state: RefState): void {
-  const file = refsFile(home, id);
-  if (totalRefs(state) === 0) {
-    rmSync(file, { force: true });
-    return;
-  }
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state));
-  renameSync(tmp, file);
 }
 
 /**
@@ -250,27 +239,13 @@ export class SharedRefs {
   }
 
   /**
-   * Runs `fn` on the layer's reference state under the home's refs lock and saves the state as `fn`
-   * left it; a throwing `fn` saves nothing.
-   */
-  update<T>(id: string, fn: (state: RefState) => T): T {
-    return this.locked(() => {
-      const state = readState(this.home, id);
-      pruneDead(state);
-      const result = fn(state);
-      writeState(this.home, id, state);
-      return result;
-    });
-  }
-
-  /**
    * Adds one reference; returns the total before it. `onFirst` runs (under the lock) when there was
-   * none — the mount; when it throws, no reference is added.
+   * none — the mount, made off the event loop; when it throws, no reference is added.
    */
-  acquire(id: string, scope: RefScope, onFirst?: () => void): number {
-    return this.update(id, (state) => {
+  acquireAsync(id: string, scope: RefScope, onFirst?: () => Promise<void>): Promise<number> {
+    return this.updateAsync(id, async (state) => {
       const before = totalRefs(state);
-      if (before === 0) onFirst?.();
+      if (before === 0) await onFirst?.();
       if (scope === 'persistent') state.persistent++;
       else {
         const key = String(process.pid);
@@ -288,42 +263,6 @@ export class SharedRefs {
    * `onLast` runs (under the lock) when none is left — the unmount; the reference is dropped even
    * when it throws (its error is thrown after the state is saved).
    */
-  release(id: string, scope: RefScope | null, onLast?: () => void): number {
-    let failed: { error: unknown } | null = null;
-    const left = this.update(id, (state) => {
-      if (scope === 'persistent') {
-        if (state.persistent > 0) state.persistent--;
-      } else if (scope === 'process') {
-        const hold = state.pids[String(process.pid)];
-        if (hold && --hold.count <= 0) delete state.pids[String(process.pid)];
-      }
-      const total = totalRefs(state);
-      if (total === 0 && onLast) {
-        try { onLast(); } catch (error) { failed = { error }; }
-      }
-      return total;
-    });
-    if (failed) throw (failed as { error: unknown }).error;
-    return left;
-  }
-
-  /** acquire() whose `onFirst` may await (the mount made off the event loop). */
-  acquireAsync(id: string, scope: RefScope, onFirst?: () => Promise<void>): Promise<number> {
-    return this.updateAsync(id, async (state) => {
-      const before = totalRefs(state);
-      if (before === 0) await onFirst?.();
-      if (scope === 'persistent') state.persistent++;
-      else {
-        const key = String(process.pid);
-        const hold = state.pids[key] ?? { count: 0, start: myStart() };
-        hold.count++;
-        state.pids[key] = hold;
-      }
-      return before;
-    });
-  }
-
-  /** release() whose `onLast` may await. */
   async releaseAsync(id: string, scope: RefScope | null, onLast?: () => Promise<void>): Promise<number> {
     let failed: { error: unknown } | null = null;
     const left = await this.updateAsync(id, async (state) => {
@@ -354,22 +293,5 @@ export class SharedRefs {
         state.pids = {};
       });
     }
-  }
-
-  /** Forgets every reference to `id` (remove). */
-  forget(id: string): void {
-    // Nothing recorded, nothing to forget: and no lock file to create (remove() on a full disk).
-    if (!existsSync(refsFile(this.home, id))) return;
-    this.update(id, (state) => {
-      state.persistent = 0;
-      state.pids = {};
-    });
-  }
-
-  /** Forgets every reference in the home (cleanup). */
-  forgetAll(): void {
-    let names: string[] = [];
-    try { names = readdirSync(join(this.home, REFS_DIR)); } catch { return; }
-    for (const n of names) if (n.endsWith('.json')) this.forget(n.slice(0, -'.json'.length));
   }
 }
