@@ -30,6 +30,7 @@ napi_value js_renameat2(napi_env env, napi_callback_info info);
 napi_value js_fchownat(napi_env env, napi_callback_info info);
 napi_value js_fchmodat(napi_env env, napi_callback_info info);
 napi_value js_utimensat(napi_env env, napi_callback_info info);
+napi_value js_fstatat_modes(napi_env env, napi_callback_info info);
 // dirents.c
 napi_value js_dirent_types(napi_env env, napi_callback_info info);
 // quota.c

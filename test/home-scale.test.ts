@@ -68,6 +68,18 @@ maybe('a user that exits cleanly leaves the users record; one killed mid-apply m
   assert.is(cli(home, ['create', 'c']).code, 0);
   assert.ok(existsSync(planted), 'a home whose users all left cleanly is not walked');
   assert.equal(cli(home, ['apply', 'a', '-q'], tarOf(file('late', 'y'))).code, 0, 'and the layer is still usable');
+
+  // What outlives the sweep is found without a dead user: .incomplete (an interrupted import through
+  // a mount into a layer that had content), looked up for every layer in one batched call; a dir
+  // without a link file is not a layer.
+  writeFileSync(join(home, 'c', '.incomplete'), '');
+  mkdirSync(join(home, 'notalayer'));
+  const after = cli(home, ['ls']);
+  assert.equal(after.out.split('\n').filter(Boolean), ['a', 'b', 'c']);
+  assert.match(after.err, /^overlay2: layer c is incomplete: an import through its mount was interrupted/);
+  assert.not.match(after.err, /layer [ab] /);
+  const rows = JSON.parse(cli(home, ['ls', '--json']).out) as { id: string; incomplete?: string }[];
+  assert.equal(rows.filter((r) => r.incomplete).map((r) => r.id), ['c']);
 });
 
 /** A layer made the way Docker's overlay2 Create makes one (no entry in our child index). */

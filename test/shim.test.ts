@@ -278,6 +278,27 @@ test('direntTypes lists d_type per entry', () => {
   expectError(() => shim.direntTypes(join(d, 'f')), { code: 'ENOTDIR', syscall: 'open', path: join(d, 'f') });
 });
 
+test('fstatatModes: one st_mode or -errno a path, in order, symlinks not followed; bad arguments refused', () => {
+  const d = fresh();
+  fs.mkdirSync(join(d, 'a'));
+  fs.writeFileSync(join(d, 'a', 'link'), '');
+  fs.symlinkSync('missing', join(d, 'dangling'));
+  const paths = ['a/link', 'a/.incomplete', 'a', 'dangling', 'a/link/x'];
+  const modes = new Int32Array(paths.length + 1).fill(7);
+  withDirFd(d, (fd) => shim.fstatatModes(fd, Buffer.from(paths.join('\0') + '\0'), paths.length, new Uint8Array(modes.buffer)));
+  assert.is(modes[0]! & 0o170000, 0o100000);
+  assert.is(modes[1], -os.constants.errno.ENOENT);
+  assert.is(modes[2]! & 0o170000, 0o040000);
+  assert.is(modes[3]! & 0o170000, 0o120000);
+  assert.is(modes[4], -os.constants.errno.ENOTDIR);
+  assert.is(modes[5], 7, 'nothing written past count');
+  withDirFd(d, (fd) => {
+    expectError(() => shim.fstatatModes(fd, Buffer.from('a/link'), 1, new Uint8Array(4)), { code: 'EINVAL', syscall: 'fstatat' });
+    expectError(() => shim.fstatatModes(fd, Buffer.from('a\0a\0'), 2, new Uint8Array(4)), { code: 'ENOBUFS', syscall: 'fstatat' });
+  });
+  assert.throws(() => shim.fstatatModes(0, 'a' as never, 1, new Uint8Array(4)), (e: any) => e.code === 'ERR_INVALID_ARG_TYPE');
+});
+
 test('syncfs on an fd; EBADF on a bad one', () => {
   withDirFd(base, (fd) => shim.syncfs(fd));
   expectError(() => shim.syncfs(987654), { code: 'EBADF', syscall: 'syncfs' });

@@ -7,10 +7,11 @@
 // - an .applying marker whose process is gone: an import through a mount was cut short (init empties
 //   diff/ again, or marks the layer incomplete);
 // - an .incomplete marker: such an import, into a layer that already had content; refused until removed.
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { STAGING_PREFIX, stagingOwnerAlive } from './staging.js';
 import { APPLYING_FILE, INCOMPLETE_FILE, applyingOwnerAlive } from './marker.js';
+import { presentUnder } from '../layout/present-paths.js';
 
 const INCOMPLETE_WHY = 'an import through its mount was interrupted after it had content; remove it and create it again';
 
@@ -31,10 +32,12 @@ export function interruptedApply(layerDir: string): string | null {
   return null;
 }
 
-/** interruptedApply's answer for the one leftover that outlives init's sweep (.incomplete): one
- *  lookup, for a home no user of which died mid-work (src/layout/home-users.ts). */
-export function markedIncomplete(layerDir: string): string | null {
-  return existsSync(join(layerDir, INCOMPLETE_FILE)) ? INCOMPLETE_WHY : null;
+/** interruptedApply's answer, for the layers `ids` of `home` at once, for the one leftover that outlives
+ *  init's sweep (.incomplete) in a home no user of which died mid-work (src/layout/home-users.ts): one
+ *  batched lookup for all of them. */
+export function markedIncomplete(home: string, ids: readonly string[]): Map<string, string> {
+  const marked = presentUnder(home, ids.map((id) => `${id}/${INCOMPLETE_FILE}`));
+  return new Map(ids.filter((_, i) => marked[i]).map((id) => [id, INCOMPLETE_WHY]));
 }
 
 /** The directories interrupted work left in a home: dead imports' staging dirs, and what HOME/.partial

@@ -34,17 +34,23 @@ export async function exists({ args: [id], open, home }: CommandContext): Promis
 export async function ls({ values, open, home }: CommandContext): Promise<number> {
   const d = await open();
   const rows = values.json ? await d.layers() : (await d.list()).map((id) => ({ id }));
-  const incomplete = new Map<string, string>();
-  // a cut-short apply leaves more than .incomplete only where a user of the home died mid-work
-  const look = leftoversPossible(home) ? interruptedApply : markedIncomplete;
-  for (const { id } of rows) {
-    const why = look(join(home, id));
-    if (why !== null) incomplete.set(id, why);
-  }
+  const incomplete = incompleteLayers(home, rows.map(({ id }) => id));
   if (values.json) write(JSON.stringify(rows.map((r) => (incomplete.has(r.id) ? { ...r, incomplete: incomplete.get(r.id) } : r))) + '\n');
   else write(rows.map((r) => r.id + '\n').join(''));
   for (const [id, why] of incomplete) console.error(`overlay2: layer ${id} is incomplete: ${why}`);
   return 0;
+}
+
+/** The layers among `ids` an interrupted apply left, each with why. */
+function incompleteLayers(home: string, ids: string[]): Map<string, string> {
+  // a cut-short apply leaves more than .incomplete only where a user of the home died mid-work
+  if (!leftoversPossible(home)) return markedIncomplete(home, ids);
+  const found = new Map<string, string>();
+  for (const id of ids) {
+    const why = interruptedApply(join(home, id));
+    if (why !== null) found.set(id, why);
+  }
+  return found;
 }
 
 export async function metadata({ args: [id], open }: CommandContext): Promise<number> {

@@ -9,10 +9,11 @@
 // Ours alone: HOME/.partial/ holds layers being created or removed (and the feature probes'
 // scratch dirs), HOME/.loads/ the journals of loads in progress, HOME/<id>/.staging-diff-* holds an applyDiff in progress (src/apply/staging.ts);
 // init empties both. This class is the one place those names are joined into paths.
-import { promises as fsp, accessSync, readFileSync, existsSync, statSync, writeFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, statSync, writeFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { Overlay2Error, isErrno } from '../errors.js';
 import { validateId, validateLowerEntry } from './ids.js';
+import { presentUnder } from './present-paths.js';
 
 export const LINK_DIR = 'l';
 export const LOWER_FILE = 'lower';
@@ -214,19 +215,11 @@ export class LayerStore {
 
   /** Every layer id in the home (directories with a link file), sorted. */
   async listLayers(): Promise<string[]> {
-    // synchronous: one access() a layer is microseconds; a thread-pool round trip each was 50 ms per
-    // 1,000 layers
-    const ids: string[] = [];
-    for (const e of readdirSync(this.home, { withFileTypes: true })) {
-      if (!e.isDirectory() || !LayerStore.isLayerName(e.name)) continue;
-      try {
-        accessSync(join(this.home, e.name, LINK_FILE));
-        ids.push(e.name);
-      } catch {
-        // not a layer (a feature-check leftover, or something of someone else's)
-      }
-    }
-    return ids.sort();
+    // synchronous, and one batched lookup: a thread-pool round trip a layer was 50 ms per 1,000 layers
+    const dirs = this.layerNamesSync();
+    // a dir without a link file is not a layer (a feature-check leftover, or something of someone else's)
+    const linked = presentUnder(this.home, dirs.map((id) => `${id}/${LINK_FILE}`));
+    return dirs.filter((_, i) => linked[i]).sort();
   }
 }
 

@@ -106,6 +106,9 @@ export interface Shim {
   fchmodat(dirfd: number, path: ShimPath, mode: number): void;
   utimensat(dirfd: number, path: ShimPath, atimeSec: number, atimeNsec: number,
             mtimeSec: number, mtimeNsec: number, flags: number): void;
+  /** fstatat(dirfd, path, AT_SYMLINK_NOFOLLOW) for `count` NUL-terminated paths packed in `paths`, in
+   *  one call: `modes` (the bytes of an Int32Array of at least `count`) gets each st_mode, or -errno. */
+  fstatatModes(dirfd: number, paths: Uint8Array, count: number, modes: Uint8Array): void;
 
   // batched directory scanning into caller-provided regions (layout: assembly/records.ts)
   /** Opens `path` (relative to dirfd, or absolute with AT_FDCWD) for a resumable depth-first scan.
@@ -185,6 +188,7 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   fchownat: ['dirfd:n', 'path:p', 'uid:n', 'gid:n', 'flags:n'],
   fchmodat: ['dirfd:n', 'path:p', 'mode:n'],
   utimensat: ['dirfd:n', 'path:p', 'atimeSec:n', 'atimeNsec:n', 'mtimeSec:n', 'mtimeNsec:n', 'flags:n'],
+  fstatatModes: ['dirfd:n', 'paths:b', 'count:n', 'modes:b'],
   scanOpen: ['dirfd:n', 'path:p', 'flags:n'],
   scanNext: ['handle:h', 'records:b', 'heap:b', 'callback:f'],
   scanNextSync: ['handle:h', 'records:b', 'heap:b'],
