@@ -93,8 +93,11 @@ try {
       // rotate the order each run: none always goes first after a GC
       const order = snapshotters.map((_, i) => snapshotters[(i + r) % snapshotters.length]!);
       for (const sn of order) {
+        // each import starts with nothing dirty from the one before: writeback is not charged to the next
+        spawnSync('sync');
         add(`import ${name}`, sn, await timed(() => ctd.ctr(['images', 'import', '--snapshotter', sn, archive])));
         if (name === 'files5k') {
+          spawnSync('sync');
           add('run --rm true', sn, await timed(() => ctd.ctr(['run', '--rm', '--snapshotter', sn, ref, `b-${sn}-${r}`, '/bin/true'])));
         }
         await ctd.ctr(['images', 'rm', '--sync', ref]);
@@ -138,9 +141,19 @@ try {
   rmSync(scratch, { recursive: true, force: true });
 }
 
+/** Ours ÷ the peer's time, run by run (the snapshotters take turns within a round, so a round's
+ *  times saw the same machine): the median of those quotients, which drift between rounds does not move. */
+function paired(ours: number[] = [], peer: number[] = []): string {
+  const q = ours.slice(0, peer.length).map((t, i) => t / peer[i]!);
+  return q.length === 0 ? '—' : `${median(q).toFixed(3)}× (${Math.min(...q).toFixed(2)}–${Math.max(...q).toFixed(2)})`;
+}
+
 const rows = Object.entries(results).map(([what, bySn]) => {
   const m = (sn: string) => median(bySn[sn] ?? []);
-  return [what, fmtMs(m('ovl2')), fmtMs(m('overlayfs')), fmtMs(m('stargz')), ratio(m('overlayfs'), m('ovl2')), ratio(m('stargz'), m('ovl2'))];
+  return [what, fmtMs(m('ovl2')), fmtMs(m('overlayfs')), fmtMs(m('stargz')), ratio(m('overlayfs'), m('ovl2')), ratio(m('stargz'), m('ovl2')),
+    paired(bySn.ovl2, bySn.overlayfs), paired(bySn.ovl2, bySn.stargz)];
 });
-console.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim()}; median of ${runs} runs, ms`);
-console.log(table(['operation', 'ovl2 (ours)', 'overlayfs (built-in)', 'stargz', 'built-in ÷ ours', 'stargz ÷ ours'], rows));
+console.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim()}; median of ${runs} runs, ms; ` +
+  'paired: the median (and range) of ours ÷ theirs within each round');
+console.log(table(['operation', 'ovl2 (ours)', 'overlayfs (built-in)', 'stargz', 'built-in ÷ ours', 'stargz ÷ ours',
+  'ours ÷ built-in, paired', 'ours ÷ stargz, paired'], rows));
