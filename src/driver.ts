@@ -718,7 +718,8 @@ export class Overlay2Driver {
     return rows;
   }
 
-  /** parentOf of a layer known to be there, synchronous (layers()). */
+  /** parentOf of a layer known to be there, synchronous: a lower file and a readlink, each quicker
+   *  than a round trip to the thread pool. */
   private parentOfSync(id: string): string {
     const lower = this.store.readLowerSync(id);
     const known = this.sources.parentOf(id, lower);
@@ -731,17 +732,14 @@ export class Overlay2Driver {
   async parentOf(id: string): Promise<string> {
     validateId(id);
     await this.store.requireLayer(id);
-    const lower = await this.store.readLower(id);
-    const known = this.sources.parentOf(id, lower);
-    if (known !== null) return known;
-    return lower.length === 0 ? '' : this.store.idOfLowerEntry(lower[0]);
+    return this.parentOfSync(id);
   }
 
   // ---- diffs --------------------------------------------------------------------------------
 
   /** moby's isParent: is `parent` the layer directly below `id` ('' for none)? */
   async isParent(id: string, parent: string): Promise<boolean> {
-    const known = this.sources.parentOf(id, await this.store.readLower(id));
+    const known = this.sources.parentOf(id, this.store.readLowerSync(id));
     if (known !== null) return known === parent;
     const lowers = await this.store.lowerDiffDirs(id);
     if (parent === '' ) return lowers.length === 0;

@@ -79,7 +79,8 @@ export class LayerStore {
     return path;
   }
 
-  /** readLower, synchronous (remove(), under the refs lock). */
+  /** The lower entries of a layer's lower file ([] for a base layer); synchronous, as a small file's read
+   *  is quicker than a round trip to the thread pool (and remove() reads it under the refs lock). */
   readLowerSync(id: string): string[] {
     try {
       return parseLower(readFileSync(join(this.dir(id), LOWER_FILE), 'utf8'), id);
@@ -171,17 +172,6 @@ export class LayerStore {
     return readFileSync(join(this.dir(id), LINK_FILE), 'utf8').trim();
   }
 
-  /** The layer's lower entries ("l/<link id>", parent first), [] for a base layer. */
-  async readLower(id: string): Promise<string[]> {
-    try {
-      const text = await fsp.readFile(join(this.dir(id), LOWER_FILE), 'utf8');
-      return parseLower(text, id);
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return [];
-      throw e;
-    }
-  }
-
   /**
    * The lower entries for mounting, read synchronously (get/put are latency-bound): null for a
    * base layer, ERR_LAYER_NOT_FOUND when the layer does not exist.
@@ -199,18 +189,11 @@ export class LayerStore {
 
   /** Absolute diff dirs of the lower layers, parent first (moby's getLowerDirs, links resolved). */
   async lowerDiffDirs(id: string): Promise<string[]> {
-    const lowers = await this.readLower(id);
+    const lowers = this.readLowerSync(id);
     return Promise.all(lowers.map(async (entry) => {
       const target = await fsp.readlink(join(this.home, entry));
       return resolve(this.linkDir(), target);
     }));
-  }
-
-
-  /** The id a lower entry's link points at ("l/X" -> "../<id>/diff" -> id). */
-  async idOfLowerEntry(entry: string): Promise<string> {
-    const target = await fsp.readlink(join(this.home, entry));
-    return dirname(target).split('/').pop() ?? '';
   }
 
   /** Every layer id in the home (directories with a link file), sorted. */
