@@ -82,6 +82,18 @@ maybe('a user that exits cleanly leaves the users record; one killed mid-apply m
   assert.equal(rows.filter((r) => r.incomplete).map((r) => r.id), ['c']);
 });
 
+maybe('a second driver opened in the same process leaves .partial alone: the first one\'s work in progress is there', async () => {
+  const home = join(base, 'two-drivers');
+  const first = await Overlay2Driver.init(home);
+  await first.create('a');
+  const inProgress = join(home, '.partial', 'in-progress');
+  mkdirSync(inProgress); // what the first driver's create or remove holds while it runs
+  const second = await Overlay2Driver.init(home);
+  assert.ok(existsSync(inProgress), 'not swept while the first driver has the home open');
+  assert.ok(await second.exists('a'));
+  rmSync(inProgress, { recursive: true });
+});
+
 /** A layer made the way Docker's overlay2 Create makes one (no entry in our child index). */
 function dockerCreate(home: string, id: string, parent: string): void {
   const linkId = `DOCKER${id.toUpperCase()}`.padEnd(26, 'X').slice(0, 26);

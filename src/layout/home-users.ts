@@ -70,7 +70,8 @@ export function arrive(refs: SharedRefs, sweepPartial: () => void): Promise<Arri
       if (processStart(Number(pid)) === start) live[pid] = start;
       else afterCrash = true;
     }
-    const alone = Object.keys(live).length === 0;
+    // a driver this process already has open on the home may have its work in .partial too
+    const alone = Object.keys(live).length === 0 && !openHereAlready(refs.home);
     if (alone) sweepPartial();
     live[me] = processStart(process.pid);
     writeUsers(file, live);
@@ -84,6 +85,11 @@ export interface InFlight { readonly busy: boolean }
 // The homes this process uses, each with its drivers' in-flight work (weakly: a driver dropped by
 // its user must not be kept alive by this table).
 const homes = new Map<string, { refs: SharedRefs; work: Set<WeakRef<InFlight>> }>();
+
+/** Whether a driver of this process (not yet collected) has the home open. */
+function openHereAlready(home: string): boolean {
+  return [...(homes.get(home)?.work ?? [])].some((w) => w.deref() !== undefined);
+}
 
 function leaveAll(): void {
   for (const { refs, work } of homes.values()) {
