@@ -82,16 +82,24 @@ maybe('a user that exits cleanly leaves the users record; one killed mid-apply m
   assert.equal(rows.filter((r) => r.incomplete).map((r) => r.id), ['c']);
 });
 
-maybe('a second driver opened in the same process leaves .partial alone: the first one\'s work in progress is there', async () => {
+maybe('a second driver opened in the same process leaves .partial alone while the first has work in flight', async () => {
   const home = join(base, 'two-drivers');
   const first = await Overlay2Driver.init(home);
   await first.create('a');
   const inProgress = join(home, '.partial', 'in-progress');
   mkdirSync(inProgress); // what the first driver's create or remove holds while it runs
+  let finish!: () => void;
+  const held = new Promise<void>((r) => { finish = r; });
+  const tar = tarOf(file('f', 'x'));
+  const apply = first.applyDiff('a', '', (async function* () { yield tar.subarray(0, 512); await held; yield tar.subarray(512); })());
+  await new Promise((r) => setTimeout(r, 50));
   const second = await Overlay2Driver.init(home);
-  assert.ok(existsSync(inProgress), 'not swept while the first driver has the home open');
+  assert.ok(existsSync(inProgress), 'not swept while the first driver applies');
+  finish();
+  await apply;
   assert.ok(await second.exists('a'));
-  rmSync(inProgress, { recursive: true });
+  await Overlay2Driver.init(home);
+  assert.not.ok(existsSync(inProgress), 'swept once no driver of the process has work in flight');
 });
 
 /** A layer made the way Docker's overlay2 Create makes one (no entry in our child index). */

@@ -70,8 +70,8 @@ export function arrive(refs: SharedRefs, sweepPartial: () => void): Promise<Arri
       if (processStart(Number(pid)) === start) live[pid] = start;
       else afterCrash = true;
     }
-    // a driver this process already has open on the home may have its work in .partial too
-    const alone = Object.keys(live).length === 0 && !openHereAlready(refs.home);
+    // a driver of this process with work in flight on the home may have it in .partial too
+    const alone = Object.keys(live).length === 0 && !busyHere(refs.home);
     if (alone) sweepPartial();
     live[me] = processStart(process.pid);
     writeUsers(file, live);
@@ -86,14 +86,14 @@ export interface InFlight { readonly busy: boolean }
 // its user must not be kept alive by this table).
 const homes = new Map<string, { refs: SharedRefs; work: Set<WeakRef<InFlight>> }>();
 
-/** Whether a driver of this process (not yet collected) has the home open. */
-function openHereAlready(home: string): boolean {
-  return [...(homes.get(home)?.work ?? [])].some((w) => w.deref() !== undefined);
+/** Whether a driver of this process has work in flight on the home. */
+function busyHere(home: string): boolean {
+  return [...(homes.get(home)?.work ?? [])].some((w) => w.deref()?.busy === true);
 }
 
 function leaveAll(): void {
   for (const { refs, work } of homes.values()) {
-    if ([...work].some((w) => w.deref()?.busy === true)) continue; // stay recorded: the next init sweeps
+    if (busyHere(refs.home)) continue; // stay recorded: the next init sweeps
     // a home removed meanwhile (a failed CLI call's fresh home) is not made again by the lock
     if (!existsSync(join(refs.home, REFS_DIR, USERS_FILE))) continue;
     try {
