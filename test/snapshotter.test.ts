@@ -184,6 +184,25 @@ test('Remove: refused while children stand (FAILED_PRECONDITION), then the layer
   assert.is((await failure(client.stat('ns/4/v2'))).code, 'NOT_FOUND');
 });
 
+test('Remove that fails after its layer went out of sight: the error is returned, the snapshot not listed again', async () => {
+  const [m] = await client.prepare('ns/9/stuck');
+  const inside = join(m!.source, 'sub');
+  mkdirSync(inside);
+  execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', inside]); // removal never crosses into a mount: it fails there
+  try {
+    const e = await failure(client.remove('ns/9/stuck'));
+    assert.not.equal(e.code, 'OK');
+    assert.is((await failure(client.stat('ns/9/stuck'))).code, 'NOT_FOUND', 'not put back pointing at a layer that is gone');
+    assert.not.ok((await client.list()).infos.some((i) => i.name === 'ns/9/stuck'));
+  } finally {
+    const left = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '')
+      .filter((t) => t.startsWith(join(home, '.partial')) && t.endsWith('/sub'));
+    for (const t of left) execFileSync('umount', [t]);
+    if (left.length === 0) execFileSync('umount', [inside]);
+  }
+  assert.is((await failure(client.remove('ns/9/stuck'))).code, 'NOT_FOUND');
+});
+
 test('Update: labels replaced, one label set or dropped by its path; other fields refused', async () => {
   await client.update('ns/5/l2', { x: '1', y: '2' }, ['labels']);
   assert.equal((await client.stat('ns/5/l2')).labels, { x: '1', y: '2' });

@@ -213,7 +213,7 @@ export class Snapshotter {
    * Takes the snapshot out of the index under the change lock, then removes its layer outside it: a big
    * layer's files take seconds to delete (containerd's GC removes whole images), and no other call
    * waits for that — as containerd's own overlayfs deletes after its transaction. If the removal
-   * fails the snapshot is put back (unless its name was taken meanwhile).
+   * fails before its layer went out of sight the snapshot is put back (unless its name was taken meanwhile).
    */
   async remove(key: string): Promise<void> {
     requireName(key, 'key');
@@ -229,8 +229,10 @@ export class Snapshotter {
       await this.driver.remove(s.layer);
     } catch (e) {
       if (e instanceof Overlay2Error && e.code === 'ERR_LAYER_NOT_FOUND') return;
+      // put back only a layer still in place: one the removal moved out of sight before it failed is
+      // gone (what is left of it is in .partial/, for init to sweep)
       await this.changes.run('', async () => {
-        if (!this.index.has(key)) this.index.set(s);
+        if (!this.index.has(key) && await this.driver.exists(s.layer)) this.index.set(s);
       });
       throw fromStore(e, `remove ${key}`);
     }
