@@ -115,10 +115,11 @@ export class GraphDriverService {
     return { json: await fn(this.ready(call), id, req) };
   }
 
+  /** Read on a worker thread, as ApplyDiff writes on one. */
   private async diff(call: Call): Promise<Reply> {
     const req = readDriverRequest(call.method, await call.json());
     const id = requireId(call.method, req);
-    return { tar: await this.ready(call).diff(id, req.Parent) };
+    return { tar: await this.ready(call).diff(id, req.Parent, { offThread: true }) };
   }
 
   /** The list streamed: a layer of a million changes never sits whole in memory. Its first chunk is
@@ -140,7 +141,8 @@ export class GraphDriverService {
   private async applyDiff(call: Call): Promise<Reply> {
     const { id, parent } = readApplyDiffQuery(call.method, call.search);
     // dockerd keeps the layer's tar-split data and diffID itself (we answer ReproducesExactDiffs:
-    // false): recording and hashing them here too would only double the work.
-    return { json: { Size: await this.ready(call).applyDiff(id, parent, call.body, { layerRecord: false }) } };
+    // false): recording and hashing them here too would only double the work. The files are made
+    // on a worker thread (README: streams off the event loop): no other call waits behind them.
+    return { json: { Size: await this.ready(call).applyDiff(id, parent, call.body, { layerRecord: false, offThread: true }) } };
   }
 }

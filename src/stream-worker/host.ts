@@ -1,0 +1,139 @@
+// The main thread's end of the stream worker (worker.ts): an apply or an export run on a thread of
+// its own, its bytes handed over as transferred chunks with a bound on how many are in flight.
+import { Worker } from 'node:worker_threads';
+import { Readable } from 'node:stream';
+import type { ApplyInput, ApplyOptions, Mode } from '../apply/apply.js';
+import type { ExportOptions } from '../export/options.js';
+import { feed } from '../tar/input.js';
+import { TarReader, type TarSink } from '../tar/reader.js';
+import { fromWire, type WireError } from './errors.js';
+import type { ApplyTask, ExportTask, StreamTask } from './worker.js';
+
+/** Input bytes handed to the worker and not yet applied: the read of the body pauses past this. */
+const APPLY_IN_FLIGHT = 4 << 20;
+/** Export chunks (1 MiB each) the worker may send ahead of what the response took. */
+const EXPORT_AHEAD = 2;
+
+/** The worker's script: beside this module, or in the CLI's bundle dir (scripts/bundle-cli.mjs
+ *  bundles it as stream-worker.cjs, since the bin carries no dist/src). */
+function workerUrl(): URL {
+  const here = import.meta.url;
+  return here.endsWith('.cjs') ? new URL('./stream-worker.cjs', here) : new URL('./worker.js', here);
+}
+
+function start(task: StreamTask): Worker {
+  // trackUnmanagedFds off: the apply closes with fs.closeSync the fds the shim opened (openat2), which
+  // a tracking worker warns about on every close
+  return new Worker(workerUrl(), { workerData: task, trackUnmanagedFds: false });
+}
+
+const NULL_SINK: TarSink = { entry() {}, data() {}, end() {} };
+
+/**
+ * extract() on a worker: the event loop reads and decompresses the input, runs the tap over a shadow
+ * parse of it (the tap's checks, progress and records stay where they were: on this thread), and
+ * hands each chunk over; the worker creates the tree. Resolves or rejects only once the worker has
+ * exited, so nothing writes into the tree after the caller goes on to swap or remove it.
+ */
+export async function extractInWorker(root: string, tar: ApplyInput, opts: ApplyOptions, mode: Mode): Promise<number> {
+  const task: ApplyTask = {
+    task: 'apply', root, mode, layer: opts.layer, userxattr: opts.userxattr,
+    uidMaps: [...opts.idMappings.uidMaps], gidMaps: [...opts.idMappings.gidMaps],
+  };
+  const worker = start(task);
+  const tap = opts.tap;
+  const shadow = tap ? new TarReader(tap.wrap(NULL_SINK)) : null;
+  let inFlight = 0;
+  let workerError: Error | null = null;
+  let size = -1;
+  let wake: (() => void) | null = null;
+  const poke = (): void => { wake?.(); wake = null; };
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => { poke(); resolve(); }));
+  let gone = false;
+  void exited.then(() => { gone = true; });
+  worker.on('message', (m: { t: string; n?: number; msg?: string; size?: number; err?: WireError }) => {
+    if (m.t === 'ack') inFlight -= m.n!;
+    else if (m.t === 'warning') opts.onWarning?.(m.msg!);
+    else if (m.t === 'done') size = m.size!;
+    else if (m.t === 'error') workerError ??= fromWire(m.err!);
+    poke();
+  });
+  worker.on('error', (e) => { workerError ??= e; poke(); });
+  const wait = (): Promise<void> => new Promise((r) => { wake = r; });
+  const stopIfFailed = (): void => {
+    if (workerError) throw workerError;
+    if (gone) throw new Error('the stream worker exited before the apply ended');
+  };
+  try {
+    await feed(tar, async (chunk) => {
+      stopIfFailed();
+      if (tap) tap.before(chunk);
+      shadow?.push(chunk);
+      // a copy: the caller may reuse the chunk, and the worker owns what it is sent
+      const buf = new Uint8Array(chunk);
+      worker.postMessage({ t: 'chunk', buf }, [buf.buffer]);
+      inFlight += buf.byteLength;
+      tap?.after(chunk);
+      while (inFlight > APPLY_IN_FLIGHT && !workerError && !gone) await wait();
+      stopIfFailed();
+    }, tap ? (n) => tap.input(n) : undefined);
+    shadow?.finish();
+    worker.postMessage({ t: 'end' });
+    while (size < 0 && !workerError && !gone) await wait();
+    stopIfFailed();
+    await exited;
+    tap?.finish();
+    return size;
+  } catch (e) {
+    // A failure the worker met on its own is at an entry no later than this thread's (the shadow
+    // parse runs ahead of it): it is the one reported. Taken before the abort, whose echo is not.
+    const own = workerError;
+    if (!gone) worker.postMessage({ t: 'abort' });
+    await exited;
+    throw own ?? e;
+  }
+}
+
+/** exportLayer() on a worker: the Readable the caller pipes is fed chunks the worker reads, at most
+ *  EXPORT_AHEAD ahead of what was taken from it; destroying it stops the worker. */
+export function exportInWorker(upperDir: string, opts: ExportOptions): Readable {
+  const task: ExportTask = {
+    task: 'export', upperDir, userxattr: opts.userxattr, xattrs: opts.xattrs ?? 'docker',
+    uidMaps: [...opts.idMappings.uidMaps], gidMaps: [...opts.idMappings.gidMaps],
+  };
+  const worker = start(task);
+  let granted = 0;
+  let gone = false;
+  let ended = false;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => { gone = true; resolve(); }));
+  const stream = new Readable({
+    highWaterMark: 1 << 20,
+    read() {
+      if (!gone && granted < EXPORT_AHEAD) {
+        worker.postMessage({ t: 'credit', n: EXPORT_AHEAD - granted });
+        granted = EXPORT_AHEAD;
+      }
+    },
+    destroy(err, callback) {
+      if (!gone) worker.postMessage({ t: 'stop' });
+      // the worker closes its fds on the way out: the caller hears of the end after that
+      void exited.then(() => callback(err));
+    },
+  });
+  worker.on('message', (m: { t: string; buf?: Uint8Array; err?: WireError }) => {
+    if (m.t === 'chunk') {
+      granted--;
+      stream.push(Buffer.from(m.buf!.buffer, m.buf!.byteOffset, m.buf!.byteLength));
+    } else if (m.t === 'end') {
+      ended = true;
+      stream.push(null);
+    } else if (m.t === 'error') {
+      stream.destroy(fromWire(m.err!));
+    }
+  });
+  worker.on('error', (e) => stream.destroy(e));
+  void exited.then(() => {
+    if (!ended && !stream.destroyed) stream.destroy(new Error('the stream worker exited before the export ended'));
+  });
+  return stream;
+}
