@@ -2,12 +2,24 @@
 // its own, its bytes handed over as transferred chunks with a bound on how many are in flight.
 import { Worker } from 'node:worker_threads';
 import { Readable } from 'node:stream';
-import type { ApplyInput, ApplyOptions, Mode } from '../apply/apply.js';
 import type { ExportOptions } from '../export/options.js';
 import { feed } from '../tar/input.js';
 import { TarReader, type TarSink } from '../tar/reader.js';
 import { fromWire, type WireError } from './errors.js';
-import type { ApplyTask, ExportTask, StreamTask } from './worker.js';
+import type { ApplyTask, ExportTask, StreamTask } from './tasks.js';
+import type { ApplyTap } from '../apply/tap.js';
+import type { IdMappings } from '../idmap.js';
+
+/** What extractInWorker reads of apply.ts's ApplyOptions (named here, not imported: apply.ts
+ *  imports this module). */
+interface WorkerApplyOptions {
+  userxattr: boolean;
+  idMappings: IdMappings;
+  layer?: string;
+  tap?: ApplyTap;
+  onWarning?: (msg: string) => void;
+}
+type ApplyInput = Readable | AsyncIterable<Uint8Array>;
 
 /** Input bytes handed to the worker and not yet applied: the read of the body pauses past this. */
 const APPLY_IN_FLIGHT = 4 << 20;
@@ -35,7 +47,7 @@ const NULL_SINK: TarSink = { entry() {}, data() {}, end() {} };
  * hands each chunk over; the worker creates the tree. Resolves or rejects only once the worker has
  * exited, so nothing writes into the tree after the caller goes on to swap or remove it.
  */
-export async function extractInWorker(root: string, tar: ApplyInput, opts: ApplyOptions, mode: Mode): Promise<number> {
+export async function extractInWorker(root: string, tar: ApplyInput, opts: WorkerApplyOptions, mode: 'layer' | 'mount'): Promise<number> {
   const task: ApplyTask = {
     task: 'apply', root, mode, layer: opts.layer, userxattr: opts.userxattr,
     uidMaps: [...opts.idMappings.uidMaps], gidMaps: [...opts.idMappings.gidMaps],

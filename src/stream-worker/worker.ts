@@ -7,30 +7,10 @@
 //   export: in credit{n}, stop;             out chunk{buf} (one per credit), end | error{err}
 // The thread exits by itself after done/error/end/stop, once its fds are closed.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { IdMappings, type IdMap } from '../idmap.js';
+import { IdMappings } from '../idmap.js';
 import { loadShim } from '../native/shim.js';
 import { toWire } from './errors.js';
-
-export interface ApplyTask {
-  task: 'apply';
-  root: string;
-  mode: 'layer' | 'mount';
-  layer?: string;
-  userxattr: boolean;
-  uidMaps: IdMap[];
-  gidMaps: IdMap[];
-}
-
-export interface ExportTask {
-  task: 'export';
-  upperDir: string;
-  userxattr: boolean;
-  uidMaps: IdMap[];
-  gidMaps: IdMap[];
-  xattrs: 'docker' | 'all';
-}
-
-export type StreamTask = ApplyTask | ExportTask;
+import type { ApplyTask, ExportTask, StreamTask } from './tasks.js';
 
 async function runApply(port: MessagePort, t: ApplyTask): Promise<void> {
   const { ExtractSession } = await import('../apply/apply.js');
