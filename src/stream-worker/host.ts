@@ -35,8 +35,10 @@ function workerUrl(): URL {
 
 function start(task: StreamTask): Worker {
   // trackUnmanagedFds off: the apply closes with fs.closeSync the fds the shim opened (openat2), which
-  // a tracking worker warns about on every close
-  return new Worker(workerUrl(), { workerData: task, trackUnmanagedFds: false });
+  // a tracking worker warns about on every close. --input-type (a parent run with -e) is refused by
+  // a worker started from a file.
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+  return new Worker(workerUrl(), { workerData: task, trackUnmanagedFds: false, execArgv });
 }
 
 const NULL_SINK: TarSink = { entry() {}, data() {}, end() {} };
@@ -57,12 +59,12 @@ export async function extractInWorker(root: string, tar: ApplyInput, opts: Worke
   const shadow = tap ? new TarReader(tap.wrap(NULL_SINK)) : null;
   let inFlight = 0;
   let workerError: Error | null = null;
-  let size = -1;
+  /** The extractor's running count: negative after an in-place apply that removed more than it wrote. */
+  let size: number | null = null;
   let wake: (() => void) | null = null;
   const poke = (): void => { wake?.(); wake = null; };
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => { poke(); resolve(); }));
   let gone = false;
-  void exited.then(() => { gone = true; });
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => { gone = true; poke(); resolve(); }));
   worker.on('message', (m: { t: string; n?: number; msg?: string; size?: number; err?: WireError }) => {
     if (m.t === 'ack') inFlight -= m.n!;
     else if (m.t === 'warning') opts.onWarning?.(m.msg!);
@@ -91,11 +93,13 @@ export async function extractInWorker(root: string, tar: ApplyInput, opts: Worke
     }, tap ? (n) => tap.input(n) : undefined);
     shadow?.finish();
     worker.postMessage({ t: 'end' });
-    while (size < 0 && !workerError && !gone) await wait();
-    stopIfFailed();
+    while (size === null && !workerError && !gone) await wait();
+    if (workerError) throw workerError;
+    // done, then exit: the exit may come in before this thread looked at the size
+    if (size === null) throw new Error('the stream worker exited before the apply ended');
     await exited;
     tap?.finish();
-    return size;
+    return size as number;
   } catch (e) {
     // A failure the worker met on its own is at an entry no later than this thread's (the shadow
     // parse runs ahead of it): it is the one reported. Taken before the abort, whose echo is not.
