@@ -1,6 +1,7 @@
 // The GraphDriver endpoints: one function per call dockerd's proxy makes, each turning a parsed
 // request into an Overlay2Driver call and the result into proxy.go's response fields. No HTTP here
 // (server.ts owns sockets, bodies and status codes); errors propagate to the server as thrown.
+import { closeStreamWorkers, prewarmStreamWorker } from '../stream-worker/host.js';
 import type { Readable } from 'node:stream';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
@@ -79,6 +80,7 @@ export class GraphDriverService {
   /** Unmounts everything the driver mounted (GraphDriver.Cleanup, and the server's shutdown). */
   async cleanup(): Promise<void> {
     await this.driver?.cleanup();
+    await closeStreamWorkers();
   }
 
   private ready(call: Call): Overlay2Driver {
@@ -95,6 +97,8 @@ export class GraphDriverService {
     const { home, propagatedMount, options = [] } = this.options;
     const where = home ?? (propagatedMount ? managedHome(call.method, propagatedMount, req.Home) : req.Home);
     this.driver = await Overlay2Driver.init(where, [...options, ...req.Opts], { uidMaps: req.UIDMaps, gidMaps: req.GIDMaps });
+    // the first Diff or ApplyDiff finds a stream worker started (README: streams off the event loop)
+    prewarmStreamWorker();
     return { json: {} };
   }
 

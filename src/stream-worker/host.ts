@@ -1,6 +1,6 @@
 // The main thread's end of the stream worker (worker.ts): an apply or an export run on a thread of
 // its own, its bytes handed over as transferred chunks with a bound on how many are in flight.
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Readable } from 'node:stream';
 import type { ExportOptions } from '../export/options.js';
 import { feed } from '../tar/input.js';
@@ -33,12 +33,86 @@ function workerUrl(): URL {
   return here.endsWith('.cjs') ? new URL('./stream-worker.cjs', here) : new URL('./worker.js', here);
 }
 
-function start(task: StreamTask): Worker {
+/** Finished workers kept warm for the next stream (a thread's start is ~100 ms loaded). */
+const MAX_IDLE = 2;
+const idle: Worker[] = [];
+let closed = false;
+let started = 0;
+let reused = 0;
+
+function spawn(): Worker {
   // trackUnmanagedFds off: the apply closes with fs.closeSync the fds the shim opened (openat2), which
   // a tracking worker warns about on every close. --input-type (a parent run with -e) is refused by
   // a worker started from a file.
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-  return new Worker(workerUrl(), { workerData: task, trackUnmanagedFds: false, execArgv });
+  const w = new Worker(workerUrl(), { workerData: { pool: true }, trackUnmanagedFds: false, execArgv });
+  started++;
+  // an idle worker that dies leaves the pool (and its error never reaches the process)
+  w.on('error', () => {});
+  w.once('exit', () => { const i = idle.indexOf(w); if (i >= 0) idle.splice(i, 1); });
+  return w;
+}
+
+/** One stream's hold on a worker: the task's port, and the end of its run on the worker (free{}
+ *  posted once its fds are closed, or the thread gone). */
+interface Lease {
+  worker: Worker;
+  port: MessagePort;
+  /** resolves when the task's run is over: freed, or the thread exited */
+  over: Promise<void>;
+  exited(): boolean;
+  /** after `over`: back to the pool if the run ended cleanly and `reuse`, else terminated */
+  release(reuse: boolean): Promise<void>;
+}
+
+function lease(task: StreamTask): Lease {
+  const warm = idle.pop();
+  if (warm) reused++;
+  const worker = warm ?? spawn();
+  worker.ref();
+  const { port1, port2 } = new MessageChannel();
+  let gone = false;
+  let freed = false;
+  let onOver!: () => void;
+  const over = new Promise<void>((r) => { onOver = r; });
+  const onExit = (): void => { gone = true; onOver(); };
+  worker.once('exit', onExit);
+  port1.on('message', (m: { t: string }) => { if (m.t === 'free') { freed = true; onOver(); } });
+  worker.postMessage({ t: 'task', task, port: port2 }, [port2]);
+  return {
+    worker, port: port1, over, exited: () => gone,
+    release: async (reuse) => {
+      worker.off('exit', onExit);
+      port1.close();
+      if (gone) return;
+      if (reuse && freed && !closed && idle.length < MAX_IDLE) {
+        worker.unref();
+        idle.push(worker);
+      } else {
+        await worker.terminate();
+      }
+    },
+  };
+}
+
+/** Starts one worker ahead (none if one is idle already): the plugin's first stream finds it warm. */
+export function prewarmStreamWorker(): void {
+  closed = false;
+  if (idle.length > 0) return;
+  const w = spawn();
+  w.unref();
+  idle.push(w);
+}
+
+/** The pool's counts (the plugin's debug log shows them per stream). */
+export function streamWorkerStats(): { started: number; reused: number; idle: number } {
+  return { started, reused, idle: idle.length };
+}
+
+/** Terminates the idle workers and keeps none until the next prewarm (plugin Cleanup, shutdown). */
+export async function closeStreamWorkers(): Promise<void> {
+  closed = true;
+  await Promise.all(idle.splice(0).map((w) => w.terminate()));
 }
 
 const NULL_SINK: TarSink = { entry() {}, data() {}, end() {} };
@@ -54,7 +128,8 @@ export async function extractInWorker(root: string, tar: ApplyInput, opts: Worke
     task: 'apply', root, mode, layer: opts.layer, userxattr: opts.userxattr,
     uidMaps: [...opts.idMappings.uidMaps], gidMaps: [...opts.idMappings.gidMaps],
   };
-  const worker = start(task);
+  const l = lease(task);
+  const port = l.port;
   const tap = opts.tap;
   const shadow = tap ? new TarReader(tap.wrap(NULL_SINK)) : null;
   let inFlight = 0;
@@ -64,15 +139,16 @@ export async function extractInWorker(root: string, tar: ApplyInput, opts: Worke
   let wake: (() => void) | null = null;
   const poke = (): void => { wake?.(); wake = null; };
   let gone = false;
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => { gone = true; poke(); resolve(); }));
-  worker.on('message', (m: { t: string; n?: number; msg?: string; size?: number; err?: WireError }) => {
+  const exited = l.over.then(() => { gone = true; poke(); });
+  const onError = (e: Error): void => { workerError ??= e; poke(); };
+  l.worker.on('error', onError);
+  port.on('message', (m: { t: string; n?: number; msg?: string; size?: number; err?: WireError }) => {
     if (m.t === 'ack') inFlight -= m.n!;
     else if (m.t === 'warning') opts.onWarning?.(m.msg!);
     else if (m.t === 'done') size = m.size!;
     else if (m.t === 'error') workerError ??= fromWire(m.err!);
     poke();
   });
-  worker.on('error', (e) => { workerError ??= e; poke(); });
   const wait = (): Promise<void> => new Promise((r) => { wake = r; });
   const stopIfFailed = (): void => {
     if (workerError) throw workerError;
@@ -85,27 +161,31 @@ export async function extractInWorker(root: string, tar: ApplyInput, opts: Worke
       shadow?.push(chunk);
       // a copy: the caller may reuse the chunk, and the worker owns what it is sent
       const buf = new Uint8Array(chunk);
-      worker.postMessage({ t: 'chunk', buf }, [buf.buffer]);
+      port.postMessage({ t: 'chunk', buf }, [buf.buffer]);
       inFlight += buf.byteLength;
       tap?.after(chunk);
       while (inFlight > APPLY_IN_FLIGHT && !workerError && !gone) await wait();
       stopIfFailed();
     }, tap ? (n) => tap.input(n) : undefined);
     shadow?.finish();
-    worker.postMessage({ t: 'end' });
+    port.postMessage({ t: 'end' });
     while (size === null && !workerError && !gone) await wait();
     if (workerError) throw workerError;
     // done, then exit: the exit may come in before this thread looked at the size
     if (size === null) throw new Error('the stream worker exited before the apply ended');
     await exited;
+    l.worker.off('error', onError);
+    await l.release(true);
     tap?.finish();
     return size as number;
   } catch (e) {
     // A failure the worker met on its own is at an entry no later than this thread's (the shadow
     // parse runs ahead of it): it is the one reported. Taken before the abort, whose echo is not.
     const own = workerError;
-    if (!gone) worker.postMessage({ t: 'abort' });
+    if (!gone) port.postMessage({ t: 'abort' });
     await exited;
+    l.worker.off('error', onError);
+    await l.release(false);
     throw own ?? e;
   }
 }
@@ -117,26 +197,30 @@ export function exportInWorker(upperDir: string, opts: ExportOptions): Readable 
     task: 'export', upperDir, userxattr: opts.userxattr, xattrs: opts.xattrs ?? 'docker',
     uidMaps: [...opts.idMappings.uidMaps], gidMaps: [...opts.idMappings.gidMaps],
   };
-  const worker = start(task);
+  const l = lease(task);
+  const port = l.port;
   let granted = 0;
   let gone = false;
   let ended = false;
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => { gone = true; resolve(); }));
+  let failed = false;
+  const exited = l.over.then(() => { gone = true; });
+  // the run is over (freed or exited): back to the pool only after the worker sent the whole layer
+  const released = exited.then(() => l.release(ended && !failed && !l.exited()));
   const stream = new Readable({
     highWaterMark: 1 << 20,
     read() {
       if (!gone && granted < EXPORT_AHEAD) {
-        worker.postMessage({ t: 'credit', n: EXPORT_AHEAD - granted });
+        port.postMessage({ t: 'credit', n: EXPORT_AHEAD - granted });
         granted = EXPORT_AHEAD;
       }
     },
     destroy(err, callback) {
-      if (!gone) worker.postMessage({ t: 'stop' });
-      // the worker closes its fds on the way out: the caller hears of the end after that
-      void exited.then(() => callback(err));
+      if (!gone) port.postMessage({ t: 'stop' });
+      // the worker closes its fds before it is free: the caller hears of the end after that
+      void released.then(() => callback(err), () => callback(err));
     },
   });
-  worker.on('message', (m: { t: string; buf?: Uint8Array; err?: WireError }) => {
+  port.on('message', (m: { t: string; buf?: Uint8Array; err?: WireError }) => {
     if (m.t === 'chunk') {
       granted--;
       stream.push(Buffer.from(m.buf!.buffer, m.buf!.byteOffset, m.buf!.byteLength));
@@ -144,10 +228,13 @@ export function exportInWorker(upperDir: string, opts: ExportOptions): Readable 
       ended = true;
       stream.push(null);
     } else if (m.t === 'error') {
+      failed = true;
       stream.destroy(fromWire(m.err!));
     }
   });
-  worker.on('error', (e) => stream.destroy(e));
+  const onError = (e: Error): void => { failed = true; stream.destroy(e); };
+  l.worker.on('error', onError);
+  void released.then(() => l.worker.off('error', onError), () => {});
   void exited.then(() => {
     if (!ended && !stream.destroyed) stream.destroy(new Error('the stream worker exited before the export ended'));
   });

@@ -5,7 +5,9 @@
 // Protocol (host.ts is the other end), one message kind per `t`:
 //   apply:  in chunk{buf} … end | abort;    out ack{n} per chunk, warning{msg}, done{size} | error{err}
 //   export: in credit{n}, stop;             out chunk{buf} (one per credit), end | error{err}
-// The thread exits by itself after done/error/end/stop, once its fds are closed.
+// Each stream's task comes on parentPort with a MessagePort of its own that carries the protocol;
+// once the task's fds are closed the worker posts free{} on that port last and closes it (no
+// listener carries over), and waits for the next task: host.ts keeps finished workers warm.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { IdMappings } from '../idmap.js';
 import { loadShim } from '../native/shim.js';
@@ -16,6 +18,7 @@ async function runApply(port: MessagePort, t: ApplyTask): Promise<void> {
   const { ExtractSession } = await import('../apply/apply.js');
   let session: InstanceType<typeof ExtractSession> | null = null;
   let finished = false;
+  const free = (): void => { port.postMessage({ t: 'free' }); port.close(); };
   const fail = (e: unknown): void => {
     finished = true;
     const err = session ? session.annotate(e) : e;
@@ -26,7 +29,7 @@ async function runApply(port: MessagePort, t: ApplyTask): Promise<void> {
     }
     session = null;
     port.postMessage({ t: 'error', err: toWire(err) });
-    port.unref();
+    free();
   };
   try {
     session = new ExtractSession(loadShim(), t.root, {
@@ -53,7 +56,7 @@ async function runApply(port: MessagePort, t: ApplyTask): Promise<void> {
         session.close();
         session = null;
         port.postMessage({ t: 'done', size });
-        port.unref();
+        free();
       } else if (m.t === 'abort') {
         fail(new Error('the apply was aborted'));
       }
@@ -92,12 +95,20 @@ async function runExport(port: MessagePort, t: ExportTask): Promise<void> {
   } catch (e) {
     port.postMessage({ t: 'error', err: toWire(e) });
   } finally {
-    stream.destroy();
-    port.unref();
+    if (!stream.closed) {
+      const closed = new Promise<void>((r) => stream.once('close', () => r()));
+      stream.destroy();
+      await closed;
+    }
+    port.postMessage({ t: 'free' });
+    port.close();
   }
 }
 
-if (parentPort && (workerData as StreamTask | undefined)?.task) {
-  const t = workerData as StreamTask;
-  void (t.task === 'apply' ? runApply(parentPort, t) : runExport(parentPort, t));
+if (parentPort && (workerData as { pool?: boolean } | undefined)?.pool) {
+  parentPort.on('message', (m: { t: string; task?: StreamTask; port?: MessagePort }) => {
+    if (m.t !== 'task') return;
+    const t = m.task!;
+    void (t.task === 'apply' ? runApply(m.port!, t) : runExport(m.port!, t));
+  });
 }
