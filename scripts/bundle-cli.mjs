@@ -43,6 +43,22 @@ await build({
 });
 writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*\n/, ''));
 
+// The stream worker (src/stream-worker/worker.ts), the thread the plugin's Diff and ApplyDiff streams
+// run on: a script of its own beside the bundle (a Worker starts from a file), found by
+// src/stream-worker/host.ts as ./stream-worker.cjs next to the bundle.
+await build({
+  entryPoints: [join(root, 'dist', 'src', 'stream-worker', 'worker.js')],
+  outfile: join(out, 'stream-worker.cjs'),
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  packages: 'external',
+  define: { 'import.meta.url': '__bundleUrl' },
+  banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+});
+
 // The code cache: what V8 compiled for the bundle's top level. The launcher wraps the source exactly
 // as here; a cache V8 rejects (another Node, other flags) only costs that call a normal compile.
 const { wrap } = await import(join(root, 'scripts', 'cli-launcher.cjs'));

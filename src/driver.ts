@@ -84,9 +84,16 @@ export interface LayerInfo {
 export interface DiffOptions extends Control {
   /** which xattrs an exported tar carries: Docker's 'docker' (security.capability only) or 'all' */
   xattrs?: 'docker' | 'all';
+  /** Read the layer on a worker thread of its own (src/stream-worker/), so this process's event
+   *  loop never waits behind the stream's reads: what the plugin asks for its Diff. The native
+   *  export only; the naive one (a mounted tree and a change list) stays on the event loop. */
+  offThread?: boolean;
 }
 
 export interface ApplyDiffOptions extends Control {
+  /** Create the layer's files on a worker thread of its own (src/stream-worker/): the plugin's
+   *  ApplyDiff, so other layers' calls are answered while a big layer is written. */
+  offThread?: boolean;
   /** load: the diffID the tar must have; checked before the layer's content is swapped in. */
   expectDiffId?: string;
   /** false: keep neither the tar-split record nor the diffID `save` uses to hand the layer back byte
@@ -834,7 +841,11 @@ export class Overlay2Driver {
     if (own !== null) return own.diff();
     const exportOpts = { ...this.context, xattrs: opts.xattrs ?? 'docker' as const };
     const { exportLayer, exportChanges } = await import('./export/export.js');
-    if (await this.useNative(id, p)) return exportLayer(this.store.diffDir(id), exportOpts);
+    if (await this.useNative(id, p)) {
+      if (!opts.offThread) return exportLayer(this.store.diffDir(id), exportOpts);
+      const { exportInWorker } = await import('./stream-worker/host.js');
+      return exportInWorker(this.store.diffDir(id), exportOpts);
+    }
     const changes = await this.changesNaive(id, p);
     const root = await this.acquire(id, undefined, 'process');
     const stream = exportChanges(root, changes, exportOpts);
@@ -893,7 +904,7 @@ export class Overlay2Driver {
       const thin = whole && thinCandidate ? this.sources.thin.detector(id, tap, this.maxDepth) : null;
       let size: number;
       try {
-        size = await apply({ ...this.context, tap: thin ?? tap, layer: id });
+        size = await apply({ ...this.context, tap: thin ?? tap, layer: id, offThread: opts.offThread });
       } catch (e) {
         recorder?.discard();
         thin?.abandon();

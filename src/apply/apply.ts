@@ -43,6 +43,9 @@ export interface ApplyOptions extends LayerContext {
   /** Sees the uncompressed bytes and the entries as they pass (progress, abort, tar-split, digests);
    *  throwing from it aborts the apply like a bad entry does. */
   tap?: ApplyTap;
+  /** Run the extraction on a worker thread of its own (src/stream-worker/): the event loop only
+   *  reads the input, parses a shadow copy for the tap, and hands the chunks on. */
+  offThread?: boolean;
 }
 
 /** A layer stream: a Node Readable or any async iterable of bytes. */
@@ -112,26 +115,71 @@ function syncfsOf(shim: Shim, dir: string): void {
   }
 }
 
-type Mode = 'layer' | 'mount';
+export type Mode = 'layer' | 'mount';
 
 async function extract(shim: Shim, root: string, tar: ApplyInput, opts: ApplyOptions, mode: Mode): Promise<number> {
-  const rootFd = shim.openat2(AT_FDCWD, root, DIR_PATH_FLAGS, 0, 0);
-  const ex = new Extractor(shim, rootFd, opts, mode);
+  if (opts.offThread) {
+    const { extractInWorker } = await import('../stream-worker/host.js');
+    return extractInWorker(root, tar, opts, mode);
+  }
+  const session = new ExtractSession(shim, root, opts, mode);
   const tap = opts.tap;
-  const reader = new TarReader(tap ? tap.wrap(ex) : ex);
   try {
-    // after each chunk, what was batched goes: a file is never held back waiting for more input
-    if (tap) await feed(tar, (chunk) => { tap.before(chunk); reader.push(chunk); ex.flush(); tap.after(chunk); }, (n) => tap.input(n));
-    else await feed(tar, (chunk) => { reader.push(chunk); ex.flush(); });
-    reader.finish();
-    ex.finish();
+    if (tap) await feed(tar, (chunk) => { tap.before(chunk); session.push(chunk); tap.after(chunk); }, (n) => tap.input(n));
+    else await feed(tar, (chunk) => session.push(chunk));
+    session.finish();
     tap?.finish();
-    return ex.size;
+    return session.size;
   } catch (e) {
-    throw annotate(e, ex.currentName);
+    throw session.annotate(e);
   } finally {
-    ex.close();
-    fs.closeSync(rootFd);
+    session.close();
+  }
+}
+
+/** One extraction driven chunk by chunk, synchronously: what extract() runs on the event loop and
+ *  the stream worker (src/stream-worker/) runs on its own thread. */
+export class ExtractSession {
+  private readonly rootFd: number;
+  private readonly ex: Extractor;
+  private readonly reader: TarReader;
+
+  constructor(shim: Shim, root: string, opts: ApplyOptions, mode: Mode) {
+    this.rootFd = shim.openat2(AT_FDCWD, root, DIR_PATH_FLAGS, 0, 0);
+    try {
+      this.ex = new Extractor(shim, this.rootFd, opts, mode);
+    } catch (e) {
+      fs.closeSync(this.rootFd);
+      throw e;
+    }
+    this.reader = new TarReader(opts.tap ? opts.tap.wrap(this.ex) : this.ex);
+  }
+
+  get size(): number {
+    return this.ex.size;
+  }
+
+  /** After each chunk, what was batched goes: a file is never held back waiting for more input. */
+  push(chunk: Buffer): void {
+    this.reader.push(chunk);
+    this.ex.flush();
+  }
+
+  finish(): void {
+    this.reader.finish();
+    this.ex.finish();
+  }
+
+  annotate(e: unknown): unknown {
+    return annotate(e, this.ex.currentName);
+  }
+
+  close(): void {
+    try {
+      this.ex.close();
+    } finally {
+      fs.closeSync(this.rootFd);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // The GraphDriver endpoints: one function per call dockerd's proxy makes, each turning a parsed
 // request into an Overlay2Driver call and the result into proxy.go's response fields. No HTTP here
 // (server.ts owns sockets, bodies and status codes); errors propagate to the server as thrown.
+import { closeStreamWorkers, prewarmStreamWorker } from '../stream-worker/host.js';
 import type { Readable } from 'node:stream';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';
@@ -79,6 +80,7 @@ export class GraphDriverService {
   /** Unmounts everything the driver mounted (GraphDriver.Cleanup, and the server's shutdown). */
   async cleanup(): Promise<void> {
     await this.driver?.cleanup();
+    await closeStreamWorkers();
   }
 
   private ready(call: Call): Overlay2Driver {
@@ -95,6 +97,8 @@ export class GraphDriverService {
     const { home, propagatedMount, options = [] } = this.options;
     const where = home ?? (propagatedMount ? managedHome(call.method, propagatedMount, req.Home) : req.Home);
     this.driver = await Overlay2Driver.init(where, [...options, ...req.Opts], { uidMaps: req.UIDMaps, gidMaps: req.GIDMaps });
+    // the first Diff or ApplyDiff finds a stream worker started (README: streams off the event loop)
+    prewarmStreamWorker();
     return { json: {} };
   }
 
@@ -115,10 +119,11 @@ export class GraphDriverService {
     return { json: await fn(this.ready(call), id, req) };
   }
 
+  /** Read on a worker thread, as ApplyDiff writes on one. */
   private async diff(call: Call): Promise<Reply> {
     const req = readDriverRequest(call.method, await call.json());
     const id = requireId(call.method, req);
-    return { tar: await this.ready(call).diff(id, req.Parent) };
+    return { tar: await this.ready(call).diff(id, req.Parent, { offThread: true }) };
   }
 
   /** The list streamed: a layer of a million changes never sits whole in memory. Its first chunk is
@@ -140,7 +145,8 @@ export class GraphDriverService {
   private async applyDiff(call: Call): Promise<Reply> {
     const { id, parent } = readApplyDiffQuery(call.method, call.search);
     // dockerd keeps the layer's tar-split data and diffID itself (we answer ReproducesExactDiffs:
-    // false): recording and hashing them here too would only double the work.
-    return { json: { Size: await this.ready(call).applyDiff(id, parent, call.body, { layerRecord: false }) } };
+    // false): recording and hashing them here too would only double the work. The files are made
+    // on a worker thread (README: streams off the event loop): no other call waits behind them.
+    return { json: { Size: await this.ready(call).applyDiff(id, parent, call.body, { layerRecord: false, offThread: true }) } };
   }
 }

@@ -16,12 +16,13 @@ const YIELD_EVERY = 16;
 export type OnInput = (bytes: number) => void;
 
 /** Calls `push` with every decompressed chunk of `input`, in order; the chunk may be reused after
- *  push returns. Ends (or throws) with the input; the input stream is destroyed either way. */
-export async function feed(input: Readable | AsyncIterable<Uint8Array>, push: (chunk: Buffer) => void, onInput?: OnInput): Promise<void> {
+ *  push returns (or, when it returns a promise, after that settles: the consumer's back-pressure).
+ *  Ends (or throws) with the input; the input stream is destroyed either way. */
+export async function feed(input: Readable | AsyncIterable<Uint8Array>, push: (chunk: Buffer) => void | Promise<void>, onInput?: OnInput): Promise<void> {
   const fd = input instanceof fs.ReadStream ? await unreadFileFd(input as FileStream) : null;
   if (fd === null) {
     try {
-      for await (const chunk of decompressed(onInput ? counted(input, onInput) : input)) push(chunk);
+      for await (const chunk of decompressed(onInput ? counted(input, onInput) : input)) await push(chunk);
     } finally {
       (input as Partial<Readable>).destroy?.();
     }
@@ -48,9 +49,9 @@ export async function feed(input: Readable | AsyncIterable<Uint8Array>, push: (c
     let head = 0;
     for (let n; head < 10 && (n = read(buf.subarray(head))) > 0;) head += n;
     if (detectCompression(buf.subarray(0, head)) === 'none') {
-      if (head > 0) push(buf.subarray(0, head));
+      if (head > 0) await push(buf.subarray(0, head));
       for (let n; (n = read(buf)) > 0;) {
-        push(buf.subarray(0, n));
+        await push(buf.subarray(0, n));
         await breathe();
       }
       return;
@@ -66,7 +67,7 @@ export async function feed(input: Readable | AsyncIterable<Uint8Array>, push: (c
         yield b.subarray(0, n);
       }
     }
-    for await (const chunk of decompressed(raw())) push(chunk);
+    for await (const chunk of decompressed(raw())) await push(chunk);
   } finally {
     stream.destroy();
   }
