@@ -23,9 +23,8 @@ const out = join(root, 'dist', 'cli');
 const bundle = join(out, 'bundle.cjs');
 mkdirSync(out, { recursive: true });
 
-await build({
-  entryPoints: [join(root, 'dist', 'src', 'cli', 'main.js')],
-  outfile: bundle,
+/** What both bundles share: CommonJS for Node 20, the package's dependencies left to require(). */
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -37,9 +36,15 @@ await build({
   // strict first: the sources are ES modules (strict), and esbuild's own "use strict" would come
   // after this banner, where it is no longer a directive
   banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+};
+
+await build({
+  ...common,
+  entryPoints: [join(root, 'dist', 'src', 'cli', 'main.js')],
+  outfile: bundle,
   // the shebang of main.ts: the launcher is the executable, not the bundle
   supported: { hashbang: false },
-  logLevel: 'warning',
 });
 writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*\n/, ''));
 
@@ -47,16 +52,9 @@ writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*\n/, ''));
 // run on: a script of its own beside the bundle (a Worker starts from a file), found by
 // src/stream-worker/host.ts as ./stream-worker.cjs next to the bundle.
 await build({
+  ...common,
   entryPoints: [join(root, 'dist', 'src', 'stream-worker', 'worker.js')],
   outfile: join(out, 'stream-worker.cjs'),
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  packages: 'external',
-  define: { 'import.meta.url': '__bundleUrl' },
-  banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  logLevel: 'warning',
 });
 
 // The code cache: what V8 compiled for the bundle's top level. The launcher wraps the source exactly
