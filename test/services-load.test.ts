@@ -10,18 +10,14 @@ import * as assert from 'uvu/assert';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountTest, scratchRoot, isMounted } from './support/env.js';
-import { pluginCall, startPluginProcess, type PluginProcess } from './support/plugin-client.js';
+import { graphDriverCall, pluginCall, startPluginProcess, type PluginProcess } from './support/plugin-client.js';
 
 const test = mountTest(uvuTest);
 let scratch: ReturnType<typeof scratchRoot>;
 let plugin: PluginProcess;
 let home = '';
 
-const call = async (method: string, body: object) => {
-  const r = await pluginCall(plugin.socket, `/GraphDriver.${method}`, body);
-  assert.is(r.status, 200, `${method} ${JSON.stringify(body)}: ${r.text}`);
-  return r.json;
-};
+const call = (method: string, body: object) => graphDriverCall(plugin.socket, method, body);
 
 test.before(async () => {
   scratch = scratchRoot('ovl2-services-load-');

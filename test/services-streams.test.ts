@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { mountTest, scratchRoot } from './support/env.js';
-import { openCall, pluginCall, startPluginProcess, type PluginProcess } from './support/plugin-client.js';
+import { graphDriverCall, openCall, pluginCall, startPluginProcess, type PluginProcess } from './support/plugin-client.js';
 import { CLI_BIN } from './support/cli.js';
 
 const test = mountTest(uvuTest);
@@ -26,11 +26,7 @@ const FILES = 500; // 20,000 files of 200–400 bytes: a 1 KiB header + block ea
 let scratch: ReturnType<typeof scratchRoot>;
 let plugin: PluginProcess;
 
-const call = async (method: string, body: object) => {
-  const r = await pluginCall(plugin.socket, `/GraphDriver.${method}`, body);
-  assert.is(r.status, 200, `${method} ${JSON.stringify(body)}: ${r.text}`);
-  return r.json;
-};
+const call = (method: string, body: object) => graphDriverCall(plugin.socket, method, body);
 
 test.before(async () => {
   scratch = scratchRoot('ovl2-services-streams-');

@@ -50,6 +50,13 @@ export function pluginCall(socket: string, path: string, body?: object | string 
   return reply;
 }
 
+/** GraphDriver.METHOD with `body`, which must answer 200: its JSON. */
+export async function graphDriverCall(socket: string, method: string, body: object): Promise<PluginReply['json']> {
+  const r = await pluginCall(socket, `/GraphDriver.${method}`, body);
+  if (r.status !== 200) throw new Error(`${method} ${JSON.stringify(body)}: ${r.status} ${r.text}`);
+  return r.json;
+}
+
 export interface PluginProcess {
   child: ChildProcess;
   socket: string;
