@@ -1,7 +1,10 @@
 // The Snapshots RPCs one container costs, timed call by call from a gRPC client: on our snapshotter's
 // own socket (what the proxy itself answers in), through containerd 1.6's Snapshots service to our
-// proxy, and through the same service to containerd's built-in overlayfs — interleaved in one run,
-// each round rotating which goes first. Then `ctr run --rm IMAGE true` on each, interleaved too.
+// proxy, to stargz-snapshotter's proxy (bench/lib/stargz.ts; direct too) and to containerd's built-in
+// overlayfs — interleaved in one run, each round rotating which goes first. Then `ctr run --rm IMAGE
+// true` on each, interleaved too, with each run's time ÷ the built-in's and stargz's in the same round.
+// All on one fresh ext4 with its image in RAM (OVERLAY2_BENCH_DISK=disk: on the disk), see
+// bench/lib/fresh-ext4.ts.
 // The parent is a one-layer image imported with ctr (an empty committed snapshot on the direct ones).
 //   - `ctr run --rm` shape: Stat(parent), Prepare, Mounts, Mounts, Remove (what containerd calls on a
 //     proxy for one container; through containerd, Remove only marks its database, and the backend's
@@ -21,10 +24,13 @@ import { SnapshotsClient, startSnapshotter, type RunningSnapshotter } from '../t
 import { writeBaseRootTar } from '../test/support/test-image.js';
 import { BASELINE_DIR } from './lib/baseline.js';
 import { fmtMs, median, table } from './lib/stats.js';
+import { benchBacking, mountFreshExt4 } from './lib/fresh-ext4.js';
+import { startStargz, type RunningStargz } from './lib/stargz.js';
 
 const rounds = Math.max(10, Number(process.argv[2] ?? 200));
 const ctrRuns = Math.max(3, Number(process.argv[3] ?? 20));
 const scratch = mkdtempSync('/var/tmp/ovl2-bench-calls-');
+const fs = mountFreshExt4(scratch, 4, benchBacking());
 const cli = (home: string, ...args: string[]) => {
   const r = spawnSync(process.execPath, [CLI_BIN, '--home', home, ...args], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`overlay2 ${args.join(' ')}: ${r.stderr}`);
@@ -56,7 +62,16 @@ for (const [name, bin] of Object.entries(builds)) {
   servers.push(await startSnapshotter(join(scratch, `${name}-home`), proxies[name]!, [], bin));
   servers.push(await startSnapshotter(join(scratch, `${name}-direct-home`), directSockets[name]!, [], bin));
 }
-const snapshotters = ['overlayfs', ...Object.keys(builds)];
+const stargzes: RunningStargz[] = [];
+for (const where of ['proxy', 'direct']) {
+  const s = await startStargz(join(scratch, `stargz-${where}.sock`), join(scratch, `stargz-${where}-root`));
+  if (s) stargzes.push(s);
+}
+if (stargzes.length === 2) {
+  proxies.stargz = stargzes[0]!.socket;
+  directSockets.stargz = stargzes[1]!.socket;
+}
+const snapshotters = ['overlayfs', ...Object.keys(proxies)];
 let ctd: PrivateContainerd | null = null;
 const clients: SnapshotsClient[] = [];
 const times: Record<string, Record<string, number[]>> = {};
@@ -68,7 +83,7 @@ try {
   for (const sn of snapshotters) await ctd.ctr(['images', 'import', '--snapshotter', sn, archive]);
   const targets: Record<string, SnapshotsClient> = {};
   const parents: Record<string, string> = {};
-  for (const name of Object.keys(builds)) {
+  for (const name of Object.keys(directSockets)) {
     const direct = new SnapshotsClient(directSockets[name]!);
     await direct.prepare('parent-key');
     await direct.commit('parent', 'parent-key');
@@ -121,21 +136,32 @@ try {
   for (const c of clients) c.close();
   await ctd?.stop();
   for (const s of servers) await s.stop();
-  spawnSync('sh', ['-c', `grep ' ${scratch}' /proc/self/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
+  for (const s of stargzes) s.stop();
+  spawnSync('sh', ['-c', `grep ' ${scratch}/' /proc/self/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
+  fs.remove();
   rmSync(scratch, { recursive: true, force: true });
 }
 
 const cols = Object.keys(Object.values(times)[0] ?? {});
 const rows = Object.entries(times).map(([call, by]) => {
   const p = (t: string, q: number) => percentile(by[t] ?? [], q);
-  const r = p('ctd → ovl2', 50) / p('ctd → overlayfs', 50);
-  return [call, ...cols.flatMap((t) => [fmtMs(median(by[t] ?? [])), fmtMs(p(t, 99))]), Number.isFinite(r) ? `${r.toFixed(2)}×` : '—'];
+  const r = (peer: string) => {
+    const q = p('ctd → ovl2', 50) / p(`ctd → ${peer}`, 50);
+    return Number.isFinite(q) ? `${q.toFixed(2)}×` : '—';
+  };
+  return [call, ...cols.flatMap((t) => [fmtMs(median(by[t] ?? [])), fmtMs(p(t, 99))]), r('overlayfs'), r('stargz')];
 });
-console.log(`${rounds} rounds, ms; load average ${loadBefore} before, ${load()} at the end`);
-console.log(table(['call', ...cols.flatMap((t) => [`${t} p50`, 'p99']), '→ovl2 ÷ →overlayfs (p50)'], rows));
+console.log(`${rounds} rounds, ms; a fresh ext4 (image on ${fs.backing === 'ram' ? 'RAM' : 'the disk'}); load average ${loadBefore} before, ${load()} at the end`);
+console.log(table(['call', ...cols.flatMap((t) => [`${t} p50`, 'p99']), '→ovl2 ÷ →overlayfs (p50)', '→ovl2 ÷ →stargz (p50)'], rows));
 console.log(`\n\`ctr run --rm ${image} ID /bin/true\`, ${ctrRuns} runs each, interleaved, ms`);
+/** this snapshotter's run ÷ the peer's in the same round: their median and the middle 80% */
+const paired = (sn: string, peer: string) => {
+  const q = (runs[sn] ?? []).map((t, i) => t / runs[peer]![i]!).filter(Number.isFinite);
+  return q.length === 0 ? '—' : `${median(q).toFixed(3)}× (${percentile(q, 10).toFixed(2)}–${percentile(q, 90).toFixed(2)})`;
+};
 const base = median(runs.overlayfs ?? []);
-console.log(table(['snapshotter', 'median', 'p10', 'p90', 'median ÷ overlayfs'], snapshotters.map((sn) => {
+console.log(table(['snapshotter', 'median', 'p10', 'p90', 'median ÷ overlayfs', '÷ overlayfs, paired', '÷ stargz, paired'], snapshotters.map((sn) => {
   const xs = runs[sn] ?? [];
-  return [sn, fmtMs(median(xs)), fmtMs(percentile(xs, 10)), fmtMs(percentile(xs, 90)), `${(median(xs) / base).toFixed(3)}×`];
+  return [sn, fmtMs(median(xs)), fmtMs(percentile(xs, 10)), fmtMs(percentile(xs, 90)), `${(median(xs) / base).toFixed(3)}×`,
+    paired(sn, 'overlayfs'), runs.stargz ? paired(sn, 'stargz') : '—'];
 })));

@@ -9,9 +9,11 @@
 //     and the List RPC itself on the proxies' sockets (what containerd's garbage collector calls).
 //   node dist/bench/snapshotter.js [runs=5]
 // OVERLAY2_STARGZ=PATH: the stargz daemon (default /opt/ovl-peers/containerd-stargz-grpc; absent: its
-// columns say so).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// columns say so). Everything (containerd's root, the three snapshotters' homes, the images) is on one
+// fresh ext4 whose image is in RAM, so the machine's disk does not decide the figures
+// (bench/lib/fresh-ext4.ts says why); OVERLAY2_BENCH_DISK=disk puts that image on the disk instead.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CLI_BIN } from '../test/support/cli.js';
@@ -19,10 +21,12 @@ import { startContainerd, run, sleep, type PrivateContainerd } from '../test/sup
 import { SnapshotsClient, startSnapshotter } from '../test/support/snapshots-client.js';
 import { writeBaseRootTar } from '../test/support/test-image.js';
 import { median, fmtMs, ratio, table } from './lib/stats.js';
+import { benchBacking, mountFreshExt4 } from './lib/fresh-ext4.js';
+import { startStargz } from './lib/stargz.js';
 
 const runs = Math.max(3, Number(process.argv[2] ?? 5));
-const STARGZ = process.env.OVERLAY2_STARGZ ?? '/opt/ovl-peers/containerd-stargz-grpc';
 const scratch = mkdtempSync('/var/tmp/ovl2-bench-snap-');
+const fs = mountFreshExt4(scratch, 8, benchBacking());
 const cli = (home: string, ...args: string[]) => {
   const r = spawnSync(process.execPath, [CLI_BIN, '--home', home, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`overlay2 ${args.join(' ')}: ${r.stderr}`);
@@ -68,18 +72,15 @@ const images = {
 const ovl2Socket = join(scratch, 'ovl2.sock');
 const stargzSocket = join(scratch, 'stargz.sock');
 const ours = await startSnapshotter(join(scratch, 'ovl2-home'), ovl2Socket);
-let stargz: ChildProcess | null = null;
-if (existsSync(STARGZ)) {
-  stargz = spawn(STARGZ, ['--address', stargzSocket, '--root', join(scratch, 'stargz-root')], { stdio: 'ignore' });
-  for (let i = 0; i < 200 && !existsSync(stargzSocket); i++) await sleep(50);
-}
+const stargz = await startStargz(stargzSocket, join(scratch, 'stargz-root'));
 const snapshotters = ['overlayfs', 'ovl2', ...(stargz ? ['stargz'] : [])];
 const proxies: Record<string, string> = { ovl2: ovl2Socket, ...(stargz ? { stargz: stargzSocket } : {}) };
 const ctd: PrivateContainerd = await startContainerd(join(scratch, 'containerd'), { snapshotters: proxies });
 
 /** sync, then wait (at most 10 s) until the disks have written nothing for 300 ms: a removed image's
- *  deletion and the kernel's writeback go on after the commands that caused them return, and charged
- *  whichever import came next (the third of a round took twice the first's time, whoever ran it). */
+ *  deletion and the kernel's writeback go on after the commands that caused them return, and would be
+ *  charged to whichever import came next. (On OVERLAY2_BENCH_DISK=disk this does not remove the disk's
+ *  own slowing down as an import follows an import: see bench/lib/fresh-ext4.ts.) */
 async function quiesce(): Promise<void> {
   spawnSync('sync');
   const written = () => readFileSync('/proc/diskstats', 'utf8').split('\n')
@@ -157,8 +158,9 @@ try {
 } finally {
   await ctd.stop();
   await ours.stop();
-  stargz?.kill('SIGTERM');
-  spawnSync('sh', ['-c', `grep ' ${scratch}' /proc/self/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
+  stargz?.stop();
+  spawnSync('sh', ['-c', `grep ' ${scratch}/' /proc/self/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
+  fs.remove();
   rmSync(scratch, { recursive: true, force: true });
 }
 
@@ -174,7 +176,7 @@ const rows = Object.entries(results).map(([what, bySn]) => {
   return [what, fmtMs(m('ovl2')), fmtMs(m('overlayfs')), fmtMs(m('stargz')), ratio(m('overlayfs'), m('ovl2')), ratio(m('stargz'), m('ovl2')),
     paired(bySn.ovl2, bySn.overlayfs), paired(bySn.ovl2, bySn.stargz)];
 });
-console.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim()}; median of ${runs} runs, ms; ` +
+console.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim()}; a fresh ext4 (image on ${fs.backing === 'ram' ? 'RAM' : 'the disk'}); median of ${runs} runs, ms; ` +
   'paired: the median (and range) of ours ÷ theirs within each round');
 if (Object.keys(leftOver).length > 0) console.log(`!! snapshots left after an image's removal (summed over rounds): ${JSON.stringify(leftOver)}`);
 console.log(table(['operation', 'ovl2 (ours)', 'overlayfs (built-in)', 'stargz', 'built-in ÷ ours', 'stargz ÷ ours',
