@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const STARGZ = process.env.OVERLAY2_STARGZ ?? '/opt/ovl-peers/containerd-stargz-grpc';
 
-export interface RunningStargz { socket: string; stop(): void }
+export interface RunningStargz { socket: string; pid: number; stop(): void }
 
 /** Starts the daemon on `socket` with its state in `root`; null when it is not built here. */
 export async function startStargz(socket: string, root: string): Promise<RunningStargz | null> {
@@ -17,5 +17,5 @@ export async function startStargz(socket: string, root: string): Promise<Running
     child.kill('SIGKILL');
     throw new Error(`${STARGZ} did not open ${socket} in 10 s`);
   }
-  return { socket, stop: () => { child.kill('SIGTERM'); } };
+  return { socket, pid: child.pid!, stop: () => { child.kill('SIGTERM'); } };
 }
