@@ -174,7 +174,9 @@ async function main(): Promise<void> {
       execFileSync('sync');
       rows.push(await compare('200k', bin, m.home, 'top', 'l2'));
     } finally {
-      m.dispose();
+      // OVERLAY2_BENCH_KEEP=1: the chain stays (its home is printed) for profiling by hand
+      if (process.env.OVERLAY2_BENCH_KEEP === '1') console.error(`kept: ${m.home} (layer top)`);
+      else m.dispose();
     }
   }
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
