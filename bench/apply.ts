@@ -24,6 +24,7 @@ import { fillSmallFiles, fillLargeFiles } from './lib/trees.js';
 import { timedShell, type Timing } from './lib/shell.js';
 import { ensurePeer } from './lib/peers.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
+import { mountFreshExt4 } from './lib/fresh-ext4.js';
 import { treeDigest } from '../test/support/tree-digest.js';
 import { threadTimes, threadCpuSince } from './lib/thread-cpu.js';
 import { baselineModule } from './lib/baseline.js';
@@ -80,21 +81,14 @@ delete process.env.OVERLAY2_BASELINE; // the peak-RSS child (apply-one.js) must 
 const digests = new Map<string, string>();
 interface OursTiming extends Timing { mainCpuMs: number; otherCpuMs: number }
 let seq = 0;
-const image = join(data, 'fresh.img');
-
 /** Runs `fn` with a fresh ext4 mounted at `work`; creating and unmounting it are not timed. */
 async function onFreshFs<T>(fn: () => Promise<T> | T): Promise<T> {
-  fs.mkdirSync(work, { recursive: true });
-  fs.rmSync(image, { force: true });
-  execFileSync('truncate', ['-s', '3G', image]);
-  execFileSync('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
-  execFileSync('mount', ['-o', 'loop', image, work]);
+  const fresh = mountFreshExt4(work, 3, 'disk');
   try {
     execFileSync('sync');
     return await fn();
   } finally {
-    execFileSync('umount', [work]);
-    fs.rmSync(image, { force: true });
+    fresh.remove();
   }
 }
 

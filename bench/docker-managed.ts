@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
 import { rootfsTar, sh, smallFilesTar } from './lib/docker-data.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
+import { mountFreshExt4, type FreshExt4 } from './lib/fresh-ext4.js';
 import {
   whyNoDocker, startDockerd, startManagedDockerd, startPluginProcess, uniquePluginName, type PrivateDockerd, type ManagedDockerd,
 } from './lib/dockerd.js';
@@ -33,12 +34,7 @@ async function main(): Promise<void> {
 
   const scratch = fs.mkdtempSync('/tmp/ovl2-dkm-');
   // SHARED_DISK=1: on the machine's own disk instead, beside whatever else writes there
-  const image = process.env.SHARED_DISK === '1' ? '' : `${scratch}.img`;
-  if (image) {
-    sh('truncate', ['-s', '8G', image]);
-    sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
-    sh('mount', ['-o', 'loop', image, scratch]);
-  }
+  const ext4: FreshExt4 | null = process.env.SHARED_DISK === '1' ? null : mountFreshExt4(scratch, 8, 'disk');
   const cli = join(process.cwd(), 'dist', 'cli', 'overlay2.cjs');
   const name = uniquePluginName('ovl2-bm');
   const bundle = join(scratch, 'bundle');
@@ -92,9 +88,8 @@ async function main(): Promise<void> {
     await Promise.allSettled(daemons.map(([, d]) => d.stop()));
     await legacyPlugin.stop();
     spawnSync('bash', ['-c', `grep -o ' ${scratch}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
-    if (image) spawnSync('umount', [scratch]);
+    ext4?.remove();
     fs.rmSync(scratch, { recursive: true, force: true });
-    if (image) fs.rmSync(image, { force: true });
   }
   console.log(`\ndocker commit of a container holding ${files} new files: median wall time, ms (${runs} runs); load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
   console.log(table(['dockerd on', 'docker commit ms', 'built-in ÷ this'], rows));

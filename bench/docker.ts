@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { generatedTree } from './lib/trees.js';
 import { DOCKER_DATA, fillBig, rootfsTar, sh, smallFilesTar } from './lib/docker-data.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
+import { mountFreshExt4 } from './lib/fresh-ext4.js';
 import {
   whyNoDocker, startDockerd, startPluginProcess, uniquePluginName, type PrivateDockerd,
 } from './lib/dockerd.js';
@@ -56,10 +57,7 @@ async function main(): Promise<void> {
   const scratch = fs.mkdtempSync('/tmp/ovl2-dkb-');
   // Both daemons on one fresh ext4: on the shared disk ext4's inode allocator crawls after anyone
   // removes many files (see applyDiff above), which swamps what either driver does.
-  const image = `${scratch}.img`;
-  sh('truncate', ['-s', '24G', image]);
-  sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
-  sh('mount', ['-o', 'loop', image, scratch]);
+  const ext4 = mountFreshExt4(scratch, 24, 'disk');
   const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
   const name = uniquePluginName('ovl2-bench');
   const plugin = await startPluginProcess(cli, name, pluginNodeArgs);
@@ -127,9 +125,8 @@ async function main(): Promise<void> {
     // PLUGIN_LOG=FILE keeps what the plugin process printed (its errors; a profile's path).
     if (process.env.PLUGIN_LOG) fs.writeFileSync(process.env.PLUGIN_LOG, stderr);
     spawnSync('bash', ['-c', `grep -o ' ${scratch}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
-    spawnSync('umount', [scratch]);
+    ext4.remove();
     fs.rmSync(scratch, { recursive: true, force: true });
-    fs.rmSync(image, { force: true });
   }
   console.log(`\nmedian wall time of the docker command, ms (${runs} runs; run latency ${runs * 3}); load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
   console.log(table(['step', 'ours (plugin)', 'built-in overlay2', 'built-in ÷ ours'], rows));

@@ -17,6 +17,7 @@ import { applyLayer } from '../src/apply/apply.js';
 import { IdMappings } from '../src/idmap.js';
 import { buildOciLayout, type LayerSpec } from '../test/image-fixtures.js';
 import { fmtMs, median, ratio, table } from './lib/stats.js';
+import { mountFreshExt4, type FreshExt4 } from './lib/fresh-ext4.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const data = join(process.cwd(), 'bench', '.data', 'image');
@@ -62,18 +63,14 @@ const blobs: string[] = manifest.layers.map((l: { digest: string }) => join(layo
 const imageBytes = blobs.reduce((n, b) => n + fs.statSync(b).size, 0);
 const tarBytes = blobs.reduce((n, b) => n + gunzipSync(fs.readFileSync(b)).length, 0);
 
-const image = join(data, 'fresh.img');
+let fresh: FreshExt4 | null = null;
 function onFreshFs(): void {
-  fs.mkdirSync(work, { recursive: true });
-  fs.rmSync(image, { force: true });
-  execFileSync('truncate', ['-s', '2G', image]);
-  execFileSync('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
-  execFileSync('mount', ['-o', 'loop', image, work]);
+  fresh = mountFreshExt4(work, 2, 'disk');
   execFileSync('sync');
 }
 function dropFs(): void {
-  execFileSync('umount', [work]);
-  fs.rmSync(image, { force: true });
+  fresh?.remove();
+  fresh = null;
 }
 
 const t = { raw: [] as number[], tapped: [] as number[], load: [] as number[], skopeoOci: [] as number[], untar: [] as number[], save: [] as number[], skopeoDocker: [] as number[] };

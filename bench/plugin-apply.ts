@@ -14,6 +14,7 @@ import { Overlay2Driver } from '../src/driver.js';
 import { servePlugin } from '../src/plugin/index.js';
 import { fillBig, rootfsTar } from './lib/docker-data.js';
 import { fmtMs, median, table } from './lib/stats.js';
+import { mountFreshExt4 } from './lib/fresh-ext4.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const variants = (process.argv[3] ?? 'file,piped,http,null').split(',');
@@ -72,11 +73,7 @@ async function main(): Promise<void> {
   const home = join(scratch, 'home');
   // A fresh ext4 for the home: on the shared disk ext4's inode allocator crawls after anyone removes
   // many files (see applyDiff in bench/RESULTS.md), which would drown what is measured here.
-  const image = join(scratch, 'fs.img');
-  execFileSync('truncate', ['-s', '8G', image]);
-  execFileSync('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
-  fs.mkdirSync(home);
-  execFileSync('mount', ['-o', 'loop', image, home]);
+  const ext4 = mountFreshExt4(home, 8, 'disk');
   const socket = join(scratch, 'plugin.sock');
   const nullSocket = join(scratch, 'null.sock');
   const sink = http.createServer((req, res) => {
@@ -124,7 +121,7 @@ async function main(): Promise<void> {
     sink.close();
     // whatever a failed run left mounted under the home, then the home itself
     execFileSync('bash', ['-c', `grep -o ' ${home}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
-    execFileSync('umount', [home]);
+    ext4.remove();
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   const mb = (fs.statSync(tar).size / 1e6).toFixed(0);
