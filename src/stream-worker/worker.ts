@@ -7,7 +7,7 @@
 //   export: in credit{n}, stop;             out chunk{buf} (one per credit), end | error{err}
 // Each stream's task comes on parentPort with a MessagePort of its own that carries the protocol;
 // once the task's fds are closed the worker posts free{} on that port last and closes it (no
-// listener carries over), and waits for the next task: host.ts keeps finished workers warm.
+// listener carries over), and waits for the next task: pool.ts keeps finished workers warm.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { IdMappings } from '../idmap.js';
 import { loadShim } from '../native/shim.js';
