@@ -32,8 +32,9 @@ const NULL_SINK: TarSink = { entry() {}, data() {}, end() {} };
 /**
  * extract() on a worker: the event loop reads and decompresses the input, runs the tap over a shadow
  * parse of it (the tap's checks, progress and records stay where they were: on this thread), and
- * hands each chunk over; the worker creates the tree. Resolves or rejects only once the worker has
- * exited, so nothing writes into the tree after the caller goes on to swap or remove it.
+ * hands each chunk over; the worker creates the tree. Resolves or rejects only once the worker's run
+ * is over (its fds closed, or the thread gone), so nothing writes into the tree after the caller goes
+ * on to swap or remove it.
  */
 export async function extractInWorker(root: string, tar: ApplyInput, opts: WorkerApplyOptions, mode: 'layer' | 'mount'): Promise<number> {
   const task: ApplyTask = {
