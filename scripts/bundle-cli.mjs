@@ -50,7 +50,7 @@ writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*\n/, ''));
 
 // The stream worker (src/stream-worker/worker.ts), the thread the plugin's Diff and ApplyDiff streams
 // run on: a script of its own beside the bundle (a Worker starts from a file), found by
-// src/stream-worker/host.ts as ./stream-worker.cjs next to the bundle.
+// src/stream-worker/pool.ts as ./stream-worker.cjs next to the bundle.
 await build({
   ...common,
   entryPoints: [join(root, 'dist', 'src', 'stream-worker', 'worker.js')],

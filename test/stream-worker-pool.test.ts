@@ -1,4 +1,4 @@
-// The stream workers' pool (src/stream-worker/host.ts): a finished stream's worker is kept warm and
+// The stream workers' pool (src/stream-worker/pool.ts): a finished stream's worker is kept warm and
 // serves the next stream (no thread start per stream); one whose stream was cut is terminated.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { exportLayer } from '../src/export/export.js';
 import { IdMappings } from '../src/idmap.js';
-import { closeStreamWorkers, exportInWorker, extractInWorker, prewarmStreamWorker, streamWorkerStats } from '../src/stream-worker/host.js';
+import { exportInWorker, extractInWorker } from '../src/stream-worker/host.js';
+import { closeStreamWorkers, prewarmStreamWorker, streamWorkerStats } from '../src/stream-worker/pool.js';
 import { scratchRoot } from './support/env.js';
 
 const opts = { userxattr: false, idMappings: new IdMappings() };

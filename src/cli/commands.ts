@@ -117,7 +117,7 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./image-commands.js').then((m) => m.save),
   },
   {
-    name: 'plugin', group: 'Docker', usage: 'plugin [bundle -o DIR] [--name N] [--socket PATH] [--grace S] [--propagated-mount DIR]', summary: 'serve dockerd\'s graphdriver plugin protocol until SIGTERM; bundle: write a managed plugin',
+    name: 'plugin', group: 'Docker', usage: 'plugin [bundle -o DIR] [--name N] [--socket PATH] [--grace S] [--propagated-mount DIR] [--log-level L]', summary: 'serve dockerd\'s graphdriver plugin protocol until SIGTERM; bundle: write a managed plugin',
     description: 'Serves this driver to dockerd as a graphdriver plugin (dockerd --experimental --storage-driver N) on a unix socket, default /run/docker/plugins/N.sock, N = overlay2-node. The home is the one dockerd sends in GraphDriver.Init unless --home is given; with --propagated-mount DIR (how a managed plugin runs), one directory inside DIR per driver name, and the driver options the environment sets (THIN_ROOT, CVMFS_MOUNT_METHOD, THIN_MOUNT_COMMAND, DRIVER_OPTS) come first. SIGTERM or SIGINT: calls in flight finish (or are cut after the grace time), everything is unmounted, the socket removed. `plugin bundle -o DIR` writes DIR/config.json and DIR/rootfs/ (node, its libraries and this package, from this machine) for `docker plugin create N DIR`.',
     positionals: [], optionalPositionals: ['bundle'], writes: true,
     options: {
@@ -125,6 +125,7 @@ export const COMMANDS: CommandSpec[] = [
       socket: { type: 'string', arg: 'PATH', help: 'the unix socket (default /run/docker/plugins/N.sock)' },
       grace: { type: 'string', arg: 'SECONDS', value: 'seconds', help: 'how long calls in flight may finish at shutdown (default 5)' },
       'propagated-mount': { type: 'string', arg: 'DIR', help: 'run as a managed plugin: each driver name\'s home is a directory inside DIR' },
+      'log-level': { type: 'string', arg: 'L', value: ['debug', 'info', 'error'], help: 'debug (a line per call; Diff and ApplyDiff add the stream workers\' counts), info (default) or error' },
       output: { type: 'string', short: 'o', arg: 'DIR', help: 'bundle: the directory to write (new or empty)' },
     },
     load: () => import('./plugin-command.js').then((m) => m.plugin),

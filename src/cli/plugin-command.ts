@@ -15,6 +15,9 @@ export async function plugin(ctx: CommandContext): Promise<number> {
   if (grace !== undefined && !(grace >= 0)) usage(`--grace needs a number of seconds, got ${values.grace}`);
   const propagatedMount = str(values['propagated-mount']);
   if (propagatedMount !== undefined && !propagatedMount.startsWith('/')) usage(`--propagated-mount needs an absolute path, got ${propagatedMount}`);
+  // debug, info or error: the command table refuses any other
+  const level = str(values['log-level']) ?? 'info';
+  const log = (line: string): void => console.error(`overlay2 plugin: ${line}`);
 
   const handle = await servePlugin({
     name: str(values.name),
@@ -25,23 +28,27 @@ export async function plugin(ctx: CommandContext): Promise<number> {
     // a managed plugin's settings (`docker plugin set`) reach it as its environment
     driverOptions: propagatedMount === undefined ? undefined : settingsOptions(process.env),
     graceMs: grace === undefined ? undefined : grace * 1000,
-    onError: (line) => console.error(`overlay2 plugin: ${line}`),
+    // at debug a failure is in its call's line already
+    onError: level === 'debug' ? undefined : log,
+    onCall: level === 'debug' ? log : undefined,
   });
-  console.error(propagatedMount === undefined
-    ? `overlay2 plugin: serving ${handle.name} on ${handle.socket} (dockerd --experimental --storage-driver ${handle.name})`
-    : `overlay2 plugin: serving on ${handle.socket} as a managed plugin (homes inside ${propagatedMount})`);
+  if (level !== 'error') {
+    log(propagatedMount === undefined
+      ? `serving ${handle.name} on ${handle.socket} (dockerd --experimental --storage-driver ${handle.name})`
+      : `serving on ${handle.socket} as a managed plugin (homes inside ${propagatedMount})`);
+  }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  console.error(`overlay2 plugin: ${signal}: finishing calls in flight, unmounting, removing ${handle.socket}`);
+  if (level !== 'error') log(`${signal}: finishing calls in flight, unmounting, removing ${handle.socket}`);
   await handle.close();
   return 0;
 }
 
 async function bundle({ values, usage }: CommandContext): Promise<number> {
   const dir = typeof values.output === 'string' ? values.output : usage('bundle needs -o DIR');
-  for (const o of ['socket', 'grace', 'propagated-mount']) if (values[o] !== undefined) usage(`--${o} is not an option of plugin bundle`);
+  for (const o of ['socket', 'grace', 'propagated-mount', 'log-level']) if (values[o] !== undefined) usage(`--${o} is not an option of plugin bundle`);
   const made = writePluginBundle(dir, { name: typeof values.name === 'string' ? values.name : undefined });
   const mib = (made.bytes / (1 << 20)).toFixed(0);
   console.log(`${made.dir}: config.json and rootfs/ (${mib} MiB) for the managed plugin ${made.name}`);

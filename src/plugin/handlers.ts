@@ -1,7 +1,7 @@
 // The GraphDriver endpoints: one function per call dockerd's proxy makes, each turning a parsed
 // request into an Overlay2Driver call and the result into proxy.go's response fields. No HTTP here
 // (server.ts owns sockets, bodies and status codes); errors propagate to the server as thrown.
-import { closeStreamWorkers, prewarmStreamWorker } from '../stream-worker/host.js';
+import { closeStreamWorkers, prewarmStreamWorker } from '../stream-worker/pool.js';
 import type { Readable } from 'node:stream';
 import { Overlay2Driver } from '../driver.js';
 import { Overlay2Error } from '../errors.js';

@@ -10,6 +10,7 @@ import type { Overlay2Driver } from '../driver.js';
 import { GraphDriverService, statusOf, type Call, type Reply } from './handlers.js';
 import { BadRequest, PLUGIN_MEDIA_TYPE, PLUGIN_SOCKET_DIR, parseJsonBody } from './protocol.js';
 import { listenOnSocket, releaseSocket } from '../service/socket.js';
+import { streamWorkerStats } from '../stream-worker/pool.js';
 
 /** The plugin name dockerd is started with (`--storage-driver overlay2-node`) when none is given. */
 export const DEFAULT_PLUGIN_NAME = 'overlay2-node';
@@ -19,6 +20,10 @@ export const BUILTIN_DRIVERS: ReadonlySet<string> = new Set(['aufs', 'btrfs', 'd
 
 /** A JSON call body bigger than this is refused (dockerd's are a few hundred bytes). */
 const MAX_JSON_BODY = 1 << 20;
+
+/** The calls that run on a stream worker: their lines show the pool's counts, the one way to see
+ *  from outside that finished workers are reused rather than a thread started per stream. */
+const STREAM_CALLS: ReadonlySet<string> = new Set(['GraphDriver.Diff', 'GraphDriver.ApplyDiff']);
 
 export interface PluginOptions {
   /** The name dockerd knows the driver by; default overlay2-node. */
@@ -36,6 +41,9 @@ export interface PluginOptions {
   graceMs?: number;
   /** Told about every call that failed (one line each). */
   onError?: (line: string) => void;
+  /** Told about every call once it is over, failed or not (one line each: method, layer, status,
+   *  time; `overlay2 plugin --log-level debug`). */
+  onCall?: (line: string) => void;
 }
 
 export interface PluginHandle {
@@ -79,15 +87,25 @@ export async function servePlugin(options: PluginOptions = {}): Promise<PluginHa
   server.keepAliveTimeout = 0;
 
   async function respond(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
     const url = new URL(req.url ?? '/', 'http://plugin');
     const method = url.pathname.replace(/^\//, '');
+    // ApplyDiff names its layer in the query, the other calls in their JSON body
+    let layer = url.searchParams.get('id') ?? '';
+    let outcome: string;
     try {
       if (closing) throw new BadRequest(503, `${method}: the plugin is shutting down`);
       if (req.method !== 'POST') throw new BadRequest(405, `${method}: plugin calls are POST, got ${req.method}`);
       const endpoint = service.endpoints.get(method);
       if (!endpoint) throw new BadRequest(404, `${method || '/'}: not a GraphDriver plugin call`);
-      const call: Call = { method, search: url.search, json: () => readJson(method, req), get body() { return completeBody(req); } };
+      const json = async (): Promise<Record<string, unknown>> => {
+        const body = await readJson(method, req);
+        if (typeof body.ID === 'string') layer = body.ID;
+        return body;
+      };
+      const call: Call = { method, search: url.search, json, get body() { return completeBody(req); } };
       await send(res, await endpoint(call));
+      outcome = String(res.statusCode);
     } catch (e) {
       const status = statusOf(e);
       const message = oneLine(e);
@@ -95,10 +113,18 @@ export async function servePlugin(options: PluginOptions = {}): Promise<PluginHa
       if (res.headersSent) {
         // Mid-stream: cut the connection so dockerd reads a truncated body, never a clean end.
         res.destroy();
+        outcome = `cut after ${res.statusCode}: ${message}`;
       } else if (!res.destroyed) {
         sendJson(res, status, { Err: message });
+        outcome = `${status}: ${message}`;
+      } else {
+        outcome = `client gone: ${message}`;
       }
     }
+    // after the answer, so the line never delays a call; and after the stream's worker went back to
+    // the pool or was ended (a Diff cut mid-answer: maybe just before), so its counts are the ones
+    // the next stream finds
+    if (options.onCall) options.onCall(callLine(method, layer, outcome, started));
   }
 
   function sendJson(res: ServerResponse, status: number, body: object): void {
@@ -227,6 +253,14 @@ function completeBody(req: IncomingMessage): Readable {
     if (!req.complete && !body.destroyed) body.destroy(new Error('the client closed the connection before the body ended'));
   });
   return body;
+}
+
+function callLine(method: string, layer: string, outcome: string, started: bigint): string {
+  const ms = (Number(process.hrtime.bigint() - started) / 1e6).toFixed(1);
+  const line = `${method}${layer ? ` ${layer}` : ''}: ${outcome} (${ms} ms)`;
+  if (!STREAM_CALLS.has(method)) return line;
+  const pool = streamWorkerStats();
+  return `${line}; stream workers: started ${pool.started}, reused ${pool.reused}, idle ${pool.idle}`;
 }
 
 function oneLine(e: unknown): string {

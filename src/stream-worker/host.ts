@@ -1,12 +1,13 @@
 // The main thread's end of the stream worker (worker.ts): an apply or an export run on a thread of
-// its own, its bytes handed over as transferred chunks with a bound on how many are in flight.
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+// its own (leased from pool.ts), its bytes handed over as transferred chunks with a bound on how
+// many are in flight.
 import { Readable } from 'node:stream';
 import type { ExportOptions } from '../export/options.js';
 import { feed } from '../tar/input.js';
 import { TarReader, type TarSink } from '../tar/reader.js';
 import { fromWire, type WireError } from './errors.js';
-import type { ApplyTask, ExportTask, StreamTask } from './tasks.js';
+import { leaseStreamWorker } from './pool.js';
+import type { ApplyTask, ExportTask } from './tasks.js';
 import type { ApplyTap } from '../apply/tap.js';
 import type { IdMappings } from '../idmap.js';
 
@@ -26,109 +27,21 @@ const APPLY_IN_FLIGHT = 4 << 20;
 /** Export chunks (1 MiB each) the worker may send ahead of what the response took. */
 const EXPORT_AHEAD = 2;
 
-/** The worker's script: beside this module, or in the CLI's bundle dir (scripts/bundle-cli.mjs
- *  bundles it as stream-worker.cjs, since the bin carries no dist/src). */
-function workerUrl(): URL {
-  const here = import.meta.url;
-  return here.endsWith('.cjs') ? new URL('./stream-worker.cjs', here) : new URL('./worker.js', here);
-}
-
-/** Finished workers kept warm for the next stream (a thread's start is ~100 ms loaded). */
-const MAX_IDLE = 2;
-const idle: Worker[] = [];
-let closed = false;
-let started = 0;
-let reused = 0;
-
-function spawn(): Worker {
-  // trackUnmanagedFds off: the apply closes with fs.closeSync the fds the shim opened (openat2), which
-  // a tracking worker warns about on every close. --input-type (a parent run with -e) is refused by
-  // a worker started from a file.
-  const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-  const w = new Worker(workerUrl(), { workerData: { pool: true }, trackUnmanagedFds: false, execArgv });
-  started++;
-  // an idle worker that dies leaves the pool (and its error never reaches the process)
-  w.on('error', () => {});
-  w.once('exit', () => { const i = idle.indexOf(w); if (i >= 0) idle.splice(i, 1); });
-  return w;
-}
-
-/** One stream's hold on a worker: the task's port, and the end of its run on the worker (free{}
- *  posted once its fds are closed, or the thread gone). */
-interface Lease {
-  worker: Worker;
-  port: MessagePort;
-  /** resolves when the task's run is over: freed, or the thread exited */
-  over: Promise<void>;
-  exited(): boolean;
-  /** after `over`: back to the pool if the run ended cleanly and `reuse`, else terminated */
-  release(reuse: boolean): Promise<void>;
-}
-
-function lease(task: StreamTask): Lease {
-  const warm = idle.pop();
-  if (warm) reused++;
-  const worker = warm ?? spawn();
-  worker.ref();
-  const { port1, port2 } = new MessageChannel();
-  let gone = false;
-  let freed = false;
-  let onOver!: () => void;
-  const over = new Promise<void>((r) => { onOver = r; });
-  const onExit = (): void => { gone = true; onOver(); };
-  worker.once('exit', onExit);
-  port1.on('message', (m: { t: string }) => { if (m.t === 'free') { freed = true; onOver(); } });
-  worker.postMessage({ t: 'task', task, port: port2 }, [port2]);
-  return {
-    worker, port: port1, over, exited: () => gone,
-    release: async (reuse) => {
-      worker.off('exit', onExit);
-      port1.close();
-      if (gone) return;
-      if (reuse && freed && !closed && idle.length < MAX_IDLE) {
-        worker.unref();
-        idle.push(worker);
-      } else {
-        await worker.terminate();
-      }
-    },
-  };
-}
-
-/** Starts one worker ahead (none if one is idle already): the plugin's first stream finds it warm. */
-export function prewarmStreamWorker(): void {
-  closed = false;
-  if (idle.length > 0) return;
-  const w = spawn();
-  w.unref();
-  idle.push(w);
-}
-
-/** The pool's counts (the plugin's debug log shows them per stream). */
-export function streamWorkerStats(): { started: number; reused: number; idle: number } {
-  return { started, reused, idle: idle.length };
-}
-
-/** Terminates the idle workers and keeps none until the next prewarm (plugin Cleanup, shutdown). */
-export async function closeStreamWorkers(): Promise<void> {
-  closed = true;
-  await Promise.all(idle.splice(0).map((w) => w.terminate()));
-}
-
 const NULL_SINK: TarSink = { entry() {}, data() {}, end() {} };
 
 /**
  * extract() on a worker: the event loop reads and decompresses the input, runs the tap over a shadow
  * parse of it (the tap's checks, progress and records stay where they were: on this thread), and
- * hands each chunk over; the worker creates the tree. Resolves or rejects only once the worker has
- * exited, so nothing writes into the tree after the caller goes on to swap or remove it.
+ * hands each chunk over; the worker creates the tree. Resolves or rejects only once the worker's run
+ * is over (its fds closed, or the thread gone), so nothing writes into the tree after the caller goes
+ * on to swap or remove it.
  */
 export async function extractInWorker(root: string, tar: ApplyInput, opts: WorkerApplyOptions, mode: 'layer' | 'mount'): Promise<number> {
   const task: ApplyTask = {
     task: 'apply', root, mode, layer: opts.layer, userxattr: opts.userxattr,
     uidMaps: [...opts.idMappings.uidMaps], gidMaps: [...opts.idMappings.gidMaps],
   };
-  const l = lease(task);
+  const l = leaseStreamWorker(task);
   const port = l.port;
   const tap = opts.tap;
   const shadow = tap ? new TarReader(tap.wrap(NULL_SINK)) : null;
@@ -197,7 +110,7 @@ export function exportInWorker(upperDir: string, opts: ExportOptions): Readable 
     task: 'export', upperDir, userxattr: opts.userxattr, xattrs: opts.xattrs ?? 'docker',
     uidMaps: [...opts.idMappings.uidMaps], gidMaps: [...opts.idMappings.gidMaps],
   };
-  const l = lease(task);
+  const l = leaseStreamWorker(task);
   const port = l.port;
   let granted = 0;
   let gone = false;

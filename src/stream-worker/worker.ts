@@ -5,9 +5,9 @@
 // Protocol (host.ts is the other end), one message kind per `t`:
 //   apply:  in chunk{buf} … end | abort;    out ack{n} per chunk, warning{msg}, done{size} | error{err}
 //   export: in credit{n}, stop;             out chunk{buf} (one per credit), end | error{err}
-// Each stream's task comes on parentPort with a MessagePort of its own that carries the protocol;
-// once the task's fds are closed the worker posts free{} on that port last and closes it (no
-// listener carries over), and waits for the next task: host.ts keeps finished workers warm.
+// Each stream's task comes on parentPort (from pool.ts, which keeps finished workers warm) with a
+// MessagePort of its own that carries the protocol; once the task's fds are closed the worker posts
+// free{} on that port last and closes it (no listener carries over), and waits for the next task.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { IdMappings } from '../idmap.js';
 import { loadShim } from '../native/shim.js';

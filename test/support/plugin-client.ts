@@ -66,10 +66,10 @@ export interface PluginProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** `overlay2 --home HOME plugin --socket SOCKET` as a user starts it (`cli`: another build's bin),
- *  then GraphDriver.Init as dockerd sends it. */
-export async function startPluginProcess(home: string, socket: string, cli = CLI_BIN): Promise<PluginProcess> {
-  const child = spawn(process.execPath, [cli, '--home', home, 'plugin', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** `overlay2 --home HOME plugin --socket SOCKET [ARGS]` as a user starts it (`cli`: another build's
+ *  bin), then GraphDriver.Init as dockerd sends it. */
+export async function startPluginProcess(home: string, socket: string, cli = CLI_BIN, args: readonly string[] = []): Promise<PluginProcess> {
+  const child = spawn(process.execPath, [cli, '--home', home, 'plugin', '--socket', socket, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
