@@ -27,6 +27,7 @@ napi_value js_symlinkat(napi_env env, napi_callback_info info);
 napi_value js_linkat(napi_env env, napi_callback_info info);
 napi_value js_unlinkat(napi_env env, napi_callback_info info);
 napi_value js_renameat2(napi_env env, napi_callback_info info);
+napi_value js_renameat2_async(napi_env env, napi_callback_info info);
 napi_value js_fchownat(napi_env env, napi_callback_info info);
 napi_value js_fchmodat(napi_env env, napi_callback_info info);
 napi_value js_utimensat(napi_env env, napi_callback_info info);

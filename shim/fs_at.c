@@ -1,5 +1,5 @@
 // *at operations (for work that must stay beneath a directory fd) and filesystem facts (statfs,
-// syncfs, flock). One syscall per export.
+// syncfs, flock). One syscall per export (renameat2Async: the same one on the libuv pool).
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -139,6 +139,71 @@ napi_value js_renameat2(napi_env env, napi_callback_info info) {
 out:
   free(oldp); free(newp);
   return ret;
+}
+
+struct rename_job {
+  napi_async_work work;
+  napi_ref cb;
+  int32_t ofd, nfd;
+  unsigned int flags;
+  char *oldp, *newp;
+  int err;
+};
+
+static void rename_job_free(struct rename_job *j) {
+  free(j->oldp); free(j->newp);
+  free(j);
+}
+
+static void rename_work_execute(napi_env env, void *data) {
+  struct rename_job *j = data;
+  if (syscall(SYS_renameat2, j->ofd, j->oldp, j->nfd, j->newp, j->flags) != 0) j->err = errno;
+}
+
+static void rename_work_complete(napi_env env, napi_status status, void *data) {
+  struct rename_job *j = data;
+  napi_value cb, global, argv1[1], ignored;
+  napi_get_reference_value(env, j->cb, &cb);
+  if (status == napi_cancelled) argv1[0] = errno_error(env, ECANCELED, "renameat2", j->oldp, j->newp);
+  else if (j->err) argv1[0] = errno_error(env, j->err, "renameat2", j->oldp, j->newp);
+  else napi_get_null(env, &argv1[0]);
+  napi_delete_async_work(env, j->work);
+  napi_delete_reference(env, j->cb);
+  rename_job_free(j);
+  napi_get_global(env, &global);
+  napi_call_function(env, global, cb, 1, argv1, &ignored); // an exception propagates as uncaught
+}
+
+// renameat2Async(oldDirfd, oldPath, newDirfd, newPath, flags, callback): renameat2(2) on the libuv
+// pool, where it may wait for the filesystem's journal without holding up the event loop;
+// callback(err | null).
+napi_value js_renameat2_async(napi_env env, napi_callback_info info) {
+  GET_ARGS(6);
+  struct rename_job *j = calloc(1, sizeof *j);
+  if (!j) { throw_errno(env, ENOMEM, "renameat2", NULL, NULL); return NULL; }
+  int64_t flags;
+  if (!arg_i32(env, argv[0], &j->ofd) || !arg_path(env, argv[1], &j->oldp) ||
+      !arg_i32(env, argv[2], &j->nfd) || !arg_path(env, argv[3], &j->newp) ||
+      !arg_i64(env, argv[4], &flags) || !arg_function(env, argv[5])) {
+    rename_job_free(j);
+    return NULL;
+  }
+  j->flags = (unsigned int)flags;
+  napi_value name;
+  napi_create_string_utf8(env, "overlay2:renameat2", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, rename_work_execute, rename_work_complete, j, &j->work) != napi_ok) {
+    rename_job_free(j);
+    return NULL;
+  }
+  napi_create_reference(env, argv[5], 1, &j->cb);
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->cb);
+    throw_errno(env, EAGAIN, "renameat2", j->oldp, j->newp);
+    rename_job_free(j);
+    return NULL;
+  }
+  return js_undefined(env);
 }
 
 // fchownat(dirfd, path, uid, gid, flags); -1 leaves an id unchanged

@@ -8,7 +8,7 @@
 //   errors.c       Node-style errors (libuv's names and messages), worker-thread failures
 //   mount.c        mount, mountAt, mountAsync, umount2 and the new mount API
 //   xattr.c        the one xattr reader; lgetxattr, lsetxattr, llistxattr, fsetxattr
-//   fs_at.c        *at operations (openat2, mknodat, renameat2, fstatatModes, ...), statfs, syncfs, flock
+//   fs_at.c        *at operations (openat2, mknodat, renameat2, renameat2Async, fstatatModes, ...), statfs, syncfs, flock
 //   dirents.c      the one getdents64 reader; direntTypes
 //   quota.c        project ids and project quotas (XFS, VFS)
 //   scanner.c      scanOpen/scanNext/scanNextSync/scanClose, lookupBatch
@@ -29,7 +29,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fsetxattr", js_fsetxattr},
     {"statfs", js_statfs}, {"direntTypes", js_dirent_types}, {"syncfs", js_syncfs}, {"flock", js_flock},
     {"openat2", js_openat2}, {"mkdirat", js_mkdirat}, {"mknodat", js_mknodat}, {"symlinkat", js_symlinkat},
-    {"linkat", js_linkat}, {"unlinkat", js_unlinkat}, {"renameat2", js_renameat2}, {"fchownat", js_fchownat},
+    {"linkat", js_linkat}, {"unlinkat", js_unlinkat}, {"renameat2", js_renameat2}, {"renameat2Async", js_renameat2_async}, {"fchownat", js_fchownat},
     {"fchmodat", js_fchmodat}, {"utimensat", js_utimensat}, {"fstatatModes", js_fstatat_modes},
     {"scanOpen", js_scan_open}, {"scanNext", js_scan_next}, {"scanNextSync", js_scan_next_sync},
     {"scanClose", js_scan_close}, {"lookupBatch", js_lookup_batch},

@@ -102,6 +102,10 @@ export interface Shim {
   linkat(oldDirfd: number, oldPath: ShimPath, newDirfd: number, newPath: ShimPath, flags: number): void;
   unlinkat(dirfd: number, path: ShimPath, flags: number): void;
   renameat2(oldDirfd: number, oldPath: ShimPath, newDirfd: number, newPath: ShimPath, flags: number): void;
+  /** renameat2() on the libuv pool (it can wait for the filesystem's journal); calls back once. The
+   *  dirfds must stay open until then. */
+  renameat2Async(oldDirfd: number, oldPath: ShimPath, newDirfd: number, newPath: ShimPath, flags: number,
+                 callback: (err: ShimError | null) => void): void;
   fchownat(dirfd: number, path: ShimPath, uid: number, gid: number, flags: number): void;
   fchmodat(dirfd: number, path: ShimPath, mode: number): void;
   utimensat(dirfd: number, path: ShimPath, atimeSec: number, atimeNsec: number,
@@ -185,6 +189,7 @@ const SIGNATURES: Record<keyof Shim, readonly string[]> = {
   linkat: ['oldDirfd:n', 'oldPath:p', 'newDirfd:n', 'newPath:p', 'flags:n'],
   unlinkat: ['dirfd:n', 'path:p', 'flags:n'],
   renameat2: ['oldDirfd:n', 'oldPath:p', 'newDirfd:n', 'newPath:p', 'flags:n'],
+  renameat2Async: ['oldDirfd:n', 'oldPath:p', 'newDirfd:n', 'newPath:p', 'flags:n', 'callback:f'],
   fchownat: ['dirfd:n', 'path:p', 'uid:n', 'gid:n', 'flags:n'],
   fchmodat: ['dirfd:n', 'path:p', 'mode:n'],
   utimensat: ['dirfd:n', 'path:p', 'atimeSec:n', 'atimeNsec:n', 'mtimeSec:n', 'mtimeNsec:n', 'flags:n'],
