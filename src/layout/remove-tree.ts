@@ -20,10 +20,11 @@ const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
  */
 export async function removeTree(path: string, beneath: string = dirname(path), walks = PARALLEL): Promise<void> {
   const rel = relativeBeneath(path, beneath);
-  if (isSmallTree(join(beneath, rel))) {
-    removeTreeSync(path, beneath);
-    return;
-  }
+  // A small tree is one walk, not split: a single thread-pool round trip. Never on the calling
+  // thread: a few entries can still be a big file, whose unlink frees its blocks inside the syscall,
+  // and on a busy disk any unlink waits for the journal (95 ms seen) — on a service's event loop
+  // every other call would wait with it.
+  const small = isSmallTree(join(beneath, rel));
   // open and close of a directory are one syscall each: not worth a thread-pool round trip
   let fd: number;
   try {
@@ -39,7 +40,7 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
   try {
     // Subtrees first, a few at once: one walk waits on every journal stall alone. Their errors are
     // dropped because the final walk over the whole tree meets (and reports) whatever is still there.
-    const subtrees = await splitPoints(beneath, rel);
+    const subtrees = small ? [] : await splitPoints(beneath, rel);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < subtrees.length) await run(subtrees[next++]).catch(() => undefined);
@@ -56,10 +57,9 @@ export async function removeTree(path: string, beneath: string = dirname(path), 
 const PARALLEL = 4;
 /** Enough subtrees to keep PARALLEL walks busy when their sizes differ. */
 const SPLIT_TARGET = 16;
-/** A tree of at most this many entries is deleted on the calling thread: its syscalls cost less than
- *  the thread-pool round trips of the walks (a container's snapshot: diff/, work/work/ and the layer's
- *  small files, under ten entries), and even at ~1 ms an unlink on a busy disk they hold the event
- *  loop for tens of milliseconds at most. */
+/** A tree of at most this many entries is deleted in one walk, without reading its subtrees first: the
+ *  reads would cost more thread-pool round trips than the walk (a container's snapshot: diff/,
+ *  work/work/ and the layer's small files, under ten entries). */
 const SMALL_TREE = 32;
 
 /**
