@@ -24,7 +24,7 @@ import {
 import { DIR_PATH_FLAGS, DirFdCache } from './dir-fd-cache.js';
 import { BATCHED_FILE_MAX, BATCHED_NAME_MAX, FileBatches } from './file-batches.js';
 import { applyFailure, cleanupAfter } from './errors.js';
-import { removeTreeSync } from '../layout/remove-tree.js';
+import { removeTree } from '../layout/remove-tree.js';
 import { byteString, displayName, osName } from '../util/byte-names.js';
 
 export { cleanName };
@@ -68,18 +68,19 @@ export async function applyLayer(layerDir: string, tar: ApplyInput, opts: ApplyO
       await extract(shim, diffDir, tar, opts, 'layer');
       return await directorySize(diffDir);
     }
-    staging = createStaging(layerDir, diffDir);
+    staging = await createStaging(layerDir, diffDir);
     const size = await extract(shim, staging, tar, opts, 'layer');
     if (opts.sync) syncfsOf(shim, staging);
-    swapIntoPlace(shim, staging, diffDir, opts.onWarning);
+    await swapIntoPlace(shim, staging, diffDir, opts.onWarning);
     return size;
   } catch (e) {
     endInput(tar);
-    // The refusal (or the failure) is what the caller hears about; the staging dir goes before we
-    // return, and whatever would not go rides along as e.cleanupErrors.
+    // The refusal (or the failure) is what the caller hears about; the staging dir goes (on the pool:
+    // a cut-off import can be a big tree) before we return, and whatever would not go rides along as
+    // e.cleanupErrors.
     const failure = applyFailure(e, layer, (e as { entry?: string }).entry ?? '');
     if (staging === '') throw failure;
-    throw await cleanupAfter(failure, () => removeTreeSync(staging), opts.onWarning);
+    throw await cleanupAfter(failure, () => removeTree(staging), opts.onWarning);
   }
 }
 

@@ -6,20 +6,24 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Shim } from '../native/shim.js';
-import { AT_FDCWD, RENAME_EXCHANGE } from '../native/constants.js';
-import { removeTree, removeTreeSync } from '../layout/remove-tree.js';
+import { RENAME_EXCHANGE } from '../native/constants.js';
+import { renameOnPool } from '../native/rename-async.js';
+import { removeTree } from '../layout/remove-tree.js';
 import { processStart } from '../mount/shared-refs.js';
 
 export const STAGING_PREFIX = '.staging-diff-';
 
+// The staging dir's steps (its creation, the swap, the removal of what was diff/) are journalled: they
+// run on the libuv pool, where waiting for another layer's sync holds up no other call of a service.
+
 /** Creates an empty staging dir beside `diff`, with diff's owner and mode; returns its path. */
-export function createStaging(layerDir: string, diffDir: string): string {
-  const st = fs.lstatSync(diffDir);
+export async function createStaging(layerDir: string, diffDir: string): Promise<string> {
+  const st = await fs.promises.lstat(diffDir);
   const random = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(6))).toString('hex');
   const path = join(layerDir, `${STAGING_PREFIX}${process.pid}-${processStart(process.pid) || '0'}-${random}`);
-  fs.mkdirSync(path, { mode: 0o700 });
-  fs.chownSync(path, st.uid, st.gid);
-  fs.chmodSync(path, st.mode & 0o7777);
+  await fs.promises.mkdir(path, { mode: 0o700 });
+  await fs.promises.chown(path, st.uid, st.gid);
+  await fs.promises.chmod(path, st.mode & 0o7777);
   return path;
 }
 
@@ -27,10 +31,10 @@ export function createStaging(layerDir: string, diffDir: string): string {
  *  staging name). A crash between the two steps leaves a complete diff/ and a stale staging dir;
  *  so does a failure of the removal, which is only warned about: the layer is complete, and the
  *  next init removes stale staging dirs. */
-export function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string, warn?: (msg: string) => void): void {
-  shim.renameat2(AT_FDCWD, stagingDir, AT_FDCWD, diffDir, RENAME_EXCHANGE);
+export async function swapIntoPlace(shim: Shim, stagingDir: string, diffDir: string, warn?: (msg: string) => void): Promise<void> {
+  await renameOnPool(shim, stagingDir, diffDir, RENAME_EXCHANGE);
   try {
-    removeTreeSync(stagingDir);
+    await removeTree(stagingDir);
   } catch (e) {
     warn?.(`overlay2: the replaced diff dir ${stagingDir} was not removed (the next init will): ${(e as Error).message}`);
   }
