@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Overlay2Error } from '../errors.js';
 import { isEmptyDir } from './staging.js';
-import { removeTreeSync } from '../layout/remove-tree.js';
+import { removeTree, removeTreeSync } from '../layout/remove-tree.js';
 import { processStart } from '../mount/shared-refs.js';
-import { writeDurably } from '../util/durable-write.js';
+import { writeDurablyAsync } from '../util/durable-write.js';
 
 export const APPLYING_FILE = '.applying';
 export const INCOMPLETE_FILE = '.incomplete';
@@ -34,34 +34,63 @@ function fsyncPath(path: string): void {
   }
 }
 
+async function fsyncPathAsync(path: string): Promise<void> {
+  const fh = await fs.promises.open(path, fs.constants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Empties a directory through the store's one removal primitive (fd-relative, beneath `dir`). */
 function emptyDir(dir: string): void {
   for (const name of fs.readdirSync(dir)) removeTreeSync(join(dir, name), dir);
 }
 
+async function emptyDirAsync(dir: string): Promise<void> {
+  for (const name of await fs.promises.readdir(dir)) await removeTree(join(dir, name), dir);
+}
+
 /**
  * Runs `write` (an import into layerDir's diff/ through a mount) under the marker. When `write`
  * fails, what it wrote is taken out again (diff/ was empty) or the layer is marked incomplete.
+ * The marker's writes and fsyncs run on the libuv pool (a service's event loop must not wait for
+ * the disk), in the same order: the marker is durable before `write` starts, gone after it ends.
  */
 export async function withApplyMarker<T>(layerDir: string, write: () => Promise<T>): Promise<T> {
   const diffDir = join(layerDir, 'diff');
   const record: ApplyingRecord = { diffWasEmpty: isEmptyDir(diffDir), pid: process.pid, start: processStart(process.pid) };
   const marker = join(layerDir, APPLYING_FILE);
-  writeDurably(marker, JSON.stringify(record));
-  fsyncPath(layerDir);
+  await writeDurablyAsync(marker, JSON.stringify(record));
+  await fsyncPathAsync(layerDir);
   let result: T;
   try {
     result = await write();
   } catch (e) {
-    settle(layerDir, record);
+    await settleAsync(layerDir, record);
     throw e;
   }
-  fs.rmSync(marker, { force: true });
-  fsyncPath(layerDir);
+  await fs.promises.rm(marker, { force: true });
+  await fsyncPathAsync(layerDir);
   return result;
 }
 
-/** What an interrupted or failed import leaves: emptied back, or marked incomplete. */
+/** settle() on the libuv pool, for a failed import of a running service. */
+async function settleAsync(layerDir: string, record: ApplyingRecord): Promise<void> {
+  const marker = join(layerDir, APPLYING_FILE);
+  if (record.diffWasEmpty) {
+    await emptyDirAsync(join(layerDir, 'diff'));
+    await fsyncPathAsync(join(layerDir, 'diff'));
+    await fs.promises.rm(marker, { force: true });
+    await fsyncPathAsync(layerDir);
+    return;
+  }
+  await fs.promises.rename(marker, join(layerDir, INCOMPLETE_FILE));
+  await fsyncPathAsync(layerDir);
+}
+
+/** What an interrupted import leaves (found by init): emptied back, or marked incomplete. */
 function settle(layerDir: string, record: ApplyingRecord): 'emptied' | 'incomplete' {
   const marker = join(layerDir, APPLYING_FILE);
   if (record.diffWasEmpty) {

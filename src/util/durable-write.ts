@@ -11,3 +11,14 @@ export function writeDurably(path: string, text: string): void {
     fs.closeSync(fd);
   }
 }
+
+/** writeDurably() on the libuv pool, for a service's event loop: an fsync waits for the disk. */
+export async function writeDurablyAsync(path: string, text: string): Promise<void> {
+  const fh = await fs.promises.open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
