@@ -9,8 +9,8 @@
 //   npm run build:ts && node dist/bench/services-load.js [seconds=15] [which=both|plugin|snapshotter] [bigMiB=64]
 // OVERLAY2_LOAD=unmount,copy,diff,extract,usage: only those background loops (default all).
 // OVERLAY2_STRACE=1: strace -T the plugin's event-loop thread during the load and print, per syscall,
-// how often and how long it held that thread (> 10 ms); strace slows every call, so that run's
-// latencies are not comparable with the others.
+// how often and how long it held that thread (> 10 ms), and the slowest single calls with their
+// arguments; strace slows every call, so that run's latencies are not comparable with the others.
 // OVERLAY2_BEFORE_CLI=PATH: also run the plugin of another build (its dist/cli/overlay2.cjs), its phases
 // interleaved with this checkout's in the same run, labelled OVERLAY2_BEFORE_LABEL (default "before").
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -34,6 +34,9 @@ const scratch = mkdtempSync('/var/tmp/ovl2-svcload-');
 const rows: string[][] = [];
 const straceRows: string[][] = [];
 const STRACE = process.env.OVERLAY2_STRACE === '1';
+/** How many of the slowest single syscalls (> 5 ms) the strace run prints per phase, with their arguments. */
+const STRACE_LINES = 25;
+const straceLines: string[] = [];
 
 /** strace -T of `pid`'s main thread (the event loop) until the returned stop(); then its slow syscalls per name. */
 function traceEventLoop(service: string, pid: number): () => Promise<void> {
@@ -43,10 +46,12 @@ function traceEventLoop(service: string, pid: number): () => Promise<void> {
     tracer.kill('SIGINT');
     await new Promise((r) => tracer.once('exit', r));
     const by = new Map<string, { n: number; slow: number; max: number; total: number }>();
+    const slowest: { ms: number; line: string }[] = [];
     for (const line of readFileSync(out, 'utf8').split('\n')) {
       const m = /^(\w+)\(.*<(\d+\.\d+)>$/.exec(line);
       if (!m || m[1] === 'epoll_pwait' || m[1] === 'epoll_wait') continue; // waiting for work, not blocked by it
       const ms = Number(m[2]) * 1000;
+      if (ms > 5) slowest.push({ ms, line });
       const e = by.get(m[1]!) ?? { n: 0, slow: 0, max: 0, total: 0 };
       e.n++; e.total += ms; e.max = Math.max(e.max, ms);
       if (ms > 10) e.slow++;
@@ -54,6 +59,9 @@ function traceEventLoop(service: string, pid: number): () => Promise<void> {
     }
     const top = [...by.entries()].filter(([, e]) => e.slow > 0 || e.max > 5).sort((a, b) => b[1].max - a[1].max).slice(0, 8);
     for (const [name, e] of top) straceRows.push([service, name, String(e.n), String(e.slow), fmtMs(e.max), fmtMs(e.total)]);
+    // the calls themselves, with their arguments: which file step of which call held the loop
+    slowest.sort((a, b) => b.ms - a.ms);
+    for (const { ms, line } of slowest.slice(0, STRACE_LINES)) straceLines.push(`${service}  ${fmtMs(ms).padStart(7)} ms  ${line.length > 200 ? line.slice(0, 200) + '…' : line}`);
   };
 }
 
@@ -205,6 +213,8 @@ try {
   if (straceRows.length) {
     console.log(`\nthe plugin's event-loop thread under load (strace -T, epoll waits left out): syscalls that held it longest, ms\n`);
     console.log(table(['service', 'syscall', 'calls', '> 10 ms', 'max', 'total'], straceRows));
+    console.log(`\nthe slowest single syscalls (> 5 ms, at most ${STRACE_LINES} per phase), as strace wrote them\n`);
+    for (const l of straceLines) console.log(l);
   }
 } finally {
   spawnSync('sh', ['-c', `grep ' ${scratch}' /proc/self/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
