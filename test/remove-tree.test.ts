@@ -14,6 +14,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { removeTree, removeTreeSync } from '../src/layout/remove-tree.js';
 import { loadShim, type ShimError } from '../src/native/shim.js';
+import { AT_FDCWD } from '../src/native/constants.js';
 import { applyLayer } from '../src/apply/apply.js';
 import { STAGING_PREFIX } from '../src/apply/staging.js';
 import { IdMappings } from '../src/idmap.js';
@@ -184,6 +185,36 @@ test('a symlink between `beneath` and the path is refused (ELOOP), nothing delet
   const e = await rejection(removeTree(join(base, 'home', 'hop', 'victim'), join(base, 'home')));
   expectShimError(e, 'ELOOP', 'openat2', join(base, 'home', 'hop', 'victim'));
   assert.is(snapshot(victim), before);
+});
+
+test('nothing is deleted on the calling thread: with the libuv pool held, a small tree holding a big file is whole when removeTree returns', async () => {
+  // (a service's event loop must not wait for an unlink: a big file's frees its blocks inside the syscall)
+  const base = scratch.fresh();
+  const doomed = join(base, 'doomed');
+  fs.mkdirSync(join(doomed, 'diff'), { recursive: true });
+  fs.writeFileSync(join(doomed, 'diff', 'big'), Buffer.alloc(8 << 20, 1));
+  fs.writeFileSync(join(doomed, 'link'), 'l');
+  // every pool thread blocked in open(2) of a FIFO until a writer comes; work queued after them waits
+  const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) => join(base, `fifo${i}`));
+  for (const f of fifos) shim.mknodat(AT_FDCWD, f, fs.constants.S_IFIFO | 0o600, 0, 0);
+  const held = fifos.map((f) => fs.promises.open(f, 'r'));
+  const removal = removeTree(doomed);
+  const whole = fs.existsSync(join(doomed, 'diff', 'big')) && fs.existsSync(join(doomed, 'link'));
+  for (const f of fifos) {
+    for (;;) {
+      try {
+        fs.closeSync(fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e; // its reader is not in open(2) yet
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+  }
+  for (const h of await Promise.all(held)) await h.close();
+  await removal;
+  assert.ok(whole, 'the tree was still there when removeTree returned');
+  assert.not.ok(fs.existsSync(doomed));
 });
 
 test('a missing path is not an error; a path not below `beneath` is refused', async () => {

@@ -46,6 +46,12 @@ function withDirFd<T>(dir: string, fn: (fd: number) => T): T {
   try { return fn(fd); } finally { fs.closeSync(fd); }
 }
 
+/** withDirFd for calls that finish on the pool: the fd stays open until they called back. */
+async function withDirFdAsync<T>(dir: string, fn: (fd: number) => Promise<T>): Promise<T> {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try { return await fn(fd); } finally { fs.closeSync(fd); }
+}
+
 /** lower1 (a, shared=lower1), lower2 (b, shared=lower2), upper, work, merged under dir. */
 function overlayDirs(dir: string) {
   for (const d of ['l1', 'l2', 'u', 'w', 'm']) fs.mkdirSync(join(dir, d));
@@ -402,6 +408,30 @@ test('renameat2: plain, NOREPLACE refuses (EEXIST), EXCHANGE swaps', () => {
     shim.renameat2(dfd, 'c', dfd, 'dir', 0);
     assert.is(fs.readFileSync(join(d, 'dir'), 'utf8'), 'B');
     expectError(() => shim.renameat2(dfd, 'gone', dfd, 'x', C.RENAME_EXCHANGE), { code: 'ENOENT', syscall: 'renameat2', path: 'gone', dest: 'x' });
+  });
+});
+
+test('renameat2Async: the same renames on the pool, calling back once with null or a Node-style error', async () => {
+  const d = fresh();
+  fs.writeFileSync(join(d, 'a'), 'A');
+  fs.writeFileSync(join(d, 'b'), 'B');
+  fs.mkdirSync(join(d, 'dir'));
+  await withDirFdAsync(d, async (dfd) => {
+    const run = (from: string, to: string, flags: number) =>
+      new Promise<ShimError | null>((resolve) => shim.renameat2Async(dfd, from, dfd, to, flags, resolve));
+    const refused = await run('a', 'b', C.RENAME_NOREPLACE);
+    expectError(() => { if (refused) throw refused; }, { code: 'EEXIST', syscall: 'renameat2', path: 'a', dest: 'b' });
+    assert.is(await run('a', 'dir', C.RENAME_EXCHANGE), null);
+    assert.is(fs.readFileSync(join(d, 'dir'), 'utf8'), 'A');
+    assert.ok(fs.statSync(join(d, 'a')).isDirectory());
+    assert.is(await run('b', 'c', C.RENAME_NOREPLACE), null);
+    assert.is(fs.readFileSync(join(d, 'c'), 'utf8'), 'B');
+    const gone = await run('gone', 'x', C.RENAME_EXCHANGE);
+    expectError(() => { if (gone) throw gone; }, { code: 'ENOENT', syscall: 'renameat2', path: 'gone', dest: 'x' });
+    let caught: unknown;
+    try { shim.renameat2Async(dfd, 'c', dfd, 'd', 0, 'nope' as unknown as () => void); } catch (e) { caught = e; }
+    assert.is((caught as { code?: string }).code, 'ERR_INVALID_ARG_TYPE');
+    assert.ok(fs.existsSync(join(d, 'c')), 'a refused call renames nothing');
   });
 });
 
