@@ -97,8 +97,8 @@ export class GraphDriverService {
     const { home, propagatedMount, options = [] } = this.options;
     const where = home ?? (propagatedMount ? managedHome(call.method, propagatedMount, req.Home) : req.Home);
     this.driver = await Overlay2Driver.init(where, [...options, ...req.Opts], { uidMaps: req.UIDMaps, gidMaps: req.GIDMaps });
-    // create's and remove's file steps run on the libuv pool: a big Remove's walks leave two of its
-    // four threads to them (as the snapshotter does)
+    // a big Remove's walks leave two of the libuv pool's four threads to the other calls' file work
+    // (apply's staging and swap, small trees' removal), as the snapshotter's do
     this.driver.removeWalks = 2;
     // the first Diff or ApplyDiff finds a stream worker started (README: streams off the event loop)
     prewarmStreamWorker();
