@@ -66,10 +66,19 @@ export interface PluginProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** How the plugin's node is started beyond what a user does (a bench's probes: flags, environment). */
+export interface PluginSpawnOptions {
+  /** node options before the bin (e.g. --expose-gc, --require a probe) */
+  nodeArgs?: string[];
+  /** added to this process's environment */
+  env?: Record<string, string>;
+}
+
 /** `overlay2 --home HOME plugin --socket SOCKET` as a user starts it (`cli`: another build's bin),
  *  then GraphDriver.Init as dockerd sends it. */
-export async function startPluginProcess(home: string, socket: string, cli = CLI_BIN): Promise<PluginProcess> {
-  const child = spawn(process.execPath, [cli, '--home', home, 'plugin', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startPluginProcess(home: string, socket: string, cli = CLI_BIN, spawnOptions: PluginSpawnOptions = {}): Promise<PluginProcess> {
+  const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), cli, '--home', home, 'plugin', '--socket', socket],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...spawnOptions.env } });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
