@@ -33,6 +33,7 @@ interface ProbeLine {
   resources?: Record<string, number>;
   processListeners?: Record<string, number>;
   workers?: { started: number; exited: number };
+  spaces?: Record<string, number>;
   file?: string;
 }
 
@@ -80,7 +81,7 @@ async function mallocStats(pid: number, stderr: () => string, trim: boolean): Pr
 
 interface Sample {
   at: number; rss: number; anon: number; file: number; threads: number; fds: number;
-  heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; nativeContexts: number;
+  heapUsed: number; heapTotal: number; newSpace: number; oldSpace: number; external: number; arrayBuffers: number; nativeContexts: number;
   workers: string; handles: string; listeners: string;
 }
 
@@ -92,7 +93,8 @@ async function sample(pid: number, at: number): Promise<Sample> {
   const m = p.memory!;
   return {
     at, rss: s.VmRSS!, anon: s.RssAnon!, file: s.RssFile!, threads: s.Threads!, fds: openFds(pid),
-    heapUsed: kib(m.heapUsed), heapTotal: kib(m.heapTotal), external: kib(m.external), arrayBuffers: kib(m.arrayBuffers),
+    heapUsed: kib(m.heapUsed), heapTotal: kib(m.heapTotal),
+    newSpace: kib(p.spaces!.new_space ?? 0), oldSpace: kib(p.spaces!.old_space ?? 0), external: kib(m.external), arrayBuffers: kib(m.arrayBuffers),
     nativeContexts: p.heap!.nativeContexts, workers: `${p.workers!.started}/${p.workers!.exited}`,
     handles: Object.entries(p.resources!).map(([k, v]) => `${k}:${v}`).join(' '),
     listeners: Object.entries(p.processListeners!).map(([k, v]) => `${k}:${v}`).join(' '),
@@ -146,17 +148,18 @@ try {
     const arenasAfter = await mallocStats(pid, plugin.stderr, false);
     const arenaCount = (arenas.text.match(/^Arena \d+:/gm) ?? []).length;
     samples.sort((a, b) => a.at - b.at);
-    console.log(table(['cycle', 'RSS', 'anon', 'file', 'threads', 'fds', 'heapUsed', 'heapTotal', 'external', 'arrayBuffers', 'contexts', 'workers started/exited', 'handles', 'process listeners'],
-      samples.map((s) => [s.at, s.rss, s.anon, s.file, s.threads, s.fds, s.heapUsed, s.heapTotal, s.external, s.arrayBuffers, s.nativeContexts, s.workers, s.handles, s.listeners].map(String))));
+    console.log(table(['cycle', 'RSS', 'anon', 'file', 'threads', 'fds', 'heapUsed', 'heapTotal', 'new space', 'old space', 'external', 'arrayBuffers', 'contexts', 'workers started/exited', 'handles', 'process listeners'],
+      samples.map((s) => [s.at, s.rss, s.anon, s.file, s.threads, s.fds, s.heapUsed, s.heapTotal, s.newSpace, s.oldSpace, s.external, s.arrayBuffers, s.nativeContexts, s.workers, s.handles, s.listeners].map(String))));
     const fit = (pts: Sample[], y: (s: Sample) => number) => {
       const xs = pts.map((s) => s.at / 1000), ys = pts.map(y);
       return `${slope(xs, ys).toFixed(1)} ± ${slopeError(xs, ys).toFixed(1)}`;
     };
     const warm = samples.filter((s) => s.at > CYCLES / 10), half = samples.filter((s) => s.at > CYCLES / 2);
-    console.log(`\nslopes, KiB per 1,000 cycles (after ${CYCLES / 10} | 2nd half):`);
+    console.log(`\nslopes per 1,000 cycles, KiB (threads, fds: counts) (after ${CYCLES / 10} | 2nd half):`);
     for (const [name, y] of [['RSS', (s: Sample) => s.rss], ['RssAnon', (s: Sample) => s.anon], ['heapUsed', (s: Sample) => s.heapUsed],
-      ['heapTotal', (s: Sample) => s.heapTotal], ['external', (s: Sample) => s.external], ['fds', (s: Sample) => s.fds]] as const) {
-      console.log(`  ${name.padEnd(10)} ${fit(warm, y).padEnd(18)} | ${fit(half, y)}`);
+      ['heapTotal', (s: Sample) => s.heapTotal], ['RSS − heapTotal', (s: Sample) => s.rss - s.heapTotal],
+      ['external', (s: Sample) => s.external], ['threads', (s: Sample) => s.threads], ['fds', (s: Sample) => s.fds]] as const) {
+      console.log(`  ${name.padEnd(16)} ${fit(warm, y).padEnd(18)} | ${fit(half, y)}`);
     }
     console.log(`\nmalloc (gdb): ${arenaCount} arenas; total system ${arenas.total ? kib(arenas.total.system) : '?'} KiB, in use ` +
       `${arenas.total ? kib(arenas.total.inUse) : '?'} KiB; malloc_trim(0): RSS ${beforeTrim} → ${afterTrim} KiB; after it: system ` +

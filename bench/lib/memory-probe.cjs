@@ -54,6 +54,8 @@ if (isMainThread && dir) {
       kind: 'stats', at: Date.now(), memory: process.memoryUsage(),
       heap: { used: h.used_heap_size, total: h.total_heap_size, malloced: h.malloced_memory, external: h.external_memory,
         nativeContexts: h.number_of_native_contexts, detachedContexts: h.number_of_detached_contexts },
+      // the young generation grows in steps under allocation (semi-spaces doubled): RSS steps of its own
+      spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((x) => [x.space_name, x.space_size])),
       resources: resources(), processListeners: processListeners(), workers,
     }) + '\n');
   });
