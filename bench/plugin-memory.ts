@@ -9,6 +9,7 @@
 // is free memory malloc was holding (fragmentation), not live data.
 //   node dist/bench/plugin-memory.js [cycles=6000] [streams=300] [sample=250]
 //   env: OVERLAY2_SNAPSHOT_AT=2000,6000  OVERLAY2_MEMORY_KEEP=1 (keep the scratch dir: the snapshots)
+//        OVERLAY2_MALLOC_AT=2000,4000 (glibc's arenas read at those sample cycles too, untrimmed)
 //        MALLOC_ARENA_MAX=2 etc. reach the plugin (it inherits the environment)
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -20,6 +21,8 @@ const CYCLES = Number(process.argv[2] ?? 6000);
 const STREAMS = Number(process.argv[3] ?? 300);
 const SAMPLE = Number(process.argv[4] ?? 250);
 const SNAPSHOT_AT = new Set((process.env.OVERLAY2_SNAPSHOT_AT ?? '').split(',').filter(Boolean).map(Number));
+/** Sample cycles at which glibc's arenas are read too (gdb stops the plugin for about a second). */
+const MALLOC_AT = new Set((process.env.OVERLAY2_MALLOC_AT ?? '').split(',').filter(Boolean).map(Number));
 const CONCURRENCY = 4;
 const PROBE = join(process.cwd(), 'bench', 'lib', 'memory-probe.cjs');
 const scratch = mkdtempSync('/var/tmp/ovl2-memory-');
@@ -114,6 +117,7 @@ try {
   const pid = plugin.child.pid!;
   const samples: Sample[] = [];
   const snapshots: string[] = [];
+  const mallocSeen: { at: number; rss: number; arenas: number; system?: number; inUse?: number }[] = [];
   let failed = 0;
   const errors: string[] = [];
   try {
@@ -135,6 +139,10 @@ try {
         if (at % SAMPLE === 0 || SNAPSHOT_AT.has(at)) {
           probing = probing.then(async () => {
             if (at % SAMPLE === 0) samples.push(await sample(pid, at));
+            if (MALLOC_AT.has(at)) {
+              const m = await mallocStats(pid, plugin.stderr, false);
+              mallocSeen.push({ at, rss: status(pid).VmRSS!, arenas: (m.text.match(/^Arena \d+:/gm) ?? []).length, ...m.total });
+            }
             if (SNAPSHOT_AT.has(at)) snapshots.push((await ask(pid, 'SIGUSR2')).file!);
           });
           await probing;
@@ -164,6 +172,10 @@ try {
     console.log(`\nmalloc (gdb): ${arenaCount} arenas; total system ${arenas.total ? kib(arenas.total.system) : '?'} KiB, in use ` +
       `${arenas.total ? kib(arenas.total.inUse) : '?'} KiB; malloc_trim(0): RSS ${beforeTrim} → ${afterTrim} KiB; after it: system ` +
       `${arenasAfter.total ? kib(arenasAfter.total.system) : '?'} KiB, in use ${arenasAfter.total ? kib(arenasAfter.total.inUse) : '?'} KiB`);
+    if (mallocSeen.length) {
+      console.log(table(['cycle', 'RSS KiB', 'arenas', 'malloc system KiB', 'malloc in use KiB'],
+        mallocSeen.sort((x, y) => x.at - y.at).map((m) => [m.at, m.rss, m.arenas, m.system === undefined ? '?' : kib(m.system), m.inUse === undefined ? '?' : kib(m.inUse)])));
+    }
     if (process.env.OVERLAY2_BENCH_VERBOSE) console.log(arenas.text);
     console.log(`failed calls: ${failed}${errors.length ? ` (${errors.join(' | ')})` : ''}; mounts left: ${mountsUnder(home).length}`);
     if (snapshots.length) console.log(`heap snapshots: ${snapshots.join(' ')}`);
