@@ -87,7 +87,12 @@ export async function startPluginProcess(home: string, socket: string, cli = CLI
     await new Promise((r) => setTimeout(r, 10));
   }
   const init = await pluginCall(socket, '/GraphDriver.Init', { Home: home, Opts: [], UIDMaps: null, GIDMaps: null });
-  if (init.status !== 200) throw new Error(`GraphDriver.Init: ${init.status} ${init.text}`);
+  if (init.status !== 200) {
+    // nobody gets a handle to stop it with: a plugin left serving would outlive the bench or test
+    child.kill('SIGTERM');
+    await exited;
+    throw new Error(`GraphDriver.Init: ${init.status} ${init.text}`);
+  }
   return {
     child, socket, stderr: () => err,
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
