@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { table } from './lib/stats.js';
 import {
-  loadAverage, mountsUnder, openFds, rssKiB, slope, slopeError, startPlugin, startSnapshotter, SnapshotsClient, upperOf,
+  loadAverage, mountsUnder, openFds, pluginSoakWork, rssKiB, slope, slopeError, startPlugin, startSnapshotter, SnapshotsClient, upperOf,
 } from './lib/services.js';
 
 const CYCLES = Number(process.argv[2] ?? 10_000);
@@ -82,28 +82,8 @@ async function soakPlugin(): Promise<void> {
   const plugin = await startPlugin(home, join(scratch, 'plugin.sock'));
   const c = plugin.client;
   try {
-    await c.ok('GraphDriver.Create', { ID: 'base', Parent: '' });
-    await c.ok('GraphDriver.CreateReadWrite', { ID: 'src', Parent: 'base' });
-    const dir = (await c.ok('GraphDriver.Get', { ID: 'src' })).Dir as string;
-    for (let d = 0; d < 3; d++) {
-      mkdirSync(join(dir, `d${d}`));
-      for (let f = 0; f < 100; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), `soak ${d}/${f}\n`.repeat(1 + (f % 40)));
-    }
-    await c.ok('GraphDriver.Put', { ID: 'src' });
-    const s = await soak(plugin.child.pid!, async (i) => {
-      const id = `c${i}`;
-      await c.ok('GraphDriver.CreateReadWrite', { ID: id, Parent: 'base', MountLabel: '', StorageOpt: {} });
-      await c.ok('GraphDriver.Get', { ID: id, MountLabel: '' });
-      const e = await c.ok('GraphDriver.Exists', { ID: id });
-      if (e.Exists !== true) throw new Error(`Exists ${id}: ${JSON.stringify(e)}`);
-      await c.ok('GraphDriver.Put', { ID: id });
-      await c.ok('GraphDriver.Remove', { ID: id });
-    }, async (k) => {
-      const id = `s${k}`;
-      await c.ok('GraphDriver.Create', { ID: id, Parent: 'base', MountLabel: '', StorageOpt: {} });
-      await c.copyLayer('src', 'base', id);
-      await c.ok('GraphDriver.Remove', { ID: id });
-    });
+    const work = await pluginSoakWork(c);
+    const s = await soak(plugin.child.pid!, work.cycle, work.stream);
     report('plugin', s, mountsUnder(home).length);
   } finally {
     await plugin.stop();

@@ -57,7 +57,7 @@ async function applyDiff(id: string, tar: Buffer): Promise<{ status: number; jso
 
 test.before(async () => {
   scratch = scratchRoot('ovl2-plugin-stream-workers-');
-  plugin = await startPluginProcess(join(scratch.root, 'home'), join(scratch.root, 'p.sock'), CLI_BIN, ['--log-level', 'debug']);
+  plugin = await startPluginProcess(join(scratch.root, 'home'), join(scratch.root, 'p.sock'), CLI_BIN, { args: ['--log-level', 'debug'] });
   await call('Create', { ID: 'base', Parent: '' });
   await call('CreateReadWrite', { ID: 'src', Parent: 'base' });
   const dir = (await call('Get', { ID: 'src' })).Dir as string;

@@ -1,11 +1,12 @@
 // The two long-lived services as a user starts them (the installed bin, a fresh home) and what the
 // service benches read of them from outside: call latency percentiles, the process's RSS and open
 // fds, mounts left under the home, and the least-squares slope of a sampled series.
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CLI_BIN } from '../../test/support/cli.js';
-import { startPluginProcess, type PluginProcess } from '../../test/support/plugin-client.js';
+import { join } from 'node:path';
+import { startPluginProcess, type PluginProcess, type PluginSpawnOptions } from '../../test/support/plugin-client.js';
 
 export { startSnapshotter, SnapshotsClient, type RunningSnapshotter } from '../../test/support/snapshots-client.js';
 
@@ -91,10 +92,41 @@ export interface RunningPlugin extends PluginProcess {
 }
 
 /** The plugin as a user starts it (test/support/plugin-client.ts), with a keep-alive client. */
-export async function startPlugin(home: string, socket: string, cli = CLI_BIN): Promise<RunningPlugin> {
-  const p = await startPluginProcess(home, socket, cli);
+export async function startPlugin(home: string, socket: string, cli = CLI_BIN, spawnOptions: PluginSpawnOptions = {}): Promise<RunningPlugin> {
+  const p = await startPluginProcess(home, socket, cli, spawnOptions);
   const client = new PluginClient(socket);
   return { ...p, client, stop: async (signal?: NodeJS.Signals) => { client.close(); await p.stop(signal); } };
+}
+
+/** The plugin soak's work (bench/services-soak.ts, bench/plugin-memory.ts): `base`, and `src` on it
+ *  holding 300 files, made first; then a cycle is CreateReadWrite + Get + Exists + Put + Remove of a
+ *  fresh layer, a stream Diff of `src` piped into ApplyDiff of a fresh layer, then its Remove. */
+export async function pluginSoakWork(c: PluginClient): Promise<{ cycle(i: number): Promise<void>; stream(k: number): Promise<void> }> {
+  await c.ok('GraphDriver.Create', { ID: 'base', Parent: '' });
+  await c.ok('GraphDriver.CreateReadWrite', { ID: 'src', Parent: 'base' });
+  const dir = (await c.ok('GraphDriver.Get', { ID: 'src' })).Dir as string;
+  for (let d = 0; d < 3; d++) {
+    mkdirSync(join(dir, `d${d}`));
+    for (let f = 0; f < 100; f++) writeFileSync(join(dir, `d${d}`, `f${f}`), `soak ${d}/${f}\n`.repeat(1 + (f % 40)));
+  }
+  await c.ok('GraphDriver.Put', { ID: 'src' });
+  return {
+    async cycle(i) {
+      const id = `c${i}`;
+      await c.ok('GraphDriver.CreateReadWrite', { ID: id, Parent: 'base', MountLabel: '', StorageOpt: {} });
+      await c.ok('GraphDriver.Get', { ID: id, MountLabel: '' });
+      const e = await c.ok('GraphDriver.Exists', { ID: id });
+      if (e.Exists !== true) throw new Error(`Exists ${id}: ${JSON.stringify(e)}`);
+      await c.ok('GraphDriver.Put', { ID: id });
+      await c.ok('GraphDriver.Remove', { ID: id });
+    },
+    async stream(k) {
+      const id = `s${k}`;
+      await c.ok('GraphDriver.Create', { ID: id, Parent: 'base', MountLabel: '', StorageOpt: {} });
+      await c.copyLayer('src', 'base', id);
+      await c.ok('GraphDriver.Remove', { ID: id });
+    },
+  };
 }
 
 /** Latencies (ms) of one kind of call. */

@@ -66,10 +66,22 @@ export interface PluginProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** How the plugin is started beyond what a user does: more of its own options (args), and a bench's
+ *  probes (node flags, environment). */
+export interface PluginSpawnOptions {
+  /** more options of `overlay2 plugin` (e.g. --log-level debug) */
+  args?: readonly string[];
+  /** node options before the bin (e.g. --expose-gc, --require a probe) */
+  nodeArgs?: string[];
+  /** added to this process's environment */
+  env?: Record<string, string>;
+}
+
 /** `overlay2 --home HOME plugin --socket SOCKET [ARGS]` as a user starts it (`cli`: another build's
  *  bin), then GraphDriver.Init as dockerd sends it. */
-export async function startPluginProcess(home: string, socket: string, cli = CLI_BIN, args: readonly string[] = []): Promise<PluginProcess> {
-  const child = spawn(process.execPath, [cli, '--home', home, 'plugin', '--socket', socket, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startPluginProcess(home: string, socket: string, cli = CLI_BIN, spawnOptions: PluginSpawnOptions = {}): Promise<PluginProcess> {
+  const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), cli, '--home', home, 'plugin', '--socket', socket, ...(spawnOptions.args ?? [])],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...spawnOptions.env } });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -78,7 +90,12 @@ export async function startPluginProcess(home: string, socket: string, cli = CLI
     await new Promise((r) => setTimeout(r, 10));
   }
   const init = await pluginCall(socket, '/GraphDriver.Init', { Home: home, Opts: [], UIDMaps: null, GIDMaps: null });
-  if (init.status !== 200) throw new Error(`GraphDriver.Init: ${init.status} ${init.text}`);
+  if (init.status !== 200) {
+    // nobody gets a handle to stop it with: a plugin left serving would outlive the bench or test
+    child.kill('SIGTERM');
+    await exited;
+    throw new Error(`GraphDriver.Init: ${init.status} ${init.text}`);
+  }
   return {
     child, socket, stderr: () => err,
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
