@@ -73,6 +73,8 @@ test('the bundle: config.json asks for CAP_SYS_ADMIN only; rootfs holds node, it
   assert.equal(config.mounts, []);
   assert.is(config.propagatedMount, MANAGED_PROPAGATED_MOUNT);
   assert.ok(config.env.some((e: { name: string }) => e.name === 'THIN_ROOT'));
+  // the soak's flat RSS came with this allocator setting (bench/RESULTS.md)
+  assert.ok(config.env.some((e: { name: string; value: string }) => e.name === 'MALLOC_MMAP_THRESHOLD_' && e.value === '131072'));
   const rootfs = join(bundle, 'rootfs');
   for (const f of [config.entrypoint[0], config.entrypoint[1], '/lib64/ld-linux-x86-64.so.2', '/opt/overlay2/build/core.wasm',
     '/opt/overlay2/package.json', '/opt/overlay2/node_modules/tar-stream/package.json']) {
